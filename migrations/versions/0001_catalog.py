@@ -1,0 +1,21 @@
+"""Catalog v1: collections, codecs, indexes; float16 and binary encoders.
+
+Revision ID: 0001_catalog
+Revises:
+Create Date: 2026-11-22
+"""
+
+from pgembed.sqlfiles import run_sql_file
+
+revision = "0001_catalog"
+down_revision = None
+branch_labels = ("pgembed",)
+depends_on = None
+
+
+def upgrade() -> None:
+    run_sql_file("0001_catalog.up.sql")
+
+
+def downgrade() -> None:
+    run_sql_file("0001_catalog.down.sql")

@@ -1,0 +1,41 @@
+"""float16: half the bytes, no training, stored as pgvector's halfvec (which pgvector's indexes accept)."""
+
+from __future__ import annotations
+
+import numpy as np
+from psycopg import sql
+
+from pgembed.codecs.base import Codec
+from pgembed.errors import InvalidVectorsError
+
+
+class Float16Codec(Codec):
+    kind = "float16"
+
+    # |x| >= 65520 rounds to infinity in float16; pgvector refuses such values, and so do we.
+    LIMIT = 65520.0
+
+    def _encode(self, x: np.ndarray) -> np.ndarray:
+        self.check(x)
+        return x.astype(np.float16)  # round to nearest even, as pgvector's vector -> halfvec cast
+
+    def check(self, x: np.ndarray) -> None:
+        if x.max() < self.LIMIT and x.min() > -self.LIMIT:  # two reductions, no temporary: the common case
+            return
+        overflow = (np.abs(x) >= self.LIMIT).any(axis=1)
+        if overflow.any():
+            row = int(np.argmax(overflow))
+            raise InvalidVectorsError(f"row {row} has a value beyond float16 range (|x| >= 65520)")
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return np.asarray(codes, dtype=np.float16).astype(np.float32)
+
+    @property
+    def code_bytes(self) -> int:
+        return 2 * self.dim + 8  # halfvec: 2 bytes a dimension + dim/unused header
+
+    def sql_type(self) -> str:
+        return f"halfvec({self.dim})"
+
+    def sql_encode(self, source: sql.Composable) -> sql.Composable:
+        return sql.SQL("pgembed.encode_float16({})").format(source)

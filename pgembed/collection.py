@@ -1,0 +1,481 @@
+"""A collection: a user table with a vector column, plus the codecs and indexes pgembed keeps on it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
+
+from pgembed import catalog, copyformat, schema
+from pgembed.catalog import CodecInfo, CollectionInfo, IndexInfo
+from pgembed.codecs import Codec, codec_class
+from pgembed.errors import DuplicateKeyError, InvalidInputError, InvalidVectorsError, SchemaError
+from pgembed.progress import advancer, progress_bar
+from pgembed.vectors import as_matrix
+
+if TYPE_CHECKING:
+    from pgembed.database import Database
+
+Batch = tuple[Any, Any, Mapping[str, Any] | None]
+INDEX_METHODS = ("hnsw", "ivfflat")
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    n: int
+    data: list[np.ndarray | list[bytes | None]]
+
+
+class Collection:
+    def __init__(self, db: Database, info: CollectionInfo) -> None:
+        self.db = db
+        self.info = info
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        return self.db.conn
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def dim(self) -> int:
+        return self.info.dim
+
+    @property
+    def metric(self) -> str:
+        return self.info.metric
+
+    def __repr__(self) -> str:
+        return f"Collection({self.name!r}, dim={self.dim}, metric={self.metric!r})"
+
+    # -- codecs ---------------------------------------------------------------------------------------
+    def codecs(self) -> list[CodecInfo]:
+        return catalog.list_codecs(self.conn, self.info.id)
+
+    def codec(self, name: str) -> Codec:
+        """The fitted codec `name`, rebuilt from its catalog parameters."""
+        return _load_codec(self._codec_info(name), self.dim)
+
+    def _codec_info(self, name: str) -> CodecInfo:
+        for info in self.codecs():
+            if info.name == name and info.state == "active":
+                return info
+        known = ", ".join(c.name for c in self.codecs()) or "none"
+        raise SchemaError(f"collection {self.name!r} has no active codec {name!r} (codecs: {known})")
+
+    def add_codec(
+        self,
+        name: str,
+        kind: str,
+        *,
+        fit_on: np.ndarray | None = None,
+        sample: int = 50_000,
+        progress: bool = False,
+    ) -> CodecInfo:
+        """Add a code column kept in step with the vectors by a trigger, and fill it for existing rows.
+
+        Trainable codecs fit on `fit_on` when given, else on up to `sample` rows of the table (an empty
+        table cannot fit them: pass fit_on). Backfill runs in batches that commit on their own unless
+        you called this inside your own transaction; an interrupted backfill is finished by `backfill()`.
+        """
+        codec = codec_class(kind)(self.dim)
+        if any(c.name == name for c in self.codecs()):
+            raise SchemaError(f"collection {self.name!r} already has a codec {name!r}")
+        fitted_rows = None
+        if codec.trainable:
+            data = self._training_data(fit_on, sample)
+            codec.fit(data)
+            fitted_rows = int(data.shape[0])
+        column = schema.code_column_name(self.info, name)
+        with self.db.transaction():
+            catalog.insert_codec(
+                self.conn, self.info.id, name, codec.kind, version=1, state="building", column_name=column,
+                sql_type=codec.sql_type(), params=codec.params(), fitted_rows=fitted_rows,
+            )
+            schema.add_code_column(self.conn, self.info, column, codec.sql_type())
+            self._install_trigger()
+        self.backfill(progress=progress)
+        return self._codec_info(name)
+
+    def backfill(self, *, progress: bool = False, batch_rows: int = 20_000) -> int:
+        """Compute missing codes of every codec still 'building', then mark them 'active'."""
+        building = [c for c in self.codecs() if c.state == "building"]
+        total = 0
+        for info in building:
+            todo = self._count_missing(info.column_name)
+            with progress_bar(f"codes {info.name}", todo, progress) as bar:
+                total += schema.backfill(
+                    self.conn, self.info, info.column_name, batch_rows=batch_rows,
+                    commit_batches=not self.db.in_transaction, on_batch=advancer(bar),
+                )
+            with self.db.transaction():
+                catalog.set_codec_state(self.conn, info.id, "active")
+        return total
+
+    def drop_codec(self, name: str) -> None:
+        info = self._codec_info(name)
+        with self.db.transaction():
+            catalog.delete_codec(self.conn, info.id)
+            self._install_trigger()
+            schema.drop_code_column(self.conn, self.info, info.column_name)
+
+    def fit(self, *, sample: int = 50_000, fit_on: np.ndarray | None = None, progress: bool = False) -> int:
+        """Re-fit every trainable codec on a fresh sample and re-encode all rows, in one transaction:
+        readers see the old codes until it commits. Returns the rows re-encoded."""
+        trainable = [c for c in self.codecs() if c.state == "active" and codec_class(c.kind).trainable]
+        if not trainable:
+            return 0
+        data = self._training_data(fit_on, sample)
+        with self.db.transaction():
+            for info in trainable:
+                codec = codec_class(info.kind)(self.dim).fit(data)
+                self.conn.execute(
+                    "UPDATE pgembed.codecs SET params = %s, fitted_rows = %s WHERE id = %s",
+                    (psycopg.types.json.Jsonb(codec.params()), data.shape[0], info.id),
+                )
+            self._install_trigger()
+            with progress_bar("re-encoding", self.count() if progress else None, progress) as bar:
+                updated = self.conn.execute(
+                    sql.SQL("UPDATE {t} SET {v} = {v} WHERE {v} IS NOT NULL").format(
+                        t=self.info.table, v=self.info.vector
+                    )
+                ).rowcount
+                advancer(bar)(updated)
+        return updated
+
+    def _training_data(self, fit_on: np.ndarray | None, sample: int) -> np.ndarray:
+        data = as_matrix(fit_on, self.dim, what="fit_on") if fit_on is not None else self.sample(sample)
+        if data.shape[0] == 0:
+            raise InvalidVectorsError(
+                f"cannot fit codecs of collection {self.name!r}: it has no vectors yet; pass fit_on="
+            )
+        return data
+
+    def _install_trigger(self) -> None:
+        codes = [
+            schema.CodeColumn(c.column_name, _load_codec(c, self.dim))
+            for c in self.codecs()
+            if c.state in ("building", "active")
+        ]
+        schema.install_trigger(self.conn, self.info, codes)
+
+    def _count_missing(self, column: str) -> int:
+        row = self.conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL AND {} IS NOT NULL").format(
+                self.info.table, sql.Identifier(column), self.info.vector
+            )
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- reading --------------------------------------------------------------------------------------
+    def count(self) -> int:
+        row = self.conn.execute(sql.SQL("SELECT count(*) FROM {}").format(self.info.table)).fetchone()
+        return int(row[0]) if row else 0
+
+    def sample(self, n: int, *, seed: int = 0) -> np.ndarray:
+        """Up to `n` vectors of the table: all of them when the table is small, else a row-level sample."""
+        if n < 1:
+            raise InvalidInputError(f"sample size must be positive, got {n}")
+        estimate = self.conn.execute(
+            "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = %s::regclass",
+            (self.info.table.as_string(self.conn),),
+        ).fetchone()
+        rows = int(estimate[0]) if estimate else 0
+        where = sql.SQL("WHERE {} IS NOT NULL").format(self.info.vector)
+        if rows > 2 * n:
+            percent = min(100.0, 150.0 * n / rows)
+            query = sql.SQL("SELECT {v} FROM {t} TABLESAMPLE BERNOULLI ({p}) REPEATABLE ({s}) {w} LIMIT {n}")
+        else:
+            query = sql.SQL("SELECT {v} FROM {t} {w} LIMIT {n}")
+            percent = 100.0
+        statement = query.format(
+            v=self.info.vector, t=self.info.table, p=sql.Literal(percent), s=sql.Literal(seed), w=where,
+            n=sql.Literal(n),
+        )
+        return self._fetch_vectors(statement)
+
+    def _fetch_vectors(self, statement: sql.Composable) -> np.ndarray:
+        with self.conn.cursor(binary=True) as cur:
+            cur.execute(statement)
+            rows = cur.fetchall()
+        if not rows:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return np.stack([np.asarray(r[0].to_numpy() if hasattr(r[0], "to_numpy") else r[0]) for r in rows])
+
+    # -- bulk ingest ----------------------------------------------------------------------------------
+    def ingest(
+        self,
+        ids: Any,
+        vectors: Any,
+        attrs: Mapping[str, Any] | None = None,
+        *,
+        progress: bool = False,
+        chunk_rows: int = 8192,
+    ) -> int:
+        """Insert rows through binary COPY: all of them or, on any error, none.
+
+        Everything is validated before anything is written: vector shape, dtype, dimension, NaN/Inf,
+        ids (count, NULLs, duplicates among them), attribute columns and values. Keys already in the table
+        raise DuplicateKeyError and leave the table as it was.
+        """
+        vectors = as_matrix(vectors, self.dim)
+        return self.ingest_batches([(ids, vectors, attrs)], progress=progress, total=len(vectors),
+                                   chunk_rows=chunk_rows)
+
+    def ingest_batches(
+        self,
+        batches: Iterable[Batch],
+        *,
+        progress: bool = False,
+        total: int | None = None,
+        chunk_rows: int = 8192,
+    ) -> int:
+        """Insert (ids, vectors, attrs) batches from an iterator, for data larger than memory.
+
+        One transaction for the whole iterator: a bad batch (validated before it is written) or a duplicate
+        key anywhere rolls back every row of the call.
+        """
+        iterator = iter(batches)
+        first = next(iterator, None)
+        if first is None:
+            raise InvalidInputError("ingest got no batches")
+        columns = self._copy_columns(first[2])
+        names = [c.name for c in columns]
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            self.info.table, sql.SQL(", ").join(map(sql.Identifier, names))
+        )
+        checks = [_load_codec(c, self.dim) for c in self.codecs() if c.state != "retired"]
+        written = 0
+        try:
+            with self.db.transaction(), progress_bar(f"ingest {self.name}", total, progress) as bar:
+                advance = advancer(bar)
+                with self.conn.cursor() as cur, cur.copy(copy_sql, writer=QueuedLibpqWriter(cur)) as copy:
+                    copy.write(copyformat.HEADER)
+                    for ids, vectors, attrs in _chain(first, iterator):
+                        prepared = self._prepare(columns, ids, vectors, attrs, checks)
+                        for start in range(0, prepared.n, chunk_rows):
+                            stop = min(start + chunk_rows, prepared.n)
+                            chunk = [d[start:stop] for d in prepared.data]
+                            copy.write(copyformat.encode_rows(columns, chunk, stop - start))
+                            advance(stop - start)
+                        written += prepared.n
+                    copy.write(copyformat.TRAILER)
+        except psycopg.errors.UniqueViolation as err:
+            detail = err.diag.message_detail or str(err)
+            raise DuplicateKeyError(f"ingest into {self.name!r} rolled back: {detail}") from err
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as err:
+            raise InvalidInputError(f"ingest into {self.name!r} rolled back: {err}") from err
+        return written
+
+    def _copy_columns(self, attrs: Mapping[str, Any] | None) -> list[copyformat.CopyColumn]:
+        table = schema.table_columns(self.conn, self.info)
+        codes = {c.column_name for c in self.codecs()}
+        attr_names = list(attrs.keys()) if attrs is not None else []
+        columns = []
+        for name in [self.info.key_column, self.info.vector_column, *attr_names]:
+            if name not in table:
+                raise InvalidInputError(f"table {self.info.table_name!r} has no column {name!r}")
+            if name in codes:
+                raise InvalidInputError(f"column {name!r} holds codes computed by the database; do not write it")
+            typname, typmod = table[name]
+            column = copyformat.CopyColumn(name, typname, typmod if typname == "vector" else -1)
+            copyformat.check_supported(column)
+            columns.append(column)
+        if len(set(attr_names)) != len(attr_names) or set(attr_names) & {self.info.key_column,
+                                                                          self.info.vector_column}:
+            raise InvalidInputError("attrs repeat a column, or name the key or vector column")
+        return columns
+
+    def _prepare(
+        self,
+        columns: list[copyformat.CopyColumn],
+        ids: Any,
+        vectors: Any,
+        attrs: Mapping[str, Any] | None,
+        checks: list[Codec],
+    ) -> _Prepared:
+        x = as_matrix(vectors, self.dim)
+        n = x.shape[0]
+        keys = _validate_ids(ids, n)
+        for codec in checks:
+            codec.check(x)
+        attr_names = [c.name for c in columns[2:]]
+        given = list(attrs.keys()) if attrs is not None else []
+        if given != attr_names:
+            raise InvalidInputError(f"every batch must carry the same attrs {attr_names}, got {given}")
+        data: list[np.ndarray | list[bytes | None]] = [copyformat.prepare(columns[0], keys, n), x]
+        for column in columns[2:]:
+            assert attrs is not None
+            data.append(copyformat.prepare(column, attrs[column.name], n))
+        return _Prepared(n, data)
+
+    # -- indexes --------------------------------------------------------------------------------------
+    def indexes(self) -> list[IndexInfo]:
+        return catalog.list_indexes(self.conn, self.info.id)
+
+    def create_index(
+        self,
+        on: str = "vector",
+        method: str = "hnsw",
+        *,
+        m: int = 16,
+        ef_construction: int = 64,
+        lists: int | None = None,
+        concurrently: bool = False,
+        progress: bool = False,
+    ) -> IndexInfo:
+        """A pgvector index on the source vector (`on="vector"`) or on a codec's code column.
+
+        HNSW takes `m` and `ef_construction`; IVFFlat takes `lists` (default rows/1000, or sqrt(rows)
+        above a million rows, as pgvector advises). `concurrently` builds without blocking writers (not
+        possible inside a transaction). With `progress`, shows pg_stat_progress_create_index.
+        """
+        if method not in INDEX_METHODS:
+            raise SchemaError(f"unknown index method {method!r}; use one of {', '.join(INDEX_METHODS)}")
+        if on in ("vector", self.info.vector_column):
+            codec_id, column = None, self.info.vector_column
+        else:
+            codec_info = self._codec_info(on)
+            codec_id, column = codec_info.id, codec_info.column_name
+        if concurrently and self.db.in_transaction:
+            raise SchemaError("concurrently=True cannot run inside a transaction; commit first")
+        column_type = schema.table_columns(self.conn, self.info)[column][0]
+        opclass = schema.opclass_for(column_type, self.metric, method)
+        if method == "hnsw":
+            params = {"m": m, "ef_construction": ef_construction}
+        else:
+            rows = self.count()
+            params = {"lists": lists or max(1, rows // 1000 if rows <= 1_000_000 else int(math.sqrt(rows)))}
+        name = schema.index_name(self.info, column, method)
+        monitor = self._monitor_connection() if progress else None
+        try:
+            with progress_bar(f"index {name}", None, progress) as bar:
+
+                def report(p: schema.IndexProgress) -> None:
+                    if bar is not None:
+                        bar.update(bar.task_ids[0], description=f"{name}: {p.phase}", completed=p.done,
+                                   total=p.total or None)
+
+                with nullcontext() if concurrently else self.db.transaction():
+                    seconds = schema.build_index(
+                        self.conn, self.info, name=name, column=column, method=method, opclass=opclass,
+                        with_params=params, concurrently=concurrently, monitor=monitor, on_progress=report,
+                    )
+                    catalog.insert_index(self.conn, self.info.id, codec_id, name, method, opclass, params, seconds)
+        except psycopg.errors.DuplicateTable as err:
+            raise SchemaError(f"index {name!r} already exists") from err
+        finally:
+            if monitor is not None:
+                monitor.close()
+        return next(i for i in self.indexes() if i.index_name == name)
+
+    def drop_index(self, index_name: str) -> None:
+        if index_name not in {i.index_name for i in self.indexes()}:
+            raise SchemaError(f"collection {self.name!r} has no index {index_name!r}")
+        with self.db.transaction():
+            self.conn.execute(
+                sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(self.info.table_schema, index_name))
+            )
+            catalog.delete_index(self.conn, self.info.id, index_name)
+
+    def _monitor_connection(self) -> psycopg.Connection | None:
+        try:
+            return self.db.new_connection()
+        except psycopg.Error:
+            return None  # progress is a nicety; the build goes on without it
+
+    # -- whole collection -----------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """Everything the catalog and the server know about this collection, as JSON-ready data."""
+        sizes = dict(
+            self.conn.execute(
+                """SELECT c.relname, pg_relation_size(c.oid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                   WHERE i.indrelid = %s::regclass""",
+                (self.info.table.as_string(self.conn),),
+            ).fetchall()
+        )
+        table_bytes = self.conn.execute(
+            "SELECT pg_table_size(%s::regclass)", (self.info.table.as_string(self.conn),)
+        ).fetchone()
+        return {
+            "name": self.name,
+            "table": f"{self.info.table_schema}.{self.info.table_name}",
+            "key": self.info.key_column,
+            "vector": self.info.vector_column,
+            "dim": self.dim,
+            "metric": self.metric,
+            "rows": self.count(),
+            "table_bytes": int(table_bytes[0]) if table_bytes else None,
+            "codecs": [
+                {"name": c.name, "kind": c.kind, "version": c.version, "state": c.state, "column": c.column_name,
+                 "type": c.sql_type, "fitted_rows": c.fitted_rows}
+                for c in self.codecs()
+            ],
+            "indexes": [
+                {"name": i.index_name, "method": i.method, "opclass": i.opclass, "params": i.params,
+                 "build_seconds": i.build_seconds, "bytes": sizes.get(i.index_name)}
+                for i in self.indexes()
+            ],
+        }
+
+    def drop(self, *, drop_table: bool = False) -> None:
+        """Forget the collection: its trigger, code columns and pgembed indexes go; the table and its rows
+        stay unless `drop_table`."""
+        with self.db.transaction():
+            if drop_table:
+                self.conn.execute(sql.SQL("DROP TABLE {}").format(self.info.table))
+                self.conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(schema.trigger_function(self.info)))
+            else:
+                schema.drop_trigger(self.conn, self.info)
+                for index in self.indexes():
+                    self.conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(
+                        sql.Identifier(self.info.table_schema, index.index_name)))
+                for codec in catalog.list_codecs(self.conn, self.info.id, include_retired=True):
+                    schema.drop_code_column(self.conn, self.info, codec.column_name)
+            catalog.drop_collection(self.conn, self.info.id)
+
+
+def _load_codec(info: CodecInfo, dim: int) -> Codec:
+    return codec_class(info.kind).from_params(dim, info.params)
+
+
+def _chain(first: Batch, rest: Iterator[Batch]) -> Iterator[Batch]:
+    yield first
+    yield from rest
+
+
+def _validate_ids(ids: Any, n: int) -> np.ndarray | list[Any]:
+    """Keys for n rows: the right count, no NULLs, no duplicates among them."""
+    if isinstance(ids, np.ndarray) and ids.dtype != object:
+        keys: np.ndarray | list[Any] = ids.reshape(-1) if ids.ndim else ids
+        count = len(keys)
+        if count == n and ids.dtype.kind in "iu":
+            unique = np.unique(keys)
+            if len(unique) != n:
+                values, counts = np.unique(keys, return_counts=True)
+                raise InvalidVectorsError(f"duplicate ids in input, e.g. {values[counts > 1][0]!r}")
+            return keys
+    else:
+        keys = list(ids)
+        count = len(keys)
+    if count != n:
+        raise InvalidVectorsError(f"got {count} ids for {n} vectors")
+    as_list = list(keys)
+    if any(k is None for k in as_list):
+        raise InvalidVectorsError("ids contain None (NULL keys)")
+    seen: set[Any] = set()
+    for k in as_list:
+        hashable = k.item() if isinstance(k, np.generic) else k
+        if hashable in seen:
+            raise InvalidVectorsError(f"duplicate ids in input, e.g. {hashable!r}")
+        seen.add(hashable)
+    return keys

@@ -1,0 +1,43 @@
+"""Every error pgembed raises on purpose derives from PgembedError and says what is wrong."""
+
+from __future__ import annotations
+
+
+class PgembedError(Exception):
+    """Base class of pgembed's own errors."""
+
+
+class EmbeddedServerError(PgembedError):
+    """The embedded PostgreSQL server could not be initialised, started or stopped."""
+
+
+class PgvectorMissingError(PgembedError):
+    """The server lacks pgvector, or has one older than pgembed needs."""
+
+
+class CatalogError(PgembedError):
+    """The pgembed catalog is missing, outdated, or disagrees with the database."""
+
+
+class CollectionNotFoundError(CatalogError):
+    """No collection of that name in the catalog."""
+
+
+class SchemaError(PgembedError):
+    """A user table, column or identifier is not usable as asked."""
+
+
+class InvalidInputError(PgembedError, ValueError):
+    """Input handed to pgembed fails validation; the message names the problem."""
+
+
+class InvalidVectorsError(InvalidInputError):
+    """Vectors or keys fail validation (shape, dtype, dimension, NaN/Inf, duplicates)."""
+
+
+class UnknownCodecError(PgembedError, ValueError):
+    """No codec of that kind."""
+
+
+class DuplicateKeyError(PgembedError):
+    """A key being written already exists in the table."""

