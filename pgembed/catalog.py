@@ -138,7 +138,7 @@ def _resolve_table(conn: psycopg.Connection, table: str) -> tuple[int, str, str]
                JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)""",
             (table,),
         ).fetchone()
-    except psycopg.errors.DataError as err:  # e.g. an empty or absurd name
+    except (psycopg.errors.DataError, psycopg.errors.SyntaxError) as err:  # empty, or too many dots
         raise SchemaError(f"invalid table name {table!r}: {err}") from err
     if row is None:
         raise SchemaError(f"table {table!r} does not exist")
@@ -233,10 +233,13 @@ def resolve_type(conn: psycopg.Connection, type_name: str) -> str:
     Column types cannot be Identifiers (they carry modifiers such as varchar(20)); resolving them through
     the server first is what keeps a hostile string from ever reaching DDL.
     """
-    row = conn.execute(
-        "SELECT format_type(to_regtype(%s), to_regtypemod(%s)) WHERE to_regtype(%s) IS NOT NULL",
-        (type_name, type_name, type_name),
-    ).fetchone()
+    try:
+        row = conn.execute(
+            "SELECT format_type(to_regtype(%s), to_regtypemod(%s)) WHERE to_regtype(%s) IS NOT NULL",
+            (type_name, type_name, type_name),
+        ).fetchone()
+    except (psycopg.errors.SyntaxError, psycopg.errors.DataError) as err:
+        raise SchemaError(f"unknown column type {type_name!r}: {err.diag.message_primary}") from err
     if row is None or row[0] is None:
         raise SchemaError(f"unknown column type {type_name!r}")
     return str(row[0])

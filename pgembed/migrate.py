@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from importlib import resources
 
 import psycopg
@@ -13,6 +14,9 @@ from sqlalchemy import create_engine, pool
 
 SCHEMA = "pgembed"
 VERSION_TABLE = "alembic_version"
+# Alembic keeps its running context in module globals: one migration at a time per process. Across
+# processes, env.py serialises on an advisory lock.
+_ALEMBIC_LOCK = threading.Lock()
 
 
 def alembic_config() -> Config:
@@ -60,7 +64,7 @@ def current_revision(conninfo: str, *, password: str | None = None) -> str | Non
 def _run(conninfo: str, password: str | None, action) -> None:  # type: ignore[no-untyped-def]
     engine = _engine(conninfo, password)
     try:
-        with engine.begin() as conn:
+        with _ALEMBIC_LOCK, engine.begin() as conn:
             config = alembic_config()
             config.attributes["connection"] = conn
             action(config)

@@ -69,6 +69,7 @@ class ServerStatus:
     running: bool
     pid: int | None
     dsn: str | None
+    tcp_dsn: str | None
     port: int | None
     socket_dir: Path | None
     tcp_host: str | None
@@ -87,12 +88,13 @@ class EmbeddedServer:
     def status(self) -> ServerStatus:
         info = self._postmaster()
         if info is None:
-            return ServerStatus(self.data_dir, False, None, None, None, None, None)
+            return ServerStatus(self.data_dir, False, None, None, None, None, None, None)
         return ServerStatus(
             data_dir=self.data_dir,
             running=True,
             pid=info.pid,
             dsn=dsn_for(info),
+            tcp_dsn=dsn_for(info, tcp=True) if info.hostname else None,
             port=info.port,
             socket_dir=info.socket_dir,
             tcp_host=info.hostname or None,
@@ -123,13 +125,13 @@ class EmbeddedServer:
                         f"the embedded server in {self.data_dir} already runs on port {info.port}; "
                         f"stop it first (pgembed stop) to serve on port {port}"
                     )
-                return dsn_for(info)
+                return dsn_for(info, tcp=port is not None)
             self._init_data_dir()
             self._start(port)
             info = self._postmaster()
             if info is None:
                 raise EmbeddedServerError(f"the server did not come up; see {self.log_file}")
-            return dsn_for(info)
+            return dsn_for(info, tcp=port is not None)
 
     def stop(self) -> bool:
         """Stop the server (fast shutdown). Returns False when it was not running."""
@@ -172,8 +174,9 @@ class EmbeddedServer:
         return pg_commands.pg_ctl(args, pgdata=self.data_dir, user=_run_as(), timeout=timeout)
 
 
-def dsn_for(info: PostmasterInfo) -> str:
-    if info.socket_dir is not None:
+def dsn_for(info: PostmasterInfo, *, tcp: bool = False) -> str:
+    """The unix-socket DSN, or with `tcp` the TCP one (when the server listens on TCP)."""
+    if info.socket_dir is not None and not (tcp and info.hostname):
         return f"postgresql://{SUPERUSER}@/{DATABASE}?host={info.socket_dir}&port={info.port}"
     return f"postgresql://{SUPERUSER}@{info.hostname}:{info.port}/{DATABASE}"
 

@@ -15,7 +15,12 @@ def as_matrix(vectors: Any, dim: int | None = None, *, what: str = "vectors") ->
     Accepts one vector (1-d) as a matrix of one row. Rejects empty input, non-float dtypes, a wrong
     dimension, and NaN or Inf (also values that overflow float32).
     """
-    arr = np.asarray(vectors)
+    if vectors is None:
+        raise InvalidVectorsError(f"{what} is None")
+    try:
+        arr = np.asarray(vectors)
+    except ValueError as err:  # numpy refuses ragged nested lists
+        raise InvalidVectorsError(f"{what} must be a numeric array, got ragged data: {err}") from err
     if arr.dtype == object:
         raise InvalidVectorsError(f"{what} must be a numeric array, got ragged or object data")
     if arr.ndim == 1:

@@ -1,0 +1,238 @@
+"""The `pgembed` command. Each command mirrors a library call and prints JSON with --json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+import pgembed
+from pgembed import migrate as migrations
+from pgembed.errors import PgembedError
+from pgembed.server import EmbeddedServer
+
+console = Console(stderr=True)
+Handler = Callable[[argparse.Namespace], Any]
+
+
+def _emit(args: argparse.Namespace, data: Any, render: Callable[[Any], None] | None = None) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    elif render is not None:
+        render(data)
+    else:
+        console.print(data)
+
+
+def _open(args: argparse.Namespace) -> pgembed.Database:
+    return pgembed.connect(args.dsn, data_dir=args.data_dir)
+
+
+# -- server ---------------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> None:
+    server = EmbeddedServer(args.data_dir)
+    was_running = server.status().running
+    dsn = server.ensure_running(port=args.port)
+    _emit(args, {"dsn": dsn, "data_dir": str(server.data_dir), "already_running": was_running},
+          lambda d: print(d["dsn"], flush=True))
+    sys.stdout.flush()
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    console.print(f"[green]serving[/] {dsn}  (data: {server.data_dir}); Ctrl-C stops", highlight=False)
+    done.wait()
+    if was_running:
+        console.print("the server was already running before `serve`; leaving it up")
+    else:
+        server.stop()
+        console.print("server stopped")
+
+
+def cmd_stop(args: argparse.Namespace) -> None:
+    stopped = EmbeddedServer(args.data_dir).stop()
+    _emit(args, {"stopped": stopped}, lambda d: console.print("stopped" if d["stopped"] else "was not running"))
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    status = asdict(EmbeddedServer(args.data_dir).status())
+    _emit(args, status, lambda d: console.print_json(json.dumps(d, default=str)))
+
+
+# -- catalog --------------------------------------------------------------------------------------------
+def cmd_migrate(args: argparse.Namespace) -> None:
+    with pgembed.connect(args.dsn, data_dir=args.data_dir, migrate=False) as db:
+        before = db.catalog_revision()
+        if args.downgrade:
+            db.downgrade(args.downgrade)
+        else:
+            db.migrate(args.revision)
+        after = db.catalog_revision()
+    _emit(args, {"from": before, "to": after, "head": migrations.head_revision()},
+          lambda d: console.print(f"catalog: {d['from']} -> {d['to']} (head {d['head']})"))
+
+
+def cmd_collections(args: argparse.Namespace) -> None:
+    with _open(args) as db:
+        rows = [asdict(c) for c in db.collections()]
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        table = Table("name", "table", "key", "vector", "dim", "metric")
+        for r in rows:
+            table.add_row(r["name"], f"{r['table_schema']}.{r['table_name']}", r["key_column"], r["vector_column"],
+                          str(r["dim"]), r["metric"])
+        Console().print(table)
+
+    _emit(args, rows, render)
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    with _open(args) as db:
+        info = db.collection(args.name).describe()
+    _emit(args, info, lambda d: Console().print_json(json.dumps(d, default=str)))
+
+
+def cmd_attach(args: argparse.Namespace) -> None:
+    with _open(args) as db:
+        info = db.collection(args.table, vector=args.vector, key=args.key, metric=args.metric,
+                             name=args.name).describe()
+    _emit(args, info, lambda d: console.print(f"collection {d['name']}: {d['rows']} rows, dim {d['dim']}"))
+
+
+def cmd_add_codec(args: argparse.Namespace) -> None:
+    with _open(args) as db:
+        collection = db.collection(args.collection)
+        collection.add_codec(args.codec_name, args.kind, sample=args.sample, progress=not args.json)
+        info = collection.describe()
+    _emit(args, info["codecs"], lambda d: console.print(f"codecs: {', '.join(c['name'] for c in d)}"))
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    with _open(args) as db:
+        index = db.collection(args.collection).create_index(
+            args.on, args.method, m=args.m, ef_construction=args.ef_construction, lists=args.lists,
+            concurrently=args.concurrently, progress=not args.json,
+        )
+    _emit(args, asdict(index), lambda d: console.print(f"built {d['index_name']} in {d['build_seconds']:.1f}s"))
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    vectors = np.load(args.vectors, mmap_mode="r")
+    ids = np.load(args.ids) if args.ids else np.arange(args.start_id, args.start_id + len(vectors))
+    with _open(args) as db:
+        collection = db.collection(args.collection)
+        batches = ((ids[i : i + args.batch], vectors[i : i + args.batch], None)
+                   for i in range(0, len(vectors), args.batch))
+        rows = collection.ingest_batches(batches, progress=not args.json, total=len(vectors))
+    _emit(args, {"rows": rows}, lambda d: console.print(f"ingested {d['rows']} rows"))
+
+
+# -- jobs -----------------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> None:
+    from pgembed.demo import run_demo
+
+    result = run_demo(dsn=args.dsn, data_dir=args.data_dir, rows=args.rows, quiet=args.json)
+    _emit(args, result, lambda _d: None)
+
+
+def cmd_bench_ingest(args: argparse.Namespace) -> None:
+    from pgembed.bench.ingest import run_ingest_bench
+
+    result = run_ingest_bench(
+        dsn=args.dsn, data_dir=args.data_dir, base=args.base, rows=args.rows, repeats=args.repeats,
+        quiet=args.json,
+    )
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    _emit(args, result, lambda _d: None)
+
+
+# -- parser ---------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    common.add_argument("--data-dir", default=None, help="embedded server data directory ($PGEMBED_DATA_DIR)")
+    db_common = argparse.ArgumentParser(add_help=False, parents=[common])
+    db_common.add_argument("--dsn", default=None,
+                           help="PostgreSQL DSN (default $PGEMBED_DSN, $DATABASE_URL, else the embedded server)")
+
+    parser = argparse.ArgumentParser(prog="pgembed", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pgembed {pgembed.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Handler, help_text: str, parents: Sequence[argparse.ArgumentParser]):  # type: ignore[no-untyped-def]
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=list(parents))
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("serve", cmd_serve, "run the embedded PostgreSQL in the foreground and print its DSN", [common])
+    p.add_argument("--port", type=int, default=None, help="also listen on TCP 127.0.0.1:PORT")
+    add("stop", cmd_stop, "stop the embedded server", [common])
+    add("status", cmd_status, "show whether the embedded server runs, and its DSN", [common])
+
+    p = add("migrate", cmd_migrate, "upgrade (or --downgrade) pgembed's catalog schema", [db_common])
+    p.add_argument("--revision", default="head")
+    p.add_argument("--downgrade", default=None, metavar="REV", help="downgrade to REV ('base' removes it)")
+    add("collections", cmd_collections, "list collections", [db_common])
+    p = add("info", cmd_info, "describe a collection: codecs, indexes, sizes", [db_common])
+    p.add_argument("name")
+    p = add("attach", cmd_attach, "make an existing table with a vector column a collection", [db_common])
+    p.add_argument("table")
+    p.add_argument("--vector", default=None)
+    p.add_argument("--key", default=None)
+    p.add_argument("--metric", default="cosine", choices=["cosine", "ip", "l2"])
+    p.add_argument("--name", default=None)
+    p = add("add-codec", cmd_add_codec, "add a code column (kept in step by the database) and fill it",
+            [db_common])
+    p.add_argument("collection")
+    p.add_argument("codec_name")
+    p.add_argument("kind", help="float16 | binary")
+    p.add_argument("--sample", type=int, default=50_000, help="rows to fit trainable codecs on")
+    p = add("index", cmd_index, "build a pgvector index on the vector or on a codec's codes", [db_common])
+    p.add_argument("collection")
+    p.add_argument("--on", default="vector", help="'vector' or a codec name")
+    p.add_argument("--method", default="hnsw", choices=["hnsw", "ivfflat"])
+    p.add_argument("--m", type=int, default=16)
+    p.add_argument("--ef-construction", type=int, default=64)
+    p.add_argument("--lists", type=int, default=None)
+    p.add_argument("--concurrently", action="store_true")
+    p = add("ingest", cmd_ingest, "bulk-load vectors from a .npy file through binary COPY", [db_common])
+    p.add_argument("collection")
+    p.add_argument("--vectors", required=True, help=".npy file, (n, dim)")
+    p.add_argument("--ids", default=None, help=".npy file of keys (default: consecutive from --start-id)")
+    p.add_argument("--start-id", type=int, default=0)
+    p.add_argument("--batch", type=int, default=50_000)
+
+    p = add("demo", cmd_demo, "end-to-end run on generated data: the main job", [db_common])
+    p.add_argument("--rows", type=int, default=50_000)
+    p = add("bench-ingest", cmd_bench_ingest, "measure bulk ingest (vectors/s) and index build time", [db_common])
+    p.add_argument("--base", default=None, help=".npy base vectors (default: generated, clearly labelled)")
+    p.add_argument("--rows", type=int, default=100_000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default=None, help="also write the JSON result to this file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except PgembedError as err:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": type(err).__name__, "message": str(err)}))
+        console.print(f"[red]error:[/] {err}", highlight=False)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

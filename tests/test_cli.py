@@ -1,0 +1,66 @@
+"""The command line mirrors the library; every command answers --json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from pgembed.cli import main
+from pgembed.migrate import head_revision
+from tests.helpers import unit_vectors
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, object]:
+    code = main([*argv, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def test_migrate_twice(capsys: pytest.CaptureFixture[str], bare_dsn: str) -> None:
+    assert run_json(capsys, "migrate", "--dsn", bare_dsn) == (0, {"from": None, "to": head_revision(),
+                                                                    "head": head_revision()})
+    assert run_json(capsys, "migrate", "--dsn", bare_dsn)[1]["from"] == head_revision()
+    assert run_json(capsys, "migrate", "--dsn", bare_dsn, "--downgrade", "base")[1]["to"] is None
+
+
+def test_attach_codec_ingest_index_info(capsys: pytest.CaptureFixture[str], dsn: str, sql_conn: psycopg.Connection,
+                                        tmp_path: Path) -> None:
+    sql_conn.execute("CREATE TABLE items (id bigint PRIMARY KEY, v vector(8))")
+    code, info = run_json(capsys, "attach", "items", "--dsn", dsn, "--metric", "l2")
+    assert code == 0 and info["rows"] == 0 and info["metric"] == "l2"
+
+    vectors = tmp_path / "v.npy"
+    np.save(vectors, unit_vectors(500, 8))
+    assert run_json(capsys, "ingest", "items", "--vectors", str(vectors), "--dsn", dsn) == (0, {"rows": 500})
+    code, codecs = run_json(capsys, "add-codec", "items", "bq", "binary", "--dsn", dsn)
+    assert code == 0 and [c["name"] for c in codecs] == ["bq"] and codecs[0]["fitted_rows"] == 500
+    code, index = run_json(capsys, "index", "items", "--on", "bq", "--m", "8", "--dsn", dsn)
+    assert code == 0 and index["opclass"] == "bit_hamming_ops"
+
+    code, info = run_json(capsys, "info", "items", "--dsn", dsn)
+    assert info["rows"] == 500 and info["indexes"][0]["bytes"] > 0
+    code, listing = run_json(capsys, "collections", "--dsn", dsn)
+    assert [c["name"] for c in listing] == ["items"]
+    assert sql_conn.execute("SELECT count(*) FROM items WHERE v_bq IS NOT NULL").fetchone() == (500,)
+
+
+def test_errors_are_json_too(capsys: pytest.CaptureFixture[str], dsn: str) -> None:
+    code, error = run_json(capsys, "info", "nosuch", "--dsn", dsn)
+    assert code == 1 and error["error"] == "SchemaError" and "does not exist" in error["message"]
+    code, error = run_json(capsys, "add-codec", "nosuch", "x", "pq7", "--dsn", dsn)
+    assert code == 1
+
+
+def test_the_main_job_runs_end_to_end(capsys: pytest.CaptureFixture[str], dsn: str) -> None:
+    code, result = run_json(capsys, "demo", "--rows", "3000", "--dsn", dsn)
+    assert code == 0
+    assert len(result["hits"]) == 10
+    assert all(hit[1] == "docs" and hit[2] >= 2015 for hit in result["hits"])
+    distances = [hit[3] for hit in result["hits"]]
+    assert distances == sorted(distances)
+    assert result["recall_at_10"] >= 0.8
+    assert result["collection"]["rows"] == 3000

@@ -1,0 +1,111 @@
+"""Whoever writes a row, its codes are the ones pgembed's numpy encoders compute."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import pgembed
+from pgembed.codecs.binary import bits_to_text
+from tests.helpers import parse_vector, unit_vectors, vector_text
+
+DIM = 24
+
+
+@pytest.fixture
+def docs(db: pgembed.Database) -> pgembed.Collection:
+    collection = db.create_collection("docs", DIM, attrs={"title": "text"})
+    collection.add_codec("f16", "float16")
+    collection.add_codec("bq", "binary", fit_on=unit_vectors(500, DIM, seed=1) + 0.1)
+    return collection
+
+
+def stored_codes(conn: psycopg.Connection, key: int) -> tuple[np.ndarray | None, str | None]:
+    row = conn.execute("SELECT embedding_f16::text, embedding_bq::text FROM docs WHERE id = %s", (key,)).fetchone()
+    assert row is not None
+    return (parse_vector(row[0]) if row[0] is not None else None), row[1]
+
+
+def expected_codes(docs: pgembed.Collection, v: np.ndarray) -> tuple[np.ndarray, str]:
+    half = docs.codec("f16").encode(v[None]).astype(np.float32)[0]
+    return half, bits_to_text(docs.codec("bq").encode(v[None]), DIM)[0]
+
+
+def assert_in_step(docs: pgembed.Collection, conn: psycopg.Connection, key: int, v: np.ndarray) -> None:
+    half, bits = stored_codes(conn, key)
+    want_half, want_bits = expected_codes(docs, v)
+    assert half is not None and np.array_equal(half.view(np.uint32), want_half.view(np.uint32))
+    assert bits == want_bits
+
+
+def test_insert_and_update_from_plain_sql(docs: pgembed.Collection, sql_conn: psycopg.Connection) -> None:
+    v1, v2 = unit_vectors(2, DIM, seed=9)
+    sql_conn.execute("INSERT INTO docs (id, embedding, title) VALUES (1, %s, 'a')", (vector_text(v1),))
+    assert_in_step(docs, sql_conn, 1, v1)
+    sql_conn.execute("UPDATE docs SET embedding = %s WHERE id = 1", (vector_text(v2),))
+    assert_in_step(docs, sql_conn, 1, v2)
+    sql_conn.execute("UPDATE docs SET title = 'b' WHERE id = 1")  # unrelated column: codes stay right
+    assert_in_step(docs, sql_conn, 1, v2)
+
+
+def test_a_client_cannot_write_wrong_codes(docs: pgembed.Collection, sql_conn: psycopg.Connection) -> None:
+    v = unit_vectors(1, DIM, seed=4)[0]
+    wrong_bits = "1" * DIM
+    sql_conn.execute(
+        "INSERT INTO docs (id, embedding, embedding_f16, embedding_bq) VALUES (1, %s, %s, %s::bit(24))",
+        (vector_text(v), vector_text(np.zeros(DIM)), wrong_bits),
+    )
+    assert_in_step(docs, sql_conn, 1, v)
+    sql_conn.execute("UPDATE docs SET embedding_bq = %s::bit(24), embedding_f16 = NULL WHERE id = 1", (wrong_bits,))
+    assert_in_step(docs, sql_conn, 1, v)
+
+
+def test_null_vector_has_null_codes(docs: pgembed.Collection, sql_conn: psycopg.Connection) -> None:
+    sql_conn.execute("INSERT INTO docs (id, embedding) VALUES (1, NULL)")
+    assert stored_codes(sql_conn, 1) == (None, None)
+    v = unit_vectors(1, DIM)[0]
+    sql_conn.execute("UPDATE docs SET embedding = %s WHERE id = 1", (vector_text(v),))
+    assert_in_step(docs, sql_conn, 1, v)
+    sql_conn.execute("UPDATE docs SET embedding = NULL WHERE id = 1")
+    assert stored_codes(sql_conn, 1) == (None, None)
+
+
+def test_sql_refuses_what_the_codecs_refuse(docs: pgembed.Collection, sql_conn: psycopg.Connection) -> None:
+    with pytest.raises(psycopg.errors.DataError, match="different vector dimensions|expected 24 dimensions"):
+        sql_conn.execute("INSERT INTO docs (id, embedding) VALUES (1, '[1,2,3]')")
+    too_big = np.full(DIM, 70000, np.float32)
+    with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+        sql_conn.execute("INSERT INTO docs (id, embedding) VALUES (2, %s)", (vector_text(too_big),))
+    assert sql_conn.execute("SELECT count(*) FROM docs").fetchone() == (0,)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(v=arrays(np.float32, DIM, elements=st.floats(-6e4, 6e4, allow_nan=False, width=32)), key=st.integers(1, 10**9))
+def test_sql_and_numpy_encoders_agree_bit_for_bit(docs: pgembed.Collection, sql_conn: psycopg.Connection,
+                                                  v: np.ndarray, key: int) -> None:
+    sql_conn.execute(
+        "INSERT INTO docs (id, embedding) VALUES (%s, %s) "
+        "ON CONFLICT (id) DO UPDATE SET embedding = excluded.embedding",
+        (key, vector_text(v)),
+    )
+    assert_in_step(docs, sql_conn, key, v)
+
+
+def test_refit_changes_the_mean_and_re_encodes_every_row(docs: pgembed.Collection,
+                                                        sql_conn: psycopg.Connection) -> None:
+    vectors = unit_vectors(200, DIM, seed=5) + 0.3
+    docs.ingest(np.arange(200), vectors)
+    old_mean = docs.codec("bq").mean.copy()
+    assert docs.fit() == 200  # re-fitted on the table's own rows
+    new_codec = docs.codec("bq")
+    assert not np.array_equal(old_mean, new_codec.mean)
+    assert np.allclose(new_codec.mean, vectors.mean(axis=0), atol=1e-6)
+    for key in (0, 57, 199):
+        assert_in_step(docs, sql_conn, key, vectors[key])
+    v = unit_vectors(1, DIM, seed=77)[0]  # new rows use the new parameters too
+    sql_conn.execute("INSERT INTO docs (id, embedding) VALUES (1000, %s)", (vector_text(v),))
+    assert_in_step(docs, sql_conn, 1000, v)
