@@ -132,3 +132,26 @@ def test_drop_keeps_the_users_rows(db: pgembed.Database, sql_conn: psycopg.Conne
     assert sql_conn.execute("SELECT count(*) FROM docs").fetchone() == (20,)
     # With the trigger gone, writes no longer touch pgembed at all.
     sql_conn.execute("INSERT INTO docs VALUES (99, 't', %s)", (vector_text(np.full(16, 0.5)),))
+
+
+def test_add_codec_errors_change_nothing(db: pgembed.Database, sql_conn: psycopg.Connection) -> None:
+    from pgembed.errors import InvalidVectorsError, UnknownCodecError
+
+    docs = db.create_collection("docs", 4)
+    with pytest.raises(InvalidVectorsError, match="no vectors yet; pass fit_on"):
+        docs.add_codec("bq", "binary")
+    docs.add_codec("f16", "float16")
+    docs.ingest([1, 2, 3], unit_vectors(3, 4))
+    before = table_state(sql_conn, "docs")
+    with pytest.raises(SchemaError, match="already has a codec 'f16'"):
+        docs.add_codec("f16", "binary")
+    with pytest.raises(SchemaError, match="invalid codec name"):
+        docs.add_codec("Bad-Name", "binary")
+    with pytest.raises(UnknownCodecError, match="unknown codec 'zstd'"):
+        docs.add_codec("z", "zstd")
+    with pytest.raises(InvalidVectorsError, match="dimension 5, expected 4"):
+        docs.add_codec("bq", "binary", fit_on=np.ones((3, 5), np.float32))
+    assert [c.name for c in docs.codecs()] == ["f16"]
+    assert table_state(sql_conn, "docs") == before
+    assert "docs_bq" not in {r[0] for r in sql_conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'docs'").fetchall()}
