@@ -15,7 +15,7 @@ from psycopg.copy import QueuedLibpqWriter
 
 from pgembed import catalog, copyformat, schema
 from pgembed.catalog import CodecInfo, CollectionInfo, IndexInfo
-from pgembed.codecs import Codec, codec_class
+from pgembed.codecs import Codec, load_codec, make_codec
 from pgembed.errors import DuplicateKeyError, InvalidInputError, InvalidVectorsError, SchemaError
 from pgembed.progress import advancer, progress_bar
 from pgembed.vectors import as_matrix
@@ -75,33 +75,37 @@ class Collection:
     def add_codec(
         self,
         name: str,
-        kind: str,
+        spec: str,
         *,
         fit_on: np.ndarray | None = None,
+        fit_queries: np.ndarray | None = None,
         sample: int = 50_000,
         progress: bool = False,
     ) -> CodecInfo:
-        """Add a code column kept in step with the vectors by a trigger, and fill it for existing rows.
+        """Add a code column (spec: see pgembed.codecs.spec, e.g. "bq", "sq8", "pca128,bq2") kept in step
+        with the vectors by a trigger, and fill it for existing rows.
 
         Trainable codecs fit on `fit_on` when given, else on up to `sample` rows of the table (an empty
-        table cannot fit them: pass fit_on). Backfill runs in batches that commit on their own unless
-        you called this inside your own transaction; an interrupted backfill is finished by `backfill()`.
+        table cannot fit them: pass fit_on); LeanVec also needs `fit_queries`. Backfill runs in batches that
+        commit on their own unless you called this inside your own transaction; an interrupted backfill is
+        finished by `backfill()`.
         """
-        codec = codec_class(kind)(self.dim)
+        codec = make_codec(spec, self.dim)
         if any(c.name == name for c in self.codecs()):
             raise SchemaError(f"collection {self.name!r} already has a codec {name!r}")
         fitted_rows = None
         if codec.trainable:
             data = self._training_data(fit_on, sample)
-            codec.fit(data)
+            codec.fit(data, fit_queries)
             fitted_rows = int(data.shape[0])
         column = schema.code_column_name(self.info, name)
         with self.db.transaction():
             catalog.insert_codec(
-                self.conn, self.info.id, name, codec.kind, version=1, state="building", column_name=column,
+                self.conn, self.info.id, name, codec.spec, version=1, state="building", column_name=column,
                 sql_type=codec.sql_type(), params=codec.params(), fitted_rows=fitted_rows,
             )
-            schema.add_code_column(self.conn, self.info, column, codec.sql_type())
+            for column_name, sql_type in schema.code_columns(column, codec):
+                schema.add_code_column(self.conn, self.info, column_name, sql_type)
             self._install_trigger()
         self.backfill(progress=progress)
         return self._codec_info(name)
@@ -123,21 +127,24 @@ class Collection:
 
     def drop_codec(self, name: str) -> None:
         info = self._codec_info(name)
+        codec = _load_codec(info, self.dim)
         with self.db.transaction():
             catalog.delete_codec(self.conn, info.id)
             self._install_trigger()
-            schema.drop_code_column(self.conn, self.info, info.column_name)
+            for column_name, _ in schema.code_columns(info.column_name, codec):
+                schema.drop_code_column(self.conn, self.info, column_name)
 
-    def fit(self, *, sample: int = 50_000, fit_on: np.ndarray | None = None, progress: bool = False) -> int:
+    def fit(self, *, sample: int = 50_000, fit_on: np.ndarray | None = None,
+            fit_queries: np.ndarray | None = None, progress: bool = False) -> int:
         """Re-fit every trainable codec on a fresh sample and re-encode all rows, in one transaction:
         readers see the old codes until it commits. Returns the rows re-encoded."""
-        trainable = [c for c in self.codecs() if c.state == "active" and codec_class(c.kind).trainable]
+        trainable = [c for c in self.codecs() if c.state == "active" and make_codec(c.kind, self.dim).trainable]
         if not trainable:
             return 0
         data = self._training_data(fit_on, sample)
         with self.db.transaction():
             for info in trainable:
-                codec = codec_class(info.kind)(self.dim).fit(data)
+                codec = make_codec(info.kind, self.dim).fit(data, fit_queries)
                 self.conn.execute(
                     "UPDATE pgembed.codecs SET params = %s, fitted_rows = %s WHERE id = %s",
                     (psycopg.types.json.Jsonb(codec.params()), data.shape[0], info.id),
@@ -278,7 +285,9 @@ class Collection:
 
     def _copy_columns(self, attrs: Mapping[str, Any] | None) -> list[copyformat.CopyColumn]:
         table = schema.table_columns(self.conn, self.info)
-        codes = {c.column_name for c in self.codecs()}
+        codes = {
+            name for c in self.codecs() for name, _ in schema.code_columns(c.column_name, _load_codec(c, self.dim))
+        }
         attr_names = list(attrs.keys()) if attrs is not None else []
         columns = []
         for name in [self.info.key_column, self.info.vector_column, *attr_names]:
@@ -440,12 +449,13 @@ class Collection:
                     self.conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(
                         sql.Identifier(self.info.table_schema, index.index_name)))
                 for codec in catalog.list_codecs(self.conn, self.info.id, include_retired=True):
-                    schema.drop_code_column(self.conn, self.info, codec.column_name)
+                    for column_name, _ in schema.code_columns(codec.column_name, _load_codec(codec, self.dim)):
+                        schema.drop_code_column(self.conn, self.info, column_name)
             catalog.drop_collection(self.conn, self.info.id)
 
 
 def _load_codec(info: CodecInfo, dim: int) -> Codec:
-    return codec_class(info.kind).from_params(dim, info.params)
+    return load_codec(info.kind, dim, info.params)
 
 
 def _chain(first: Batch, rest: Iterator[Batch]) -> Iterator[Batch]:

@@ -38,6 +38,17 @@ def code_column_name(info: CollectionInfo, codec_name: str, version: int = 1) ->
     return name
 
 
+def code_columns(main_column: str, codec: Codec) -> list[tuple[str, str]]:
+    """(column, SQL type) of every column a codec's codes occupy: the main one, then its extras."""
+    columns = [(main_column, codec.sql_type())]
+    for extra in codec.extra_columns():
+        name = main_column + extra.suffix
+        if len(name.encode()) > MAX_IDENTIFIER:
+            raise SchemaError(f"column name {name!r} is longer than PostgreSQL allows; pick a shorter codec name")
+        columns.append((name, extra.sql_type))
+    return columns
+
+
 def trigger_function(info: CollectionInfo) -> sql.Identifier:
     return sql.Identifier("pgembed", f"keep_codes_{info.id}")
 
@@ -78,10 +89,14 @@ def install_trigger(conn: psycopg.Connection, info: CollectionInfo, codes: Seque
         drop_trigger(conn, info)
         return
     source = sql.SQL("NEW.{}").format(info.vector)
-    assign = sql.SQL(" ").join(
-        sql.SQL("NEW.{} := {};").format(sql.Identifier(c.column), c.codec.sql_encode(source)) for c in codes
-    )
-    clear = sql.SQL(" ").join(sql.SQL("NEW.{} := NULL;").format(sql.Identifier(c.column)) for c in codes)
+    targets: list[tuple[str, sql.Composable]] = []
+    for c in codes:
+        targets.append((c.column, c.codec.sql_encode(source)))
+        targets.extend(
+            (c.column + e.suffix, c.codec.sql_encode_extra(e.suffix, source)) for e in c.codec.extra_columns()
+        )
+    assign = sql.SQL(" ").join(sql.SQL("NEW.{} := {};").format(sql.Identifier(col), expr) for col, expr in targets)
+    clear = sql.SQL(" ").join(sql.SQL("NEW.{} := NULL;").format(sql.Identifier(col)) for col, _ in targets)
     body = sql.SQL("BEGIN IF NEW.{v} IS NULL THEN {clear} ELSE {assign} END IF; RETURN NEW; END").format(
         v=info.vector, clear=clear, assign=assign
     )
@@ -90,7 +105,7 @@ def install_trigger(conn: psycopg.Connection, info: CollectionInfo, codes: Seque
             trigger_function(info), sql.Literal(body.as_string(conn))
         )
     )
-    watched = sql.SQL(", ").join(sql.Identifier(c) for c in [info.vector_column, *(c.column for c in codes)])
+    watched = sql.SQL(", ").join(sql.Identifier(c) for c in [info.vector_column, *(col for col, _ in targets)])
     conn.execute(
         sql.SQL(
             "CREATE OR REPLACE TRIGGER {} BEFORE INSERT OR UPDATE OF {} ON {} "

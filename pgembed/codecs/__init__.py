@@ -1,27 +1,31 @@
-"""Codecs: float vectors to compact codes, in numpy and in SQL. `make_codec` is the single entry point."""
+"""Codecs: float vectors to compact codes, in numpy and in SQL. `make_codec(spec, dim)` makes any of them;
+see pgembed.codecs.spec for the spec strings."""
 
 from __future__ import annotations
 
-from pgembed.codecs.base import Codec
-from pgembed.codecs.binary import BinaryCodec
-from pgembed.codecs.float16 import Float16Codec
-from pgembed.errors import UnknownCodecError
+from pgembed.codecs.base import Codec, ExtraColumn
+from pgembed.codecs.binary import ThermometerCodec
+from pgembed.codecs.float16 import Float16Codec, Float32Codec
+from pgembed.codecs.pq import PQCodec
+from pgembed.codecs.rabitq import RaBitQCodec
+from pgembed.codecs.scalar import Int8Codec, OSQCodec
+from pgembed.codecs.spec import CodecSpecError, Pipeline, load_codec, make_codec
 
-CODECS: dict[str, type[Codec]] = {cls.kind: cls for cls in (Float16Codec, BinaryCodec)}
-ALIASES = {"f16": "float16", "halfvec": "float16", "bq": "binary", "bit": "binary"}
+BinaryCodec = ThermometerCodec  # one bit a dimension is the thermometer code with one level
 
-
-def codec_class(kind: str) -> type[Codec]:
-    name = ALIASES.get(kind, kind)
-    try:
-        return CODECS[name]
-    except KeyError:
-        known = ", ".join(sorted([*CODECS, *ALIASES]))
-        raise UnknownCodecError(f"unknown codec {kind!r}; known: {known}") from None
-
-
-def make_codec(kind: str, dim: int) -> Codec:
-    return codec_class(kind)(dim)
-
-
-__all__ = ["ALIASES", "CODECS", "BinaryCodec", "Codec", "Float16Codec", "codec_class", "make_codec"]
+__all__ = [
+    "BinaryCodec",
+    "Codec",
+    "CodecSpecError",
+    "ExtraColumn",
+    "Float16Codec",
+    "Float32Codec",
+    "Int8Codec",
+    "OSQCodec",
+    "PQCodec",
+    "Pipeline",
+    "RaBitQCodec",
+    "ThermometerCodec",
+    "load_codec",
+    "make_codec",
+]

@@ -10,13 +10,12 @@ from pgembed.errors import InvalidVectorsError
 
 
 class Float16Codec(Codec):
-    kind = "float16"
-
+    kind = "f16"
+    storage = "halfvec"
     # |x| >= 65520 rounds to infinity in float16; pgvector refuses such values, and so do we.
     LIMIT = 65520.0
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
-        self.check(x)
         return x.astype(np.float16)  # round to nearest even, as pgvector's vector -> halfvec cast
 
     def check(self, x: np.ndarray) -> None:
@@ -32,10 +31,33 @@ class Float16Codec(Codec):
 
     @property
     def code_bytes(self) -> int:
-        return 2 * self.dim + 8  # halfvec: 2 bytes a dimension + dim/unused header
+        return 2 * self.dim + 8  # halfvec: 2 bytes a dimension + dim/unused header + varlena header
 
     def sql_type(self) -> str:
         return f"halfvec({self.dim})"
 
     def sql_encode(self, source: sql.Composable) -> sql.Composable:
         return sql.SQL("pgembed.encode_float16({})").format(source)
+
+
+class Float32Codec(Codec):
+    """The identity: float32 as pgvector's vector. What a projection stores when nothing follows it."""
+
+    kind = "f32"
+    storage = "vector"
+
+    def _encode(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return np.asarray(codes, dtype=np.float32)
+
+    @property
+    def code_bytes(self) -> int:
+        return 4 * self.dim + 8
+
+    def sql_type(self) -> str:
+        return f"vector({self.dim})"
+
+    def sql_encode(self, source: sql.Composable) -> sql.Composable:
+        return source

@@ -1,0 +1,186 @@
+"""Codec spec strings, composed like FAISS's index_factory: projections first, then one codec.
+
+    f32 | f16 | bq | bq2 | bq3 | bq4 | sq8 | osq<b> | pq<M> | rabitq       a codec
+    mrl<m> | pca<m> | leanvec<m>                                            a projection to m dimensions
+    "pca128,bq2"    PCA to 128 dimensions, then 2-bit thermometer codes (256 bits)
+    "mrl256,f16"    the first 256 dimensions, renormalised, as halfvec(256)
+    "leanvec128"    LeanVec-OOD to 128 dimensions, stored as vector(128)
+
+Aliases: float16/halfvec = f16, float32/vector = f32, binary/bit = bq, int8 = sq8.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+from psycopg import sql
+
+from pgembed.codecs.base import Codec, ExtraColumn
+from pgembed.codecs.binary import ThermometerCodec
+from pgembed.codecs.float16 import Float16Codec, Float32Codec
+from pgembed.codecs.pq import PQCodec
+from pgembed.codecs.projection import PROJECTIONS, Projection
+from pgembed.codecs.rabitq import RaBitQCodec
+from pgembed.codecs.scalar import Int8Codec, OSQCodec
+from pgembed.errors import InvalidVectorsError, UnknownCodecError
+
+ALIASES = {"float16": "f16", "halfvec": "f16", "float32": "f32", "vector": "f32", "binary": "bq", "bit": "bq",
+           "int8": "sq8", "bq1": "bq"}
+CODEC_FAMILIES = ("f32", "f16", "bq", "sq", "osq", "pq", "rabitq")
+_TOKEN = re.compile(r"^([a-z]+?)(\d+(?:\.\d+)?)?$")
+
+
+class CodecSpecError(UnknownCodecError):
+    """A spec string that does not parse; the message says which part and why."""
+
+
+def _codec_for(token: str, dim: int, spec: str) -> Codec:
+    name = ALIASES.get(token, token)
+    match = _TOKEN.match(name)
+    if not match:
+        raise CodecSpecError(f"cannot parse {token!r} in codec spec {spec!r}")
+    family, number = match.group(1), match.group(2)
+    try:
+        if family == "f" and number in ("16", "32"):
+            return Float16Codec(dim) if number == "16" else Float32Codec(dim)
+        if family == "bq":
+            return ThermometerCodec(dim, int(number) if number else 1)
+        if family == "sq" and number == "8":
+            return Int8Codec(dim)
+        if family == "osq":
+            return OSQCodec(dim, float(number) if number else 4)
+        if family == "pq":
+            return PQCodec(dim, int(number) if number else max(1, dim // 8))
+        if family == "rabitq" and number is None:
+            return RaBitQCodec(dim)
+    except ValueError as err:
+        raise CodecSpecError(f"in codec spec {spec!r}: {err}") from err
+    except InvalidVectorsError as err:
+        raise CodecSpecError(f"in codec spec {spec!r}: {err}") from err
+    known = "f32, f16, bq, bq2..bq4, sq8, osq<bits>, pq<M>, rabitq; projections mrl<m>, pca<m>, leanvec<m>"
+    raise CodecSpecError(f"unknown codec {token!r} in spec {spec!r}; known: {known}")
+
+
+def make_codec(spec: str, dim: int) -> Codec:
+    """An unfitted codec from a spec string."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise CodecSpecError(f"codec spec must be a non-empty string, got {spec!r}")
+    tokens = [t.strip().lower() for t in spec.split(",")]
+    if any(not t for t in tokens):
+        raise CodecSpecError(f"empty stage in codec spec {spec!r}")
+    projections: list[Projection] = []
+    width = dim
+    for i, token in enumerate(tokens):
+        match = _TOKEN.match(token)
+        family = match.group(1) if match else None
+        if family in PROJECTIONS:
+            if match is None or match.group(2) is None or "." in match.group(2):
+                raise CodecSpecError(f"{token!r} in codec spec {spec!r} needs a whole target dimension, "
+                                     f"e.g. {family}128")
+            try:
+                projection = PROJECTIONS[family](width, int(match.group(2)))
+            except InvalidVectorsError as err:
+                raise CodecSpecError(f"in codec spec {spec!r}: {err}") from err
+            projections.append(projection)
+            width = projection.out_dim
+            continue
+        if i != len(tokens) - 1:
+            raise CodecSpecError(f"in codec spec {spec!r}: the codec {token!r} must come last, after projections")
+        codec = _codec_for(token, width, spec)
+        return Pipeline(dim, projections, codec) if projections else codec
+    return Pipeline(dim, projections, Float32Codec(width))
+
+
+def load_codec(spec: str, dim: int, params: dict[str, Any]) -> Codec:
+    """A fitted codec from its spec and the parameters params() stored."""
+    codec = make_codec(spec, dim)
+    codec.load_params(params)
+    return codec
+
+
+class Pipeline(Codec):
+    """Projections, then a codec on the projected vectors."""
+
+    kind = "pipeline"
+
+    def __init__(self, dim: int, projections: list[Projection], codec: Codec) -> None:
+        super().__init__(dim)
+        self.projections = projections
+        self.codec = codec
+        self.trainable = codec.trainable or any(p.trainable for p in projections)  # type: ignore[misc]
+        self.uses_queries = any(p.uses_queries for p in projections)  # type: ignore[misc]
+        self.min_fit_rows = max([codec.min_fit_rows, *(2 for p in projections if p.trainable)])  # type: ignore[misc]
+        self.storage = codec.storage  # type: ignore[misc]
+
+    @property
+    def spec(self) -> str:
+        return ",".join([*(p.spec for p in self.projections), self.codec.spec])
+
+    @property
+    def is_fitted(self) -> bool:
+        return all(p.is_fitted for p in self.projections) and self.codec.is_fitted
+
+    def _project(self, x: np.ndarray, *, query: bool = False) -> np.ndarray:
+        for p in self.projections:
+            x = p.apply_query(x) if query else p.apply(x)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def _fit(self, x: np.ndarray, queries: np.ndarray | None) -> None:
+        for p in self.projections:
+            p.fit(x, queries)
+            x = np.ascontiguousarray(p.apply(x), dtype=np.float32)
+            queries = np.ascontiguousarray(p.apply_query(queries), dtype=np.float32) if queries is not None else None
+        if self.codec.trainable:
+            self.codec.fit(x, queries if self.codec.uses_queries else None)
+
+    def check(self, x: np.ndarray) -> None:
+        self.codec.check(self._project(x))
+
+    def _encode(self, x: np.ndarray) -> np.ndarray:
+        return self.codec.encode(self._project(x))
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return self.codec.decode(codes)
+
+    def similarity(self, queries: np.ndarray, codes: np.ndarray,
+                   extras: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        q = np.asarray(queries, dtype=np.float32)
+        # Codes compared by Hamming distance encode the query too, so it must go the data's way.
+        hamming = isinstance(self.codec, ThermometerCodec) or (isinstance(self.codec, RaBitQCodec) and not extras)
+        symmetric = hamming
+        return self.codec.similarity(self._project(q, query=not symmetric), codes, extras)
+
+    def encode_extra(self, suffix: str, vectors: np.ndarray) -> np.ndarray:
+        return self.codec.encode_extra(suffix, self._project(vectors))
+
+    @property
+    def code_bytes(self) -> int:
+        return self.codec.code_bytes
+
+    def sql_type(self) -> str:
+        return self.codec.sql_type()
+
+    def _sql_project(self, source: sql.Composable) -> sql.Composable:
+        for p in self.projections:
+            source = p.sql_apply(source)
+        return source
+
+    def sql_encode(self, source: sql.Composable) -> sql.Composable:
+        self._require_fitted()
+        return self.codec.sql_encode(self._sql_project(source))
+
+    def extra_columns(self) -> list[ExtraColumn]:
+        return self.codec.extra_columns()
+
+    def sql_encode_extra(self, suffix: str, source: sql.Composable) -> sql.Composable:
+        return self.codec.sql_encode_extra(suffix, self._sql_project(source))
+
+    def params(self) -> dict[str, Any]:
+        return {"projections": [p.params() for p in self.projections], "codec": self.codec.params()}
+
+    def load_params(self, params: dict[str, Any]) -> None:
+        for p, stored in zip(self.projections, params.get("projections", []), strict=False):
+            p.load_params(stored)
+        self.codec.load_params(params.get("codec", {}))
