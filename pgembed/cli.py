@@ -156,11 +156,47 @@ def cmd_bench_ingest(args: argparse.Namespace) -> None:
     _emit(args, result, lambda _d: None)
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from pgembed.bench.codecs import run_codec_bench
+
+    specs = None
+    if args.codecs:
+        specs = [s.strip() for s in args.codecs.split(";")] if ";" in args.codecs else _split_specs(args.codecs)
+    to_stdout = args.json == "-"
+    result = run_codec_bench(args.base, args.queries, args.gt, specs, k=args.k, fit_sample=args.fit_sample,
+                             fit_queries=args.fit_queries, dsn=args.dsn, data_dir=args.data_dir, quiet=to_stdout)
+    if to_stdout:
+        print(json.dumps(result, indent=2))
+    elif args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+def _split_specs(text: str) -> list[str]:
+    """'f16,bq,pca128,bq2,mrl64+f32' -> ['f16', 'bq', 'pca128,bq2', 'mrl64+f32']: a projection joins the
+    token that follows it; write a pipeline with '+' to say it exactly."""
+    from pgembed.codecs.projection import PROJECTIONS
+
+    specs: list[str] = []
+    pending: list[str] = []
+    for token in (t.strip() for t in text.split(",") if t.strip()):
+        pending.append(token)
+        if "+" in token or token.rstrip("0123456789") not in PROJECTIONS:
+            specs.append(",".join(pending))
+            pending = []
+    if pending:
+        specs.append(",".join(pending))
+    return specs
+
+
 # -- parser ---------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument("--data-dir", default=None, help="embedded server data directory ($PGEMBED_DATA_DIR)")
+    common = argparse.ArgumentParser(add_help=False, parents=[data_dir])
     common.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    common.add_argument("--data-dir", default=None, help="embedded server data directory ($PGEMBED_DATA_DIR)")
+    server_common = argparse.ArgumentParser(add_help=False, parents=[data_dir])
+    server_common.add_argument("--dsn", default=None,
+                               help="PostgreSQL DSN (default $PGEMBED_DSN, $DATABASE_URL, else the embedded server)")
     db_common = argparse.ArgumentParser(add_help=False, parents=[common])
     db_common.add_argument("--dsn", default=None,
                            help="PostgreSQL DSN (default $PGEMBED_DSN, $DATABASE_URL, else the embedded server)")
@@ -214,6 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", cmd_demo, "end-to-end run on generated data: the main job", [db_common])
     p.add_argument("--rows", type=int, default=50_000)
+    p = add("bench", cmd_bench, "codec quality: bytes/vector, encode rates, recall@k with re-ranking",
+            [server_common])
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="OUT.json",
+                   help="write every row as JSON to OUT.json (stdout when no file is given)")
+    p.add_argument("--base", required=True, help=".npy base vectors (float16 or float32)")
+    p.add_argument("--queries", required=True, help=".npy query vectors")
+    p.add_argument("--gt", default=None, help=".npy exact top-k ids (computed when not given)")
+    p.add_argument("--codecs", default=None,
+                   help="codec specs, comma-separated; a projection joins the token after it ('f16,pca128,bq2' "
+                        "is f16 and pca128+bq2); write pipelines with '+' or separate specs with ';' to be exact")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--fit-sample", type=int, default=50_000, help="base rows to fit codecs on")
+    p.add_argument("--fit-queries", type=int, default=0,
+                   help="queries used to fit LeanVec (then left out of every measurement)")
     p = add("bench-ingest", cmd_bench_ingest, "measure bulk ingest (vectors/s) and index build time", [db_common])
     p.add_argument("--base", default=None, help=".npy base vectors (default: generated, clearly labelled)")
     p.add_argument("--rows", type=int, default=100_000)

@@ -2,7 +2,7 @@ DROP FUNCTION pgembed.rabitq_factors(vector, vector, vector);
 DROP FUNCTION pgembed.encode_matryoshka(vector, int);
 DROP FUNCTION pgembed.project(vector, vector[]);
 DROP FUNCTION pgembed.decode_pq(bytea, vector[]);
-DROP FUNCTION pgembed.encode_pq(vector, vector[], int);
+DROP FUNCTION pgembed.encode_pq(vector, vector[], vector[], int);
 DROP FUNCTION pgembed.decode_sq_bits(varbit, vector, vector, int[]);
 DROP FUNCTION pgembed.encode_sq_bits(vector, vector, vector, int[]);
 DROP FUNCTION pgembed.decode_int8(bytea, vector, vector);

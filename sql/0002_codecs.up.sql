@@ -46,17 +46,28 @@ CREATE FUNCTION pgembed.decode_sq_bits(code varbit, lo vector, step vector, bits
                  FROM (SELECT b, i, sum(b) OVER (ORDER BY i) AS o
                        FROM unnest(bits) WITH ORDINALITY AS u(b, i)) AS offsets)::real[]::vector * step;
 
--- Product quantization: for each sub-vector, the index of the nearest of its 256 centroids.
--- codebooks holds M * 256 centroids of sub_dim dimensions, sub-space by sub-space.
-CREATE FUNCTION pgembed.encode_pq(v vector, codebooks vector[], sub_dim int) RETURNS bytea
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN (SELECT string_agg(
-                       (SELECT set_byte('\x00'::bytea, 0, (c.j - 1)::int)
-                        FROM unnest(codebooks[m * 256 + 1 : m * 256 + 256]) WITH ORDINALITY AS c(centroid, j)
-                        ORDER BY subvector(v, m * sub_dim + 1, sub_dim) <-> c.centroid, c.j
-                        LIMIT 1),
-                       '' ORDER BY m)
-            FROM generate_series(0, vector_dims(v) / sub_dim - 1) AS m);
+-- Product quantization: for each sub-vector, the index of the nearest of its 256 centroids, found as
+-- argmin_j (|c_j|^2 - 2 x.c_j) with the 256 dot products of a sub-space computed at once from the codebook's
+-- columns (columns[m * sub_dim + k] holds coordinate k of sub-space m's 256 centroids; norms[m + 1] their
+-- squared norms), so pgvector's elementwise operators do the arithmetic.
+CREATE FUNCTION pgembed.encode_pq(v vector, columns vector[], norms vector[], sub_dim int) RETURNS bytea
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    x real[] := v::real[];
+    scores vector;
+    flat real[];
+    code bytea := '\x';
+BEGIN
+    FOR m IN 0 .. array_length(norms, 1) - 1 LOOP
+        scores := norms[m + 1];
+        FOR k IN 1 .. sub_dim LOOP
+            scores := scores - array_fill(2 * x[m * sub_dim + k], ARRAY[256])::vector * columns[m * sub_dim + k];
+        END LOOP;
+        flat := scores::real[];
+        code := code || set_byte('\x00'::bytea, 0, array_position(flat, (SELECT min(e) FROM unnest(flat) AS e)) - 1);
+    END LOOP;
+    RETURN code;
+END $$;
 
 CREATE FUNCTION pgembed.decode_pq(code bytea, codebooks vector[]) RETURNS vector
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$

@@ -55,11 +55,13 @@ class PQCodec(Codec):
     def _encode(self, x: np.ndarray) -> np.ndarray:
         assert self.codebooks is not None
         codes = np.empty((x.shape[0], self.m), dtype=np.uint8)
-        for j, book in enumerate(self.codebooks):
-            part = x[:, j * self.sub : (j + 1) * self.sub]
-            # ||x - c||^2 in float32, summed over the sub-vector as pgvector's l2 distance does.
-            distances = ((part[:, None, :] - book[None, :, :]) ** 2).sum(axis=2)
-            codes[:, j] = np.argmin(distances, axis=1)
+        for start in range(0, x.shape[0], 2048):  # (rows, 256, sub) differences: keep the block small
+            block = x[start : start + 2048]
+            for j, book in enumerate(self.codebooks):
+                part = block[:, j * self.sub : (j + 1) * self.sub]
+                # ||x - c||^2 in float32; SQL ranks by |c|^2 - 2 x.c, equal up to float rounding (near-ties).
+                distances = ((part[:, None, :] - book[None, :, :]) ** 2).sum(axis=2)
+                codes[start : start + 2048, j] = np.argmin(distances, axis=1)
         return codes
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
@@ -77,8 +79,11 @@ class PQCodec(Codec):
     def sql_encode(self, source: sql.Composable) -> sql.Composable:
         self._require_fitted()
         assert self.codebooks is not None
-        return sql.SQL("pgembed.encode_pq({}, {}, {})").format(
-            source, sql.Literal(vector_array_literal(self.codebooks.reshape(-1, self.sub))), sql.Literal(self.sub)
+        columns = self.codebooks.transpose(0, 2, 1).reshape(-1, CENTROIDS)  # (m * sub, 256)
+        norms = (self.codebooks.astype(np.float64) ** 2).sum(axis=2).astype(np.float32)  # (m, 256)
+        return sql.SQL("pgembed.encode_pq({}, {}, {}, {})").format(
+            source, sql.Literal(vector_array_literal(columns)), sql.Literal(vector_array_literal(norms)),
+            sql.Literal(self.sub),
         )
 
     def params(self) -> dict[str, Any]:

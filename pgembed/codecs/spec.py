@@ -2,7 +2,7 @@
 
     f32 | f16 | bq | bq2 | bq3 | bq4 | sq8 | osq<b> | pq<M> | rabitq       a codec
     mrl<m> | pca<m> | leanvec<m>                                            a projection to m dimensions
-    "pca128,bq2"    PCA to 128 dimensions, then 2-bit thermometer codes (256 bits)
+    "pca128,bq2"    PCA to 128 dimensions, then 2-bit thermometer codes (256 bits); "pca128+bq2" too
     "mrl256,f16"    the first 256 dimensions, renormalised, as halfvec(256)
     "leanvec128"    LeanVec-OOD to 128 dimensions, stored as vector(128)
 
@@ -67,7 +67,7 @@ def make_codec(spec: str, dim: int) -> Codec:
     """An unfitted codec from a spec string."""
     if not isinstance(spec, str) or not spec.strip():
         raise CodecSpecError(f"codec spec must be a non-empty string, got {spec!r}")
-    tokens = [t.strip().lower() for t in spec.split(",")]
+    tokens = [t.strip().lower() for t in re.split(r"[,+]", spec)]
     if any(not t for t in tokens):
         raise CodecSpecError(f"empty stage in codec spec {spec!r}")
     projections: list[Projection] = []
