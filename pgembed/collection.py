@@ -111,19 +111,37 @@ class Collection:
         return self._codec_info(name)
 
     def backfill(self, *, progress: bool = False, batch_rows: int = 20_000) -> int:
-        """Compute missing codes of every codec still 'building', then mark them 'active'."""
+        """Compute missing codes of every codec version still 'building', then make each the active one
+        (retiring the version it replaces, in one transaction). Returns the rows encoded."""
         building = [c for c in self.codecs() if c.state == "building"]
         total = 0
         for info in building:
             todo = self._count_missing(info.column_name)
-            with progress_bar(f"codes {info.name}", todo, progress) as bar:
+            with progress_bar(f"codes {info.name} v{info.version}", todo, progress) as bar:
                 total += schema.backfill(
                     self.conn, self.info, info.column_name, batch_rows=batch_rows,
                     commit_batches=not self.db.in_transaction, on_batch=advancer(bar),
                 )
-            with self.db.transaction():
-                catalog.set_codec_state(self.conn, info.id, "active")
+            self._activate(info)
         return total
+
+    def _activate(self, info: CodecInfo) -> None:
+        previous = next((c for c in self.codecs() if c.name == info.name and c.state == "active"), None)
+        # Readers keep the previous version's index until the switch: build the new version's first.
+        rebuilt = [i for i in self.indexes() if previous is not None and i.codec_id == previous.id]
+        for index in rebuilt:
+            self._build_index(info.id, info.column_name, index.method, index.params, concurrently=False,
+                              progress=False)
+        with self.db.transaction():
+            if previous is not None:
+                catalog.set_codec_state(self.conn, previous.id, "retired")
+                for index in rebuilt:
+                    catalog.delete_index(self.conn, self.info.id, index.index_name)
+            catalog.set_codec_state(self.conn, info.id, "active")
+            self._install_trigger()
+            if previous is not None:
+                for column_name, _ in schema.code_columns(previous.column_name, _load_codec(previous, self.dim)):
+                    schema.drop_code_column(self.conn, self.info, column_name)  # its indexes go with it
 
     def drop_codec(self, name: str) -> None:
         info = self._codec_info(name)
@@ -135,29 +153,34 @@ class Collection:
                 schema.drop_code_column(self.conn, self.info, column_name)
 
     def fit(self, *, sample: int = 50_000, fit_on: np.ndarray | None = None,
-            fit_queries: np.ndarray | None = None, progress: bool = False) -> int:
-        """Re-fit every trainable codec on a fresh sample and re-encode all rows, in one transaction:
-        readers see the old codes until it commits. Returns the rows re-encoded."""
-        trainable = [c for c in self.codecs() if c.state == "active" and make_codec(c.kind, self.dim).trainable]
+            fit_queries: np.ndarray | None = None, progress: bool = False, backfill: bool = True) -> int:
+        """Re-fit every trainable codec on a fresh sample (of up to `sample` rows, or `fit_on`).
+
+        Each becomes a new version with columns of its own, kept in step by the trigger from now on and
+        filled in committed batches while readers keep using the current version; then the new version
+        (and its rebuilt indexes) replaces the old in one transaction. With `backfill=False` only the new
+        versions are created; `backfill()` completes them later. Returns the rows encoded.
+        """
+        codecs = self.codecs()
+        if any(c.state == "building" for c in codecs):
+            raise SchemaError(f"collection {self.name!r} has codec versions still building: call backfill()")
+        trainable = [c for c in codecs if c.state == "active" and make_codec(c.kind, self.dim).trainable]
         if not trainable:
             return 0
         data = self._training_data(fit_on, sample)
         with self.db.transaction():
             for info in trainable:
                 codec = make_codec(info.kind, self.dim).fit(data, fit_queries)
-                self.conn.execute(
-                    "UPDATE pgembed.codecs SET params = %s, fitted_rows = %s WHERE id = %s",
-                    (psycopg.types.json.Jsonb(codec.params()), data.shape[0], info.id),
+                column = schema.code_column_name(self.info, info.name, info.version + 1)
+                catalog.insert_codec(
+                    self.conn, self.info.id, info.name, codec.spec, version=info.version + 1, state="building",
+                    column_name=column, sql_type=codec.sql_type(), params=codec.params(),
+                    fitted_rows=int(data.shape[0]),
                 )
+                for column_name, sql_type in schema.code_columns(column, codec):
+                    schema.add_code_column(self.conn, self.info, column_name, sql_type)
             self._install_trigger()
-            with progress_bar("re-encoding", self.count() if progress else None, progress) as bar:
-                updated = self.conn.execute(
-                    sql.SQL("UPDATE {t} SET {v} = {v} WHERE {v} IS NOT NULL").format(
-                        t=self.info.table, v=self.info.vector
-                    )
-                ).rowcount
-                advancer(bar)(updated)
-        return updated
+        return self.backfill(progress=progress) if backfill else 0
 
     def _training_data(self, fit_on: np.ndarray | None, sample: int) -> np.ndarray:
         data = as_matrix(fit_on, self.dim, what="fit_on") if fit_on is not None else self.sample(sample)
@@ -357,13 +380,18 @@ class Collection:
             codec_id, column = codec_info.id, codec_info.column_name
         if concurrently and self.db.in_transaction:
             raise SchemaError("concurrently=True cannot run inside a transaction; commit first")
-        column_type = schema.table_columns(self.conn, self.info)[column][0]
-        opclass = schema.opclass_for(column_type, self.metric, method)
         if method == "hnsw":
             params = {"m": m, "ef_construction": ef_construction}
         else:
             rows = self.count()
             params = {"lists": lists or max(1, rows // 1000 if rows <= 1_000_000 else int(math.sqrt(rows)))}
+        name = self._build_index(codec_id, column, method, params, concurrently=concurrently, progress=progress)
+        return next(i for i in self.indexes() if i.index_name == name)
+
+    def _build_index(self, codec_id: int | None, column: str, method: str, params: dict[str, int], *,
+                     concurrently: bool, progress: bool) -> str:
+        column_type = schema.table_columns(self.conn, self.info)[column][0]
+        opclass = schema.opclass_for(column_type, self.metric, method)
         name = schema.index_name(self.info, column, method)
         monitor = self._monitor_connection() if progress else None
         try:
@@ -385,7 +413,7 @@ class Collection:
         finally:
             if monitor is not None:
                 monitor.close()
-        return next(i for i in self.indexes() if i.index_name == name)
+        return name
 
     def drop_index(self, index_name: str) -> None:
         if index_name not in {i.index_name for i in self.indexes()}:

@@ -95,17 +95,37 @@ def test_sql_and_numpy_encoders_agree_bit_for_bit(docs: pgembed.Collection, sql_
     assert_in_step(docs, sql_conn, key, v)
 
 
-def test_refit_changes_the_mean_and_re_encodes_every_row(docs: pgembed.Collection,
-                                                        sql_conn: psycopg.Connection) -> None:
+def test_refit_makes_a_new_version_and_switches_when_complete(docs: pgembed.Collection,
+                                                             sql_conn: psycopg.Connection) -> None:
     vectors = unit_vectors(200, DIM, seed=5) + 0.3
     docs.ingest(np.arange(200), vectors)
+    index = docs.create_index("bq")
     old_mean = docs.codec("bq").mean.copy()
-    assert docs.fit() == 200  # re-fitted on the table's own rows
-    new_codec = docs.codec("bq")
-    assert not np.array_equal(old_mean, new_codec.mean)
-    assert np.allclose(new_codec.mean, vectors.mean(axis=0), atol=1e-6)
-    for key in (0, 57, 199):
-        assert_in_step(docs, sql_conn, key, vectors[key])
-    v = unit_vectors(1, DIM, seed=77)[0]  # new rows use the new parameters too
+    old_bits = sql_conn.execute("SELECT embedding_bq::text FROM docs WHERE id = 7").fetchone()
+
+    assert docs.fit(backfill=False) == 0  # new versions exist, empty; readers still see version 1
+    states = {(c.name, c.version): c.state for c in docs.codecs()}
+    assert states == {("bq", 1): "active", ("bq", 2): "building", ("f16", 1): "active"}
+    assert np.array_equal(docs.codec("bq").mean, old_mean)
+    assert sql_conn.execute("SELECT embedding_bq::text FROM docs WHERE id = 7").fetchone() == old_bits
+    v = unit_vectors(1, DIM, seed=77)[0]  # a write while building: both versions' codes are computed
     sql_conn.execute("INSERT INTO docs (id, embedding) VALUES (1000, %s)", (vector_text(v),))
-    assert_in_step(docs, sql_conn, 1000, v)
+    assert sql_conn.execute("SELECT embedding_bq IS NOT NULL, embedding_bq_v2 IS NOT NULL FROM docs "
+                            "WHERE id = 1000").fetchone() == (True, True)
+    with pytest.raises(pgembed.SchemaError, match="still building"):
+        docs.fit()
+
+    assert docs.backfill() == 200  # the rows written before the re-fit
+    new_codec = docs.codec("bq")
+    assert [(c.name, c.version, c.state) for c in docs.codecs()] == [("bq", 2, "active"), ("f16", 1, "active")]
+    assert np.allclose(new_codec.mean, vectors.mean(axis=0), atol=1e-6)  # sampled when fit() ran
+    columns = {r[0] for r in sql_conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'docs'").fetchall()}
+    assert "embedding_bq" not in columns and "embedding_bq_v2" in columns
+    for key, vec in ((0, vectors[0]), (57, vectors[57]), (1000, v)):
+        (bits,) = sql_conn.execute("SELECT embedding_bq_v2::text FROM docs WHERE id = %s", (key,)).fetchone()
+        assert bits == bits_to_text(new_codec.encode(vec[None]), DIM)[0]
+    (rebuilt,) = docs.indexes()  # the index followed the codec to its new column
+    assert rebuilt.index_name != index.index_name and "embedding_bq_v2" in rebuilt.index_name
+    assert sql_conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'docs' AND indexname = %s",
+                            (rebuilt.index_name,)).fetchone() == (1,)

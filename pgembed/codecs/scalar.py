@@ -82,7 +82,13 @@ class Int8Codec(_ScalarQuantizer):
         self._calibrate(x, np.full(self.dim, 8))
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
-        return self.levels(x).astype(np.uint8)
+        # levels() in place, in float32, straight to uint8: the same numbers without int64 temporaries.
+        assert self.lo is not None and self.inv is not None
+        scaled = np.subtract(x, self.lo)
+        scaled *= self.inv
+        np.rint(scaled, out=scaled)
+        np.clip(scaled, 0, 255, out=scaled)
+        return scaled.astype(np.uint8)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         return self.decode_levels(np.asarray(codes, dtype=np.uint8))
