@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -84,3 +84,78 @@ def test_bad_vectors_are_named(bad: object, message: str) -> None:
 def test_unfitted_binary_codec_refuses_to_encode() -> None:
     with pytest.raises(InvalidVectorsError, match="not fitted"):
         BinaryCodec(4).encode(np.ones((1, 4), np.float32))
+
+
+ALL_SPECS = ["f16", "bq", "bq2", "bq4", "sq8", "osq3", "pq8", "mrl16", "pca16", "pca16,bq2", "leanvec16,sq8",
+             "rabitq", "mrl24+f16"]
+
+
+def _sample(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim)) * np.linspace(0.3, 1.5, dim)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS)
+def test_every_codec_shapes_params_and_similarity(spec: str) -> None:
+    x, q = _sample(600), _sample(7, seed=1)
+    codec = make_codec(spec, 32).fit(x, q)
+    codes = codec.encode(x[:50])
+    assert codes.shape[0] == 50 and codes.dtype in (np.uint8, np.float16, np.float32)
+    again = load_codec(codec.spec, 32, codec.params())  # what the catalog stores is all it takes
+    assert np.array_equal(again.encode(x[:50]), codes)
+    extras = {e.suffix: codec.encode_extra(e.suffix, x[:50]) for e in codec.extra_columns()}
+    sim = codec.similarity(q, codes, extras or None)
+    assert sim.shape == (7, 50) and np.isfinite(sim).all()
+    # A vector's own code ranks it near the top among the others for its own query.
+    self_sim = codec.similarity(x[:50], codes, extras or None)
+    assert np.mean(np.argsort(-self_sim, axis=1)[:, :5] == np.arange(50)[:, None]) * 5 > 0.6
+
+
+@given(arrays(np.float32, (40, 16), elements=st.floats(-2, 2, allow_nan=False, width=32)))
+@settings(max_examples=30, deadline=None)
+def test_int8_round_trip_within_half_a_step(x: np.ndarray) -> None:
+    codec = make_codec("sq8", 16).fit(x)
+    back = codec.decode(codec.encode(x))
+    inside = (x >= codec.lo) & (x <= codec.lo + 255 * codec.step)
+    tolerance = codec.step / 2 + 1e-6 * (1 + np.abs(x))  # half a step, plus float32 rounding
+    assert np.all(np.abs(back - x)[inside] <= tolerance[inside])
+
+
+def test_osq_spends_its_budget_where_the_variance_is() -> None:
+    x = _sample(500) * np.linspace(0.1, 3.0, 32).astype(np.float32)
+    codec = make_codec("osq2", 32).fit(x)
+    assert codec.bits.sum() == 64 and codec.bits.max() <= 8
+    assert codec.bits[-8:].sum() > codec.bits[:8].sum()  # high-variance dimensions get more bits
+    assert np.mean((codec.decode(codec.encode(x)) - x) ** 2) < np.mean((x - x.mean(0)) ** 2)
+
+
+def test_rabitq_estimate_is_unbiased_and_bounded() -> None:
+    x, q = _sample(2000, dim=64, seed=3), _sample(20, dim=64, seed=4)
+    codec = make_codec("rabitq", 64).fit(x)
+    factors = codec.encode_extra("_factors", x)
+    error = codec.estimate(q, codec.encode(x), factors) - q @ x.T
+    assert abs(error.mean()) < 0.1 * error.std()  # unbiased: the mean error is small against its spread
+    assert np.mean(np.abs(error) <= codec.error_bound(q, factors)) > 0.99
+
+
+def test_fitting_is_deterministic_across_processes() -> None:
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, numpy as np; from pgembed.codecs import make_codec; from tests.test_codecs import _sample; "
+            "print(json.dumps({s: make_codec(s, 32).fit(_sample(600), _sample(7, seed=1)).params() "
+            "for s in ['pq8', 'rabitq', 'pca16,bq2', 'osq3']}))")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)]
+    assert json.loads(runs[0]) == json.loads(runs[1])
+
+
+def test_fit_errors() -> None:
+    with pytest.raises(InvalidVectorsError, match="at least 256 rows"):
+        make_codec("pq8", 32).fit(_sample(100))
+    with pytest.raises(InvalidVectorsError, match="sample of queries"):
+        make_codec("leanvec8", 32).fit(_sample(100))
+    with pytest.raises(InvalidVectorsError, match="dimension 16, expected 32"):
+        make_codec("sq8", 32).fit(_sample(100, dim=16))

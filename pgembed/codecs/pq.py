@@ -54,14 +54,12 @@ class PQCodec(Codec):
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
         assert self.codebooks is not None
+        norms = (self.codebooks.astype(np.float64) ** 2).sum(axis=2).astype(np.float32)  # (m, 256)
         codes = np.empty((x.shape[0], self.m), dtype=np.uint8)
-        for start in range(0, x.shape[0], 2048):  # (rows, 256, sub) differences: keep the block small
-            block = x[start : start + 2048]
-            for j, book in enumerate(self.codebooks):
-                part = block[:, j * self.sub : (j + 1) * self.sub]
-                # ||x - c||^2 in float32; SQL ranks by |c|^2 - 2 x.c, equal up to float rounding (near-ties).
-                distances = ((part[:, None, :] - book[None, :, :]) ** 2).sum(axis=2)
-                codes[start : start + 2048, j] = np.argmin(distances, axis=1)
+        for j, book in enumerate(self.codebooks):
+            part = x[:, j * self.sub : (j + 1) * self.sub]
+            # argmin |c|^2 - 2 x.c: the nearest centroid, by the formula the SQL encoder evaluates.
+            codes[:, j] = np.argmin(norms[j] - 2 * (part @ book.T), axis=1)
         return codes
 
     def decode(self, codes: np.ndarray) -> np.ndarray:

@@ -159,20 +159,23 @@ def allocate_bits(variance: np.ndarray, budget: int, max_bits: int = 8) -> np.nd
     return bits
 
 
+def _bit_layout(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each output bit: the dimension it belongs to and its shift (most significant bit first)."""
+    dims = np.repeat(np.arange(len(bits)), bits)
+    ends = np.cumsum(bits)
+    shifts = ends[dims] - 1 - np.arange(int(bits.sum()))
+    return dims, shifts
+
+
 def _levels_to_bits(levels: np.ndarray, bits: np.ndarray) -> np.ndarray:
     """(n, d) levels -> (n, sum(bits)) bools, each dimension's level most-significant bit first."""
-    columns = []
-    for i, b in enumerate(bits):
-        for shift in range(int(b) - 1, -1, -1):
-            columns.append((levels[:, i] >> shift) & 1)
-    return np.stack(columns, axis=1).astype(bool) if columns else np.zeros((len(levels), 0), bool)
+    dims, shifts = _bit_layout(bits)
+    return ((levels[:, dims] >> shifts) & 1).astype(bool)
 
 
 def _bits_to_levels(bitmatrix: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    dims, shifts = _bit_layout(bits)
     levels = np.zeros((bitmatrix.shape[0], len(bits)), dtype=np.int64)
-    offset = 0
-    for i, b in enumerate(bits):
-        for _ in range(int(b)):
-            levels[:, i] = (levels[:, i] << 1) | bitmatrix[:, offset]
-            offset += 1
+    weighted = bitmatrix[:, : len(dims)].astype(np.int64) << shifts
+    np.add.at(levels.T, dims, weighted.T)
     return levels
