@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
             [db_common])
     p.add_argument("collection")
     p.add_argument("codec_name")
-    p.add_argument("kind", metavar="spec", help="codec spec: f16, bq, bq2..bq4, sq8, osq4, pq48, pca128,bq2, rabitq, ...")
+    p.add_argument("kind", metavar="spec", help="codec spec: f16, bq, bq2..bq4, sq8, osq4, pq48, pca128,bq2, ...")
     p.add_argument("--sample", type=int, default=50_000, help="rows to fit trainable codecs on")
     p = add("index", cmd_index, "build a pgvector index on the vector or on a codec's codes", [db_common])
     p.add_argument("collection")
