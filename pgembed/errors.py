@@ -41,3 +41,7 @@ class UnknownCodecError(PgembedError, ValueError):
 
 class DuplicateKeyError(PgembedError):
     """A key being written already exists in the table."""
+
+
+class NotDecodableError(PgembedError, TypeError):
+    """The codec's codes do not determine a vector (sign bits, for instance): compare them, don't decode."""

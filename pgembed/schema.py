@@ -97,9 +97,18 @@ def install_trigger(conn: psycopg.Connection, info: CollectionInfo, codes: Seque
         )
     assign = sql.SQL(" ").join(sql.SQL("NEW.{} := {};").format(sql.Identifier(col), expr) for col, expr in targets)
     clear = sql.SQL(" ").join(sql.SQL("NEW.{} := NULL;").format(sql.Identifier(col)) for col, _ in targets)
-    body = sql.SQL("BEGIN IF NEW.{v} IS NULL THEN {clear} ELSE {assign} END IF; RETURN NEW; END").format(
-        v=info.vector, clear=clear, assign=assign
+    # An UPDATE that leaves the vector as it was recomputes only the code columns that are missing or that
+    # the client changed: a backfill then costs one encoder, not all of them. Values are compared as text,
+    # i.e. exactly: pgvector's = holds -0.0 equal to 0.0, but their codes differ in the sign bit.
+    repair = sql.SQL(" ").join(
+        sql.SQL("IF NEW.{c} IS NULL OR NEW.{c}::text IS DISTINCT FROM OLD.{c}::text THEN NEW.{c} := {e}; END IF;")
+        .format(c=sql.Identifier(col), e=expr)
+        for col, expr in targets
     )
+    body = sql.SQL(
+        "BEGIN IF NEW.{v} IS NULL THEN {clear} ELSIF TG_OP = 'INSERT' THEN {assign} "
+        "ELSIF NEW.{v}::text IS DISTINCT FROM OLD.{v}::text THEN {assign} ELSE {repair} END IF; RETURN NEW; END"
+    ).format(v=info.vector, clear=clear, assign=assign, repair=repair)
     conn.execute(
         sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS {}").format(
             trigger_function(info), sql.Literal(body.as_string(conn))
@@ -130,7 +139,7 @@ def backfill(
 ) -> int:
     """Compute codes for rows whose `column` is still NULL, in batches of keys. Returns rows updated.
 
-    Re-assigning the vector fires the trigger, which recomputes the row's codes. With `commit_batches`,
+    Re-assigning the vector fires the trigger, which fills the row's missing codes. With `commit_batches`,
     each batch commits on its own (readers and writers are held up one batch at a time; an interrupted
     backfill resumes where it stopped).
     """

@@ -129,3 +129,26 @@ def test_refit_makes_a_new_version_and_switches_when_complete(docs: pgembed.Coll
     assert rebuilt.index_name != index.index_name and "embedding_bq_v2" in rebuilt.index_name
     assert sql_conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'docs' AND indexname = %s",
                             (rebuilt.index_name,)).fetchone() == (1,)
+
+
+def test_an_update_that_only_flips_the_sign_of_a_zero_is_re_encoded(docs: pgembed.Collection,
+                                                                    sql_conn: psycopg.Connection) -> None:
+    v = unit_vectors(1, DIM, seed=3)[0]
+    v[5] = 0.0
+    sql_conn.execute("INSERT INTO docs (id, embedding) VALUES (1, %s)", (vector_text(v),))
+    v[5] = -0.0  # equal under pgvector's =, different bits in float16
+    sql_conn.execute("UPDATE docs SET embedding = %s WHERE id = 1", (vector_text(v),))
+    assert_in_step(docs, sql_conn, 1, v)
+
+
+def test_backfilling_one_codec_does_not_rerun_the_others(db: pgembed.Database) -> None:
+    docs = db.create_collection("many", DIM)
+    docs.add_codec("t", "bq2", fit_on=unit_vectors(100, DIM))  # its encoder is PL/pgSQL: calls are counted
+    docs.ingest(np.arange(300), unit_vectors(300, DIM, seed=8))
+    with db.transaction():
+        db.execute("SET LOCAL track_functions = 'all'")
+        docs.add_codec("h", "f16")  # inside the caller's transaction: backfill runs here too
+        calls = db.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions "
+                           "WHERE funcname = 'encode_thermometer'").fetchone()[0]
+        filled = db.execute("SELECT count(embedding_h) FROM many").fetchone()[0]
+    assert (calls, filled) == (0, 300)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from psycopg import sql
 
-from pgembed.errors import InvalidVectorsError
+from pgembed.errors import InvalidVectorsError, NotDecodableError
 from pgembed.vectors import as_matrix
 
 # How a code column is stored, which says how to read it back from PostgreSQL's text output.
@@ -95,7 +95,7 @@ class Codec(ABC):
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """Approximate vectors back from codes, in the codec's output space."""
-        raise NotImplementedError(f"{self.spec} codes cannot be decoded back to vectors")
+        raise NotDecodableError(f"{self.spec} codes cannot be decoded back to vectors")
 
     def similarity(self, queries: np.ndarray, codes: np.ndarray,
                    extras: dict[str, np.ndarray] | None = None) -> np.ndarray:

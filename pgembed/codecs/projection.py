@@ -110,9 +110,7 @@ class _Linear(Projection):
 
     def sql_apply(self, source: sql.Composable) -> sql.Composable:
         assert self.rows is not None and self.centre is not None
-        return sql.SQL("pgembed.project({} - {}, {})").format(
-            source, sql.Literal(vector_literal(self.centre)), sql.Literal(vector_array_literal(self.rows))
-        )
+        return sql_project(source, self.centre, self.rows)
 
     def params(self) -> dict[str, Any]:
         if self.rows is None or self.centre is None:
@@ -159,6 +157,13 @@ class LeanVecOOD(_Linear):
         assert best is not None
         self.rows = best[1].astype(np.float32)
         self.centre = np.zeros(self.dim, dtype=np.float32)  # inner products: no centring
+
+
+def sql_project(source: sql.Composable, centre: np.ndarray, rows: np.ndarray) -> sql.Composable:
+    """SQL for rows @ (source - centre): one pgvector inner product a row."""
+    return sql.SQL("pgembed.project({} - {}, {})").format(
+        source, sql.Literal(vector_literal(centre)), sql.Literal(vector_array_literal(rows))
+    )
 
 
 PROJECTIONS: dict[str, type[Projection]] = {cls.kind: cls for cls in (Matryoshka, PCA, LeanVecOOD)}

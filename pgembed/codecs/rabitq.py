@@ -25,9 +25,9 @@ from pgembed.codecs.base import (
     hamming_similarity,
     matrix_from_json,
     matrix_to_json,
-    vector_array_literal,
     vector_literal,
 )
+from pgembed.codecs.projection import sql_project
 
 FACTORS = "_factors"
 DEFAULT_EPS0 = 4.0
@@ -109,9 +109,7 @@ class RaBitQCodec(Codec):
 
     def _sql_rotated(self, source: sql.Composable) -> sql.Composable:
         assert self.centre is not None and self.rotation is not None
-        return sql.SQL("pgembed.project({} - {}, {})").format(
-            source, sql.Literal(vector_literal(self.centre)), sql.Literal(vector_array_literal(self.rotation))
-        )
+        return sql_project(source, self.centre, self.rotation)
 
     def sql_encode(self, source: sql.Composable) -> sql.Composable:
         self._require_fitted()
