@@ -111,7 +111,9 @@ def cmd_attach(args: argparse.Namespace) -> None:
 def cmd_add_codec(args: argparse.Namespace) -> None:
     with _open(args) as db:
         collection = db.collection(args.collection)
-        collection.add_codec(args.codec_name, args.kind, sample=args.sample, progress=not args.json)
+        queries = np.load(args.fit_queries) if args.fit_queries else None
+        collection.add_codec(args.codec_name, args.kind, sample=args.sample, fit_queries=queries,
+                             progress=not args.json)
         info = collection.describe()
     _emit(args, info["codecs"], lambda d: console.print(f"codecs: {', '.join(c['name'] for c in d)}"))
 
@@ -233,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("codec_name")
     p.add_argument("kind", metavar="spec", help="codec spec: f16, bq, bq2..bq4, sq8, osq4, pq48, pca128,bq2, ...")
     p.add_argument("--sample", type=int, default=50_000, help="rows to fit trainable codecs on")
+    p.add_argument("--fit-queries", default=None, metavar="Q.npy", help="a query sample (LeanVec fits on it)")
     p = add("index", cmd_index, "build a pgvector index on the vector or on a codec's codes", [db_common])
     p.add_argument("collection")
     p.add_argument("--on", default="vector", help="'vector' or a codec name")

@@ -38,6 +38,10 @@ def test_attach_codec_ingest_index_info(capsys: pytest.CaptureFixture[str], dsn:
     assert run_json(capsys, "ingest", "items", "--vectors", str(vectors), "--dsn", dsn) == (0, {"rows": 500})
     code, codecs = run_json(capsys, "add-codec", "items", "bq", "binary", "--dsn", dsn)
     assert code == 0 and [c["name"] for c in codecs] == ["bq"] and codecs[0]["fitted_rows"] == 500
+    np.save(tmp_path / "q.npy", unit_vectors(20, 8, seed=5))
+    code, codecs = run_json(capsys, "add-codec", "items", "lv", "leanvec4,sq8", "--fit-queries",
+                            str(tmp_path / "q.npy"), "--dsn", dsn)
+    assert code == 0 and {c["name"]: c["kind"] for c in codecs} == {"bq": "bq", "lv": "leanvec4,sq8"}
     code, index = run_json(capsys, "index", "items", "--on", "bq", "--m", "8", "--dsn", dsn)
     assert code == 0 and index["opclass"] == "bit_hamming_ops"
 
