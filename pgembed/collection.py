@@ -140,16 +140,16 @@ class Collection:
             catalog.set_codec_state(self.conn, info.id, "active")
             self._install_trigger()
             if previous is not None:
-                for column_name, _ in schema.code_columns(previous.column_name, _load_codec(previous, self.dim)):
+                for column_name in self._column_names(previous):
                     schema.drop_code_column(self.conn, self.info, column_name)  # its indexes go with it
 
     def drop_codec(self, name: str) -> None:
         info = self._codec_info(name)
-        codec = _load_codec(info, self.dim)
+        columns = self._column_names(info)
         with self.db.transaction():
             catalog.delete_codec(self.conn, info.id)
             self._install_trigger()
-            for column_name, _ in schema.code_columns(info.column_name, codec):
+            for column_name in columns:
                 schema.drop_code_column(self.conn, self.info, column_name)
 
     def fit(self, *, sample: int = 50_000, fit_on: np.ndarray | None = None,
@@ -189,6 +189,10 @@ class Collection:
                 f"cannot fit codecs of collection {self.name!r}: it has no vectors yet; pass fit_on="
             )
         return data
+
+    def _column_names(self, info: CodecInfo) -> list[str]:
+        """Every column a codec version occupies (main, then extras): known from its spec alone."""
+        return [name for name, _ in schema.code_columns(info.column_name, make_codec(info.kind, self.dim))]
 
     def _install_trigger(self) -> None:
         codes = [
@@ -278,12 +282,13 @@ class Collection:
         first = next(iterator, None)
         if first is None:
             raise InvalidInputError("ingest got no batches")
-        columns = self._copy_columns(first[2])
+        live = [c for c in self.codecs() if c.state != "retired"]
+        columns = self._copy_columns(first[2], {name for c in live for name in self._column_names(c)})
         names = [c.name for c in columns]
         copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
             self.info.table, sql.SQL(", ").join(map(sql.Identifier, names))
         )
-        checks = [_load_codec(c, self.dim) for c in self.codecs() if c.state != "retired"]
+        checks = [_load_codec(c, self.dim) for c in live]
         written = 0
         try:
             with self.db.transaction(), progress_bar(f"ingest {self.name}", total, progress) as bar:
@@ -306,11 +311,8 @@ class Collection:
             raise InvalidInputError(f"ingest into {self.name!r} rolled back: {err}") from err
         return written
 
-    def _copy_columns(self, attrs: Mapping[str, Any] | None) -> list[copyformat.CopyColumn]:
+    def _copy_columns(self, attrs: Mapping[str, Any] | None, codes: set[str]) -> list[copyformat.CopyColumn]:
         table = schema.table_columns(self.conn, self.info)
-        codes = {
-            name for c in self.codecs() for name, _ in schema.code_columns(c.column_name, _load_codec(c, self.dim))
-        }
         attr_names = list(attrs.keys()) if attrs is not None else []
         columns = []
         for name in [self.info.key_column, self.info.vector_column, *attr_names]:
@@ -477,7 +479,7 @@ class Collection:
                     self.conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(
                         sql.Identifier(self.info.table_schema, index.index_name)))
                 for codec in catalog.list_codecs(self.conn, self.info.id, include_retired=True):
-                    for column_name, _ in schema.code_columns(codec.column_name, _load_codec(codec, self.dim)):
+                    for column_name in self._column_names(codec):
                         schema.drop_code_column(self.conn, self.info, column_name)
             catalog.drop_collection(self.conn, self.info.id)
 

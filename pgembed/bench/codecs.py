@@ -129,8 +129,8 @@ def run_codec_bench(base_path: str, queries_path: str, gt_path: str | None = Non
                     rerank_factors: tuple[int, ...] = RERANK_FACTORS) -> dict[str, Any]:
     console = Console(quiet=quiet, stderr=True)
     specs = list(specs or DEFAULT_SPECS)
-    codecs = {spec: make_codec(spec, np.load(base_path, mmap_mode="r").shape[1]) for spec in specs}
     base = load_matrix(base_path, "base")
+    codecs = {spec: make_codec(spec, base.shape[1]) for spec in specs}
     all_queries = load_matrix(queries_path, "queries")
     if any(c.uses_queries for c in codecs.values()) and fit_queries == 0:
         fit_queries = min(200, len(all_queries) // 5)
