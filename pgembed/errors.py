@@ -35,6 +35,10 @@ class InvalidVectorsError(InvalidInputError):
     """Vectors or keys fail validation (shape, dtype, dimension, NaN/Inf, duplicates)."""
 
 
+class InvalidFilterError(InvalidInputError):
+    """A search filter is malformed, names an unknown column or operator, or holds a value unfit for its column."""
+
+
 class UnknownCodecError(PgembedError, ValueError):
     """No codec of that kind."""
 
