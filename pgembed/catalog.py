@@ -70,6 +70,7 @@ class IndexInfo:
     opclass: str
     params: dict[str, Any]
     build_seconds: float | None
+    predicate: dict[str, Any] | None = None  # a partial index: the filter (dict language) its rows satisfy
 
 
 # -- catalog presence -----------------------------------------------------------------------------------
@@ -369,7 +370,7 @@ def delete_codec(conn: psycopg.Connection, codec_id: int) -> None:
 def list_indexes(conn: psycopg.Connection, collection_id: int) -> list[IndexInfo]:
     with conn.cursor(row_factory=class_row(IndexInfo)) as cur:
         cur.execute(
-            """SELECT id, collection_id, codec_id, index_name, method, opclass, params, build_seconds
+            """SELECT id, collection_id, codec_id, index_name, method, opclass, params, build_seconds, predicate
                FROM pgembed.indexes WHERE collection_id = %s ORDER BY index_name""",
             (collection_id,),
         )
@@ -385,16 +386,45 @@ def insert_index(
     opclass: str,
     params: dict[str, Any],
     build_seconds: float,
+    predicate: dict[str, Any] | None = None,
 ) -> None:
     conn.execute(
         """INSERT INTO pgembed.indexes
-           (collection_id, codec_id, index_name, method, opclass, params, build_seconds)
-           VALUES (%s, %s, %s, %s, %s, %s, %s)""",
-        (collection_id, codec_id, index_name, method, opclass, psycopg.types.json.Jsonb(params), build_seconds),
+           (collection_id, codec_id, index_name, method, opclass, params, build_seconds, predicate)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+        (collection_id, codec_id, index_name, method, opclass, psycopg.types.json.Jsonb(params), build_seconds,
+         psycopg.types.json.Jsonb(predicate) if predicate is not None else None),
     )
 
 
 def delete_index(conn: psycopg.Connection, collection_id: int, index_name: str) -> None:
     conn.execute(
         "DELETE FROM pgembed.indexes WHERE collection_id = %s AND index_name = %s", (collection_id, index_name)
+    )
+
+
+# -- tuning ---------------------------------------------------------------------------------------------
+def list_tuning(conn: psycopg.Connection, collection_id: int) -> list[tuple[int, Any]]:
+    """(codec id, Tuned) for every tuned setting of the collection."""
+    from pgembed.plan import Tuned
+
+    rows = conn.execute(
+        """SELECT codec_id, recall_target, selectivity, ef_search, oversample, measured_recall, queries_per_s
+           FROM pgembed.tuning WHERE collection_id = %s ORDER BY codec_id, recall_target, selectivity""",
+        (collection_id,),
+    ).fetchall()
+    return [(r[0], Tuned(*r[1:])) for r in rows]
+
+
+def save_tuning(conn: psycopg.Connection, collection_id: int, codec_id: int, tuned: Any, sample_queries: int) -> None:
+    conn.execute(
+        """INSERT INTO pgembed.tuning (collection_id, codec_id, recall_target, selectivity, ef_search, oversample,
+                                      measured_recall, queries_per_s, sample_queries)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (collection_id, codec_id, recall_target, selectivity) DO UPDATE SET
+               ef_search = EXCLUDED.ef_search, oversample = EXCLUDED.oversample,
+               measured_recall = EXCLUDED.measured_recall, queries_per_s = EXCLUDED.queries_per_s,
+               sample_queries = EXCLUDED.sample_queries, tuned_at = now()""",
+        (collection_id, codec_id, tuned.recall_target, tuned.selectivity, tuned.ef_search, tuned.oversample,
+         tuned.measured_recall, tuned.queries_per_s, sample_queries),
     )

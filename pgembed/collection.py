@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,11 +18,14 @@ from pgembed import catalog, copyformat, schema
 from pgembed.catalog import CodecInfo, CollectionInfo, IndexInfo
 from pgembed.codecs import Codec, load_codec, make_codec
 from pgembed.errors import DuplicateKeyError, InvalidInputError, InvalidVectorsError, SchemaError
+from pgembed.plan import Plan
 from pgembed.progress import advancer, progress_bar
 from pgembed.vectors import as_matrix
 
 if TYPE_CHECKING:
     from pgembed.database import Database
+    from pgembed.search import Searcher, SearchResult
+    from pgembed.tune import TuneResult
 
 Batch = tuple[Any, Any, Mapping[str, Any] | None]
 INDEX_METHODS = ("hnsw", "ivfflat")
@@ -37,6 +41,7 @@ class Collection:
     def __init__(self, db: Database, info: CollectionInfo) -> None:
         self.db = db
         self.info = info
+        self._searcher: Searcher | None = None
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -131,7 +136,7 @@ class Collection:
         rebuilt = [i for i in self.indexes() if previous is not None and i.codec_id == previous.id]
         for index in rebuilt:
             self._build_index(info.id, info.column_name, index.method, index.params, concurrently=False,
-                              progress=False)
+                              progress=False, predicate=index.predicate)
         with self.db.transaction():
             if previous is not None:
                 catalog.set_codec_state(self.conn, previous.id, "retired")
@@ -195,6 +200,7 @@ class Collection:
         return [name for name, _ in schema.code_columns(info.column_name, make_codec(info.kind, self.dim))]
 
     def _install_trigger(self) -> None:
+        self._catalog_changed()
         codes = [
             schema.CodeColumn(c.column_name, _load_codec(c, self.dim))
             for c in self.codecs()
@@ -364,13 +370,16 @@ class Collection:
         m: int = 16,
         ef_construction: int = 64,
         lists: int | None = None,
+        where: Mapping[str, Any] | None = None,
         concurrently: bool = False,
         progress: bool = False,
     ) -> IndexInfo:
         """A pgvector index on the source vector (`on="vector"`) or on a codec's code column.
 
         HNSW takes `m` and `ef_construction`; IVFFlat takes `lists` (default rows/1000, or sqrt(rows)
-        above a million rows, as pgvector advises). `concurrently` builds without blocking writers (not
+        above a million rows, as pgvector advises). `where`: a filter (dict language, see pgembed.filters)
+        makes it a partial index over the rows that match, which search() uses for queries whose filter
+        includes that predicate (a hot predicate). `concurrently` builds without blocking writers (not
         possible inside a transaction). With `progress`, shows pg_stat_progress_create_index.
         """
         if method not in INDEX_METHODS:
@@ -387,14 +396,24 @@ class Collection:
         else:
             rows = self.count()
             params = {"lists": lists or max(1, rows // 1000 if rows <= 1_000_000 else int(math.sqrt(rows)))}
-        name = self._build_index(codec_id, column, method, params, concurrently=concurrently, progress=progress)
+        if where is not None and (not isinstance(where, Mapping) or not where):
+            raise InvalidInputError("a partial index takes a non-empty filter dict, e.g. where={'category': 'news'}")
+        name = self._build_index(codec_id, column, method, params, concurrently=concurrently, progress=progress,
+                                 predicate=dict(where) if where is not None else None)
         return next(i for i in self.indexes() if i.index_name == name)
 
     def _build_index(self, codec_id: int | None, column: str, method: str, params: dict[str, int], *,
-                     concurrently: bool, progress: bool) -> str:
+                     concurrently: bool, progress: bool, predicate: dict[str, Any] | None = None) -> str:
         column_type = schema.table_columns(self.conn, self.info)[column][0]
         opclass = schema.opclass_for(column_type, self.metric, method)
-        name = schema.index_name(self.info, column, method)
+        clause = None
+        canonical = None
+        if predicate is not None:
+            from pgembed.filters import build_filter
+
+            clause = build_filter(self.conn, self.info.table, predicate).clause
+            canonical = json.dumps(predicate, sort_keys=True, separators=(",", ":"))
+        name = schema.index_name(self.info, column, method, canonical)
         monitor = self._monitor_connection() if progress else None
         try:
             with progress_bar(f"index {name}", None, progress) as bar:
@@ -407,9 +426,12 @@ class Collection:
                 with nullcontext() if concurrently else self.db.transaction():
                     seconds = schema.build_index(
                         self.conn, self.info, name=name, column=column, method=method, opclass=opclass,
-                        with_params=params, concurrently=concurrently, monitor=monitor, on_progress=report,
+                        with_params=params, concurrently=concurrently, where=clause, monitor=monitor,
+                        on_progress=report,
                     )
-                    catalog.insert_index(self.conn, self.info.id, codec_id, name, method, opclass, params, seconds)
+                    catalog.insert_index(self.conn, self.info.id, codec_id, name, method, opclass, params, seconds,
+                                         predicate)
+            self._catalog_changed()
         except psycopg.errors.DuplicateTable as err:
             raise SchemaError(f"index {name!r} already exists") from err
         finally:
@@ -425,12 +447,80 @@ class Collection:
                 sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(self.info.table_schema, index_name))
             )
             catalog.delete_index(self.conn, self.info.id, index_name)
+        self._catalog_changed()
 
     def _monitor_connection(self) -> psycopg.Connection | None:
         try:
             return self.db.new_connection()
         except psycopg.Error:
             return None  # progress is a nicety; the build goes on without it
+
+    # -- search ---------------------------------------------------------------------------------------
+    @property
+    def searcher(self) -> Searcher:
+        if self._searcher is None:
+            from pgembed.search import Searcher
+
+            self._searcher = Searcher(self)
+        return self._searcher
+
+    def _catalog_changed(self) -> None:
+        if self._searcher is not None:
+            self._searcher.forget()
+
+    def search(
+        self,
+        query: Any,
+        k: int = 10,
+        *,
+        where: Any = None,
+        recall: float | None = None,
+        codec: str | None = None,
+        ef_search: int | None = None,
+        oversample: float | None = None,
+        plan: str = "auto",
+        columns: Sequence[str] | None = None,
+        explain: bool = False,
+    ) -> SearchResult:
+        """The k rows nearest to `query` among those `where` keeps: ids and exact distances, best first.
+
+        `where`: a filter dict (`{"category": "news", "year": {"$gte": 2020}}`, see pgembed.filters) or a
+        SQLAlchemy expression over the table. Planned per query (see pgembed.plan): exact distances on the
+        matching rows when the filter keeps few, else candidates from a code column's HNSW index re-ranked
+        by exact distance. `recall=0.95` uses the knobs `tune()` measured for that target; `ef_search` and
+        `oversample` (candidates per result) set them by hand; `codec` picks the code column; `plan` forces
+        "exact" or "index". k rows come back whenever k rows match. `columns`: table columns to return
+        with each hit (result.rows). The plan taken is result.plan; `explain=True` prints it too.
+        """
+        result = self.searcher.search(query, k, where=where, recall=recall, codec=codec, ef_search=ef_search,
+                                      oversample=oversample, plan=plan, columns=columns)
+        if explain:
+            import json
+
+            print(json.dumps(result.plan.describe(), indent=2))
+        return result
+
+    def explain(self, k: int = 10, *, where: Any = None, recall: float | None = None,
+                codec: str | None = None, ef_search: int | None = None, oversample: float | None = None,
+                plan: str = "auto") -> Plan:
+        """The plan search() would take for these arguments, without running it."""
+        from pgembed.filters import compile_filter
+
+        compiled = compile_filter(where, self.searcher.column_types())
+        return self.searcher.plan(compiled, k=k, codec=codec, ef_search=ef_search, oversample=oversample,
+                                  recall=recall, plan=plan, filter_doc=where if isinstance(where, Mapping) else None)
+
+    def tune(self, recall: float = 0.95, *, k: int = 10, sample: int = 200,
+             selectivities: Sequence[float] = (1.0, 0.1, 0.02), codecs: Sequence[str] | None = None,
+             progress: bool = False) -> list[TuneResult]:
+        """Measure, on `sample` of the collection's own vectors used as queries against exact ground truth,
+        the fewest candidates per result (and ef_search) each indexed codec needs to reach `recall`@k,
+        unfiltered and under filters keeping `selectivities` of the rows; store them in the catalog, where
+        search(recall=...) finds them."""
+        from pgembed.tune import tune
+
+        return tune(self, self.searcher, recall, k=k, sample=sample, selectivities=selectivities, codecs=codecs,
+                    progress=progress)
 
     # -- whole collection -----------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -461,7 +551,7 @@ class Collection:
             ],
             "indexes": [
                 {"name": i.index_name, "method": i.method, "opclass": i.opclass, "params": i.params,
-                 "build_seconds": i.build_seconds, "bytes": sizes.get(i.index_name)}
+                 "where": i.predicate, "build_seconds": i.build_seconds, "bytes": sizes.get(i.index_name)}
                 for i in self.indexes()
             ],
         }
@@ -473,6 +563,8 @@ class Collection:
             if drop_table:
                 self.conn.execute(sql.SQL("DROP TABLE {}").format(self.info.table))
                 self.conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(schema.trigger_function(self.info)))
+                self.conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}(text, vector)").format(
+                    schema.query_encoder(self.info)))
             else:
                 schema.drop_trigger(self.conn, self.info)
                 for index in self.indexes():

@@ -53,6 +53,10 @@ def trigger_function(info: CollectionInfo) -> sql.Identifier:
     return sql.Identifier("pgembed", f"keep_codes_{info.id}")
 
 
+def query_encoder(info: CollectionInfo) -> sql.Identifier:
+    return sql.Identifier("pgembed", f"query_code_{info.id}")
+
+
 def trigger_name(info: CollectionInfo) -> sql.Identifier:
     return sql.Identifier(f"pgembed_keep_codes_{info.id}")
 
@@ -114,6 +118,7 @@ def install_trigger(conn: psycopg.Connection, info: CollectionInfo, codes: Seque
             trigger_function(info), sql.Literal(body.as_string(conn))
         )
     )
+    install_query_encoder(conn, info, codes)
     watched = sql.SQL(", ").join(sql.Identifier(c) for c in [info.vector_column, *(col for col, _ in targets)])
     conn.execute(
         sql.SQL(
@@ -123,9 +128,26 @@ def install_trigger(conn: psycopg.Connection, info: CollectionInfo, codes: Seque
     )
 
 
+def install_query_encoder(conn: psycopg.Connection, info: CollectionInfo, codes: Sequence[CodeColumn]) -> None:
+    """pgembed.query_code_<id>(column, v): the code of a query vector for a code column, as text, with
+    the same encoder (and inlined parameters) as the trigger: what pgembed.search() in SQL compares the
+    index against."""
+    cases = sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN ({})::text").format(sql.Literal(c.column), c.codec.sql_encode(sql.SQL("v")))
+        for c in codes
+    )
+    conn.execute(
+        sql.SQL(
+            "CREATE OR REPLACE FUNCTION {}(code_column text, v vector) RETURNS text "
+            "LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN CASE code_column {} END"
+        ).format(query_encoder(info), cases)
+    )
+
+
 def drop_trigger(conn: psycopg.Connection, info: CollectionInfo) -> None:
     conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger_name(info), info.table))
     conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(trigger_function(info)))
+    conn.execute(sql.SQL("DROP FUNCTION IF EXISTS {}(text, vector)").format(query_encoder(info)))
 
 
 def backfill(
@@ -170,10 +192,12 @@ def opclass_for(column_type: str, metric: str, method: str) -> str:
     raise SchemaError(f"pgvector cannot build a {method} index on a column of type {column_type}")
 
 
-def index_name(info: CollectionInfo, column: str, method: str) -> str:
-    name = f"{info.table_name}_{column}_{method}_idx"
+def index_name(info: CollectionInfo, column: str, method: str, predicate: str | None = None) -> str:
+    """A full index's name says what it is; a partial one adds a digest of its predicate (canonical JSON)."""
+    suffix = f"_{method}_idx" if predicate is None else f"_{method}_{hashlib.sha1(predicate.encode()).hexdigest()[:8]}"
+    name = f"{info.table_name}_{column}{suffix}"
     if len(name.encode()) > MAX_IDENTIFIER:
-        name = f"pgembed_{info.id}_{hashlib.sha1(column.encode()).hexdigest()[:8]}_{method}_idx"
+        name = f"pgembed_{info.id}_{hashlib.sha1(column.encode()).hexdigest()[:8]}{suffix}"
     return name
 
 
@@ -194,6 +218,7 @@ def build_index(
     opclass: str,
     with_params: dict[str, int],
     concurrently: bool,
+    where: sql.Composable | None = None,
     monitor: psycopg.Connection | None = None,
     on_progress: Callable[[IndexProgress], None] | None = None,
 ) -> float:
@@ -202,7 +227,9 @@ def build_index(
     options = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(int(v))) for k, v in with_params.items()
     )
-    statement = sql.SQL("CREATE INDEX {conc} {name} ON {table} USING {method} ({column} {opclass}){with_}").format(
+    statement = sql.SQL(
+        "CREATE INDEX {conc} {name} ON {table} USING {method} ({column} {opclass}){with_}{where}"
+    ).format(
         conc=sql.SQL("CONCURRENTLY") if concurrently else sql.SQL(""),
         name=sql.Identifier(name),
         table=info.table,
@@ -210,6 +237,7 @@ def build_index(
         column=sql.Identifier(column),
         opclass=sql.Identifier(opclass),
         with_=sql.SQL(" WITH ({})").format(options) if with_params else sql.SQL(""),
+        where=sql.SQL(" WHERE {}").format(where) if where is not None else sql.SQL(""),
     )
     stop = threading.Event()
     watcher = None
@@ -219,7 +247,8 @@ def build_index(
         watcher.start()
     started = time.perf_counter()
     try:
-        conn.execute(statement)
+        # An empty parameter mapping: a predicate's literals come with '%' doubled (see pgembed.filters).
+        conn.execute(statement, {} if where is not None else None)
     finally:
         stop.set()
         if watcher is not None:

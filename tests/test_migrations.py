@@ -14,7 +14,7 @@ import pgembed
 from pgembed import migrate
 from pgembed.errors import CatalogError
 
-CATALOG_TABLES = {"collections", "codecs", "indexes"}
+CATALOG_TABLES = {"collections", "codecs", "indexes", "tuning"}
 
 
 def catalog_tables(conn: psycopg.Connection) -> set[str]:

@@ -1,0 +1,304 @@
+"""Executing hybrid search: the SQL of each plan shape, run in one round trip with its pgvector settings.
+
+Plan shapes (pgembed.search() in SQL builds the same text; docs/architecture.md shows it for people who
+write it by hand):
+
+    exact:  SELECT key, vector <=> $q AS distance FROM t WHERE <filter> AND vector IS NOT NULL
+            ORDER BY (vector <=> $q) + 0 LIMIT k
+            -- "+ 0": no HNSW index matches that expression, so PostgreSQL computes every matching
+            -- row's distance (through a B-tree/bitmap scan when the filter has an index): exact.
+    index:  SELECT key, vector <=> $q AS distance FROM (
+                SELECT key, vector FROM t WHERE <filter> ORDER BY code <~> $qcode LIMIT n) AS candidates
+            ORDER BY distance LIMIT k
+            -- with hnsw.ef_search, hnsw.iterative_scan and hnsw.max_scan_tuples set for this statement only.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from pgembed import catalog
+from pgembed.codecs import Codec
+from pgembed.codecs.base import vector_literal
+from pgembed.codecs.binary import bits_to_text
+from pgembed.errors import InvalidInputError
+from pgembed.filters import Filter, check_filter, compile_filter, table_column_types
+from pgembed.plan import CoarseSource, Plan, PlanRequest, Tuned, choose_plan
+from pgembed.vectors import as_matrix
+
+if TYPE_CHECKING:
+    from pgembed.collection import Collection
+
+DISTANCE_OPERATORS = {"cosine": "<=>", "ip": "<#>", "l2": "<->"}
+_ESTIMATE_CACHE = 1024
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The k nearest rows found: keys and exact distances (the collection's metric: cosine distance,
+    negative inner product, or L2), best first; `rows` holds the asked-for columns of each."""
+
+    ids: np.ndarray
+    distances: np.ndarray
+    plan: Plan
+    rows: list[dict[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def distance_operator(metric: str) -> sql.SQL:
+    return sql.SQL(DISTANCE_OPERATORS[metric])
+
+
+def code_operator(source: CoarseSource, metric: str) -> sql.SQL:
+    """How the HNSW index on a code column orders: Hamming for bits, the collection's metric otherwise."""
+    return sql.SQL("<~>") if source.storage == "bit" else distance_operator(metric)
+
+
+def query_code_text(codec: Codec, query: np.ndarray) -> str:
+    """The query's code as SQL text: encoded exactly as the rows were, so that the index compares like
+    with like (pgembed.search() in SQL computes the same code with the codec's SQL encoder)."""
+    code = codec.encode(query[None, :])
+    if codec.storage == "bit":
+        nbits = int(codec.sql_type().split("(")[1].rstrip(")"))
+        return bits_to_text(code, nbits)[0]
+    return vector_literal(np.asarray(code[0], dtype=np.float32))
+
+
+class Searcher:
+    """Search on one collection. Keeps what it learned from the catalog and the planner's row estimates
+    for the life of its Collection; a catalog change made elsewhere (a re-fit) is picked up on the first
+    statement that fails because of it."""
+
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+        self._sources: tuple[CoarseSource, ...] | None = None
+        self._codecs: dict[str, Codec] = {}
+        self._columns: dict[str, Any] | None = None
+        self._estimates: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._total_rows: float | None = None
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        return self.collection.conn
+
+    def forget(self) -> None:
+        """Drop what was cached from the catalog (after codecs, indexes or tuning change)."""
+        self._sources = None
+        self._codecs.clear()
+        self._columns = None
+        self._total_rows = None
+
+    # -- what the catalog says ----------------------------------------------------------------------------
+    def sources(self) -> tuple[CoarseSource, ...]:
+        if self._sources is None:
+            self._sources = load_sources(self.conn, self.collection.info.id, self.collection.dim)
+        return self._sources
+
+    def codec(self, name: str) -> Codec:
+        if name not in self._codecs:
+            self._codecs[name] = self.collection.codec(name)
+        return self._codecs[name]
+
+    def column_types(self) -> dict[str, Any]:
+        if self._columns is None:
+            self._columns = table_column_types(self.conn, self.collection.info.table)
+        return self._columns
+
+    def total_rows(self) -> float:
+        if self._total_rows is None:
+            row = self.conn.execute(
+                "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = %s::regclass",
+                (self.collection.info.table.as_string(self.conn),),
+            ).fetchone()
+            self._total_rows = float(row[0]) if row else 0.0
+        return self._total_rows
+
+    def estimate_rows(self, where: Filter) -> float:
+        """PostgreSQL's own estimate of the rows the filter keeps (EXPLAIN), cached per filter."""
+        key = (where.clause.as_string(self.conn), repr(sorted(where.params.items())))
+        if key in self._estimates:
+            self._estimates.move_to_end(key)
+            return self._estimates[key]
+        statement = sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {}").format(
+            self.collection.info.table, where.clause
+        )
+        row = self.conn.execute(statement, where.params).fetchone()
+        assert row is not None
+        estimate = float(row[0][0]["Plan"]["Plan Rows"])
+        self._estimates[key] = estimate
+        if len(self._estimates) > _ESTIMATE_CACHE:
+            self._estimates.popitem(last=False)
+        return estimate
+
+    # -- planning and running ---------------------------------------------------------------------------
+    def plan(self, where: Filter, *, k: int, codec: str | None, ef_search: int | None,
+             oversample: float | None, recall: float | None, plan: str,
+             filter_doc: Mapping[str, Any] | None = None) -> Plan:
+        filtered = not where.is_empty()
+        return choose_plan(PlanRequest(
+            k=k, filtered=filtered, estimated_rows=self.estimate_rows(where) if filtered else None,
+            total_rows=self.total_rows(), sources=self.sources(), codec=codec, ef_search=ef_search,
+            oversample=oversample, recall=recall, plan=plan, filter_doc=filter_doc if filtered else None,
+        ))
+
+    def search(
+        self,
+        query: Any,
+        k: int = 10,
+        *,
+        where: Any = None,
+        recall: float | None = None,
+        codec: str | None = None,
+        ef_search: int | None = None,
+        oversample: float | None = None,
+        plan: str = "auto",
+        columns: Sequence[str] | None = None,
+    ) -> SearchResult:
+        q = as_matrix(query, self.collection.dim, what="query")
+        if q.shape[0] != 1:
+            raise InvalidInputError(f"search takes one query vector, got {q.shape[0]}: use search_batch")
+        compiled = compile_filter(where, self.column_types())
+        check_filter(self.conn, compiled)
+        doc = where if isinstance(where, Mapping) else None
+        extra = self._check_columns(columns)
+        chosen = self.plan(compiled, k=k, codec=codec, ef_search=ef_search, oversample=oversample,
+                           recall=recall, plan=plan, filter_doc=doc)
+        try:
+            return self._run(chosen, q[0], compiled, extra)
+        except (psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedObject):
+            if chosen.kind != "index":
+                raise
+            # The codec was re-fitted or dropped elsewhere since we read the catalog: read it again.
+            self.forget()
+            chosen = self.plan(compiled, k=k, codec=codec, ef_search=ef_search, oversample=oversample,
+                               recall=recall, plan=plan, filter_doc=doc)
+            return self._run(chosen, q[0], compiled, extra)
+
+    def _check_columns(self, columns: Sequence[str] | None) -> list[str]:
+        if columns is None:
+            return []
+        if isinstance(columns, str):
+            raise InvalidInputError("columns takes a list of column names, not one string")
+        known = self.column_types()
+        unknown = [c for c in columns if c not in known]
+        if unknown:
+            raise InvalidInputError(f"table {self.collection.info.table_name!r} has no column(s) {unknown}")
+        return list(columns)
+
+    def _run(self, chosen: Plan, q: np.ndarray, where: Filter, columns: list[str]) -> SearchResult:
+        if chosen.kind == "index":
+            result = self._fetch(chosen, self.index_statement(chosen, where, columns), q, where, columns)
+            if len(result.ids) >= chosen.k:
+                return result
+            chosen = replace(chosen, kind="exact", fallback=True,
+                             reason=f"{chosen.reason}; the index plan found {len(result.ids)} < k rows, "
+                                    "answered exactly")
+        return self._fetch(chosen, self.exact_statement(where, columns), q, where, columns)
+
+    def _params(self, chosen: Plan, q: np.ndarray, where: Filter) -> dict[str, Any]:
+        params: dict[str, Any] = {"q": vector_literal(q), "k": chosen.k, **where.params}
+        if chosen.kind == "index":
+            assert chosen.codec is not None
+            params["qcode"] = query_code_text(self.codec(chosen.codec), q)
+            params["n"] = chosen.candidates
+        return params
+
+    def _fetch(self, chosen: Plan, statement: sql.Composable, q: np.ndarray, where: Filter,
+               columns: list[str]) -> SearchResult:
+        params = self._params(chosen, q, where)
+        rows = run_with_settings(self.conn, hnsw_settings(chosen), statement, params)
+        ids = np.array([r[0] for r in rows]) if rows else np.empty(0, dtype=np.int64)
+        distances = np.array([r[1] for r in rows], dtype=np.float64)
+        extra = [dict(zip(columns, r[2:], strict=True)) for r in rows] if columns else None
+        return SearchResult(ids, distances, chosen, extra)
+
+    # -- SQL text ----------------------------------------------------------------------------------------
+    def exact_statement(self, where: Filter, columns: list[str]) -> sql.Composable:
+        info = self.collection.info
+        distance = sql.SQL("{v} {op} %(q)s::vector").format(v=info.vector, op=distance_operator(info.metric))
+        return sql.SQL(
+            "SELECT {key}, {distance} AS distance{extra} FROM {table} WHERE ({where}) AND {v} IS NOT NULL "
+            "ORDER BY ({distance}) + 0 LIMIT %(k)s"
+        ).format(key=info.key, distance=distance, extra=_extra(columns), table=info.table,
+                 where=_clause(where), v=info.vector)
+
+    def index_statement(self, chosen: Plan, where: Filter, columns: list[str]) -> sql.Composable:
+        info = self.collection.info
+        source = next(s for s in self.sources() if s.codec == chosen.codec)
+        return sql.SQL(
+            "SELECT {key}, {v} {op} %(q)s::vector AS distance{extra} FROM ("
+            "SELECT {key}, {v}{extra} FROM {table} WHERE {where} "
+            "ORDER BY {code} {code_op} %(qcode)s::{code_type} LIMIT %(n)s) AS candidates "
+            "ORDER BY distance LIMIT %(k)s"
+        ).format(
+            key=info.key, v=info.vector, op=distance_operator(info.metric), extra=_extra(columns),
+            table=info.table, where=_clause(where), code=sql.Identifier(source.column),
+            code_op=code_operator(source, info.metric), code_type=sql.SQL(source.sql_type),
+        )
+
+
+def _clause(where: Filter) -> sql.Composable:
+    return sql.SQL("true") if where.is_empty() else where.clause
+
+
+def _extra(columns: list[str]) -> sql.Composable:
+    return sql.SQL("").join(sql.SQL(", {}").format(sql.Identifier(c)) for c in columns)
+
+
+def hnsw_settings(chosen: Plan) -> dict[str, str]:
+    if chosen.kind != "index":
+        return {}
+    settings = {"hnsw.ef_search": str(chosen.ef_search), "hnsw.iterative_scan": chosen.iterative_scan}
+    if chosen.max_scan_tuples is not None:
+        settings["hnsw.max_scan_tuples"] = str(chosen.max_scan_tuples)
+    return settings
+
+
+def run_with_settings(conn: psycopg.Connection, settings: dict[str, str], statement: sql.Composable,
+                      params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Run a read-only statement with pgvector settings that last for it alone.
+
+    The settings are made local to a transaction (or, inside the caller's transaction, a savepoint) that
+    is rolled back afterwards: rolling back restores them, and a query has nothing to keep. Pipelined, it
+    is one round trip.
+    """
+    if not settings:
+        return conn.execute(statement, params).fetchall()
+    names = list(settings)
+    setter = sql.SQL("SELECT {}").format(sql.SQL(", ").join(
+        sql.SQL("set_config({}, {}, true)").format(sql.Literal(name), sql.Placeholder()) for name in names
+    ))
+    with conn.pipeline(), conn.transaction(force_rollback=True):
+        conn.execute(setter, [settings[n] for n in names])
+        cursor = conn.execute(statement, params)
+        return cursor.fetchall()
+
+
+# -- the catalog's view of search ----------------------------------------------------------------------------
+def load_sources(conn: psycopg.Connection, collection_id: int, dim: int) -> tuple[CoarseSource, ...]:
+    """Active code columns with an HNSW index, with what tune() measured for each. (sql_type comes from
+    pgembed's own catalog, written from a Codec's sql_type(), never from user input.)"""
+    rows = conn.execute(
+        """SELECT codec_id, name, column_name, sql_type, index_name, predicate, index_rows
+           FROM pgembed.search_sources(%s)""",
+        (collection_id,),
+    ).fetchall()
+    tuned = catalog.list_tuning(conn, collection_id)
+    return tuple(
+        CoarseSource(codec=name, column=column, sql_type=sql_type, index=index, dim=dim,
+                     tuned=tuple(t for codec_id, t in tuned if codec_id == cid), predicate=predicate,
+                     index_rows=float(index_rows))
+        for cid, name, column, sql_type, index, predicate, index_rows in rows
+    )
+
+
+__all__ = ["SearchResult", "Searcher", "Tuned"]

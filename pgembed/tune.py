@@ -1,0 +1,136 @@
+"""Recall targets instead of knobs: measure, on the collection's own vectors, the cheapest search knobs
+that reach a recall target, and keep them in the catalog (pgembed.tuning) for search(recall=...).
+
+For each code column with an HNSW index and each selectivity, a sample of the table's vectors is searched
+exactly (the ground truth) and then through the index with more and more candidates per result; the first
+over-fetch factor whose recall@k reaches the target is kept. Filtered selectivities use a synthetic filter
+on a hash of the key, which keeps a uniform random fraction of the rows: what pgvector's iterative scan
+sees with a filter uncorrelated with the vectors.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from psycopg import sql
+
+from pgembed import catalog
+from pgembed.errors import InvalidInputError, SchemaError
+from pgembed.filters import EMPTY, Filter
+from pgembed.plan import CoarseSource, Plan, PlanRequest, Tuned, choose_plan
+from pgembed.progress import progress_bar
+
+if TYPE_CHECKING:
+    from pgembed.collection import Collection
+    from pgembed.search import Searcher
+
+OVERSAMPLE_LADDER = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 50.0)
+HASH_BUCKETS = 4096
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    codec: str
+    selectivity: float
+    tuned: Tuned | None  # None: no setting on the ladder reached the target
+    best_recall: float
+
+
+def synthetic_filter(collection: Collection, selectivity: float) -> Filter:
+    """A filter keeping about `selectivity` of the rows, uniformly at random (by a hash of the key)."""
+    if selectivity >= 1:
+        return EMPTY
+    limit = max(1, round(selectivity * HASH_BUCKETS))
+    clause = sql.SQL("(hashtext({}::text) & {}) < {}").format(
+        collection.info.key, sql.Literal(HASH_BUCKETS - 1), sql.Literal(limit)
+    )
+    return Filter(clause, {})
+
+
+def recall_at_k(found: list[np.ndarray], truth: list[np.ndarray], k: int) -> float:
+    """Mean recall@k on distances, counting ties: a found row is a hit when its exact distance is at most
+    the k-th true distance (plus 1e-6: exact duplicates and summation order blur equal distances)."""
+    hits = total = 0
+    for got, true in zip(found, truth, strict=True):
+        want = min(k, len(true))
+        if want == 0:
+            continue
+        kth = float(np.sort(true)[want - 1])
+        hits += int(np.sum(np.asarray(got)[:want] <= kth + 1e-6))
+        total += want
+    return hits / total if total else 1.0
+
+
+def tune(
+    collection: Collection,
+    searcher: Searcher,
+    recall: float = 0.95,
+    *,
+    k: int = 10,
+    sample: int = 200,
+    selectivities: Sequence[float] = (1.0, 0.1, 0.02),
+    codecs: Sequence[str] | None = None,
+    progress: bool = False,
+) -> list[TuneResult]:
+    if not 0 < recall <= 1:
+        raise InvalidInputError(f"recall must be in (0, 1], got {recall!r}")
+    if any(not 0 < s <= 1 for s in selectivities) or not selectivities:
+        raise InvalidInputError(f"selectivities must be in (0, 1], got {list(selectivities)!r}")
+    searcher.forget()
+    sources = [s for s in searcher.sources() if codecs is None or s.codec in codecs]
+    if not sources:
+        raise SchemaError(f"collection {collection.name!r} has no code column with an HNSW index to tune")
+    queries = collection.sample(sample, seed=7)
+    if len(queries) == 0:
+        raise SchemaError(f"collection {collection.name!r} has no vectors to tune on")
+    total = searcher.total_rows()
+    codec_ids = {c.name: c.id for c in collection.codecs() if c.state == "active"}
+    results: list[TuneResult] = []
+    steps = len(selectivities) * (1 + len(sources))
+    with progress_bar(f"tune {collection.name} for recall {recall}", steps, progress) as bar:
+        for selectivity in selectivities:
+            where = synthetic_filter(collection, selectivity)
+            exact = Plan("exact", "ground truth", k=k)
+            statement = searcher.exact_statement(where, [])
+            truth = [searcher._fetch(exact, statement, q, where, []).distances for q in queries]
+            if bar is not None:
+                bar.advance(bar.task_ids[0])
+            for source in sources:
+                result = _tune_source(searcher, source, where, selectivity, total, queries, truth, k, recall)
+                if result.tuned is not None:
+                    catalog.save_tuning(collection.conn, collection.info.id, codec_ids[source.codec],
+                                        result.tuned, len(queries))
+                results.append(result)
+                if bar is not None:
+                    bar.advance(bar.task_ids[0])
+    searcher.forget()
+    return results
+
+
+def _tune_source(searcher: Searcher, source: CoarseSource, where: Filter, selectivity: float, total: float,
+                 queries: np.ndarray, truth: list[np.ndarray], k: int, target: float) -> TuneResult:
+    best = 0.0
+    for oversample in OVERSAMPLE_LADDER:
+        if math.ceil(k * oversample) > 1000 and oversample > OVERSAMPLE_LADDER[0]:
+            break
+        plan = choose_plan(PlanRequest(
+            k=k, filtered=selectivity < 1, estimated_rows=selectivity * total, total_rows=total,
+            sources=(source,), oversample=oversample, plan="index",
+        ))
+        statement = searcher.index_statement(plan, where, [])
+        started = time.perf_counter()
+        found = [searcher._fetch(plan, statement, q, where, []).distances for q in queries]
+        seconds = time.perf_counter() - started
+        measured = recall_at_k(found, truth, k)
+        best = max(best, measured)
+        if measured >= target:
+            assert plan.ef_search is not None
+            tuned = Tuned(recall_target=target, selectivity=selectivity, ef_search=plan.ef_search,
+                          oversample=oversample, measured_recall=measured, queries_per_s=len(queries) / seconds)
+            return TuneResult(source.codec, selectivity, tuned, measured)
+    return TuneResult(source.codec, selectivity, None, best)
