@@ -10,7 +10,8 @@ write it by hand):
     index:  SELECT key, vector <=> $q AS distance FROM (
                 SELECT key, vector FROM t WHERE <filter> ORDER BY code <~> $qcode LIMIT n) AS candidates
             ORDER BY distance LIMIT k
-            -- with hnsw.ef_search, hnsw.iterative_scan and hnsw.max_scan_tuples set for this statement only.
+            -- with hnsw.ef_search, hnsw.iterative_scan and hnsw.max_scan_tuples set by the statement
+            -- itself, for itself (STATEMENT_SETTINGS).
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psycopg
+from psycopg.pq import TransactionStatus
+from pgvector import HalfVector
 from psycopg import sql
 
 from pgembed import catalog
 from pgembed.codecs import Codec
-from pgembed.codecs.base import vector_literal
-from pgembed.codecs.binary import bits_to_text
 from pgembed.errors import InvalidInputError
 from pgembed.filters import Filter, check_filter, compile_filter, table_column_types
-from pgembed.plan import CoarseSource, Plan, PlanRequest, Tuned, choose_plan
+from pgembed.plan import MIN_SCAN_TUPLES, CoarseSource, Plan, PlanRequest, Tuned, choose_plan
 from pgembed.vectors import as_matrix
 
 if TYPE_CHECKING:
@@ -63,14 +64,19 @@ def code_operator(source: CoarseSource, metric: str) -> sql.SQL:
     return sql.SQL("<~>") if source.storage == "bit" else distance_operator(metric)
 
 
-def query_code_text(codec: Codec, query: np.ndarray) -> str:
-    """The query's code as SQL text: encoded exactly as the rows were, so that the index compares like
-    with like (pgembed.search() in SQL computes the same code with the codec's SQL encoder)."""
+def query_code(codec: Codec, query: np.ndarray) -> Any:
+    """The query's code as a parameter (pgvector's Bit, HalfVector, or a float32 array for vector), sent in
+    binary: encoded exactly as the rows were, so that the index compares like with like (pgembed.search()
+    in SQL computes the same code with the codec's SQL encoder)."""
     code = codec.encode(query[None, :])
     if codec.storage == "bit":
         nbits = int(codec.sql_type().split("(")[1].rstrip(")"))
-        return bits_to_text(code, nbits)[0]
-    return vector_literal(np.asarray(code[0], dtype=np.float32))
+        # A bit string ('0101...'): psycopg's client-side literal for pgvector's Bit is '...'::bit, which
+        # PostgreSQL reads as bit(1).
+        return (np.unpackbits(code[0])[:nbits] + ord("0")).astype(np.uint8).tobytes().decode()
+    if codec.storage == "halfvec":
+        return HalfVector(np.asarray(code[0], dtype=np.float32))
+    return np.asarray(code[0], dtype=np.float32)
 
 
 class Searcher:
@@ -205,17 +211,18 @@ class Searcher:
         return self._fetch(chosen, self.exact_statement(where, columns), q, where, columns)
 
     def _params(self, chosen: Plan, q: np.ndarray, where: Filter) -> dict[str, Any]:
-        params: dict[str, Any] = {"q": vector_literal(q), "k": chosen.k, **where.params}
+        params: dict[str, Any] = {"q": q, "k": chosen.k, **where.params}
         if chosen.kind == "index":
             assert chosen.codec is not None
-            params["qcode"] = query_code_text(self.codec(chosen.codec), q)
+            params["qcode"] = query_code(self.codec(chosen.codec), q)
             params["n"] = chosen.candidates
+            params.update(hnsw_settings(chosen))
         return params
 
     def _fetch(self, chosen: Plan, statement: sql.Composable, q: np.ndarray, where: Filter,
                columns: list[str]) -> SearchResult:
         params = self._params(chosen, q, where)
-        rows = run_with_settings(self.conn, hnsw_settings(chosen), statement, params)
+        rows = run_statement(self.conn, statement, params, scoped_settings=chosen.kind == "index")
         ids = np.array([r[0] for r in rows]) if rows else np.empty(0, dtype=np.int64)
         distances = np.array([r[1] for r in rows], dtype=np.float64)
         extra = [dict(zip(columns, r[2:], strict=True)) for r in rows] if columns else None
@@ -224,7 +231,7 @@ class Searcher:
     # -- SQL text ----------------------------------------------------------------------------------------
     def exact_statement(self, where: Filter, columns: list[str]) -> sql.Composable:
         info = self.collection.info
-        distance = sql.SQL("{v} {op} %(q)s::vector").format(v=info.vector, op=distance_operator(info.metric))
+        distance = sql.SQL("{v} {op} %(q)s").format(v=info.vector, op=distance_operator(info.metric))
         return sql.SQL(
             "SELECT {key}, {distance} AS distance{extra} FROM {table} WHERE ({where}) AND {v} IS NOT NULL "
             "ORDER BY ({distance}) + 0 LIMIT %(k)s"
@@ -235,13 +242,13 @@ class Searcher:
         info = self.collection.info
         source = next(s for s in self.sources() if s.codec == chosen.codec)
         return sql.SQL(
-            "SELECT {key}, {v} {op} %(q)s::vector AS distance{extra} FROM ("
-            "SELECT {key}, {v}{extra} FROM {table} WHERE {where} "
+            "SELECT {key}, {v} {op} %(q)s AS distance{extra} FROM ("
+            "SELECT {key}, {v}{extra} FROM {table} WHERE {settings} AND ({where}) "
             "ORDER BY {code} {code_op} %(qcode)s::{code_type} LIMIT %(n)s) AS candidates "
             "ORDER BY distance LIMIT %(k)s"
         ).format(
             key=info.key, v=info.vector, op=distance_operator(info.metric), extra=_extra(columns),
-            table=info.table, where=_clause(where), code=sql.Identifier(source.column),
+            table=info.table, settings=STATEMENT_SETTINGS, where=_clause(where), code=sql.Identifier(source.column),
             code_op=code_operator(source, info.metric), code_type=sql.SQL(source.sql_type),
         )
 
@@ -254,33 +261,37 @@ def _extra(columns: list[str]) -> sql.Composable:
     return sql.SQL("").join(sql.SQL(", {}").format(sql.Identifier(c)) for c in columns)
 
 
+# pgvector's settings for one index scan, set by the statement itself: an uncorrelated scalar subquery in
+# the candidates' WHERE becomes an InitPlan behind a one-time filter, which PostgreSQL evaluates before it
+# asks the index for its first tuple — and pgvector reads hnsw.* when that first tuple is asked for. Local
+# to the transaction: in autocommit that is the statement alone; inside the application's transaction a
+# savepoint rolled back after the statement puts them back (run_index_statement).
+STATEMENT_SETTINGS = sql.SQL(
+    "(SELECT set_config('hnsw.ef_search', %(ef_search)s, true) "
+    "|| set_config('hnsw.iterative_scan', %(iterative_scan)s, true) "
+    "|| set_config('hnsw.max_scan_tuples', %(max_scan_tuples)s, true)) IS NOT NULL"
+)
+
+
 def hnsw_settings(chosen: Plan) -> dict[str, str]:
-    if chosen.kind != "index":
-        return {}
-    settings = {"hnsw.ef_search": str(chosen.ef_search), "hnsw.iterative_scan": chosen.iterative_scan}
-    if chosen.max_scan_tuples is not None:
-        settings["hnsw.max_scan_tuples"] = str(chosen.max_scan_tuples)
-    return settings
+    """The parameters STATEMENT_SETTINGS takes for an index plan."""
+    return {
+        "ef_search": str(chosen.ef_search),
+        "iterative_scan": chosen.iterative_scan,
+        "max_scan_tuples": str(chosen.max_scan_tuples or MIN_SCAN_TUPLES),
+    }
 
 
-def run_with_settings(conn: psycopg.Connection, settings: dict[str, str], statement: sql.Composable,
-                      params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Run a read-only statement with pgvector settings that last for it alone.
-
-    The settings are made local to a transaction (or, inside the caller's transaction, a savepoint) that
-    is rolled back afterwards: rolling back restores them, and a query has nothing to keep. Pipelined, it
-    is one round trip.
-    """
-    if not settings:
+def run_statement(conn: psycopg.Connection, statement: sql.Composable, params: dict[str, Any],
+                  *, scoped_settings: bool) -> list[tuple[Any, ...]]:
+    """Run a read-only statement. One that sets pgvector settings for itself (`scoped_settings`) runs, when
+    the application has a transaction open (or the connection is not in autocommit), inside a savepoint
+    that is rolled back afterwards, so that its settings do not outlive it; pipelined, still one round
+    trip."""
+    if not scoped_settings or (conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE):
         return conn.execute(statement, params).fetchall()
-    names = list(settings)
-    setter = sql.SQL("SELECT {}").format(sql.SQL(", ").join(
-        sql.SQL("set_config({}, {}, true)").format(sql.Literal(name), sql.Placeholder()) for name in names
-    ))
     with conn.pipeline(), conn.transaction(force_rollback=True):
-        conn.execute(setter, [settings[n] for n in names])
-        cursor = conn.execute(statement, params)
-        return cursor.fetchall()
+        return conn.execute(statement, params).fetchall()
 
 
 # -- the catalog's view of search ----------------------------------------------------------------------------

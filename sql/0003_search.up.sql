@@ -261,20 +261,21 @@ BEGIN
         WHERE x.collection_id = c.id AND x.column_name = p ->> 'column';
         code_op := CASE WHEN split_part(code_type, '(', 1) = 'bit' THEN '<~>' ELSE op END;
         EXECUTE format('SELECT pgembed.%I($1, $2)', 'query_code_' || c.id) INTO qcode USING p ->> 'column', query;
-        -- The pgvector settings last for this statement: saved, set, and put back.
+        -- The pgvector settings are set by the statement itself, as pgembed/search.py's STATEMENT_SETTINGS
+        -- does (same statement shape, same scan), then put back: set_config(..., true) would otherwise
+        -- last until the caller's transaction ends.
         saved := ARRAY[current_setting(names[1], true), current_setting(names[2], true), current_setting(names[3], true)];
-        PERFORM set_config(names[1], p ->> 'ef_search', true);
-        PERFORM set_config(names[2], p ->> 'iterative_scan', true);
-        IF p ->> 'max_scan_tuples' IS NOT NULL THEN
-            PERFORM set_config(names[3], p ->> 'max_scan_tuples', true);
-        END IF;
         EXECUTE format(
             'SELECT array_agg(key::text ORDER BY distance), array_agg(distance ORDER BY distance) FROM ('
             'SELECT %1$I AS key, %2$I %3$s $1 AS distance FROM ('
-            'SELECT %1$I, %2$I FROM %4$s WHERE %5$s ORDER BY %6$I %7$s $2::%8$s LIMIT $3) AS candidates '
+            'SELECT %1$I, %2$I FROM %4$s WHERE (SELECT set_config(''hnsw.ef_search'', $5, true) '
+            '|| set_config(''hnsw.iterative_scan'', $6, true) || set_config(''hnsw.max_scan_tuples'', $7, true)) '
+            'IS NOT NULL AND (%5$s) ORDER BY %6$I %7$s $2::%8$s LIMIT $3) AS candidates '
             'ORDER BY distance LIMIT $4) AS hits',
             c.key_column, c.vector_column, op, tbl, clause, p ->> 'column', code_op, code_type)
-            INTO ids, dists USING query, qcode, (p ->> 'candidates')::integer, k;
+            INTO ids, dists
+            USING query, qcode, (p ->> 'candidates')::integer, k, p ->> 'ef_search', p ->> 'iterative_scan',
+                  coalesce(p ->> 'max_scan_tuples', '20000');
         FOR i IN 1 .. 3 LOOP
             IF saved[i] IS NOT NULL THEN
                 PERFORM set_config(names[i], saved[i], true);

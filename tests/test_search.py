@@ -9,6 +9,7 @@ import numpy as np
 import psycopg
 import pytest
 import sqlalchemy as sa
+from pgvector.psycopg import register_vector
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +17,7 @@ import pgembed
 from pgembed.errors import InvalidInputError, SchemaError
 from pgembed.filters import compile_filter
 from pgembed.plan import EXACT_MAX_ROWS
-from pgembed.search import query_code_text
+from pgembed.search import hnsw_settings, query_code
 from tests.helpers import unit_vectors, vector_text
 
 DIM = 16
@@ -72,9 +73,11 @@ def test_index_plan_reranks_exactly(docs: pgembed.Collection) -> None:
     exact = 1.0 - x[result.ids.astype(int)] @ q
     np.testing.assert_allclose(result.distances, exact, atol=1e-5)  # distances are exact, not estimates
     assert np.all(np.diff(result.distances) >= -1e-12)
+    # Candidates enough to cover the table (iterative scan past ef_search's limit of 1,000): exact answers.
+    everything = docs.search(q, 10, oversample=ROWS / 10)
+    assert everything.plan.candidates == ROWS and everything.plan.iterative_scan == "relaxed_order"
     _, want = brute_force(docs, q, np.ones(ROWS, bool), 10)
-    # 500 candidates of 3,000 on 16-d codes: the true top 10 should all be there.
-    assert np.mean(result.distances <= want[-1] + 1e-6) >= 0.9
+    assert_same_neighbours(everything.ids, everything.distances, want)
 
 
 def test_small_filter_takes_the_exact_plan(docs: pgembed.Collection) -> None:
@@ -223,7 +226,12 @@ def test_tune_then_search_by_recall(docs: pgembed.Collection, sql_conn: psycopg.
     if any(r.selectivity == 1.0 for r in reached):
         tuned = docs.search(q, 10, recall=0.9)
         assert tuned.plan.kind == "index" and tuned.plan.tuned
+        sql_plan = sql_conn.execute("SELECT pgembed.search_plan('docs', %s::vector, 10, recall => 0.9)",
+                                    (vector_text(q),)).fetchone()[0]
+        for key in ("kind", "codec", "candidates", "ef_search", "iterative_scan", "max_scan_tuples", "tuned"):
+            assert sql_plan[key] == tuned.plan.describe()[key], key
         sql_ids, _ = _sql_search(sql_conn, q, recall=0.9)
+
         assert [str(i) for i in tuned.ids] == sql_ids
 
 
@@ -253,7 +261,8 @@ def test_partial_index_serves_its_predicate(docs: pgembed.Collection, sql_conn: 
     where = compile_filter({"category": "news"}, docs.searcher.column_types())
     chosen = docs.explain(10, where={"category": "news"}, oversample=20, plan="index")
     statement = psycopg.sql.SQL("EXPLAIN ") + docs.searcher.index_statement(chosen, where, [])
-    params = {"q": vector_text(q), "qcode": query_code_text(docs.codec("bq"), q), "n": 200, "k": 10}
+    register_vector(sql_conn)
+    params = {"q": q, "qcode": query_code(docs.codec("bq"), q), "n": 200, "k": 10, **hnsw_settings(chosen)}
     plan_text = "\n".join(r[0] for r in sql_conn.execute(statement, params).fetchall())
     assert info.index_name in plan_text
     # A filter that does not include the predicate cannot use it.
@@ -292,3 +301,24 @@ def test_sqlalchemy_search_table_joins_the_users_model(docs: pgembed.Collection,
     assert str(code_column_type(info["bq"]).compile(dialect=postgresql.dialect())) == f"BIT({DIM})"
     with pytest.raises(InvalidInputError):
         code_column_type("text")
+
+
+def test_statement_settings_reach_pgvector(docs: pgembed.Collection, db: pgembed.Database) -> None:
+    """The index statement sets hnsw.* for itself: with ef_search 5 and iterative scan off, pgvector hands
+    back 5 candidates whatever LIMIT asks (the proof that the setting reached the scan), and the session's
+    own setting is untouched afterwards, in autocommit and inside the application's transaction."""
+    from pgembed.search import STATEMENT_SETTINGS, run_statement
+
+    q = unit_vectors(1, DIM, seed=22)[0]
+    column = docs.explain(10, oversample=5).column
+    statement = psycopg.sql.SQL(
+        "SELECT count(*) FROM (SELECT id FROM docs WHERE {} ORDER BY {} <~> %(qcode)s::bit(16) LIMIT 50) AS c"
+    ).format(STATEMENT_SETTINGS, psycopg.sql.Identifier(column))
+    params = {"qcode": query_code(docs.codec("bq"), q), "ef_search": "5", "iterative_scan": "off",
+              "max_scan_tuples": "20000"}
+    db.execute("SET hnsw.ef_search = 33")
+    assert run_statement(db.conn, statement, params, scoped_settings=True) == [(5,)]
+    assert db.execute("SHOW hnsw.ef_search").fetchone()[0] == "33"
+    with db.conn.transaction():
+        assert run_statement(db.conn, statement, {**params, "ef_search": "7"}, scoped_settings=True) == [(7,)]
+        assert db.execute("SHOW hnsw.ef_search").fetchone()[0] == "33"
