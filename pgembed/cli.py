@@ -165,12 +165,36 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if args.codecs:
         specs = [s.strip() for s in args.codecs.split(";")] if ";" in args.codecs else _split_specs(args.codecs)
     to_stdout = args.json == "-"
-    result = run_codec_bench(args.base, args.queries, args.gt, specs, k=args.k, fit_sample=args.fit_sample,
-                             fit_queries=args.fit_queries, dsn=args.dsn, data_dir=args.data_dir, quiet=to_stdout)
+    if args.baselines or args.search:
+        from pgembed.bench.search import parse_filters, run_search_bench
+
+        result = run_search_bench(
+            args.base, args.queries, args.gt, args.attrs, parse_filters(args.filter), baselines=args.baselines,
+            search=args.search, k=args.k, rows=args.rows, queries_limit=args.queries_limit, codecs=specs,
+            ef_search=_int_list(args.ef_search), oversample=_float_list(args.oversample),
+            rerank_factors=_int_list(args.rerank_factors), recall_targets=_float_list(args.recall_targets),
+            tune_sample=args.tune_sample, tune_queries=args.tune_queries,
+            partial=[t.strip() for t in args.partial.split(";") if t.strip()],
+            dsn=args.dsn, data_dir=args.data_dir, quiet=to_stdout,
+        )
+    else:
+        if args.attrs or args.filter or args.rows or args.queries_limit:
+            raise PgembedError("--attrs, --filter, --rows and --queries-limit apply to --baselines / --search")
+        result = run_codec_bench(args.base, args.queries, args.gt, specs, k=args.k, fit_sample=args.fit_sample,
+                                 fit_queries=args.fit_queries, dsn=args.dsn, data_dir=args.data_dir,
+                                 quiet=to_stdout)
     if to_stdout:
         print(json.dumps(result, indent=2))
     elif args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(t) for t in text.split(",") if t.strip()]
+
+
+def _float_list(text: str) -> list[float]:
+    return [float(t) for t in text.split(",") if t.strip()]
 
 
 def _split_specs(text: str) -> list[str]:
@@ -253,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", cmd_demo, "end-to-end run on generated data: the main job", [db_common])
     p.add_argument("--rows", type=int, default=50_000)
-    p = add("bench", cmd_bench, "codec quality: bytes/vector, encode rates, recall@k with re-ranking",
+    p = add("bench", cmd_bench, "codec quality: bytes/vector, encode rates, recall@k with re-ranking; with "
+            "--baselines / --search: search measured in the database (qps, latency, recall), per filter",
             [server_common])
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="OUT.json",
                    help="write every row as JSON to OUT.json (stdout when no file is given)")
@@ -267,6 +292,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-sample", type=int, default=50_000, help="base rows to fit codecs on")
     p.add_argument("--fit-queries", type=int, default=0,
                    help="queries used to fit LeanVec (then left out of every measurement)")
+    s = p.add_argument_group("search in the database (--baselines / --search)")
+    s.add_argument("--baselines", action="store_true",
+                   help="plain pgvector: HNSW on float32, on ::halfvec, on binary_quantize with re-rank; B-tree+exact")
+    s.add_argument("--search", action="store_true",
+                   help="pgembed's Collection.search over the --codecs (default bq, bq2, pca128,f16)")
+    s.add_argument("--attrs", default=None, metavar="ATTRS.parquet",
+                   help="attribute columns (an `id` column = row of the base), loaded with the vectors")
+    s.add_argument("--filter", action="append", default=[], metavar="NAME=SQL_WHERE",
+                   help="a filter in SQL over the attribute columns (repeatable); exact ground truth per filter")
+    s.add_argument("--rows", type=int, default=None, help="take the first N base rows (default all)")
+    s.add_argument("--queries-limit", type=int, default=None, metavar="N", help="time the first N queries")
+    s.add_argument("--ef-search", default="10,20,40,80,160,320", help="hnsw.ef_search values swept (comma-separated)")
+    s.add_argument("--oversample", default="1,2,4,10,20", help="pgembed oversampling factors swept")
+    s.add_argument("--rerank-factors", default="2,4,10,20", help="bit baseline: candidates re-ranked = k x factor")
+    s.add_argument("--recall-targets", default="0.9,0.95,0.99",
+                   help="pgembed: search(recall=...) targets measured after tune()")
+    s.add_argument("--tune-sample", type=int, default=200, help="pgembed: tune(sample=N) vectors used as queries")
+    s.add_argument("--tune-queries", type=int, default=0, metavar="N",
+                   help="pgembed: tune on the query file's last N queries (never timed) instead of base vectors")
+    s.add_argument("--partial", default="", metavar="SPEC[;SPEC]",
+                   help="pgembed: partial HNSW indexes on these codecs for each filter given as JSON (hot predicates)")
     p = add("bench-ingest", cmd_bench_ingest, "measure bulk ingest (vectors/s) and index build time", [db_common])
     p.add_argument("--base", default=None, help=".npy base vectors (default: generated, clearly labelled)")
     p.add_argument("--rows", type=int, default=100_000)

@@ -243,6 +243,27 @@ class Collection:
         )
         return self._fetch_vectors(statement)
 
+    def sample_rows(self, n: int, *, seed: int = 0) -> tuple[list[Any], np.ndarray]:
+        """Keys and vectors of up to `n` rows, sampled as sample() does."""
+        if n < 1:
+            raise InvalidInputError(f"sample size must be positive, got {n}")
+        estimate = self.conn.execute(
+            "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = %s::regclass",
+            (self.info.table.as_string(self.conn),),
+        ).fetchone()
+        rows = int(estimate[0]) if estimate else 0
+        sampling = sql.SQL("TABLESAMPLE BERNOULLI ({}) REPEATABLE ({})").format(
+            sql.Literal(min(100.0, 150.0 * n / rows)), sql.Literal(seed)) if rows > 2 * n else sql.SQL("")
+        statement = sql.SQL("SELECT {k}, {v} FROM {t} {s} WHERE {v} IS NOT NULL LIMIT {n}").format(
+            k=self.info.key, v=self.info.vector, t=self.info.table, s=sampling, n=sql.Literal(n))
+        with self.conn.cursor(binary=True) as cur:
+            cur.execute(statement)
+            fetched = cur.fetchall()
+        if not fetched:
+            return [], np.empty((0, self.dim), dtype=np.float32)
+        return [r[0] for r in fetched], np.stack([np.asarray(r[1].to_numpy() if hasattr(r[1], "to_numpy") else r[1])
+                                                 for r in fetched])
+
     def _fetch_vectors(self, statement: sql.Composable) -> np.ndarray:
         with self.conn.cursor(binary=True) as cur:
             cur.execute(statement)
@@ -512,15 +533,16 @@ class Collection:
 
     def tune(self, recall: float = 0.95, *, k: int = 10, sample: int = 200,
              selectivities: Sequence[float] = (1.0, 0.1, 0.02), codecs: Sequence[str] | None = None,
-             progress: bool = False) -> list[TuneResult]:
-        """Measure, on `sample` of the collection's own vectors used as queries against exact ground truth,
-        the fewest candidates per result (and ef_search) each indexed codec needs to reach `recall`@k,
+             queries: np.ndarray | None = None, progress: bool = False) -> list[TuneResult]:
+        """Measure, on `sample` of the collection's own vectors used as queries (or on `queries`, a sample
+        of real ones, which tune better when queries differ from rows) against exact ground truth, the
+        fewest candidates per result (and ef_search) each indexed codec needs to reach `recall`@k,
         unfiltered and under filters keeping `selectivities` of the rows; store them in the catalog, where
         search(recall=...) finds them."""
         from pgembed.tune import tune
 
         return tune(self, self.searcher, recall, k=k, sample=sample, selectivities=selectivities, codecs=codecs,
-                    progress=progress)
+                    queries=queries, progress=progress)
 
     # -- whole collection -----------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

@@ -5,9 +5,11 @@ The rules are deliberately few, because pgembed.search() in SQL (sql/0003_search
 ones to the same inputs; tests hold the two to it. They are:
 
 1. `plan="exact"`, or no code column with an HNSW index: exact.
-2. A filter whose estimated matching rows are at most EXACT_MAX_ROWS: exact. Computing every matching row's
-   distance is then cheaper than an index scan that has to skip the rows the filter rejects, and it is
-   exact (the planner uses a B-tree or partial index on the filter columns when there is one).
+2. A filter whose estimated matching rows are at most EXACT_MAX_ROWS: exact. Computing every matching
+   row's distance is then cheaper than an index scan that has to skip the rows the filter rejects, and
+   it is exact (PostgreSQL reads the rows through a B-tree on the filter columns when there is one).
+   Unless a partial index's predicate is the whole filter: that index holds exactly the matching rows,
+   and searching it is cheaper still (rule 3).
 3. Otherwise: the index plan on one code column — through a partial HNSW index when the filter includes
    that index's predicate (each of the predicate's top-level entries appears unchanged in the filter),
    else through the column's full index. Knobs are, in order of precedence: the caller's
@@ -173,14 +175,17 @@ def choose_plan(r: PlanRequest) -> Plan:
         return Plan("exact", "asked for", **common)
     if not full and not partial:
         return Plan("exact", "no code column has an HNSW index for this filter", **common)
-    if r.plan == "auto" and r.filtered and r.estimated_rows is not None and r.estimated_rows <= EXACT_MAX_ROWS:
+    # A partial index whose predicate is the whole filter holds exactly the matching rows: searching it
+    # beats computing all their distances, however few they are.
+    residual = bool(partial) and r.filter_doc is not None and partial[0].predicate is not None and any(
+        key not in partial[0].predicate for key in r.filter_doc)
+    small = r.filtered and r.estimated_rows is not None and r.estimated_rows <= EXACT_MAX_ROWS
+    if r.plan == "auto" and small and (not partial or residual):
         return Plan("exact", f"the filter matches about {r.estimated_rows:.0f} rows (<= {EXACT_MAX_ROWS})", **common)
     estimated = max(r.estimated_rows or 0.0, 1.0)
     if partial:
         # The partial index holds only rows of its predicate: what is left to filter is the rest of the filter.
         candidates_from = partial[:1]
-        assert r.filter_doc is not None and partial[0].predicate is not None
-        residual = any(key not in partial[0].predicate for key in r.filter_doc)
         selectivity = min(1.0, estimated / partial[0].index_rows) if residual and partial[0].index_rows > 0 else 1.0
         where = f"partial index {partial[0].index}"
     else:

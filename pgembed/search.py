@@ -3,10 +3,12 @@
 Plan shapes (pgembed.search() in SQL builds the same text; docs/architecture.md shows it for people who
 write it by hand):
 
-    exact:  SELECT key, vector <=> $q AS distance FROM t WHERE <filter> AND vector IS NOT NULL
-            ORDER BY (vector <=> $q) + 0 LIMIT k
-            -- "+ 0": no HNSW index matches that expression, so PostgreSQL computes every matching
-            -- row's distance (through a B-tree/bitmap scan when the filter has an index): exact.
+    exact:  SELECT key, distance FROM (
+                SELECT key, vector <=> $q AS distance FROM t WHERE <filter> AND vector IS NOT NULL
+                OFFSET 0) AS matching ORDER BY distance LIMIT k
+            -- OFFSET 0: the subquery is not merged, so no HNSW index can serve the ORDER BY and
+            -- PostgreSQL computes every matching row's distance (through a B-tree when the filter has
+            -- one): exact.
     index:  SELECT key, vector <=> $q AS distance FROM (
                 SELECT key, vector FROM t WHERE <filter> ORDER BY code <~> $qcode LIMIT n) AS candidates
             ORDER BY distance LIMIT k
@@ -23,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psycopg
-from psycopg.pq import TransactionStatus
 from pgvector import HalfVector
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from pgembed import catalog
 from pgembed.codecs import Codec
@@ -208,14 +210,15 @@ class Searcher:
             chosen = replace(chosen, kind="exact", fallback=True,
                              reason=f"{chosen.reason}; the index plan found {len(result.ids)} < k rows, "
                                     "answered exactly")
-        return self._fetch(chosen, self.exact_statement(where, columns), q, where, columns)
+        return self._fetch(chosen, self.exact_statement(where, columns, chosen.k), q, where, columns)
 
     def _params(self, chosen: Plan, q: np.ndarray, where: Filter) -> dict[str, Any]:
-        params: dict[str, Any] = {"q": q, "k": chosen.k, **where.params}
+        # k and the candidate count are literals in the statement's text, not parameters: a prepared
+        # statement's generic plan, not knowing the LIMIT, may pick a worse plan (measured: 3x slower).
+        params: dict[str, Any] = {"q": q, **where.params}
         if chosen.kind == "index":
             assert chosen.codec is not None
             params["qcode"] = query_code(self.codec(chosen.codec), q)
-            params["n"] = chosen.candidates
             params.update(hnsw_settings(chosen))
         return params
 
@@ -229,24 +232,25 @@ class Searcher:
         return SearchResult(ids, distances, chosen, extra)
 
     # -- SQL text ----------------------------------------------------------------------------------------
-    def exact_statement(self, where: Filter, columns: list[str]) -> sql.Composable:
+    def exact_statement(self, where: Filter, columns: list[str], k: int) -> sql.Composable:
         info = self.collection.info
-        distance = sql.SQL("{v} {op} %(q)s").format(v=info.vector, op=distance_operator(info.metric))
+        # OFFSET 0 keeps the subquery from being merged into the outer query, so that no HNSW index can
+        # serve the ORDER BY: PostgreSQL computes every matching row's distance, once, and sorts them.
         return sql.SQL(
-            "SELECT {key}, {distance} AS distance{extra} FROM {table} WHERE ({where}) AND {v} IS NOT NULL "
-            "ORDER BY ({distance}) + 0 LIMIT %(k)s"
-        ).format(key=info.key, distance=distance, extra=_extra(columns), table=info.table,
-                 where=_clause(where), v=info.vector)
+            "SELECT {key}, distance{extra_out} FROM (SELECT {key}, {v} {op} %(q)s AS distance{extra} "
+            "FROM {table} WHERE ({where}) AND {v} IS NOT NULL OFFSET 0) AS matching ORDER BY distance LIMIT {k}"
+        ).format(key=info.key, v=info.vector, op=distance_operator(info.metric), extra=_extra(columns),
+                 extra_out=_extra(columns), table=info.table, where=_clause(where), k=sql.Literal(k))
 
     def index_statement(self, chosen: Plan, where: Filter, columns: list[str]) -> sql.Composable:
         info = self.collection.info
-        source = next(s for s in self.sources() if s.codec == chosen.codec)
+        source = next(s for s in self.sources() if s.index == chosen.index)
         return sql.SQL(
             "SELECT {key}, {v} {op} %(q)s AS distance{extra} FROM ("
             "SELECT {key}, {v}{extra} FROM {table} WHERE {settings} AND ({where}) "
-            "ORDER BY {code} {code_op} %(qcode)s::{code_type} LIMIT %(n)s) AS candidates "
-            "ORDER BY distance LIMIT %(k)s"
-        ).format(
+            "ORDER BY {code} {code_op} %(qcode)s::{code_type} LIMIT {n}) AS candidates "
+            "ORDER BY distance LIMIT {k}"
+        ).format(k=sql.Literal(chosen.k), n=sql.Literal(chosen.candidates),
             key=info.key, v=info.vector, op=distance_operator(info.metric), extra=_extra(columns),
             table=info.table, settings=STATEMENT_SETTINGS, where=_clause(where), code=sql.Identifier(source.column),
             code_op=code_operator(source, info.metric), code_type=sql.SQL(source.sql_type),

@@ -1,11 +1,12 @@
 """Recall targets instead of knobs: measure, on the collection's own vectors, the cheapest search knobs
 that reach a recall target, and keep them in the catalog (pgembed.tuning) for search(recall=...).
 
-For each code column with an HNSW index and each selectivity, a sample of the table's vectors is searched
-exactly (the ground truth) and then through the index with more and more candidates per result; the first
-over-fetch factor whose recall@k reaches the target is kept. Filtered selectivities use a synthetic filter
-on a hash of the key, which keeps a uniform random fraction of the rows: what pgvector's iterative scan
-sees with a filter uncorrelated with the vectors.
+For each code column with an HNSW index and each selectivity, a sample of the table's vectors (or of real
+queries, when the caller has some: they tune better, real queries being often unlike the rows) is searched
+exactly — the ground truth, a row's own vector left out of its answers — and then through the index with
+more and more candidates per result; the first over-fetch factor whose recall@k reaches the target is
+kept. Filtered selectivities use a synthetic filter on a hash of the key, which keeps a uniform random
+fraction of the rows: what pgvector's iterative scan sees with a filter uncorrelated with the vectors.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from pgembed.errors import InvalidInputError, SchemaError
 from pgembed.filters import EMPTY, Filter
 from pgembed.plan import CoarseSource, Plan, PlanRequest, Tuned, choose_plan
 from pgembed.progress import progress_bar
+from pgembed.vectors import as_matrix
 
 if TYPE_CHECKING:
     from pgembed.collection import Collection
-    from pgembed.search import Searcher
+    from pgembed.search import Searcher, SearchResult
 
 OVERSAMPLE_LADDER = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 50.0)
 HASH_BUCKETS = 4096
@@ -75,6 +77,7 @@ def tune(
     sample: int = 200,
     selectivities: Sequence[float] = (1.0, 0.1, 0.02),
     codecs: Sequence[str] | None = None,
+    queries: np.ndarray | None = None,
     progress: bool = False,
 ) -> list[TuneResult]:
     if not 0 < recall <= 1:
@@ -82,10 +85,15 @@ def tune(
     if any(not 0 < s <= 1 for s in selectivities) or not selectivities:
         raise InvalidInputError(f"selectivities must be in (0, 1], got {list(selectivities)!r}")
     searcher.forget()
-    sources = [s for s in searcher.sources() if codecs is None or s.codec in codecs]
+    # Full indexes only: a partial index serves its own predicate, which the synthetic filters are not.
+    sources = [s for s in searcher.sources() if s.predicate is None and (codecs is None or s.codec in codecs)]
     if not sources:
         raise SchemaError(f"collection {collection.name!r} has no code column with an HNSW index to tune")
-    queries = collection.sample(sample, seed=7)
+    if queries is None:
+        keys, queries = collection.sample_rows(sample, seed=7)
+    else:
+        keys = [None] * len(queries)
+        queries = as_matrix(queries, collection.dim, what="queries")
     if len(queries) == 0:
         raise SchemaError(f"collection {collection.name!r} has no vectors to tune on")
     total = searcher.total_rows()
@@ -95,13 +103,16 @@ def tune(
     with progress_bar(f"tune {collection.name} for recall {recall}", steps, progress) as bar:
         for selectivity in selectivities:
             where = synthetic_filter(collection, selectivity)
-            exact = Plan("exact", "ground truth", k=k)
-            statement = searcher.exact_statement(where, [])
-            truth = [searcher._fetch(exact, statement, q, where, []).distances for q in queries]
+            # One more than k, then the query's own row left out: a vector of the table is its own nearest
+            # neighbour, a hit no real query gets for free.
+            exact = Plan("exact", "ground truth", k=k + 1)
+            statement = searcher.exact_statement(where, [], k + 1)
+            truth = [_without(searcher._fetch(exact, statement, q, where, []), key, k)
+                     for q, key in zip(queries, keys, strict=True)]
             if bar is not None:
                 bar.advance(bar.task_ids[0])
             for source in sources:
-                result = _tune_source(searcher, source, where, selectivity, total, queries, truth, k, recall)
+                result = _tune_source(searcher, source, where, selectivity, total, queries, keys, truth, k, recall)
                 if result.tuned is not None:
                     catalog.save_tuning(collection.conn, collection.info.id, codec_ids[source.codec],
                                         result.tuned, len(queries))
@@ -112,19 +123,29 @@ def tune(
     return results
 
 
+def _without(result: SearchResult, key: object, k: int) -> np.ndarray:
+    """The distances of a k+1 result with the row `key` (the query's own) left out, at most k of them."""
+    if key is None:
+        return result.distances[:k]
+    keep = [i for i, found in enumerate(result.ids.tolist()) if found != key]
+    return result.distances[keep][:k]
+
+
 def _tune_source(searcher: Searcher, source: CoarseSource, where: Filter, selectivity: float, total: float,
-                 queries: np.ndarray, truth: list[np.ndarray], k: int, target: float) -> TuneResult:
+                 queries: np.ndarray, keys: Sequence[object], truth: list[np.ndarray], k: int,
+                 target: float) -> TuneResult:
     best = 0.0
     for oversample in OVERSAMPLE_LADDER:
         if math.ceil(k * oversample) > 1000 and oversample > OVERSAMPLE_LADDER[0]:
             break
         plan = choose_plan(PlanRequest(
-            k=k, filtered=selectivity < 1, estimated_rows=selectivity * total, total_rows=total,
+            k=k + 1, filtered=selectivity < 1, estimated_rows=selectivity * total, total_rows=total,
             sources=(source,), oversample=oversample, plan="index",
         ))
         statement = searcher.index_statement(plan, where, [])
         started = time.perf_counter()
-        found = [searcher._fetch(plan, statement, q, where, []).distances for q in queries]
+        found = [_without(searcher._fetch(plan, statement, q, where, []), key, k)
+                 for q, key in zip(queries, keys, strict=True)]
         seconds = time.perf_counter() - started
         measured = recall_at_k(found, truth, k)
         best = max(best, measured)

@@ -147,13 +147,16 @@ BEGIN
     IF n_full = 0 AND part.index_name IS NULL THEN
         RETURN base || jsonb_build_object('kind', 'exact', 'reason', 'no code column has an HNSW index for this filter');
     END IF;
-    IF plan = 'auto' AND filtered AND est <= exact_max_rows THEN
+    -- A partial index whose predicate is the whole filter holds exactly the matching rows: searching it
+    -- beats computing all their distances, however few they are.
+    residual := part.index_name IS NOT NULL
+        AND EXISTS (SELECT 1 FROM jsonb_object_keys(filter) AS f(key) WHERE NOT part.predicate ? f.key);
+    IF plan = 'auto' AND filtered AND est <= exact_max_rows AND (part.index_name IS NULL OR residual) THEN
         RETURN base || jsonb_build_object('kind', 'exact',
             'reason', format('the filter matches about %s rows (<= %s)', round(est), exact_max_rows));
     END IF;
     IF part.index_name IS NOT NULL THEN
         -- The partial index holds only rows of its predicate: what is left to filter is the rest of the filter.
-        residual := EXISTS (SELECT 1 FROM jsonb_object_keys(filter) AS f(key) WHERE NOT part.predicate ? f.key);
         IF residual AND part.index_rows > 0 THEN
             sel := least(1.0, greatest(est, 1.0) / part.index_rows);
         END IF;
@@ -288,8 +291,8 @@ BEGIN
     END IF;
     EXECUTE format(
         'SELECT array_agg(key::text ORDER BY distance), array_agg(distance ORDER BY distance) FROM ('
-        'SELECT %1$I AS key, %2$I %3$s $1 AS distance FROM %4$s WHERE (%5$s) AND %2$I IS NOT NULL '
-        'ORDER BY (%2$I %3$s $1) + 0 LIMIT $2) AS hits',
+        'SELECT key, distance FROM (SELECT %1$I AS key, %2$I %3$s $1 AS distance FROM %4$s '
+        'WHERE (%5$s) AND %2$I IS NOT NULL OFFSET 0) AS matching ORDER BY distance LIMIT $2) AS hits',
         c.key_column, c.vector_column, op, tbl, clause)
         INTO ids, dists USING query, k;
     RETURN QUERY SELECT u.id, u.distance FROM unnest(ids, dists) WITH ORDINALITY AS u(id, distance, n) ORDER BY u.n;

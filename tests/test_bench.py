@@ -46,3 +46,106 @@ def test_exact_top_matches_a_full_sort() -> None:
 def test_spec_list_splitting() -> None:
     assert _split_specs("f16,bq,pca128,bq2,mrl64+f32,leanvec32") == ["f16", "bq", "pca128,bq2", "mrl64+f32",
                                                                        "leanvec32"]
+
+
+# -- search in the database: `pgembed bench --baselines / --search` ----------------------------------------
+SEARCH_ROW_FIELDS = {"method", "filter", "knobs", "plan", "recall_at_k", "qps", "p50_ms", "p99_ms",
+                     "min_rows_returned", "bytes_per_vector", "index_bytes", "build_s"}
+
+
+def _search_inputs(tmp_path: Path, n: int = 3000, dim: int = 32) -> list[str]:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rng = np.random.default_rng(5)
+    np.save(tmp_path / "base.npy", unit_vectors(n, dim, seed=6).astype(np.float16))
+    np.save(tmp_path / "queries.npy", unit_vectors(30, dim, seed=7))
+    ids = rng.permutation(n).astype(np.int32)  # row order in the file must not matter
+    category = np.where(rng.random(n) < 0.02, "rare", np.where(rng.random(n) < 0.5, "news", "blog"))
+    pq.write_table(pa.table({"id": ids, "category": category[ids], "n_words": rng.integers(0, 1000, n)[ids]}),
+                   tmp_path / "attrs.parquet")
+    return ["--base", str(tmp_path / "base.npy"), "--queries", str(tmp_path / "queries.npy"),
+            "--attrs", str(tmp_path / "attrs.parquet"), "--filter", "rare=category = 'rare'",
+            "--filter", "wide=n_words < 400 AND category <> 'rare'", "--k", "5", "--queries-limit", "20"]
+
+
+def test_search_bench_baselines_through_the_cli(dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "search.json"
+    code = main(["bench", "--dsn", dsn, *_search_inputs(tmp_path), "--baselines", "--ef-search", "10,40",
+                 "--rerank-factors", "2,4", "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["dataset"]["n_base"] == 3000 and result["dataset"]["n_queries"] == 20
+    assert set(result["filters"]) == {"rare", "wide"}
+    assert 0.005 < result["filters"]["rare"]["selectivity"] < 0.05
+    rows = result["rows"]
+    assert {r["method"] for r in rows} == {"pgvector-hnsw-f32", "pgvector-hnsw-f16", "pgvector-bit-rerank",
+                                           "pgvector-btree-exact"}
+    assert {r["filter"] for r in rows} == {None, "rare", "wide"}
+    for row in rows:
+        assert set(row) >= SEARCH_ROW_FIELDS
+        assert 0 <= row["recall_at_k"] <= 1 and row["qps"] > 0 and row["p99_ms"] >= row["p50_ms"] > 0
+        assert 0 <= row["min_rows_returned"] <= 5
+    exact = [r for r in rows if r["method"] == "pgvector-btree-exact"]
+    assert len(exact) == 3
+    for row in exact:  # exact by construction: every query gets its true top k
+        assert row["recall_at_k"] == 1.0 and row["min_rows_returned"] == 5
+    assert next(r for r in exact if r["filter"] == "rare")["plan"] == "btree+exact"
+    assert next(r for r in exact if r["filter"] == "rare")["index_bytes"] > 0  # the B-tree on category
+    f32 = [r for r in rows if r["method"] == "pgvector-hnsw-f32"]
+    # iterative scans only under a filter; float32 gets strict_order too
+    assert {r["knobs"]["iterative_scan"] for r in f32 if r["filter"] is None} == {"off"}
+    assert {r["knobs"]["iterative_scan"] for r in f32 if r["filter"] == "wide"} == {"off", "relaxed_order",
+                                                                                    "strict_order"}
+    hnsw = [r for r in f32 if r["plan"].startswith("hnsw")]
+    assert hnsw and all(r["index_bytes"] > 0 and r["build_s"] > 0 for r in hnsw)
+    bit = [r for r in rows if r["method"] == "pgvector-bit-rerank"]
+    assert {r["knobs"]["candidates"] for r in bit} == {10, 20}
+    assert all(r["bytes_per_vector"] < 16 for r in bit)  # bit(32): 4 bytes of bits + header
+    unfiltered_f32 = max((r for r in f32 if r["filter"] is None), key=lambda r: r["knobs"]["ef_search"])
+    assert unfiltered_f32["recall_at_k"] >= 0.8
+    assert [s["filter"] for s in result["summary"]] == [None, "rare", "wide"]
+    for s in result["summary"]:  # the exact plan always reaches 0.95; pgembed was not asked for
+        assert s["pgvector"]["recall_at_k"] >= 0.95 and s["pgembed"] is None
+
+
+def test_search_bench_pgembed_search(dsn: str, tmp_path: Path) -> None:
+    out = tmp_path / "search.json"
+    code = main(["bench", "--dsn", dsn, *_search_inputs(tmp_path), "--search", "--codecs", "bq2",
+                 "--ef-search", "40", "--oversample", "1,4", "--recall-targets", "0.95", "--tune-sample", "40",
+                 "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    assert rows and {r["method"] for r in rows} == {"pgembed"}
+    assert result["codecs"]["bq2"]["index_bytes"] > 0
+    assert 8 < result["codecs"]["bq2"]["bytes_per_vector"] < 24  # bit(64) codes and their header
+    for row in rows:
+        assert set(row) >= SEARCH_ROW_FIELDS and sum(row["plan_counts"].values()) == 20
+        assert 0 <= row["recall_at_k"] <= 1
+    for row in (r for r in rows if r["knobs"] == {"plan": "exact"}):
+        assert row["plan"] == "exact" and row["recall_at_k"] == 1.0 and row["min_rows_returned"] == 5
+    assert any(r["knobs"] == {"recall": 0.95} for r in rows)
+
+
+def test_filter_parsing_and_tie_aware_recall() -> None:
+    from pgembed.bench.search import filter_columns, parse_filters, truth_for
+    from pgembed.errors import InvalidInputError
+
+    assert parse_filters(["a=x = 1 AND y >= 2", "b_2=z LIKE 'q%'"]) == {"a": "x = 1 AND y >= 2",
+                                                                      "b_2": "z LIKE 'q%'"}
+    for bad in ("no equals sign", "=x = 1", "two words=x = 1"):
+        with pytest.raises(InvalidInputError):
+            parse_filters([bad])
+    assert filter_columns("section = '5' AND n_words < 40", ["section", "n_words", "words", "source"]) == [
+        "section", "n_words"]
+    e = np.eye(3, dtype=np.float32)
+    base = np.vstack([e[0], e[0], e[1], e[0], e[2]])  # rows 0, 1 and 3 are equal; row 3 is filtered out
+    queries = np.array([[1, 0.5, 0]], dtype=np.float32)
+    truth = truth_for(base, queries, 2, np.array([True, True, True, False, True]), "f", "x")
+    assert truth.need == 2 and truth.kth[0] == 1.0
+    assert truth.recall(base, queries, [np.array([1, 0])]) == 1.0  # duplicates of the best are all hits
+    assert truth.recall(base, queries, [np.array([0, 2])]) == 0.5
+    assert truth.recall(base, queries, [np.array([0, 3])]) == 0.5  # row 3 scores 1 but is outside the filter
+    assert truth.recall(base, queries, [np.array([0])]) == 0.5  # a missing row is a miss
+    rare = truth_for(base, queries, 5, np.array([False, False, True, False, False]), "g", "y")
+    assert rare.need == 1 and rare.recall(base, queries, [np.array([2])]) == 1.0  # fewer than k rows match

@@ -9,9 +9,9 @@ import numpy as np
 import psycopg
 import pytest
 import sqlalchemy as sa
-from pgvector.psycopg import register_vector
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pgvector.psycopg import register_vector
 
 import pgembed
 from pgembed.errors import InvalidInputError, SchemaError
@@ -262,7 +262,7 @@ def test_partial_index_serves_its_predicate(docs: pgembed.Collection, sql_conn: 
     chosen = docs.explain(10, where={"category": "news"}, oversample=20, plan="index")
     statement = psycopg.sql.SQL("EXPLAIN ") + docs.searcher.index_statement(chosen, where, [])
     register_vector(sql_conn)
-    params = {"q": q, "qcode": query_code(docs.codec("bq"), q), "n": 200, "k": 10, **hnsw_settings(chosen)}
+    params = {"q": q, "qcode": query_code(docs.codec("bq"), q), **hnsw_settings(chosen)}
     plan_text = "\n".join(r[0] for r in sql_conn.execute(statement, params).fetchall())
     assert info.index_name in plan_text
     # A filter that does not include the predicate cannot use it.
@@ -322,3 +322,19 @@ def test_statement_settings_reach_pgvector(docs: pgembed.Collection, db: pgembed
     with db.conn.transaction():
         assert run_statement(db.conn, statement, {**params, "ef_search": "7"}, scoped_settings=True) == [(7,)]
         assert db.execute("SHOW hnsw.ef_search").fetchone()[0] == "33"
+
+
+def test_partial_index_beats_exact_for_its_own_small_predicate(docs: pgembed.Collection,
+                                                               sql_conn: psycopg.Connection) -> None:
+    q = unit_vectors(1, DIM, seed=23)[0]
+    assert docs.explain(10, where={"category": "rare"}).kind == "exact"
+    info = docs.create_index("bq", "hnsw", m=8, ef_construction=40, where={"category": "rare"})
+    plan = docs.explain(10, where={"category": "rare"})
+    assert plan.kind == "index" and plan.index == info.index_name and plan.iterative_scan == "off"
+    # With more to the filter than the predicate, few matching rows still go exact.
+    assert docs.explain(10, where={"category": "rare", "year": {"$gte": 2020}}).kind == "exact"
+    result = docs.search(q, 50, where={"category": "rare"})
+    assert len(result) == 20  # the partial index holds all 20 rows; none missing
+    sql_plan = sql_conn.execute("SELECT pgembed.search_plan('docs', %s::vector, 10, '{\"category\": \"rare\"}')",
+                                (vector_text(q),)).fetchone()[0]
+    assert sql_plan["kind"] == "index" and sql_plan["index"] == info.index_name

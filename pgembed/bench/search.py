@@ -1,0 +1,752 @@
+"""`pgembed bench --baselines / --search`: search measured inside the database, against plain pgvector.
+
+One run loads the base vectors (and attribute columns from a parquet file) into a fresh collection through
+pgembed itself, builds a B-tree on every attribute column a filter uses, ANALYZEs, and then measures, per
+filter (and unfiltered), every configuration of:
+
+- plain pgvector, single client, one prepared statement per query (the SQL text differs between settings,
+  because a prepared statement keeps its cached plan across SET changes):
+  HNSW on the float32 column (`pgvector-hnsw-f32`), HNSW on `embedding::halfvec(d)` (`pgvector-hnsw-f16`),
+  HNSW on `binary_quantize(embedding)::bit(d)` with the re-rank written by hand as pgvector's README shows
+  (`pgvector-bit-rerank`), each over hnsw.ef_search and hnsw.iterative_scan; and the exact plan PostgreSQL
+  takes with its B-tree (`pgvector-btree-exact`: ordered by an expression no HNSW index matches);
+- pgembed's own `Collection.search` (with --search), over codecs, oversampling, ef_search and recall targets.
+
+Recall: ground truth is exact, per filter: the ids matching the filter are fetched from the database, and
+the top k by cosine (the collection's metric) over those rows is computed in numpy. A returned id is a hit
+when it matches the filter and its exact score is at least the k-th true score minus 1e-6 (real corpora
+hold exact duplicates). When fewer than k rows match, recall is over those.
+
+Timing: each configuration is warmed with a few queries, then every query is timed from the client
+(execute + fetch); qps = queries / summed latency. The float32 HNSW index is built, measured and dropped
+before everything else, so that it cannot serve an exact plan of pgembed's by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from rich.console import Console
+from rich.table import Table
+
+import pgembed
+from pgembed import schema
+from pgembed.bench.codecs import TIE_EPSILON, exact_top, load_matrix
+from pgembed.bench.environment import describe_environment
+from pgembed.errors import InvalidInputError, PgembedError
+
+TABLE = "pgembed_bench_search"
+EF_SEARCH = (10, 20, 40, 80, 160, 320)
+OVERSAMPLE = (1, 2, 4, 10, 20)
+BIT_RERANK_FACTORS = (2, 4, 10, 20)  # the bit baseline's inner LIMIT is k * factor
+RECALL_TARGETS = (0.9, 0.95, 0.99)
+SEARCH_CODECS = ("bq", "bq2", "pca128,f16")
+SUMMARY_TARGET = 0.95
+WARMUP = 3
+HNSW_PARAMS = {"m": 16, "ef_construction": 64}
+FILTER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+ARROW_TO_PG = {
+    "bool": "boolean", "int8": "smallint", "int16": "smallint", "int32": "integer", "int64": "bigint",
+    "uint8": "smallint", "uint16": "integer", "uint32": "bigint", "float": "real", "float32": "real",
+    "double": "double precision", "float64": "double precision", "string": "text", "large_string": "text",
+    "date32[day]": "date",
+}
+
+
+# -- inputs ---------------------------------------------------------------------------------------------
+def parse_filters(items: Sequence[str] | None) -> dict[str, str | dict[str, Any]]:
+    """['name=SQL WHERE', 'name={"col": "value"}', ...] -> {name: SQL text or filter dict}: the text after the
+    first '=' is a WHERE clause, or, when it is a JSON object, a filter in pgembed's filter language (which
+    pgembed's search then takes as a dict: partial indexes match on it)."""
+    filters: dict[str, str | dict[str, Any]] = {}
+    for item in items or ():
+        name, sep, where = item.partition("=")
+        name, where = name.strip(), where.strip()
+        if not sep or not FILTER_NAME.match(name) or not where:
+            raise InvalidInputError(f"--filter wants NAME=SQL_WHERE (NAME a plain word), got {item!r}")
+        if name in filters:
+            raise InvalidInputError(f"--filter {name!r} given twice")
+        if where.startswith("{"):
+            try:
+                doc = json.loads(where)
+            except json.JSONDecodeError as err:
+                raise InvalidInputError(f"--filter {name!r}: not valid JSON: {err}") from err
+            if not isinstance(doc, dict) or not doc:
+                raise InvalidInputError(f"--filter {name!r}: a JSON filter must be a non-empty object")
+            filters[name] = doc
+        else:
+            filters[name] = where
+    return filters
+
+
+def load_attrs(path: str | Path, n: int) -> tuple[dict[str, str], dict[str, Any]]:
+    """Attribute columns of base rows 0..n-1 from parquet (an `id` column = row of the base):
+    ({column: PostgreSQL type}, {column: values in row order})."""
+    try:
+        import pyarrow.compute as pc  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    except ImportError as err:
+        raise InvalidInputError("--attrs reads parquet with pyarrow: pip install 'pgembed[bench]'") from err
+    table = pq.read_table(path)
+    if "id" not in table.column_names:
+        raise InvalidInputError(f"{path} has no `id` column (the row of each vector in the base)")
+    table = table.filter(pc.less(table.column("id"), n))
+    ids = table.column("id").to_numpy()
+    if len(ids) != n or not np.array_equal(np.sort(ids), np.arange(n)):
+        raise InvalidInputError(f"{path}: the `id` column must hold every base row 0..{n - 1} exactly once")
+    order = np.argsort(ids, kind="stable")
+    types: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for name in table.column_names:
+        if name == "id":
+            continue
+        arrow_type = str(table.schema.field(name).type)
+        if arrow_type not in ARROW_TO_PG:
+            raise InvalidInputError(f"{path}: column {name!r} has type {arrow_type}, which the bench cannot map")
+        types[name] = ARROW_TO_PG[arrow_type]
+        column = table.column(name)
+        if types[name] in ("text", "date") or column.null_count:
+            data = column.to_pylist()
+            values[name] = [data[i] for i in order]
+        else:
+            values[name] = column.to_numpy()[order]
+    return types, values
+
+
+def filter_columns(where: str, columns: Sequence[str]) -> list[str]:
+    """Attribute columns a filter names (a word match on its text)."""
+    return [c for c in columns if re.search(rf"(?<![\w.]){re.escape(c)}(?!\w)", where)]
+
+
+def _where(where: str | None) -> sql.Composable:
+    if where is None:
+        return sql.SQL("")
+    # The filter is the benchmark operator's own SQL, given on the command line: it is inserted as SQL
+    # text on purpose (sql.SQL, not a Literal). '%' is doubled so psycopg does not read it as a placeholder.
+    return sql.SQL("WHERE ({})").format(sql.SQL(where.replace("%", "%%")))
+
+
+# -- ground truth and scoring ------------------------------------------------------------------------------
+@dataclass
+class Truth:
+    """Exact answers for one filter (or none): what recall is measured against."""
+
+    name: str | None
+    where: str | None
+    allowed: np.ndarray  # bool per base row: matches the filter
+    kth: np.ndarray  # per query: the k-th best exact score among allowed rows (-inf when none)
+    need: int  # min(k, rows matching): hits possible per query
+
+    @property
+    def matching(self) -> int:
+        return int(self.allowed.sum())
+
+    def recall(self, base: np.ndarray, queries: np.ndarray, results: Sequence[np.ndarray]) -> float | None:
+        if self.need == 0:
+            return None
+        hits = 0
+        for i, ids in enumerate(results):
+            ids = np.unique(np.asarray(ids, dtype=np.int64))
+            ids = ids[(ids >= 0) & (ids < len(base))]
+            ids = ids[self.allowed[ids]]  # a row outside the filter is never a hit
+            scores = base[ids] @ queries[i]
+            hits += min(self.need, int(np.sum(scores >= self.kth[i] - TIE_EPSILON)))
+        return hits / (self.need * len(results))
+
+
+def truth_for(scoring: np.ndarray, queries: np.ndarray, k: int, allowed: np.ndarray, name: str | None,
+              where: str | None) -> Truth:
+    """Exact top-k threshold per query over the allowed rows of `scoring` (the base, normalised for cosine)."""
+    rows = np.flatnonzero(allowed)
+    need = min(k, len(rows))
+    if need == 0:
+        kth = np.full(len(queries), -np.inf, dtype=np.float32)
+    else:
+        _, scores = exact_top(scoring[rows], queries, need)
+        kth = scores[:, need - 1]
+    return Truth(name, where, allowed, kth, need)
+
+
+# -- measuring ------------------------------------------------------------------------------------------
+@dataclass
+class Timed:
+    results: list[np.ndarray]
+    latencies: np.ndarray
+    extra: list[Any]
+
+
+def time_queries(run: Callable[[int], tuple[np.ndarray, Any]], n: int, warmup: int = WARMUP) -> Timed:
+    for i in range(min(warmup, n)):
+        run(i)
+    results: list[np.ndarray] = []
+    extra: list[Any] = []
+    latencies = np.empty(n)
+    for i in range(n):
+        started = time.perf_counter()
+        ids, info = run(i)
+        latencies[i] = time.perf_counter() - started
+        results.append(ids)
+        extra.append(info)
+    return Timed(results, latencies, extra)
+
+
+def _figures(timed: Timed, truth: Truth, base: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
+    recall = truth.recall(base, queries, timed.results)
+    return {
+        "recall_at_k": None if recall is None else round(recall, 4),
+        "qps": round(len(timed.latencies) / float(timed.latencies.sum()), 1),
+        "p50_ms": round(float(np.percentile(timed.latencies, 50)) * 1000, 3),
+        "p99_ms": round(float(np.percentile(timed.latencies, 99)) * 1000, 3),
+        "min_rows_returned": int(min(len(r) for r in timed.results)),
+    }
+
+
+def _relation_size(conn: psycopg.Connection, name: str) -> int:
+    row = conn.execute("SELECT pg_relation_size(to_regclass(%s))", (name,)).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _bytes_per_vector(conn: psycopg.Connection, table: sql.Composable, *expressions: sql.Composable) -> float:
+    """Mean bytes on disk of the expressions' values (summed), over 1,000 rows: the searched representation."""
+    sizes = sql.SQL(" + ").join(sql.SQL("pg_column_size({})").format(e) for e in expressions)
+    row = conn.execute(sql.SQL("SELECT avg({}) FROM (SELECT * FROM {} LIMIT 1000) AS t").format(
+        sizes, table)).fetchone()
+    return round(float(row[0]), 1) if row and row[0] is not None else 0.0
+
+
+def _plan_label(plan: dict[str, Any], hnsw: set[str], iterative: str) -> str:
+    """'hnsw' / 'hnsw+iterative' when an HNSW index serves the query, else how the rows were found."""
+    names: set[str] = set()
+    nodes: list[str] = []
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        nodes.append(str(node.get("Node Type")))
+        if "Index Name" in node:
+            names.add(str(node["Index Name"]))
+        stack.extend(node.get("Plans", []))
+    if names & hnsw:
+        return "hnsw" if iterative == "off" else "hnsw+iterative"
+    if names:
+        return "btree+exact"
+    return "seqscan+exact" if "Seq Scan" in nodes else "+".join(dict.fromkeys(nodes)) or "unknown"
+
+
+# -- plain pgvector -------------------------------------------------------------------------------------
+@dataclass
+class Baseline:
+    method: str
+    index: str | None  # index name (None: the exact plan)
+    build_s: float | None
+    index_bytes: int | None
+    bytes_per_vector: float
+
+
+class BaselineRunner:
+    """Plain pgvector on the bench table, on a connection of its own (no pgembed involved)."""
+
+    def __init__(self, conn: psycopg.Connection, table: sql.Identifier, dim: int, k: int,
+                 queries: np.ndarray) -> None:
+        self.conn = conn
+        self.table = table
+        self.dim = dim
+        self.k = k
+        self.queries = queries
+        self.hnsw_names: set[str] = set()
+
+    def build(self, name: str, expression: sql.Composable, opclass: str) -> tuple[float, int]:
+        statement = sql.SQL("CREATE INDEX {} ON {} USING hnsw (({}) {}) WITH (m = {}, ef_construction = {})").format(
+            sql.Identifier(name), self.table, expression, sql.SQL(opclass), sql.Literal(HNSW_PARAMS["m"]),
+            sql.Literal(HNSW_PARAMS["ef_construction"]))
+        started = time.perf_counter()
+        self.conn.execute(statement)
+        seconds = time.perf_counter() - started
+        self.conn.execute(sql.SQL("ANALYZE {}").format(self.table))
+        self.hnsw_names.add(name)
+        return seconds, _relation_size(self.conn, name)
+
+    def drop(self, name: str) -> None:
+        self.conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
+        self.hnsw_names.discard(name)
+
+    def statement(self, method: str, where: str | None, tag: str, candidates: int = 0) -> sql.Composed:
+        d, k = sql.Literal(self.dim), sql.Literal(self.k)
+        filtered = _where(where)
+        if method == "pgvector-hnsw-f32":
+            body = sql.SQL("SELECT id FROM {t} {w} ORDER BY embedding <=> %(q)s::vector LIMIT {k}")
+        elif method == "pgvector-hnsw-f16":
+            body = sql.SQL("SELECT id FROM {t} {w} ORDER BY embedding::halfvec({d}) <=> %(q)s::vector::halfvec({d}) "
+                           "LIMIT {k}")
+        elif method == "pgvector-bit-rerank":
+            body = sql.SQL("SELECT id FROM (SELECT id, embedding FROM {t} {w} "
+                           "ORDER BY binary_quantize(embedding)::bit({d}) <~> binary_quantize(%(q)s::vector) "
+                           "LIMIT {c}) AS candidates ORDER BY embedding <=> %(q)s::vector LIMIT {k}")
+        else:  # exact: "+ 0" so that no HNSW index matches the ORDER BY; PostgreSQL picks B-tree or scan
+            body = sql.SQL("SELECT id FROM {t} {w} ORDER BY (embedding <=> %(q)s::vector) + 0 LIMIT {k}")
+        # The comment makes the SQL text (and so the prepared statement) differ between settings.
+        return body.format(t=self.table, w=filtered, d=d, k=k, c=sql.Literal(candidates)) + sql.SQL(
+            " /* {} */").format(sql.SQL(re.sub(r"[^\w=,.-]", "_", tag)))
+
+    def settings(self, ef_search: int | None, iterative: str) -> None:
+        if ef_search is not None:
+            self.conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef_search)))
+        self.conn.execute(sql.SQL("SET hnsw.iterative_scan = {}").format(sql.SQL(iterative)))
+
+    def measure(self, statement: sql.Composed, iterative: str) -> tuple[Timed, str]:
+        explained = self.conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + statement,
+                                      {"q": self.queries[0]}).fetchone()
+        assert explained is not None
+        document = explained[0] if not isinstance(explained[0], str) else json.loads(explained[0])
+        label = _plan_label(document[0]["Plan"], self.hnsw_names, iterative)
+
+        def run(i: int) -> tuple[np.ndarray, None]:
+            rows = self.conn.execute(statement, {"q": self.queries[i]}, prepare=True).fetchall()
+            return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), None
+
+        return time_queries(run, len(self.queries)), label
+
+
+def baseline_configs(method: str, k: int, filtered: bool, ef_values: Sequence[int],
+                     rerank_factors: Sequence[int]) -> list[dict[str, Any]]:
+    """Knob settings swept for one plain-pgvector method. hnsw.iterative_scan only matters with a filter."""
+    if method == "pgvector-btree-exact":
+        return [{}]
+    modes = ["off"]
+    if filtered:
+        modes += ["relaxed_order", "strict_order"] if method == "pgvector-hnsw-f32" else ["relaxed_order"]
+    configs = []
+    for mode in modes:
+        if method == "pgvector-bit-rerank":
+            for factor in rerank_factors:
+                candidates = k * factor
+                for ef in sorted({candidates, *(e for e in ef_values if e > candidates)}):
+                    configs.append({"ef_search": ef, "iterative_scan": mode, "candidates": candidates})
+        else:
+            configs.extend({"ef_search": ef, "iterative_scan": mode} for ef in ef_values)
+    return configs
+
+
+# -- pgembed --------------------------------------------------------------------------------------------
+def _plan_summary(plans: Sequence[Any]) -> tuple[str, dict[str, int]]:
+    counts = Counter(str(getattr(p, "kind", "unknown")) for p in plans)
+    label = next(iter(counts)) if len(counts) == 1 else "+".join(f"{kind}:{n}" for kind, n in counts.most_common())
+    return label, dict(counts)
+
+
+def _describe_plan(plan: Any) -> Any:
+    describe = getattr(plan, "describe", None)
+    try:
+        if callable(describe):
+            return describe()
+        return asdict(plan) if is_dataclass(plan) and not isinstance(plan, type) else str(plan)
+    except Exception as err:  # noqa: BLE001 - the example plan is informative only
+        return f"describe() failed: {err}"
+
+
+# -- the run --------------------------------------------------------------------------------------------
+def run_search_bench(base_path: str, queries_path: str, gt_path: str | None = None,
+                     attrs_path: str | None = None, filters: dict[str, Any] | None = None, *,
+                     baselines: bool = True, search: bool = False, k: int = 10, rows: int | None = None,
+                     queries_limit: int | None = None, codecs: Sequence[str] | None = None,
+                     ef_search: Sequence[int] = EF_SEARCH, oversample: Sequence[float] = OVERSAMPLE,
+                     rerank_factors: Sequence[int] = BIT_RERANK_FACTORS,
+                     recall_targets: Sequence[float] = RECALL_TARGETS, tune_sample: int = 200,
+                     partial: Sequence[str] = (), tune_queries: int = 0, dsn: str | None = None,
+                     data_dir: str | Path | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Search measured in the database: plain pgvector baselines and/or pgembed's own search, per filter."""
+    console = Console(quiet=quiet, stderr=True)
+    given = dict(filters or {})
+    docs = {name: f for name, f in given.items() if isinstance(f, dict)}
+    filters: dict[str, str] = {name: f for name, f in given.items() if isinstance(f, str)}
+    if not baselines and not search:
+        raise InvalidInputError("nothing to measure: ask for --baselines and/or --search")
+    if given and attrs_path is None:
+        raise InvalidInputError("--filter needs --attrs (the columns the filters are written over)")
+    full = load_matrix(base_path, "base")
+    n = len(full) if rows is None else min(rows, len(full))
+    base = np.ascontiguousarray(full[:n], dtype=np.float32)
+    all_queries = load_matrix(queries_path, "queries")
+    queries = np.ascontiguousarray(all_queries[: queries_limit or len(all_queries)], dtype=np.float32)
+    # tune() on real queries: the file's last ones, never among those timed.
+    if tune_queries and len(queries) + tune_queries > len(all_queries):
+        raise InvalidInputError(f"--tune-queries {tune_queries} overlaps the {len(queries)} queries timed "
+                                f"(the file has {len(all_queries)}): lower --queries-limit")
+    tuning_queries = np.ascontiguousarray(all_queries[len(all_queries) - tune_queries:], dtype=np.float32) \
+        if tune_queries else None
+    dim = int(base.shape[1])
+    # Ground truth by cosine, the collection's metric, on the vectors as stored. "Unit length" vectors shipped
+    # as float16 are off by up to ~1e-4 in norm: enough to reorder near-ties between cosine and inner product
+    # (an exact plan then scored 0.999 against inner-product truth). A --gt file is compared, not used.
+    scoring = base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), np.finfo(np.float32).tiny)
+    gt_ids = None
+    if gt_path is not None and n == len(full):
+        gt_ids = np.load(gt_path)[: len(queries)]
+    elif gt_path is not None:
+        console.print(f"--gt not compared: it is for the whole base, this run takes its first {n:,} rows")
+    attr_types, attr_values = load_attrs(attrs_path, n) if attrs_path else ({}, {})
+    for name, where in filters.items():
+        if not filter_columns(where, list(attr_types)):
+            raise InvalidInputError(f"filter {name!r} names none of the attribute columns {list(attr_types)}")
+    unknown_partial = [spec for spec in partial if spec not in list(codecs or SEARCH_CODECS)]
+    if unknown_partial:
+        raise InvalidInputError(f"--partial {unknown_partial}: not among the codecs searched")
+
+    out_rows: list[dict[str, Any]] = []
+    with pgembed.connect(dsn, data_dir=data_dir, migrate=True) as db:
+        environment = describe_environment(db)
+        if any(c.name == TABLE for c in db.collections()):
+            db.collection(TABLE).drop(drop_table=True)
+        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(TABLE)))
+        collection = db.create_collection(TABLE, dim, attrs=attr_types)
+        table = collection.info.table
+        # Filters written in pgembed's language become SQL through pgembed.filter_sql, for the baselines
+        # and the ground truth; pgembed's own search takes them as dicts.
+        for name, doc in docs.items():
+            row = db.execute("SELECT pgembed.filter_sql(%s::regclass, %s::jsonb)",
+                             (table.as_string(db.conn), json.dumps(doc))).fetchone()
+            assert row is not None
+            filters[name] = row[0]
+        filters = {name: filters[name] for name in given}
+        # pgembed's codecs go on before the load, so the database computes the codes during the COPY; added
+        # afterwards, their backfill UPDATE would pay an insertion into every HNSW index of the table.
+        added = _add_codecs(collection, list(codecs or SEARCH_CODECS), base, console) if search else {}
+        started = time.perf_counter()
+        collection.ingest(np.arange(n), base, attr_values or None, progress=not quiet)
+        load_s = time.perf_counter() - started
+        console.print(f"loaded {n:,} x {dim} with {len(attr_types)} attribute columns and {len(added)} codecs "
+                      f"({load_s:.1f}s)")
+
+        # B-trees on every attribute column a filter uses; the baselines and pgembed share them.
+        btrees: dict[str, tuple[str, float, int]] = {}
+        for column in dict.fromkeys(c for w in filters.values() for c in filter_columns(w, list(attr_types))):
+            index = f"{TABLE}_{column}_btree"
+            started = time.perf_counter()
+            db.execute(sql.SQL("CREATE INDEX {} ON {} ({})").format(sql.Identifier(index), table,
+                                                                   sql.Identifier(column)))
+            btrees[column] = (index, time.perf_counter() - started, _relation_size(db.conn, index))
+        db.execute(sql.SQL("VACUUM ANALYZE {}").format(table))
+
+        truths: list[Truth] = [truth_for(scoring, queries, k, np.ones(n, dtype=bool), None, None)]
+        gt_agreement = None
+        if gt_ids is not None:  # how the given file's top k scores against the cosine truth
+            gt_agreement = truths[0].recall(scoring, queries, list(gt_ids[:, :k]))
+            console.print(f"{gt_path}: its top {k} has recall {gt_agreement:.4f} against the cosine truth")
+        filter_info: dict[str, Any] = {}
+        for name, where in filters.items():
+            # The operator's own SQL (see _where): which rows match is the database's answer, not ours.
+            try:
+                matched = db.execute(sql.SQL("SELECT id FROM {} {}").format(table, _where(where))).fetchall()
+            except psycopg.Error as err:
+                raise InvalidInputError(f"filter {name!r} ({where}): {err}") from err
+            allowed = np.zeros(n, dtype=bool)
+            allowed[np.fromiter((r[0] for r in matched), dtype=np.int64, count=len(matched))] = True
+            truths.append(truth_for(scoring, queries, k, allowed, name, where))
+            filter_info[name] = {"sql": where, "filter": docs.get(name), "rows": int(allowed.sum()),
+                                 "selectivity": round(float(allowed.mean()), 5),
+                                 "btree_columns": filter_columns(where, list(attr_types))}
+            console.print(f"filter {name}: {allowed.sum():,} rows ({allowed.mean():.2%})  {where}")
+
+        def btree_of(truth: Truth) -> tuple[float | None, int | None]:
+            if truth.where is None:
+                return None, None
+            used = [btrees[c] for c in filter_columns(truth.where, list(attr_types))]
+            return round(sum(b[1] for b in used), 2), sum(b[2] for b in used)
+
+        def emit(row: dict[str, Any]) -> None:
+            out_rows.append(row)
+            recall = "-" if row["recall_at_k"] is None else f"{row['recall_at_k']:.3f}"
+            console.print(f"  {row['filter'] or '(none)':<14} {row['method']:<22} {_knobs_text(row['knobs']):<44} "
+                          f"{row['plan']:<16} recall {recall}  {row['qps']:>8,.1f} qps  "
+                          f"min rows {row['min_rows_returned']}", highlight=False, soft_wrap=True)
+
+        if baselines:
+            runner = BaselineRunner(db.new_connection(), table, dim, k, queries)
+            try:
+                _run_baselines(runner, truths, scoring, queries, k, ef_search, rerank_factors, btree_of, emit,
+                               console)
+            finally:
+                runner.conn.close()
+        pgembed_report: dict[str, Any] = {"codecs": {}, "tune": {}}
+        if search:
+            pgembed_report = _run_pgembed(collection, truths, scoring, queries, k, added, ef_search, oversample,
+                                          recall_targets, tune_sample, emit, console, docs, partial,
+                                          tuning_queries)
+        collection.drop(drop_table=True)
+
+    dataset = {"base": str(base_path), "queries": str(queries_path), "attrs": attrs_path, "n_base": n,
+               "n_base_file": int(len(full)), "n_queries": int(len(queries)), "dim": dim, "k": k,
+               "ground_truth": "exact cosine top k in numpy over the rows each filter matches (float32)",
+               "gt_file": gt_path, "gt_file_recall": None if gt_agreement is None else round(gt_agreement, 5),
+               "load_s": round(load_s, 2), "metric": "cosine", "tune_queries": tune_queries,
+               "hnsw": HNSW_PARAMS, "warmup_queries": WARMUP}
+    result = {"benchmark": "search", "dataset": dataset, "filters": filter_info,
+              "codecs": pgembed_report["codecs"], "tune": pgembed_report["tune"],
+              "rows": out_rows, "summary": summarize(out_rows, [t.name for t in truths]),
+              "environment": environment}
+    if not quiet:
+        out = Console(width=None if sys.stdout.isatty() else 200)
+        out.print(results_table(result))
+        out.print(summary_table(result))
+    return result
+
+
+def _run_baselines(runner: BaselineRunner, truths: list[Truth], base: np.ndarray, queries: np.ndarray, k: int,
+                   ef_values: Sequence[int], rerank_factors: Sequence[int],
+                   btree_of: Callable[[Truth], tuple[float | None, int | None]],
+                   emit: Callable[[dict[str, Any]], None], console: Console) -> None:
+    dim = runner.dim
+    vector = sql.SQL("embedding")
+    indexes = {
+        "pgvector-hnsw-f32": (f"{TABLE}_f32_hnsw", vector, "vector_cosine_ops"),
+        "pgvector-hnsw-f16": (f"{TABLE}_f16_hnsw", sql.SQL("embedding::halfvec({})").format(sql.Literal(dim)),
+                              "halfvec_cosine_ops"),
+        "pgvector-bit-rerank": (f"{TABLE}_bit_hnsw",
+                                sql.SQL("binary_quantize(embedding)::bit({})").format(sql.Literal(dim)),
+                                "bit_hamming_ops"),
+    }
+
+    def sweep(method: str, built: Baseline) -> None:
+        for truth in truths:
+            for knobs in baseline_configs(method, k, truth.where is not None, ef_values, rerank_factors):
+                tag = f"{method} {truth.name} " + " ".join(f"{a}={b}" for a, b in knobs.items())
+                runner.settings(knobs.get("ef_search"), knobs.get("iterative_scan", "off"))
+                statement = runner.statement(method, truth.where, tag, knobs.get("candidates", 0))
+                timed, label = runner.measure(statement, knobs.get("iterative_scan", "off"))
+                # The index used: the HNSW one, or (when PostgreSQL chose them) the filter's B-trees.
+                on_hnsw = label.startswith("hnsw")
+                build_s, index_bytes = ((built.build_s, built.index_bytes) if on_hnsw else
+                                        btree_of(truth) if label == "btree+exact" else (None, None))
+                emit({"method": method, "filter": truth.name, "knobs": knobs, "plan": label,
+                      **_figures(timed, truth, base, queries), "bytes_per_vector": built.bytes_per_vector,
+                      "index": built.index if on_hnsw else None, "index_bytes": index_bytes, "build_s": build_s})
+        runner.settings(40, "off")
+
+    # float32 first, alone: built, measured, dropped, so it cannot serve anyone else's exact plan.
+    name, expression, opclass = indexes["pgvector-hnsw-f32"]
+    seconds, size = runner.build(name, expression, opclass)
+    console.print(f"built {name}: {seconds:.1f}s, {size / 2**20:.1f} MiB")
+    bpv = _bytes_per_vector(runner.conn, runner.table, vector)
+    sweep("pgvector-hnsw-f32", Baseline("pgvector-hnsw-f32", name, round(seconds, 2), size, bpv))
+    runner.drop(name)
+
+    built: dict[str, Baseline] = {}
+    for method in ("pgvector-hnsw-f16", "pgvector-bit-rerank"):
+        name, expression, opclass = indexes[method]
+        seconds, size = runner.build(name, expression, opclass)
+        console.print(f"built {name}: {seconds:.1f}s, {size / 2**20:.1f} MiB")
+        built[method] = Baseline(method, name, round(seconds, 2), size,
+                                 _bytes_per_vector(runner.conn, runner.table, expression))
+    built["pgvector-btree-exact"] = Baseline("pgvector-btree-exact", None, None, None, bpv)
+    for method in ("pgvector-btree-exact", "pgvector-hnsw-f16", "pgvector-bit-rerank"):
+        sweep(method, built[method])
+    # The f16 and bit expression indexes stay: they match no expression pgembed's queries use.
+
+
+def _add_codecs(collection: pgembed.Collection, specs: list[str], base: np.ndarray, console: Console
+                ) -> dict[str, dict[str, Any]]:
+    """Add each codec (fitted on a uniform sample of up to 50,000 base rows) to the still empty collection:
+    {spec: {"name", "fit_s"} or {"name", "error"}}."""
+    if not callable(getattr(collection, "search", None)):
+        raise PgembedError("--search needs Collection.search (issue 4), which this pgembed does not have yet")
+    rng = np.random.default_rng(0)
+    sample = base[np.sort(rng.choice(len(base), min(50_000, len(base)), replace=False))]
+    added: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        name = re.sub(r"\W+", "_", spec)
+        started = time.perf_counter()
+        try:
+            collection.add_codec(name, spec, fit_on=sample)
+        except PgembedError as err:
+            console.print(f"[yellow]codec {spec}: skipped[/] ({err})")
+            added[spec] = {"name": name, "error": str(err)}
+            continue
+        added[spec] = {"name": name, "fit_s": round(time.perf_counter() - started, 2)}
+    return added
+
+
+def _run_pgembed(collection: pgembed.Collection, truths: list[Truth], base: np.ndarray, queries: np.ndarray,
+                 k: int, added: dict[str, dict[str, Any]], ef_values: Sequence[int], oversample: Sequence[float],
+                 recall_targets: Sequence[float], tune_sample: int, emit: Callable[[dict[str, Any]], None],
+                 console: Console, docs: dict[str, dict[str, Any]] | None = None,
+                 partial: Sequence[str] = (), tuning_queries: np.ndarray | None = None) -> dict[str, Any]:
+    from sqlalchemy import text
+
+    report: dict[str, Any] = {}
+    ready: dict[str, dict[str, Any]] = {}
+    for spec, entry in added.items():
+        name = entry["name"]
+        if "error" in entry:
+            report[spec] = entry
+            continue
+        try:
+            index = collection.create_index(name, "hnsw", m=HNSW_PARAMS["m"],
+                                            ef_construction=HNSW_PARAMS["ef_construction"])
+        except PgembedError as err:
+            console.print(f"[yellow]codec {spec}: no index[/] ({err})")
+            report[spec] = {**entry, "error": str(err)}
+            continue
+        info = next(c for c in collection.codecs() if c.name == name and c.state == "active")
+        columns = [c for c, _ in schema.code_columns(info.column_name, collection.codec(name))]
+        ready[name] = {"spec": spec, "name": name, "fit_s": entry["fit_s"],
+                       "build_s": round(index.build_seconds or 0.0, 2), "index": index.index_name,
+                       "index_bytes": _relation_size(collection.conn, index.index_name),
+                       "bytes_per_vector": _bytes_per_vector(collection.conn, collection.info.table,
+                                                              *map(sql.Identifier, columns))}
+        report[spec] = ready[name]
+        console.print(f"codec {spec}: fit {entry['fit_s']:.1f}s, HNSW {ready[name]['build_s']:.1f}s, "
+                      f"{ready[name]['index_bytes'] / 2**20:.1f} MiB")
+    # Partial HNSW indexes for the filters written as dicts: the hot predicates of this workload.
+    partial_indexes: dict[str, dict[str, Any]] = {}
+    for spec in partial:
+        name = added.get(spec, {}).get("name")
+        if name not in ready:
+            continue
+        for filter_name, doc in (docs or {}).items():
+            index = collection.create_index(name, "hnsw", m=HNSW_PARAMS["m"],
+                                            ef_construction=HNSW_PARAMS["ef_construction"], where=doc)
+            partial_indexes[index.index_name] = {
+                "codec": spec, "filter": filter_name, "build_s": round(index.build_seconds or 0.0, 2),
+                "index_bytes": _relation_size(collection.conn, index.index_name)}
+            console.print(f"partial index {index.index_name} ({spec}, {filter_name}): "
+                          f"{partial_indexes[index.index_name]['build_s']:.1f}s, "
+                          f"{partial_indexes[index.index_name]['index_bytes'] / 2**20:.1f} MiB")
+    report["partial_indexes"] = partial_indexes
+    collection.db.execute(sql.SQL("ANALYZE {}").format(collection.info.table))
+
+    configs: list[dict[str, Any]] = []
+    for name in ready:
+        configs += [{"codec": name, "oversample": o, "ef_search": None} for o in oversample]
+        configs += [{"codec": name, "oversample": None, "ef_search": e} for e in ef_values]
+    configs.append({"plan": "exact"})
+    tune = getattr(collection, "tune", None)
+    tuning: dict[str, Any] = {}
+    if callable(tune) and ready:
+        for target in recall_targets:
+            started = time.perf_counter()
+            try:
+                tuned = tune(recall=target, k=k, sample=tune_sample, queries=tuning_queries)
+            except (PgembedError, psycopg.Error, TypeError) as err:  # reported, and its rows left out
+                console.print(f"[yellow]tune(recall={target}) failed[/]: {err}")
+                tuning[str(target)] = {"error": f"{type(err).__name__}: {err}"}
+                continue
+            seconds = time.perf_counter() - started
+            tuning[str(target)] = {"seconds": round(seconds, 2), "results": [
+                {"codec": t.codec, "selectivity": t.selectivity, "best_recall": t.best_recall,
+                 "tuned": _describe_plan(t.tuned) if t.tuned is not None else None} for t in tuned or []]}
+            on = f"{len(tuning_queries)} held-out queries" if tuning_queries is not None else \
+                f"{tune_sample} of the collection's vectors"
+            tuning[str(target)]["on"] = on
+            console.print(f"tune(recall={target}, k={k}) on {on}: {seconds:.1f}s")
+            configs.append({"recall": target})
+    elif ready:
+        console.print("[yellow]Collection.tune does not exist yet: recall targets not measured[/]")
+        tuning["error"] = "Collection.tune does not exist"
+
+    for truth in truths:
+        doc = (docs or {}).get(truth.name) if truth.name else None
+        # A dict filter goes to pgembed as a dict; a SQL one is the operator's own SQL, as in _where.
+        where: Any = doc if doc is not None else None if truth.where is None else text(truth.where)
+        for knobs in configs:
+            def run(i: int, knobs: dict[str, Any] = knobs, where: Any = where) -> tuple[np.ndarray, Any]:
+                result = collection.search(queries[i], k, where=where, **knobs)
+                return np.asarray(result.ids, dtype=np.int64), result.plan
+
+            timed = time_queries(run, len(queries))
+            label, counts = _plan_summary(timed.extra)
+            # The codec and index the plans used (an exact plan uses none); several only if plans differ.
+            used = sorted({str(p.codec) for p in timed.extra if getattr(p, "kind", None) == "index"
+                           and getattr(p, "codec", None) in ready})
+            codec = ready[used[0]] if len(used) == 1 else ready.get(str(knobs.get("codec")))
+            indexes = sorted({str(p.index) for p in timed.extra if getattr(p, "kind", None) == "index"})
+            sizes = {i: partial_indexes[i] if i in partial_indexes else next(
+                (r for r in ready.values() if r["index"] == i), {"index_bytes": None, "build_s": None})
+                for i in indexes}
+            emit({"method": "pgembed", "filter": truth.name, "knobs": knobs, "plan": label, "plan_counts": counts,
+                  **_figures(timed, truth, base, queries),
+                  "bytes_per_vector": codec["bytes_per_vector"] if codec else None,
+                  "codecs_used": used,
+                  "index": ",".join(indexes) or None,
+                  "index_bytes": sum(v["index_bytes"] or 0 for v in sizes.values()) if indexes else None,
+                  "build_s": round(sum(v["build_s"] or 0 for v in sizes.values()), 2) if indexes else None,
+                  "plan_example": _describe_plan(timed.extra[0]) if timed.extra else None})
+    return {"codecs": report, "tune": tuning}
+
+
+# -- reporting ------------------------------------------------------------------------------------------
+def summarize(rows: Sequence[dict[str, Any]], filters: Sequence[str | None],
+              target: float = SUMMARY_TARGET) -> list[dict[str, Any]]:
+    """Per filter: the fastest plain-pgvector and pgembed configurations reaching `target` recall."""
+    summary = []
+    for name in filters:
+        entry: dict[str, Any] = {"filter": name, "recall_target": target}
+        for side, pick in (("pgvector", lambda r: r["method"].startswith("pgvector")),
+                           ("pgembed", lambda r: r["method"] == "pgembed")):
+            mine = [r for r in rows if r["filter"] == name and pick(r)]
+            reaching = [r for r in mine if r["recall_at_k"] is not None and r["recall_at_k"] >= target]
+            if not mine:
+                entry[side] = None
+            elif not reaching:
+                entry[side] = f"cannot reach {target}"
+            else:
+                best = max(reaching, key=lambda r: r["qps"])
+                entry[side] = {key: best[key] for key in ("method", "knobs", "plan", "recall_at_k", "qps",
+                                                          "p50_ms", "p99_ms", "min_rows_returned")}
+        a, b = entry.get("pgvector"), entry.get("pgembed")
+        entry["qps_ratio_pgembed_over_pgvector"] = (
+            round(b["qps"] / a["qps"], 3) if isinstance(a, dict) and isinstance(b, dict) else None)
+        summary.append(entry)
+    return summary
+
+
+def _knobs_text(knobs: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in knobs.items() if v is not None) or "-"
+
+
+def results_table(result: dict[str, Any]) -> Table:
+    d = result["dataset"]
+    table = Table(title=f"search on {Path(d['base']).name}: {d['n_base']:,} x {d['dim']}, {d['n_queries']} queries, "
+                        f"recall@{d['k']}")
+    for column in ("filter", "method", "knobs", "plan", "recall", "min rows", "qps", "p50 ms", "p99 ms",
+                   "B/vector", "index MiB", "build s"):
+        table.add_column(column, justify="left" if column in ("filter", "method", "knobs", "plan") else "right")
+    for r in result["rows"]:
+        table.add_row(r["filter"] or "-", r["method"], _knobs_text(r["knobs"]), r["plan"],
+                      "-" if r["recall_at_k"] is None else f"{r['recall_at_k']:.3f}", str(r["min_rows_returned"]),
+                      f"{r['qps']:,.1f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+                      "-" if r["bytes_per_vector"] is None else f"{r['bytes_per_vector']:.0f}",
+                      "-" if r["index_bytes"] is None else f"{r['index_bytes'] / 2**20:.1f}",
+                      "-" if r["build_s"] is None else f"{r['build_s']:.1f}")
+    return table
+
+
+def summary_table(result: dict[str, Any]) -> Table:
+    table = Table(title=f"fastest configuration reaching recall@{result['dataset']['k']} >= {SUMMARY_TARGET}")
+    for column in ("filter", "rows", "plain pgvector", "qps", "pgembed", "qps ", "pgembed / pgvector"):
+        table.add_column(column, justify="right" if column.startswith("qps") or column == "rows" else "left")
+
+    def cell(entry: Any) -> tuple[str, str]:
+        if entry is None:
+            return "not measured", "-"
+        if isinstance(entry, str):
+            return entry, "-"
+        return f"{entry['method']} {_knobs_text(entry['knobs'])} ({entry['plan']})", f"{entry['qps']:,.1f}"
+
+    for s in result["summary"]:
+        rows = result["filters"].get(s["filter"], {}).get("rows", result["dataset"]["n_base"]) if s["filter"] else \
+            result["dataset"]["n_base"]
+        ratio = s["qps_ratio_pgembed_over_pgvector"]
+        table.add_row(s["filter"] or "-", f"{rows:,}", *cell(s["pgvector"]), *cell(s["pgembed"]),
+                      "-" if ratio is None else f"{ratio:.2f}")
+    return table
