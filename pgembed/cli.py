@@ -118,11 +118,20 @@ def cmd_add_codec(args: argparse.Namespace) -> None:
     _emit(args, info["codecs"], lambda d: console.print(f"codecs: {', '.join(c['name'] for c in d)}"))
 
 
+def _json_arg(text: str | None, what: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise pgembed.InvalidInputError(f"{what} is not valid JSON: {err}") from err
+
+
 def cmd_index(args: argparse.Namespace) -> None:
     with _open(args) as db:
         index = db.collection(args.collection).create_index(
             args.on, args.method, m=args.m, ef_construction=args.ef_construction, lists=args.lists,
-            concurrently=args.concurrently, progress=not args.json,
+            where=_json_arg(args.where, "--where"), concurrently=args.concurrently, progress=not args.json,
         )
     _emit(args, asdict(index), lambda d: console.print(f"built {d['index_name']} in {d['build_seconds']:.1f}s"))
 
@@ -136,6 +145,58 @@ def cmd_ingest(args: argparse.Namespace) -> None:
                    for i in range(0, len(vectors), args.batch))
         rows = collection.ingest_batches(batches, progress=not args.json, total=len(vectors))
     _emit(args, {"rows": rows}, lambda d: console.print(f"ingested {d['rows']} rows"))
+
+
+def _query_vector(args: argparse.Namespace) -> np.ndarray:
+    if (args.query is None) == (args.query_file is None):
+        raise pgembed.InvalidInputError("give the query as --query '[0.1, ...]' or as --query-file Q.npy [--row N]")
+    if args.query is not None:
+        return np.asarray(_json_arg(args.query, "--query"), dtype=np.float32)
+    queries = np.load(args.query_file)
+    return np.asarray(queries[args.row] if queries.ndim == 2 else queries, dtype=np.float32)
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    with _open(args) as db:
+        result = db.collection(args.collection).search(
+            _query_vector(args), args.k, where=_json_arg(args.where, "--where"), recall=args.recall,
+            codec=args.codec, ef_search=args.ef_search, oversample=args.oversample, plan=args.plan,
+            columns=args.columns.split(",") if args.columns else None,
+        )
+    data = {"ids": result.ids.tolist(), "distances": result.distances.tolist(), "rows": result.rows,
+            "plan": result.plan.describe()}
+
+    def render(d: dict[str, Any]) -> None:
+        table = Table("rank", "id", "distance", *(args.columns.split(",") if args.columns else []))
+        for rank, (key, distance) in enumerate(zip(d["ids"], d["distances"], strict=True), 1):
+            extra = [str(v) for v in d["rows"][rank - 1].values()] if d["rows"] else []
+            table.add_row(str(rank), str(key), f"{distance:.6f}", *extra)
+        Console().print(table)
+        console.print(f"plan: {d['plan']['kind']} — {d['plan']['reason']}", highlight=False)
+
+    _emit(args, data, render)
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    with _open(args) as db:
+        queries = np.load(args.queries) if args.queries else None
+        results = db.collection(args.collection).tune(
+            args.recall, k=args.k, sample=args.sample, queries=queries, progress=not args.json,
+            selectivities=[float(s) for s in args.selectivities.split(",")],
+        )
+    data = [{"codec": r.codec, "selectivity": r.selectivity, "best_recall": r.best_recall,
+             "tuned": asdict(r.tuned) if r.tuned else None} for r in results]
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        table = Table("codec", "selectivity", "oversample", "ef_search", "recall", "queries/s")
+        for r in rows:
+            t = r["tuned"]
+            recall = t["measured_recall"] if t else r["best_recall"]
+            table.add_row(r["codec"], f"{r['selectivity']:g}", f"{t['oversample']:g}" if t else "not reached",
+                          str(t["ef_search"]) if t else "-", f"{recall:.3f}", f"{t['queries_per_s']:.0f}" if t else "-")
+        Console().print(table)
+
+    _emit(args, data, render)
 
 
 # -- jobs -----------------------------------------------------------------------------------------------
@@ -165,7 +226,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if args.codecs:
         specs = [s.strip() for s in args.codecs.split(";")] if ";" in args.codecs else _split_specs(args.codecs)
     to_stdout = args.json == "-"
-    if args.baselines or args.search:
+    if args.workload:
+        from pgembed.bench.workload import run_workload_bench
+
+        if not args.attrs:
+            raise PgembedError("--workload needs --attrs (the columns its filters are written over)")
+        result = run_workload_bench(args.base, args.queries, args.attrs,
+                                    None if args.workload == "generate" else args.workload, k=args.k,
+                                    dsn=args.dsn, data_dir=args.data_dir, quiet=to_stdout)
+    elif args.baselines or args.search:
         from pgembed.bench.search import parse_filters, run_search_bench
 
         result = run_search_bench(
@@ -268,6 +337,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ef-construction", type=int, default=64)
     p.add_argument("--lists", type=int, default=None)
     p.add_argument("--concurrently", action="store_true")
+    p.add_argument("--where", default=None, metavar="JSON",
+                   help="a partial index over the rows this filter keeps, e.g. '{\"category\": \"news\"}'")
+    p = add("search", cmd_search, "the k nearest rows to a query among those a filter keeps (hybrid search)",
+            [db_common])
+    p.add_argument("collection")
+    p.add_argument("--query", default=None, metavar="JSON", help="the query vector as a JSON list")
+    p.add_argument("--query-file", default=None, metavar="Q.npy", help="a .npy file of query vectors (see --row)")
+    p.add_argument("--row", type=int, default=0, help="which row of --query-file")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--where", default=None, metavar="JSON", help="a filter, e.g. '{\"year\": {\"$gte\": 2020}}'")
+    p.add_argument("--recall", type=float, default=None, help="a recall target (uses what `tune` measured)")
+    p.add_argument("--codec", default=None)
+    p.add_argument("--ef-search", type=int, default=None)
+    p.add_argument("--oversample", type=float, default=None)
+    p.add_argument("--plan", default="auto", choices=["auto", "exact", "index"])
+    p.add_argument("--columns", default=None, help="comma-separated table columns to return with each hit")
+    p = add("tune", cmd_tune, "measure and store the search knobs that reach a recall target", [db_common])
+    p.add_argument("collection")
+    p.add_argument("--recall", type=float, default=0.95)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--sample", type=int, default=200, help="collection vectors used as queries")
+    p.add_argument("--queries", default=None, metavar="Q.npy", help="tune on these real queries instead")
+    p.add_argument("--selectivities", default="1,0.1,0.02")
     p = add("ingest", cmd_ingest, "bulk-load vectors from a .npy file through binary COPY", [db_common])
     p.add_argument("collection")
     p.add_argument("--vectors", required=True, help=".npy file, (n, dim)")
@@ -311,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tune-sample", type=int, default=200, help="pgembed: tune(sample=N) vectors used as queries")
     s.add_argument("--tune-queries", type=int, default=0, metavar="N",
                    help="pgembed: tune on the query file's last N queries (never timed) instead of base vectors")
+    s.add_argument("--workload", default=None, metavar="WORKLOAD.json|generate",
+                   help="batch workload: search_batch vs pgembed's search in a loop vs plain pgvector one at a time")
     s.add_argument("--partial", default="", metavar="SPEC[;SPEC]",
                    help="pgembed: partial HNSW indexes on these codecs for each filter given as JSON (hot predicates)")
     p = add("bench-ingest", cmd_bench_ingest, "measure bulk ingest (vectors/s) and index build time", [db_common])

@@ -23,6 +23,7 @@ from pgembed.progress import advancer, progress_bar
 from pgembed.vectors import as_matrix
 
 if TYPE_CHECKING:
+    from pgembed.batch import BatchResult
     from pgembed.database import Database
     from pgembed.search import Searcher, SearchResult
     from pgembed.tune import TuneResult
@@ -530,6 +531,19 @@ class Collection:
         compiled = compile_filter(where, self.searcher.column_types())
         return self.searcher.plan(compiled, k=k, codec=codec, ef_search=ef_search, oversample=oversample,
                                   recall=recall, plan=plan, filter_doc=where if isinstance(where, Mapping) else None)
+
+    def search_batch(self, queries: Any, k: int = 10, *, where: Any = None, recall: float | None = None,
+                     codec: str | None = None, ef_search: int | None = None, oversample: float | None = None,
+                     plan: str = "auto", workers: int | None = None, progress: bool = False) -> BatchResult:
+        """Answer a whole batch of queries (n x dim), planned together: `where` is one filter for all or a
+        list of one per query. Queries are grouped by filter; a group whose rows are cheaper to read once
+        than to search per query is scanned (exact; one matrix product for all its queries), the others go
+        through search(). `workers` connections work at once (default: the cores, at most 4; inside a
+        transaction, this connection alone). See pgembed.batch."""
+        from pgembed.batch import search_batch
+
+        return search_batch(self, queries, k, where=where, recall=recall, codec=codec, ef_search=ef_search,
+                            oversample=oversample, plan=plan, workers=workers, progress=progress)
 
     def tune(self, recall: float = 0.95, *, k: int = 10, sample: int = 200,
              selectivities: Sequence[float] = (1.0, 0.1, 0.02), codecs: Sequence[str] | None = None,

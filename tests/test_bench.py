@@ -149,3 +149,30 @@ def test_filter_parsing_and_tie_aware_recall() -> None:
     assert truth.recall(base, queries, [np.array([0])]) == 0.5  # a missing row is a miss
     rare = truth_for(base, queries, 5, np.array([False, False, True, False, False]), "g", "y")
     assert rare.need == 1 and rare.recall(base, queries, [np.array([2])]) == 1.0  # fewer than k rows match
+
+
+def test_workload_bench_through_the_cli(dsn: str, tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    rng = np.random.default_rng(2)
+    base = rng.standard_normal((2000, 16)).astype(np.float32)
+    np.save(tmp_path / "base.npy", base)
+    np.save(tmp_path / "queries.npy", rng.standard_normal((60, 16)).astype(np.float32))
+    sections = ["a", "b", "c", "d", "e"]
+    pq.write_table(pa.table({"id": np.arange(2000, dtype=np.int32),
+                             "section": [sections[i % 7 % 5] for i in range(2000)],
+                             "n_words": rng.integers(20, 120, 2000).astype(np.int32)}), tmp_path / "attrs.parquet")
+    out = tmp_path / "w.json"
+    code = main(["bench", "--base", str(tmp_path / "base.npy"), "--queries", str(tmp_path / "queries.npy"),
+                 "--attrs", str(tmp_path / "attrs.parquet"), "--workload", "generate", "--dsn", dsn,
+                 "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    modes = {r["mode"] for r in result["rows"]}
+    assert modes == {"batch", "loop", "pgvector-loop"}
+    batch = [r for r in result["rows"] if r["mode"] == "batch"]
+    assert all(r["min_rows_returned"] >= 1 and r["peak_client_bytes"] > 0 for r in batch)
+    assert sum(batch[0]["plan_mix"].values()) == 60
+    assert all(r["recall_at_k"] == 1.0 for r in batch if set(r["plan_mix"]) == {"scan"})
+    assert result["workload"]["queries"] == 60 and "batch_over_loop" in result["ratios"]

@@ -68,3 +68,33 @@ def test_the_main_job_runs_end_to_end(capsys: pytest.CaptureFixture[str], dsn: s
     assert distances == sorted(distances)
     assert result["recall_at_10"] >= 0.8
     assert result["collection"]["rows"] == 3000
+
+
+def test_search_tune_and_partial_index_mirror_the_library(capsys: pytest.CaptureFixture[str], dsn: str,
+                                                           sql_conn: psycopg.Connection, tmp_path: Path) -> None:
+    sql_conn.execute("CREATE TABLE docs (id bigint PRIMARY KEY, kind text, v vector(8))")
+    x = unit_vectors(600, 8, seed=9)
+    with sql_conn.cursor() as cur:
+        cur.executemany("INSERT INTO docs VALUES (%s, %s, %s)",
+                        [(i, "a" if i % 3 else "b", "[" + ",".join(map(str, r)) + "]") for i, r in enumerate(x)])
+    assert run_json(capsys, "attach", "docs", "--dsn", dsn)[0] == 0
+    assert run_json(capsys, "add-codec", "docs", "bq", "bq", "--dsn", dsn)[0] == 0
+    assert run_json(capsys, "index", "docs", "--on", "bq", "--m", "8", "--dsn", dsn)[0] == 0
+    code, partial = run_json(capsys, "index", "docs", "--on", "bq", "--m", "8", "--where", '{"kind": "b"}',
+                             "--dsn", dsn)
+    assert code == 0 and partial["predicate"] == {"kind": "b"}
+    np.save(tmp_path / "q.npy", x[:3])
+    code, hits = run_json(capsys, "search", "docs", "--query-file", str(tmp_path / "q.npy"), "--row", "1",
+                          "--k", "5", "--where", '{"kind": "a"}', "--columns", "kind", "--plan", "exact", "--dsn", dsn)
+    assert code == 0 and hits["ids"][0] == 1 and len(hits["ids"]) == 5
+    assert all(r["kind"] == "a" for r in hits["rows"]) and hits["plan"]["kind"] == "exact"
+    code, hits = run_json(capsys, "search", "docs", "--query", json.dumps(x[0].tolist()), "--k", "3",
+                          "--where", '{"kind": "b"}', "--dsn", dsn)
+    assert code == 0 and hits["ids"][0] == 0 and hits["plan"]["index"] == partial["index_name"]
+    code, tuned = run_json(capsys, "tune", "docs", "--recall", "0.8", "--sample", "30", "--selectivities", "1",
+                           "--dsn", dsn)
+    assert code == 0 and tuned[0]["codec"] == "bq" and tuned[0]["selectivity"] == 1.0
+    code, error = run_json(capsys, "search", "docs", "--query", "[1, 2]", "--dsn", dsn)
+    assert code == 1 and "dimension" in error["message"]
+    code, error = run_json(capsys, "search", "docs", "--query", "[1, 2", "--dsn", dsn)
+    assert code == 1 and "not valid JSON" in error["message"]

@@ -1,0 +1,394 @@
+"""Batched search: a workload of hybrid queries planned together.
+
+Queries are grouped by filter. Each group is answered one of two ways, chosen by a cost model:
+
+- scan: the group's matching rows are read once (binary COPY, vectors parsed by numpy) and all the group's
+  queries are scored with matrix products, exact top-k by argpartition, block by block for large groups
+  (a running top-k, so memory stays bounded). Exact answers, and the read is shared by every query of the
+  group: HQI's multi-query optimisation in its simplest form.
+- each: the group's queries go one by one through Collection.search (its per-query planner: exact on few
+  rows, HNSW on codes and re-rank, partial indexes).
+
+Cost model (seconds), constants measured on this project's 2-core machines (docs/benchmarks.md, "Batched
+search", and `calibrate()` measures them on yours):
+    scan = rows * (READ_ROW + queries * dim * SCORE)      each = queries * PER_QUERY
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from psycopg import sql
+
+from pgembed.errors import InvalidInputError, SchemaError
+from pgembed.filters import Filter, check_filter, compile_filter
+from pgembed.plan import check_request
+from pgembed.progress import progress_bar
+from pgembed.vectors import as_matrix
+
+if TYPE_CHECKING:
+    from pgembed.collection import Collection
+
+BLOCK_ROWS = 20_000  # rows scored at once: (queries x 20,000) float32 distances stay small
+EACH_CHUNK = 16  # per-query work is handed to the workers in chunks of this many queries
+FIXED_KEYS = {"int2": ">i2", "int4": ">i4", "int8": ">i8"}
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Seconds per unit of work; see the module docstring."""
+
+    read_row_per_dim: float = 2.0e-9  # reading one row's vector over binary COPY and parsing it, per dimension
+    score: float = 1.0e-10  # one multiply-add of the matrix product (numpy float32 on 2 cores)
+    per_query: float = 1.5e-3  # one query through search(): round trip, plan, index scan, re-rank
+
+    def scan_seconds(self, rows: float, queries: int, dim: int) -> float:
+        return rows * dim * (self.read_row_per_dim + queries * self.score)
+
+    def each_seconds(self, queries: int) -> float:
+        return queries * self.per_query
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    filter: Any  # the group's filter as given (a dict, a SQLAlchemy expression, or None)
+    queries: int
+    estimated_rows: float
+    kind: str  # "scan" | "each"
+    reason: str
+    seconds: float = 0.0  # measured
+
+    def describe(self) -> dict[str, Any]:
+        return {"filter": _describe_filter(self.filter), "queries": self.queries,
+                "estimated_rows": self.estimated_rows, "kind": self.kind, "reason": self.reason,
+                "seconds": round(self.seconds, 4)}
+
+
+@dataclass
+class BatchResult:
+    """Per query (row i): up to k keys and exact distances, best first; rows past counts[i] are padding
+    (key None, distance inf) — a query whose filter matches fewer than k rows gets all of them."""
+
+    ids: np.ndarray  # (n, k) object array
+    distances: np.ndarray  # (n, k) float64
+    counts: np.ndarray  # (n,) int
+    groups: list[GroupPlan] = field(default_factory=list)
+
+    def plan_mix(self) -> dict[str, int]:
+        """Queries answered by each plan kind."""
+        mix: dict[str, int] = {}
+        for g in self.groups:
+            mix[g.kind] = mix.get(g.kind, 0) + g.queries
+        return mix
+
+
+def _describe_filter(where: Any) -> Any:
+    if where is None or isinstance(where, dict):
+        return where
+    return str(where)
+
+
+def _group_key(where: Any, compiled: Filter, conn: Any) -> str:
+    if where is None or compiled.is_empty():
+        return ""
+    if isinstance(where, dict):
+        return "dict:" + json.dumps(where, sort_keys=True, default=str)
+    return "sql:" + compiled.clause.as_string(conn) + repr(sorted(compiled.params.items()))
+
+
+def search_batch(
+    collection: Collection,
+    queries: Any,
+    k: int = 10,
+    *,
+    where: Any = None,
+    recall: float | None = None,
+    codec: str | None = None,
+    ef_search: int | None = None,
+    oversample: float | None = None,
+    plan: str = "auto",
+    cost: CostModel | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> BatchResult:
+    """Answer every query of `queries` (n x dim); `where` is one filter for all, or a list of n filters.
+
+    plan: "auto" (the cost model chooses per group), "scan" (every group scanned: exact), or "each"
+    (every query through search(), with `recall`/`codec`/`ef_search`/`oversample` as search() takes them).
+    workers: connections working at once (default: the cores, at most 4; 1 inside a transaction).
+    """
+    q = as_matrix(queries, collection.dim, what="queries")
+    check_request(k, recall, ef_search, oversample, "auto")
+    if plan not in ("auto", "scan", "each"):
+        raise InvalidInputError(f"plan must be one of auto, scan, each, got {plan!r}")
+    n = q.shape[0]
+    if isinstance(where, list | tuple):
+        if len(where) != n:
+            raise InvalidInputError(f"got {len(where)} filters for {n} queries: give one, or one per query")
+        filters = list(where)
+    else:
+        filters = [where] * n
+    cost = cost or CostModel()
+    searcher = collection.searcher
+    columns = searcher.column_types()
+    groups: dict[str, tuple[Any, Filter, list[int]]] = {}
+    for i, f in enumerate(filters):
+        compiled = compile_filter(f, columns)
+        key = _group_key(f, compiled, collection.conn)
+        if key not in groups:
+            check_filter(collection.conn, compiled)
+            groups[key] = (f, compiled, [])
+        groups[key][2].append(i)
+
+    ids = np.full((n, k), None, dtype=object)
+    distances = np.full((n, k), np.inf, dtype=np.float64)
+    counts = np.zeros(n, dtype=np.int64)
+    total = searcher.total_rows()
+    tasks: list[tuple[int, str, list[int]]] = []  # (group number, kind, query rows)
+    plans: list[GroupPlan] = []
+    entries = list(groups.values())
+    for number, (original, compiled, members) in enumerate(entries):
+        rows = total if compiled.is_empty() else searcher.estimate_rows(compiled)
+        scan_s = cost.scan_seconds(rows, len(members), collection.dim)
+        each_s = cost.each_seconds(len(members))
+        if plan == "scan" or (plan == "auto" and recall is None and codec is None and scan_s < each_s):
+            kind = "scan"
+            reason = f"~{rows:.0f} rows read once for {len(members)} queries: ~{scan_s:.3f}s < ~{each_s:.3f}s"
+            tasks.append((number, kind, members))
+        else:
+            kind = "each"
+            reason = ("asked for" if plan == "each" else
+                      f"~{each_s:.3f}s <= ~{scan_s:.3f}s to scan ~{rows:.0f} rows" if plan == "auto"
+                      and recall is None and codec is None else "recall/codec given: per-query plans")
+            tasks.extend((number, kind, members[i : i + EACH_CHUNK]) for i in range(0, len(members), EACH_CHUNK))
+        plans.append(GroupPlan(original, len(members), rows, kind, reason))
+    # The biggest tasks first, so that the workers finish together.
+    tasks.sort(key=lambda t: -(len(t[2]) * (20 if t[1] == "scan" else 1)))
+    seconds = [0.0] * len(entries)
+
+    def run(worker: Collection, task: tuple[int, str, list[int]]) -> None:
+        number, kind, members = task
+        original, compiled, _ = entries[number]
+        started = time.perf_counter()
+        if kind == "scan":
+            _scan_group(worker, q[members], k, compiled, members, ids, distances, counts)
+        else:
+            for i in members:
+                result = worker.searcher.search(q[i], k, where=original, recall=recall, codec=codec,
+                                                ef_search=ef_search, oversample=oversample)
+                counts[i] = len(result.ids)
+                ids[i, : counts[i]] = result.ids
+                distances[i, : counts[i]] = result.distances
+        seconds[number] += time.perf_counter() - started
+
+    with progress_bar(f"search_batch {collection.name}", n, progress) as bar, \
+            _workers(collection, workers) as pool:
+        pending: queue.SimpleQueue[tuple[int, str, list[int]]] = queue.SimpleQueue()
+        for task in tasks:
+            pending.put(task)
+        errors: list[BaseException] = []
+
+        def drain(worker: Collection) -> None:
+            while not errors:
+                try:
+                    task = pending.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    run(worker, task)
+                except BaseException as err:  # re-raised in the caller's thread
+                    errors.append(err)
+                    return
+                if bar is not None:
+                    bar.advance(bar.task_ids[0], len(task[2]))
+
+        threads = [threading.Thread(target=drain, args=(w,), daemon=True) for w in pool[1:]]
+        for t in threads:
+            t.start()
+        drain(pool[0])
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+    plans = [replace(p, seconds=seconds[i]) for i, p in enumerate(plans)]
+    return BatchResult(ids, distances, counts, plans)
+
+
+@contextmanager
+def _workers(collection: Collection, workers: int | None) -> Iterator[list[Collection]]:
+    """The collection itself, plus workers - 1 views of it on connections of their own. Extra connections
+    only when the caller's connection is idle in autocommit: inside the application's transaction another
+    connection would not see its uncommitted rows, so the batch then runs on that connection alone."""
+    from pgembed.collection import Collection
+    from pgembed.database import Database
+
+    wanted = min(os.cpu_count() or 1, 4) if workers is None else workers
+    if wanted < 1:
+        raise InvalidInputError(f"workers must be at least 1, got {workers!r}")
+    idle = collection.conn.autocommit and not collection.db.in_transaction
+    extra: list[Database] = []
+    try:
+        if idle:
+            for _ in range(wanted - 1):
+                extra.append(Database(collection.db.new_connection(), _owned=True))
+        yield [collection, *(Collection(db, collection.info) for db in extra)]
+    finally:
+        for db in extra:
+            db.close()
+
+
+def iter_search_batch(collection: Collection, batches: Iterator[tuple[Any, Any]], k: int = 10,
+                      **options: Any) -> Iterator[BatchResult]:
+    """search_batch over (queries, where) chunks of a workload larger than memory, one result per chunk."""
+    for queries, where in batches:
+        yield search_batch(collection, queries, k, where=where, **options)
+
+
+# -- scan and multiply ---------------------------------------------------------------------------------------
+def _scan_group(collection: Collection, q: np.ndarray, k: int, where: Filter, members: Sequence[int],
+                ids: np.ndarray, distances: np.ndarray, counts: np.ndarray) -> None:
+    metric = collection.metric
+    qn = q.astype(np.float64)
+    if metric == "cosine":
+        qn = qn / np.maximum(np.linalg.norm(qn, axis=1, keepdims=True), np.finfo(np.float64).tiny)
+    best_d = np.full((len(members), k), np.inf)
+    best_i = np.full((len(members), k), -1, dtype=np.int64)
+    keys_seen: list[np.ndarray] = []
+    offset = 0
+    for keys, block in read_rows(collection, where):
+        x = block.astype(np.float64)
+        if metric == "cosine":
+            norms = np.linalg.norm(x, axis=1)
+            sim = (qn @ x.T) / np.where(norms > 0, norms, np.nan)[None, :]
+            d = 1.0 - sim
+        elif metric == "ip":
+            d = -(qn @ x.T)
+        else:
+            d = np.sqrt(np.maximum((qn**2).sum(1)[:, None] - 2 * qn @ x.T + (x**2).sum(1)[None, :], 0))
+        d = np.where(np.isnan(d), np.inf, d)  # zero vectors: no cosine distance (pgvector gives NaN)
+        cand_d = np.concatenate([best_d, d], axis=1)
+        cand_i = np.concatenate([best_i, np.arange(offset, offset + len(keys))[None, :].repeat(len(members), 0)],
+                                axis=1)
+        take = min(k, cand_d.shape[1])
+        part = np.argpartition(cand_d, take - 1, axis=1)[:, :take]
+        best_d = np.take_along_axis(cand_d, part, 1)
+        best_i = np.take_along_axis(cand_i, part, 1)
+        keys_seen.append(keys)
+        offset += len(keys)
+    all_keys = np.concatenate(keys_seen) if keys_seen else np.empty(0, dtype=object)
+    order = np.argsort(best_d, axis=1, kind="stable")
+    best_d = np.take_along_axis(best_d, order, 1)
+    best_i = np.take_along_axis(best_i, order, 1)
+    for row, i in enumerate(members):
+        valid = np.isfinite(best_d[row]) & (best_i[row] >= 0)
+        m = int(valid.sum())
+        counts[i] = m
+        ids[i, :m] = all_keys[best_i[row][valid]]
+        distances[i, :m] = best_d[row][valid]
+
+
+def read_rows(collection: Collection, where: Filter, block_rows: int = BLOCK_ROWS, limit: int | None = None
+              ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(keys, vectors) of the rows `where` keeps, in blocks: binary COPY parsed by numpy when the key is
+    an integer and the filter has no parameters (COPY takes none), a binary server-side cursor otherwise."""
+    info = collection.info
+    key_type = _key_type(collection)
+    select = sql.SQL("SELECT {k}, {v} FROM {t} WHERE ({w}) AND {v} IS NOT NULL{limit}").format(
+        k=info.key, v=info.vector, t=info.table, w=sql.SQL("true") if where.is_empty() else where.clause,
+        limit=sql.SQL(" LIMIT {}").format(sql.Literal(limit)) if limit is not None else sql.SQL(""))
+    if key_type in FIXED_KEYS and not where.params:
+        yield from _copy_blocks(collection, select, FIXED_KEYS[key_type], block_rows)
+        return
+    with collection.db.transaction(), collection.conn.cursor(name="pgembed_scan", binary=True) as cur:
+        cur.itersize = block_rows
+        cur.execute(select, where.params)
+        while True:
+            fetched = cur.fetchmany(block_rows)
+            if not fetched:
+                return
+            keys = np.array([r[0] for r in fetched], dtype=object)
+            yield keys, np.stack([np.asarray(r[1].to_numpy() if hasattr(r[1], "to_numpy") else r[1],
+                                             dtype=np.float32) for r in fetched])
+
+
+def _key_type(collection: Collection) -> str:
+    row = collection.conn.execute(
+        """SELECT t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+           WHERE a.attrelid = %s::regclass AND a.attname = %s""",
+        (collection.info.table.as_string(collection.conn), collection.info.key_column),
+    ).fetchone()
+    if row is None:
+        raise SchemaError(f"key column {collection.info.key_column!r} is gone from {collection.info.table_name!r}")
+    return str(row[0])
+
+
+def _copy_blocks(collection: Collection, select: sql.Composable, key_dtype: str, block_rows: int
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Binary COPY rows of (integer key, vector(dim)) have a fixed width: numpy reads them as records."""
+    dim = collection.dim
+    record = np.dtype([("fields", ">i2"), ("key_len", ">i4"), ("key", key_dtype), ("vec_len", ">i4"),
+                       ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f4", (dim,))])
+    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(select)
+    block_bytes = block_rows * record.itemsize
+    chunks: list[bytes] = []
+    size = 0
+    header = -1  # bytes of header still to skip; -1 until known
+    with collection.conn.cursor() as cur, cur.copy(statement) as copy:
+        for chunk in copy:
+            chunks.append(bytes(chunk))
+            size += len(chunk)
+            if header < 0:
+                if size < 19:
+                    continue
+                data = b"".join(chunks)
+                header = 19 + int.from_bytes(data[15:19], "big")
+                chunks, size = [data[header:]], len(data) - header
+            if size >= block_bytes:
+                data = b"".join(chunks)
+                whole = len(data) // record.itemsize * record.itemsize
+                yield _records(data[:whole], record)
+                chunks, size = [data[whole:]], len(data) - whole
+    data = b"".join(chunks)
+    body = data[:-2] if data.endswith(b"\xff\xff") else data  # the trailer: -1 as int16
+    if body:
+        yield _records(body, record)
+
+
+def _records(data: bytes, record: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.frombuffer(data, dtype=record)
+    if rows.size and (np.any(rows["fields"] != 2) or np.any(rows["vec_len"] < 0)):
+        raise SchemaError("unexpected binary COPY layout (a NULL key or vector?)")
+    return rows["key"].astype(np.int64).astype(object), rows["vec"].astype(np.float32)
+
+
+def calibrate(collection: Collection, *, sample_queries: int = 20, rows: int = 20_000) -> CostModel:
+    """Measure the cost model's constants on this machine and this collection."""
+    searcher = collection.searcher
+    qs = collection.sample(sample_queries, seed=11)
+    if len(qs) == 0:
+        raise SchemaError(f"collection {collection.name!r} is empty: nothing to calibrate on")
+    started = time.perf_counter()
+    read = sum(len(keys) for keys, _ in read_rows(collection, Filter(sql.SQL("true"), {}), limit=rows))
+    read_s = (time.perf_counter() - started) / max(read, 1) / collection.dim
+    x = np.random.default_rng(0).standard_normal((4096, collection.dim)).astype(np.float64)
+    started = time.perf_counter()
+    for _ in range(3):
+        qs.astype(np.float64) @ x.T
+    score_s = (time.perf_counter() - started) / (3 * len(qs) * 4096 * collection.dim)
+    started = time.perf_counter()
+    for v in qs:
+        searcher.search(v, 10)
+    per_query = (time.perf_counter() - started) / len(qs)
+    return CostModel(read_row_per_dim=read_s, score=score_s, per_query=per_query)
+
+
+__all__ = ["BatchResult", "CostModel", "GroupPlan", "calibrate", "iter_search_batch", "search_batch"]

@@ -1,0 +1,202 @@
+"""The batch workload benchmark (`pgembed bench --workload`): a workload of hybrid queries answered by
+search_batch, by pgembed's single-query search in a loop, and by plain pgvector one statement at a time.
+
+A workload is JSON: {"filters": {name: filter dict}, "queries": [{"query": i, "filter": name or null}, ...]},
+query i being row i of the queries file. `make_workload` draws one with a skewed distribution of predicates
+over the attribute columns: a few hot values, a long tail, some queries unfiltered.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psycopg import sql
+from rich.console import Console
+from rich.table import Table
+
+import pgembed
+from pgembed.bench.codecs import load_matrix
+from pgembed.bench.environment import describe_environment
+from pgembed.bench.search import load_attrs
+from pgembed.errors import InvalidInputError
+
+TABLE = "pgembed_bench_workload"
+HNSW = {"m": 16, "ef_construction": 64}
+PGVECTOR_EF = (40, 100, 400)
+LOOP_OVERSAMPLE = (5.0, 10.0, 20.0)
+
+
+def make_workload(attrs: dict[str, Any], n: int = 1000, *, seed: int = 0, unfiltered: float = 0.2,
+                  zipf: float = 1.1) -> dict[str, Any]:
+    """A skewed workload over the `section` and `n_words` attributes: filters ranked in a fixed, seeded
+    order and drawn with Zipf weights (rank r has weight 1/r^zipf), `unfiltered` of the queries without."""
+    rng = np.random.default_rng(seed)
+    sections = sorted(set(attrs["section"]))
+    rng.shuffle(sections)
+    filters: dict[str, dict[str, Any]] = {}
+    for s in sections:
+        filters[f"sec_{s}"] = {"section": s}
+        filters[f"sec_{s}_short"] = {"section": s, "n_words": {"$lt": 40}}
+    names = list(filters)
+    order = rng.permutation(len(names))
+    weights = 1.0 / np.arange(1, len(names) + 1) ** zipf
+    weights /= weights.sum()
+    queries = []
+    for i in range(n):
+        name = None if rng.random() < unfiltered else names[order[rng.choice(len(names), p=weights)]]
+        queries.append({"query": i, "filter": name})
+    return {"filters": filters, "queries": queries, "generator": {"seed": seed, "unfiltered": unfiltered,
+                                                                  "zipf": zipf, "n": n}}
+
+
+def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workload_path: str | None = None, *,
+                       k: int = 10, target: float = 0.95, dsn: str | None = None,
+                       data_dir: str | Path | None = None, quiet: bool = False) -> dict[str, Any]:
+    console = Console(quiet=quiet, stderr=True)
+    base = np.ascontiguousarray(load_matrix(base_path, "base"), dtype=np.float32)
+    all_queries = np.ascontiguousarray(load_matrix(queries_path, "queries"), dtype=np.float32)
+    attr_types, attr_values = load_attrs(attrs_path, len(base))
+    # (filter_sql's text is made by the server with format('%I') and quote_literal: safe to run as SQL.)
+    workload = json.loads(Path(workload_path).read_text()) if workload_path else \
+        make_workload(attr_values, n=min(1000, len(all_queries)))
+    items = workload["queries"]
+    if not items or any(not 0 <= w["query"] < len(all_queries) for w in items):
+        raise InvalidInputError("every workload query must name a row of the queries file")
+    q = all_queries[[w["query"] for w in items]]
+    docs = workload["filters"]
+    where = [docs[w["filter"]] if w["filter"] is not None else None for w in items]
+    rows: list[dict[str, Any]] = []
+    with pgembed.connect(dsn, data_dir=data_dir, migrate=True) as db:
+        environment = describe_environment(db)
+        if any(c.name == TABLE for c in db.collections()):
+            db.collection(TABLE).drop(drop_table=True)
+        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(TABLE)))
+        coll = db.create_collection(TABLE, base.shape[1], attrs=attr_types)
+        rng = np.random.default_rng(0)
+        coll.add_codec("bq2", "bq2", fit_on=base[rng.choice(len(base), min(50_000, len(base)), replace=False)])
+        started = time.perf_counter()
+        coll.ingest(np.arange(len(base)), base, attr_values, progress=not quiet)
+        console.print(f"loaded {len(base):,} rows in {time.perf_counter() - started:.1f}s")
+        coll.create_index("bq2", "hnsw", **HNSW)
+        plain_index = coll.create_index("vector", "hnsw", **HNSW).index_name  # plain pgvector's, for its loop
+        for column in sorted({c for d in docs.values() for c in d}):
+            db.execute(sql.SQL("CREATE INDEX ON {} ({})").format(coll.info.table, sql.Identifier(column)))
+        db.execute(sql.SQL("VACUUM ANALYZE {}").format(coll.info.table))
+
+        # Exact ground truth per query, over the rows its filter keeps (the database says which).
+        scoring = base / np.linalg.norm(base, axis=1, keepdims=True)
+        qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+        sql_of: dict[str | None, str] = {None: "true"}
+        kth = np.full(len(items), -np.inf)
+        need = np.zeros(len(items), dtype=np.int64)
+        for name in {w["filter"] for w in items}:
+            if name is not None:
+                sql_of[name] = db.execute("SELECT pgembed.filter_sql(%s::regclass, %s::jsonb)",
+                                          (coll.info.table.as_string(db.conn), json.dumps(docs[name]))).fetchone()[0]
+            ids = np.array([r[0] for r in db.execute(
+                sql.SQL("SELECT id FROM {} WHERE {}").format(coll.info.table, sql.SQL(sql_of[name]))).fetchall()],
+                dtype=np.int64)
+            members = [i for i, w in enumerate(items) if w["filter"] == name]
+            if len(ids) == 0:
+                continue
+            scores = qn[members] @ scoring[ids].T
+            m = min(k, len(ids))
+            kth[members] = -np.sort(-scores, axis=1)[:, m - 1]
+            need[members] = m
+
+        def recall(results: list[np.ndarray]) -> float:
+            hits = sum(int(np.sum(qn[i] @ scoring[np.asarray(r, dtype=np.int64)].T >= kth[i] - 1e-6))
+                       if len(r) else 0 for i, r in enumerate(results))
+            return hits / max(int(need.sum()), 1)
+
+        def record(mode: str, knobs: dict[str, Any], seconds: float, results: list[np.ndarray],
+                   extra: dict[str, Any]) -> dict[str, Any]:
+            row = {"mode": mode, "knobs": knobs, "queries": len(items), "seconds": round(seconds, 3),
+                   "queries_per_s": round(len(items) / seconds, 1), "recall_at_k": round(recall(results), 4),
+                   "min_rows_returned": int(min(len(r) for r in results)), **extra}
+            rows.append(row)
+            console.print(f"{mode:<14} {json.dumps(knobs):<40} {row['queries_per_s']:>9,.1f} q/s  "
+                          f"recall {row['recall_at_k']:.4f}  {json.dumps(extra.get('plan_mix', ''))}")
+            return row
+
+        # pgvector, one statement a query, HNSW on float32 with iterative scan (and its B-tree plans).
+        for ef in PGVECTOR_EF:
+            db.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef)))
+            db.execute("SET hnsw.iterative_scan = relaxed_order")
+            statements = {name: sql.SQL("SELECT id FROM {} WHERE {} ORDER BY embedding <=> %s LIMIT {} /* ef {} */")
+                          .format(coll.info.table, sql.SQL(text.replace("%", "%%")), sql.Literal(k), sql.Literal(ef))
+                          for name, text in sql_of.items()}
+            started = time.perf_counter()
+            results = [np.array([r[0] for r in db.execute(statements[w["filter"]], (q[i],)).fetchall()])
+                       for i, w in enumerate(items)]
+            record("pgvector-loop", {"ef_search": ef, "iterative_scan": "relaxed_order"},
+                   time.perf_counter() - started, results, {"plan_mix": {"pgvector": len(items)}})
+        db.execute("RESET hnsw.ef_search")
+        db.execute("RESET hnsw.iterative_scan")
+        coll.drop_index(plain_index)  # pgembed's plans must not lean on it
+
+        # pgembed's single-query search in a loop.
+        for oversample in LOOP_OVERSAMPLE:
+            started = time.perf_counter()
+            plans: Counter[str] = Counter()
+            results = []
+            for i in range(len(items)):
+                r = coll.search(q[i], k, where=where[i], oversample=oversample)
+                plans[r.plan.kind] += 1
+                results.append(np.asarray(r.ids, dtype=np.int64))
+            record("loop", {"oversample": oversample}, time.perf_counter() - started, results,
+                   {"plan_mix": dict(plans)})
+
+        # search_batch: the whole workload planned together.
+        for repeat in range(2):
+            tracemalloc.start()
+            started = time.perf_counter()
+            batch = coll.search_batch(q, k, where=where)
+            seconds = time.perf_counter() - started
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            results = [np.asarray(batch.ids[i, : batch.counts[i]], dtype=np.int64) for i in range(len(items))]
+            record("batch", {"repeat": repeat}, seconds, results,
+                   {"plan_mix": batch.plan_mix(), "peak_client_bytes": peak,
+                    "groups": [g.describe() for g in batch.groups]})
+        coll.drop(drop_table=True)
+
+    best = {mode: _best(rows, mode, target) for mode in ("batch", "loop", "pgvector-loop")}
+    ratios = {}
+    if best["batch"] and best["pgvector-loop"]:
+        ratios["batch_over_pgvector_loop"] = round(best["batch"]["queries_per_s"]
+                                                   / best["pgvector-loop"]["queries_per_s"], 2)
+    if best["batch"] and best["loop"]:
+        ratios["batch_over_loop"] = round(best["batch"]["queries_per_s"] / best["loop"]["queries_per_s"], 2)
+    result = {"benchmark": "workload", "dataset": {"base": base_path, "queries": queries_path, "attrs": attrs_path,
+                                                    "n_base": len(base), "k": k, "metric": "cosine"},
+              "workload": {"queries": len(items), "filters": len(docs),
+                           "unfiltered": sum(w["filter"] is None for w in items),
+                           "filter_counts": Counter(w["filter"] for w in items).most_common(),
+                           "generator": workload.get("generator")},
+              "workload_definition": workload, "target_recall": target, "rows": rows, "best": best,
+              "ratios": ratios, "environment": environment}
+    if not quiet:
+        table = Table("mode", "knobs", "queries/s", "recall@k", "plan mix")
+        for r in rows:
+            table.add_row(r["mode"], json.dumps(r["knobs"]), f"{r['queries_per_s']:,.1f}", f"{r['recall_at_k']:.4f}",
+                          json.dumps(r.get("plan_mix")))
+        Console().print(table)
+        Console().print(f"best at recall >= {target} (else best recall): {json.dumps(ratios)}")
+    return result
+
+
+def _best(rows: list[dict[str, Any]], mode: str, target: float) -> dict[str, Any] | None:
+    mine = [r for r in rows if r["mode"] == mode]
+    if not mine:
+        return None
+    reaching = [r for r in mine if r["recall_at_k"] >= target]
+    chosen = max(reaching, key=lambda r: r["queries_per_s"]) if reaching else max(mine, key=lambda r: r["recall_at_k"])
+    return {"knobs": chosen["knobs"], "queries_per_s": chosen["queries_per_s"], "recall_at_k": chosen["recall_at_k"],
+            "reaches_target": bool(reaching)}

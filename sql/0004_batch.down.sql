@@ -1,0 +1,1 @@
+DROP FUNCTION pgembed.search_batch(text, vector[], integer, jsonb[], double precision);

@@ -1,0 +1,142 @@
+"""Batched search against a real server: scanned groups are exact, per-query groups equal search(), every
+query gets its rows (all of them when fewer than k match), and bad input is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+import pgembed
+from pgembed.batch import CostModel, calibrate, search_batch
+from pgembed.errors import InvalidInputError
+from tests.helpers import unit_vectors
+
+DIM = 16
+ROWS = 2000
+
+
+@pytest.fixture
+def docs(db: pgembed.Database) -> pgembed.Collection:
+    x = unit_vectors(ROWS, DIM, seed=4)
+    docs = db.create_collection("docs", DIM, attrs={"category": "text", "year": "integer"})
+    category = ["rare" if i % 400 == 0 else ("news" if i % 3 else "blog") for i in range(ROWS)]
+    docs.ingest(np.arange(ROWS), x, {"category": category, "year": [1990 + i % 40 for i in range(ROWS)]})
+    docs.add_codec("bq", "bq")
+    docs.create_index("bq", "hnsw", m=8, ef_construction=40)
+    db.execute("ANALYZE docs")
+    return docs
+
+
+WORKLOAD = [None, {"category": "news"}, {"category": "rare"}, {"year": {"$gte": 2020}},
+            {"category": "blog", "year": {"$lt": 1995}}, {"category": "none"}]
+
+
+def test_scan_equals_exact_single_queries(docs: pgembed.Collection) -> None:
+    q = unit_vectors(30, DIM, seed=8)
+    where = [WORKLOAD[i % len(WORKLOAD)] for i in range(30)]
+    batch = docs.search_batch(q, 10, where=where, plan="scan")
+    assert batch.plan_mix() == {"scan": 30}
+    assert len(batch.groups) == len(WORKLOAD)
+    for i in range(30):
+        single = docs.search(q[i], 10, where=where[i], plan="exact")
+        assert batch.counts[i] == len(single)
+        np.testing.assert_allclose(batch.distances[i, : batch.counts[i]], single.distances, atol=1e-6)
+        assert set(batch.ids[i, : batch.counts[i]][:5]) == set(single.ids[:5].tolist())
+    rare = where.index({"category": "rare"})
+    assert batch.counts[rare] == 5 and list(batch.ids[rare, 5:]) == [None] * 5  # 5 rows match: all of them
+    assert np.all(np.isinf(batch.distances[rare, 5:]))
+    none = where.index({"category": "none"})
+    assert batch.counts[none] == 0
+
+
+def test_each_equals_search(docs: pgembed.Collection) -> None:
+    q = unit_vectors(12, DIM, seed=9)
+    where = [WORKLOAD[i % len(WORKLOAD)] for i in range(12)]
+    batch = docs.search_batch(q, 7, where=where, plan="each", oversample=20)
+    assert batch.plan_mix() == {"each": 12}
+    for i in range(12):
+        single = docs.search(q[i], 7, where=where[i], oversample=20)
+        assert batch.ids[i, : batch.counts[i]].tolist() == single.ids.tolist()
+
+
+def test_auto_follows_the_cost_model(docs: pgembed.Collection) -> None:
+    q = unit_vectors(40, DIM, seed=10)
+    cheap_scan = CostModel(read_row_per_dim=1e-12, score=1e-15, per_query=1.0)
+    assert search_batch(docs, q, 5, cost=cheap_scan).plan_mix() == {"scan": 40}
+    dear_scan = CostModel(read_row_per_dim=1.0, score=1.0, per_query=1e-9)
+    result = search_batch(docs, q, 5, where={"category": "news"}, cost=dear_scan)
+    assert result.plan_mix() == {"each": 40} and "scan" in result.groups[0].reason
+    assert all(result.counts == 5)
+    # A recall target is the per-query planner's business.
+    assert search_batch(docs, q[:3], 5, recall=0.9, cost=cheap_scan).plan_mix() == {"each": 3}
+
+
+def test_sqlalchemy_filters_and_text_keys(db: pgembed.Database, sql_conn: psycopg.Connection) -> None:
+    x = unit_vectors(300, DIM, seed=11)
+    sql_conn.execute(f"CREATE TABLE notes (slug text PRIMARY KEY, kind text, v vector({DIM}))")
+    with sql_conn.cursor() as cur:
+        cur.executemany("INSERT INTO notes VALUES (%s, %s, %s)",
+                        [(f"n{i}", "a" if i % 2 else "b", "[" + ",".join(map(str, r)) + "]") for i, r in enumerate(x)])
+    notes = db.collection("notes")
+    q = unit_vectors(4, DIM, seed=12)
+    batch = notes.search_batch(q, 3, where=sa.column("kind") == "a", plan="scan")
+    for i in range(4):
+        single = notes.search(q[i], 3, where={"kind": "a"}, plan="exact")
+        assert batch.ids[i].tolist() == single.ids.tolist()
+    assert all(int(s[1:]) % 2 == 1 for s in batch.ids.ravel())
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_scan_metrics_match_numpy(db: pgembed.Database, metric: str) -> None:
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((500, DIM)).astype(np.float32)
+    coll = db.create_collection(f"m_{metric}", DIM, metric=metric)
+    coll.ingest(np.arange(500), x)
+    q = rng.standard_normal((5, DIM)).astype(np.float32)
+    batch = coll.search_batch(q, 4, plan="scan")
+    for i in range(5):
+        d = -(x @ q[i]) if metric == "ip" else np.linalg.norm(x - q[i], axis=1)
+        np.testing.assert_allclose(batch.distances[i], np.sort(d)[:4], rtol=1e-5, atol=1e-5)
+        single = coll.search(q[i], 4, plan="exact")
+        assert batch.ids[i].tolist() == single.ids.tolist()
+
+
+def test_bad_input(docs: pgembed.Collection) -> None:
+    q = unit_vectors(3, DIM, seed=14)
+    with pytest.raises(InvalidInputError, match="3 queries"):
+        docs.search_batch(q, 5, where=[None, None])
+    with pytest.raises(InvalidInputError, match="dimension"):
+        docs.search_batch(q[:, :4], 5)
+    with pytest.raises(InvalidInputError, match="NaN"):
+        docs.search_batch(np.full((2, DIM), np.nan), 5)
+    with pytest.raises(InvalidInputError, match="empty"):
+        docs.search_batch(np.empty((0, DIM)), 5)
+    with pytest.raises(InvalidInputError, match="plan must be"):
+        docs.search_batch(q, 5, plan="fast")
+    with pytest.raises(InvalidInputError):
+        docs.search_batch(q, 5, where=[None, {"nope": 1}, None])
+
+
+def test_calibrate_measures_positive_constants(docs: pgembed.Collection) -> None:
+    model = calibrate(docs, sample_queries=5, rows=1000)
+    assert model.read_row_per_dim > 0 and model.score > 0 and model.per_query > 0
+
+
+def test_sql_search_batch_equals_the_sql_search(docs: pgembed.Collection, sql_conn: psycopg.Connection) -> None:
+    from tests.helpers import vector_text
+
+    q = unit_vectors(4, DIM, seed=15)
+    array = "{" + ",".join(f'"{vector_text(v)}"' for v in q) + "}"
+    filters = "{" + ",".join('"{\\"category\\": \\"news\\"}"' if i % 2 else "NULL" for i in range(4)) + "}"
+    rows = sql_conn.execute(
+        "SELECT query_no, id, distance FROM pgembed.search_batch('docs', %s::vector[], 5, %s::jsonb[])",
+        (array, filters)).fetchall()
+    for i in range(4):
+        single = sql_conn.execute("SELECT id FROM pgembed.search('docs', %s::vector, 5, %s::jsonb)",
+                                  (vector_text(q[i]), '{"category": "news"}' if i % 2 else None)).fetchall()
+        assert [r[1] for r in rows if r[0] == i + 1] == [r[0] for r in single]
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="2 filters for 4 queries"):
+        sql_conn.execute("SELECT * FROM pgembed.search_batch('docs', %s::vector[], 5, '{NULL,NULL}'::jsonb[])",
+                         (array,))
