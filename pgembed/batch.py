@@ -256,44 +256,74 @@ def iter_search_batch(collection: Collection, batches: Iterator[tuple[Any, Any]]
 # -- scan and multiply ---------------------------------------------------------------------------------------
 def _scan_group(collection: Collection, q: np.ndarray, k: int, where: Filter, members: Sequence[int],
                 ids: np.ndarray, distances: np.ndarray, counts: np.ndarray) -> None:
+    """Exact top-k of every query of a group over the rows its filter keeps, read once.
+
+    Candidates are chosen with float32 matrix products (twice the speed of float64), keeping MARGIN more
+    than k per query so that float32 rounding cannot push a true neighbour out; their distances are then
+    computed again in float64 from the candidates' vectors."""
     metric = collection.metric
-    qn = q.astype(np.float64)
+    keep = k + MARGIN
+    q32 = np.ascontiguousarray(q, dtype=np.float32)
     if metric == "cosine":
-        qn = qn / np.maximum(np.linalg.norm(qn, axis=1, keepdims=True), np.finfo(np.float64).tiny)
-    best_d = np.full((len(members), k), np.inf)
-    best_i = np.full((len(members), k), -1, dtype=np.int64)
-    keys_seen: list[np.ndarray] = []
-    offset = 0
-    for keys, block in read_rows(collection, where):
-        x = block.astype(np.float64)
-        if metric == "cosine":
-            norms = np.linalg.norm(x, axis=1)
-            sim = (qn @ x.T) / np.where(norms > 0, norms, np.nan)[None, :]
-            d = 1.0 - sim
-        elif metric == "ip":
-            d = -(qn @ x.T)
-        else:
-            d = np.sqrt(np.maximum((qn**2).sum(1)[:, None] - 2 * qn @ x.T + (x**2).sum(1)[None, :], 0))
-        d = np.where(np.isnan(d), np.inf, d)  # zero vectors: no cosine distance (pgvector gives NaN)
+        q32 = q32 / np.maximum(np.linalg.norm(q32, axis=1, keepdims=True), np.finfo(np.float32).tiny)
+    best_d = np.full((len(members), 0), np.inf, dtype=np.float32)
+    best_key = np.empty((len(members), 0), dtype=object)
+    best_vec = np.empty((len(members), 0, collection.dim), dtype=np.float32)
+    for keys, x in read_rows(collection, where):
+        d = _distances(q32, x, metric)
         cand_d = np.concatenate([best_d, d], axis=1)
-        cand_i = np.concatenate([best_i, np.arange(offset, offset + len(keys))[None, :].repeat(len(members), 0)],
-                                axis=1)
-        take = min(k, cand_d.shape[1])
+        take = min(keep, cand_d.shape[1])
         part = np.argpartition(cand_d, take - 1, axis=1)[:, :take]
+        old = best_d.shape[1]
+        from_block = part >= old
+        in_block = np.clip(part - old, 0, None)
+        new_key, new_vec = keys[in_block], x[in_block]
+        if old:  # candidates kept from earlier blocks keep their key and vector
+            kept = np.minimum(part, old - 1)
+            new_key = np.where(from_block, new_key, np.take_along_axis(best_key, kept, 1))
+            new_vec = np.where(from_block[..., None], new_vec, np.take_along_axis(best_vec, kept[..., None], 1))
+        best_key, best_vec = new_key, new_vec
         best_d = np.take_along_axis(cand_d, part, 1)
-        best_i = np.take_along_axis(cand_i, part, 1)
-        keys_seen.append(keys)
-        offset += len(keys)
-    all_keys = np.concatenate(keys_seen) if keys_seen else np.empty(0, dtype=object)
-    order = np.argsort(best_d, axis=1, kind="stable")
-    best_d = np.take_along_axis(best_d, order, 1)
-    best_i = np.take_along_axis(best_i, order, 1)
+    exact = _exact_distances(q, best_vec, metric)
+    exact = np.where(np.isfinite(best_d), exact, np.inf)
+    order = np.argsort(exact, axis=1, kind="stable")[:, :k]
     for row, i in enumerate(members):
-        valid = np.isfinite(best_d[row]) & (best_i[row] >= 0)
-        m = int(valid.sum())
-        counts[i] = m
-        ids[i, :m] = all_keys[best_i[row][valid]]
-        distances[i, :m] = best_d[row][valid]
+        chosen = order[row][np.isfinite(exact[row, order[row]])]
+        counts[i] = len(chosen)
+        ids[i, : len(chosen)] = best_key[row, chosen]
+        distances[i, : len(chosen)] = exact[row, chosen]
+
+
+MARGIN = 10
+
+
+def _distances(q32: np.ndarray, x: np.ndarray, metric: str) -> np.ndarray:
+    """(queries x rows) float32 distances in the collection's metric; inf where undefined."""
+    if metric == "cosine":
+        norms = np.linalg.norm(x, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = 1.0 - (q32 @ x.T) / norms[None, :]
+    elif metric == "ip":
+        d = -(q32 @ x.T)
+    else:
+        d = np.sqrt(np.maximum((q32**2).sum(1)[:, None] - 2 * q32 @ x.T + (x**2).sum(1)[None, :], 0))
+    return np.where(np.isnan(d), np.inf, d).astype(np.float32)  # zero vectors: no cosine distance
+
+
+def _exact_distances(q: np.ndarray, vectors: np.ndarray, metric: str) -> np.ndarray:
+    """float64 distances of each query to its own candidates' vectors (queries x candidates x dim)."""
+    q64 = q.astype(np.float64)[:, None, :]
+    v64 = vectors.astype(np.float64)
+    if metric == "cosine":
+        dots = (q64 * v64).sum(-1)
+        norms = np.linalg.norm(v64, axis=-1) * np.linalg.norm(q64, axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = 1.0 - dots / norms
+    elif metric == "ip":
+        d = -(q64 * v64).sum(-1)
+    else:
+        d = np.linalg.norm(v64 - q64, axis=-1)
+    return np.where(np.isnan(d), np.inf, d)
 
 
 def read_rows(collection: Collection, where: Filter, block_rows: int = BLOCK_ROWS, limit: int | None = None
@@ -379,10 +409,11 @@ def calibrate(collection: Collection, *, sample_queries: int = 20, rows: int = 2
     started = time.perf_counter()
     read = sum(len(keys) for keys, _ in read_rows(collection, Filter(sql.SQL("true"), {}), limit=rows))
     read_s = (time.perf_counter() - started) / max(read, 1) / collection.dim
-    x = np.random.default_rng(0).standard_normal((4096, collection.dim)).astype(np.float64)
+    x = np.random.default_rng(0).standard_normal((4096, collection.dim)).astype(np.float32)
+    q32 = qs.astype(np.float32)
     started = time.perf_counter()
     for _ in range(3):
-        qs.astype(np.float64) @ x.T
+        _distances(q32, x, collection.metric)
     score_s = (time.perf_counter() - started) / (3 * len(qs) * 4096 * collection.dim)
     started = time.perf_counter()
     for v in qs:

@@ -23,6 +23,7 @@ from pgembed.progress import advancer, progress_bar
 from pgembed.vectors import as_matrix
 
 if TYPE_CHECKING:
+    from pgembed.advise import Advice
     from pgembed.batch import BatchResult
     from pgembed.database import Database
     from pgembed.search import Searcher, SearchResult
@@ -544,6 +545,16 @@ class Collection:
 
         return search_batch(self, queries, k, where=where, recall=recall, codec=codec, ef_search=ef_search,
                             oversample=oversample, plan=plan, workers=workers, progress=progress)
+
+    def advise(self, workload: Any, *, codec: str | None = None, min_share: float = 0.02, max_indexes: int = 8,
+               apply: bool = False, progress: bool = False) -> Advice:
+        """Recommend, with estimated gains, partial HNSW indexes for the workload's hot predicates and a
+        LIST partitioning column; `apply=True` builds the indexes without blocking readers or writers, and
+        search() / search_batch() use them from then on. See pgembed.advise."""
+        from pgembed.advise import advise
+
+        return advise(self, workload, codec=codec, min_share=min_share, max_indexes=max_indexes, apply=apply,
+                      progress=progress)
 
     def tune(self, recall: float = 0.95, *, k: int = 10, sample: int = 200,
              selectivities: Sequence[float] = (1.0, 0.1, 0.02), codecs: Sequence[str] | None = None,

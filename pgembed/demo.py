@@ -74,7 +74,7 @@ def run_demo(dsn: str | None = None, data_dir: str | Path | None = None, rows: i
 
         query = vectors[123] + 0.05 * np.random.default_rng(1).standard_normal(vectors.shape[1]).astype(np.float32)
         where = ("docs", 2015)
-        hits, elapsed = filtered_search(db, docs, query, where, k=10)
+        hits, elapsed, plan = filtered_search(db, docs, query, where, k=10)
         timings["filtered query ms"] = round(elapsed * 1000, 2)
         exact = exact_ids(vectors, attrs, query, where, k=10)
         recall = len({h[0] for h in hits} & set(exact)) / len(exact)
@@ -86,33 +86,26 @@ def run_demo(dsn: str | None = None, data_dir: str | Path | None = None, rows: i
         for key, category, year, distance in hits:
             table.add_row(str(key), category, str(year), f"{distance:.4f}")
         console.print(table)
+        console.print(f"plan: {plan}", highlight=False)
         sizes = docs.describe()
-    return {"rows": rows, "timings_s": timings, "recall_at_10": recall, "hits": hits, "collection": sizes}
+    return {"rows": rows, "timings_s": timings, "recall_at_10": recall, "hits": hits, "plan": plan,
+            "collection": sizes}
 
 
 def filtered_search(
     db: pgembed.Database, docs: pgembed.Collection, query: np.ndarray, where: tuple[str, int], k: int
-) -> tuple[list[tuple[int, str, int, float]], float]:
-    """Two-stage search in plain SQL: 10k candidates on the bit codes (HNSW, iterative scan so the filter
-    cannot starve the result), re-ranked by exact distance on the float32 vectors."""
-    bq = docs.codec("bq")
-    statement = sql.SQL(
-        """SELECT id, category, year, embedding <=> %(q)s AS distance FROM (
-               SELECT id, category, year, embedding FROM {table}
-               WHERE category = %(category)s AND year >= %(year)s
-               ORDER BY {codes} <~> {encoded} LIMIT %(candidates)s) AS candidates
-           ORDER BY distance LIMIT %(k)s"""
-    ).format(table=docs.info.table, codes=sql.Identifier("embedding_bq"),
-             encoded=bq.sql_encode(sql.SQL("%(q)s::vector")))
-    params = {"q": query, "category": where[0], "year": where[1], "candidates": 10 * k, "k": k}
-    with db.transaction():
-        db.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        db.execute("SET LOCAL hnsw.ef_search = 100")
-        db.execute(statement, params)  # warm the plan and the buffers once
-        started = time.perf_counter()
-        rows = db.execute(statement, params).fetchall()
-        elapsed = time.perf_counter() - started
-    return [(int(r[0]), r[1], int(r[2]), float(r[3])) for r in rows], elapsed
+) -> tuple[list[tuple[int, str, int, float]], float, str]:
+    """Hybrid search through the planner: HNSW on the bit codes with iterative scan (so the filter cannot
+    starve the result), re-ranked by exact distance; or exact, if the filter keeps few rows."""
+    flt = {"category": where[0], "year": {"$gte": where[1]}}
+    docs.search(query, k, where=flt, oversample=10)  # warm the plan and the buffers once
+    started = time.perf_counter()
+    result = docs.search(query, k, where=flt, oversample=10, columns=["category", "year"])
+    elapsed = time.perf_counter() - started
+    assert result.rows is not None
+    hits = [(int(key), row["category"], int(row["year"]), float(distance))
+            for key, row, distance in zip(result.ids, result.rows, result.distances, strict=True)]
+    return hits, elapsed, f"{result.plan.kind}: {result.plan.reason}"
 
 
 def exact_ids(vectors: np.ndarray, attrs: dict[str, Any], query: np.ndarray, where: tuple[str, int],

@@ -31,7 +31,7 @@ from typing import Any
 
 from pgembed.errors import InvalidInputError, SchemaError
 
-EXACT_MAX_ROWS = 4000  # see docs/benchmarks.md, "Hybrid search": where exact stops beating the index plan
+EXACT_MAX_ROWS = 10_000  # docs/benchmarks.md, "Hybrid search": at ~10k matching rows exact still beat HNSW plans
 MIN_EF_SEARCH = 40  # pgvector's default; below it HNSW's own recall drops fast
 MAX_EF_SEARCH = 1000  # pgvector's limit
 MIN_SCAN_TUPLES = 20_000  # pgvector's default hnsw.max_scan_tuples

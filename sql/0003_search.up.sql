@@ -53,7 +53,7 @@ CREATE FUNCTION pgembed.search_plan(
 ) RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     -- Constants of pgembed/plan.py.
-    exact_max_rows  constant double precision := 4000;
+    exact_max_rows  constant double precision := 10000;
     min_ef          constant integer := 40;
     max_ef          constant integer := 1000;
     min_scan        constant bigint := 20000;

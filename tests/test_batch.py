@@ -140,3 +140,25 @@ def test_sql_search_batch_equals_the_sql_search(docs: pgembed.Collection, sql_co
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="2 filters for 4 queries"):
         sql_conn.execute("SELECT * FROM pgembed.search_batch('docs', %s::vector[], 5, '{NULL,NULL}'::jsonb[])",
                          (array,))
+
+
+def test_advise_recommends_and_applies_partial_indexes(docs: pgembed.Collection) -> None:
+    hot = {"category": "blog"}
+    workload = [hot] * 30 + [{"category": "news"}] * 2 + [None] * 18 + [{"year": 2000}]
+    advice = docs.advise(workload, min_share=0.1)
+    assert [i.predicate for i in advice.indexes] == [hot]  # news: 4% of queries, under min_share
+    assert advice.indexes[0].queries == 30 and advice.indexes[0].gain > 0 and advice.indexes[0].applied is None
+    assert advice.partition_by == "category"
+    assert docs.explain(10, where=hot).kind == "exact"  # nothing built yet
+    applied = docs.advise(workload, min_share=0.1, apply=True)
+    name = applied.indexes[0].applied
+    assert name is not None and docs.explain(10, where=hot).index == name
+    assert docs.advise(workload, min_share=0.1).indexes == []  # already there
+    document = {"filters": {"b": hot}, "queries": [{"query": 0, "filter": "b"}, {"query": 1, "filter": None}]}
+    assert docs.advise(document, min_share=0.5).queries == 2
+    with pytest.raises(InvalidInputError, match="does not define"):
+        docs.advise({"filters": {}, "queries": [{"query": 0, "filter": "x"}]})
+    with pytest.raises(InvalidInputError):
+        docs.advise([{"nope": 1}])
+    with pytest.raises(InvalidInputError):
+        docs.advise([])

@@ -12,6 +12,7 @@ import json
 import time
 import tracemalloc
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 import pgembed
+from pgembed.batch import calibrate, search_batch
 from pgembed.bench.codecs import load_matrix
 from pgembed.bench.environment import describe_environment
 from pgembed.bench.search import load_attrs
@@ -141,46 +143,74 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
         db.execute("RESET hnsw.iterative_scan")
         coll.drop_index(plain_index)  # pgembed's plans must not lean on it
 
-        # pgembed's single-query search in a loop.
-        for oversample in LOOP_OVERSAMPLE:
-            started = time.perf_counter()
-            plans: Counter[str] = Counter()
-            results = []
-            for i in range(len(items)):
-                r = coll.search(q[i], k, where=where[i], oversample=oversample)
-                plans[r.plan.kind] += 1
-                results.append(np.asarray(r.ids, dtype=np.int64))
-            record("loop", {"oversample": oversample}, time.perf_counter() - started, results,
-                   {"plan_mix": dict(plans)})
+        advice_s = None
+        advice = None
 
-        # search_batch: the whole workload planned together.
-        for repeat in range(2):
+        # The batch's cost model, measured on this machine and this collection.
+        model = calibrate(coll)
+        cost_model = asdict(model)
+        console.print(f"cost model: {cost_model}")
+
+        def run_batch(knobs: dict[str, Any]) -> None:
             tracemalloc.start()
             started = time.perf_counter()
-            batch = coll.search_batch(q, k, where=where)
+            batch = search_batch(coll, q, k, where=where, cost=model)
             seconds = time.perf_counter() - started
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             results = [np.asarray(batch.ids[i, : batch.counts[i]], dtype=np.int64) for i in range(len(items))]
-            record("batch", {"repeat": repeat}, seconds, results,
+            record("batch", knobs, seconds, results,
                    {"plan_mix": batch.plan_mix(), "peak_client_bytes": peak,
                     "groups": [g.describe() for g in batch.groups]})
+
+        def run_loop(knobs: dict[str, Any]) -> None:
+            started = time.perf_counter()
+            plans: Counter[str] = Counter()
+            results = []
+            for i in range(len(items)):
+                r = coll.search(q[i], k, where=where[i], oversample=knobs["oversample"])
+                plans[r.plan.kind] += 1
+                results.append(np.asarray(r.ids, dtype=np.int64))
+            record("loop", knobs, time.perf_counter() - started, results, {"plan_mix": dict(plans)})
+
+        # pgembed's single-query search in a loop, then search_batch: the whole workload planned together.
+        for oversample in LOOP_OVERSAMPLE:
+            run_loop({"oversample": oversample})
+        for repeat in range(2):
+            run_batch({"repeat": repeat})
+        # advise(...) + apply: partial indexes for the hot predicates; then the loop and the batch again.
+        started = time.perf_counter()
+        advice = coll.advise(workload, apply=True)
+        advice_s = time.perf_counter() - started
+        console.print(f"advise + apply: {len(advice.indexes)} partial indexes in {advice_s:.1f}s; "
+                      f"partition by {advice.partition_by}")
+        for oversample in LOOP_OVERSAMPLE:
+            run_loop({"oversample": oversample, "advised": True})
+        run_batch({"advised": True})
         coll.drop(drop_table=True)
 
-    best = {mode: _best(rows, mode, target) for mode in ("batch", "loop", "pgvector-loop")}
+    before = [r for r in rows if not r["knobs"].get("advised")]
+    best = {mode: _best(before, mode, target) for mode in ("batch", "loop", "pgvector-loop")}
+    advised = {mode: _best([r for r in rows if r["knobs"].get("advised")], mode, target) for mode in ("batch", "loop")}
     ratios = {}
     if best["batch"] and best["pgvector-loop"]:
         ratios["batch_over_pgvector_loop"] = round(best["batch"]["queries_per_s"]
                                                    / best["pgvector-loop"]["queries_per_s"], 2)
     if best["batch"] and best["loop"]:
         ratios["batch_over_loop"] = round(best["batch"]["queries_per_s"] / best["loop"]["queries_per_s"], 2)
+    for mode in ("batch", "loop"):
+        if advised[mode] and best[mode]:
+            ratios[f"{mode}_advised_over_{mode}"] = round(advised[mode]["queries_per_s"]
+                                                          / best[mode]["queries_per_s"], 2)
     result = {"benchmark": "workload", "dataset": {"base": base_path, "queries": queries_path, "attrs": attrs_path,
                                                     "n_base": len(base), "k": k, "metric": "cosine"},
               "workload": {"queries": len(items), "filters": len(docs),
                            "unfiltered": sum(w["filter"] is None for w in items),
                            "filter_counts": Counter(w["filter"] for w in items).most_common(),
                            "generator": workload.get("generator")},
-              "workload_definition": workload, "target_recall": target, "rows": rows, "best": best,
+              "workload_definition": workload, "target_recall": target, "cost_model": cost_model,
+              "rows": rows, "best": best, "best_after_advise": advised,
+              "advice": advice.describe() if advice is not None else None, "advise_apply_s": advice_s,
               "ratios": ratios, "environment": environment}
     if not quiet:
         table = Table("mode", "knobs", "queries/s", "recall@k", "plan mix")
