@@ -122,9 +122,10 @@ def advise(collection: Collection, workload: Any, *, codec: str | None = None, m
         advice.append(IndexAdvice(docs[key], codec, count, count / n, rows, now, PARTIAL_QUERY_S))
     if apply:
         applied = []
+        online = collection.conn.autocommit and not collection.db.in_transaction
         for item in advice:
-            index = collection.create_index(codec, "hnsw", where=item.predicate,
-                                            concurrently=not collection.db.in_transaction, progress=progress)
+            index = collection.create_index(codec, "hnsw", where=item.predicate, concurrently=online,
+                                            progress=progress)
             applied.append(IndexAdvice(**{**asdict(item), "applied": index.index_name}))
         advice = applied
     partition_by, reason = _partition_column(filters, n)

@@ -17,7 +17,6 @@ search", and `calibrate()` measures them on yours):
 from __future__ import annotations
 
 import json
-import os
 import queue
 import threading
 import time
@@ -33,12 +32,14 @@ from pgembed.errors import InvalidInputError, SchemaError
 from pgembed.filters import Filter, check_filter, compile_filter
 from pgembed.plan import check_request
 from pgembed.progress import progress_bar
+from pgembed.search import check_not_zero
 from pgembed.vectors import as_matrix
 
 if TYPE_CHECKING:
     from pgembed.collection import Collection
 
 BLOCK_ROWS = 20_000  # rows scored at once: (queries x 20,000) float32 distances stay small
+SCORE_BUDGET = 20_000_000  # distances held at once per scanned group (80 MB of float32)
 EACH_CHUNK = 16  # per-query work is handed to the workers in chunks of this many queries
 FIXED_KEYS = {"int2": ">i2", "int4": ">i4", "int8": ">i8"}
 
@@ -124,9 +125,12 @@ def search_batch(
 
     plan: "auto" (the cost model chooses per group), "scan" (every group scanned: exact), or "each"
     (every query through search(), with `recall`/`codec`/`ef_search`/`oversample` as search() takes them).
-    workers: connections working at once (default: the cores, at most 4; 1 inside a transaction).
+    workers: connections working at once (default 1). Extra workers are new connections from the same DSN:
+    they do not carry this session's state (SET ROLE, search_path, settings row-level security reads), and
+    inside a transaction they are not used at all (they would not see its uncommitted rows).
     """
     q = as_matrix(queries, collection.dim, what="queries")
+    check_not_zero(q, collection.metric)
     check_request(k, recall, ef_search, oversample, "auto")
     if plan not in ("auto", "scan", "each"):
         raise InvalidInputError(f"plan must be one of auto, scan, each, got {plan!r}")
@@ -174,6 +178,7 @@ def search_batch(
     # The biggest tasks first, so that the workers finish together.
     tasks.sort(key=lambda t: -(len(t[2]) * (20 if t[1] == "scan" else 1)))
     seconds = [0.0] * len(entries)
+    timing = threading.Lock()
 
     def run(worker: Collection, task: tuple[int, str, list[int]]) -> None:
         number, kind, members = task
@@ -188,7 +193,8 @@ def search_batch(
                 counts[i] = len(result.ids)
                 ids[i, : counts[i]] = result.ids
                 distances[i, : counts[i]] = result.distances
-        seconds[number] += time.perf_counter() - started
+        with timing:
+            seconds[number] += time.perf_counter() - started
 
     with progress_bar(f"search_batch {collection.name}", n, progress) as bar, \
             _workers(collection, workers) as pool:
@@ -225,13 +231,14 @@ def search_batch(
 
 @contextmanager
 def _workers(collection: Collection, workers: int | None) -> Iterator[list[Collection]]:
-    """The collection itself, plus workers - 1 views of it on connections of their own. Extra connections
-    only when the caller's connection is idle in autocommit: inside the application's transaction another
-    connection would not see its uncommitted rows, so the batch then runs on that connection alone."""
+    """The collection itself, plus workers - 1 views of it on connections of their own (new connections from
+    the same DSN, without this session's state). Extra connections only when the caller's connection is idle
+    in autocommit: inside the application's transaction another connection would not see its uncommitted
+    rows, so the batch then runs on that connection alone."""
     from pgembed.collection import Collection
     from pgembed.database import Database
 
-    wanted = min(os.cpu_count() or 1, 4) if workers is None else workers
+    wanted = 1 if workers is None else workers
     if wanted < 1:
         raise InvalidInputError(f"workers must be at least 1, got {workers!r}")
     idle = collection.conn.autocommit and not collection.db.in_transaction
@@ -258,18 +265,21 @@ def _scan_group(collection: Collection, q: np.ndarray, k: int, where: Filter, me
                 ids: np.ndarray, distances: np.ndarray, counts: np.ndarray) -> None:
     """Exact top-k of every query of a group over the rows its filter keeps, read once.
 
-    Candidates are chosen with float32 matrix products (twice the speed of float64), keeping MARGIN more
-    than k per query so that float32 rounding cannot push a true neighbour out; their distances are then
-    computed again in float64 from the candidates' vectors."""
+    For cosine, candidates are chosen with float32 matrix products of normalised vectors (twice the speed
+    of float64; the rounding, ~1e-7 of distances within [0, 2], is covered by keeping MARGIN more than k per
+    query); inner product and L2, whose float32 error grows with the vectors' magnitudes, use float64.
+    The survivors' distances are computed again in float64 from their vectors."""
     metric = collection.metric
     keep = k + MARGIN
     q32 = np.ascontiguousarray(q, dtype=np.float32)
     if metric == "cosine":
         q32 = q32 / np.maximum(np.linalg.norm(q32, axis=1, keepdims=True), np.finfo(np.float32).tiny)
-    best_d = np.full((len(members), 0), np.inf, dtype=np.float32)
+    best_d = np.full((len(members), 0), np.inf, dtype=np.float32 if metric == "cosine" else np.float64)
     best_key = np.empty((len(members), 0), dtype=object)
     best_vec = np.empty((len(members), 0, collection.dim), dtype=np.float32)
-    for keys, x in read_rows(collection, where):
+    # (queries x block) distances, twice over while merging: keep that near SCORE_BUDGET elements.
+    block_rows = max(1_000, min(BLOCK_ROWS, SCORE_BUDGET // max(len(members), 1)))
+    for keys, x in read_rows(collection, where, block_rows):
         d = _distances(q32, x, metric)
         cand_d = np.concatenate([best_d, d], axis=1)
         take = min(keep, cand_d.shape[1])
@@ -298,16 +308,19 @@ MARGIN = 10
 
 
 def _distances(q32: np.ndarray, x: np.ndarray, metric: str) -> np.ndarray:
-    """(queries x rows) float32 distances in the collection's metric; inf where undefined."""
+    """(queries x rows) distances in the collection's metric (float32 for cosine, float64 otherwise);
+    inf where undefined (a zero row has no cosine distance)."""
     if metric == "cosine":
         norms = np.linalg.norm(x, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             d = 1.0 - (q32 @ x.T) / norms[None, :]
-    elif metric == "ip":
-        d = -(q32 @ x.T)
     else:
-        d = np.sqrt(np.maximum((q32**2).sum(1)[:, None] - 2 * q32 @ x.T + (x**2).sum(1)[None, :], 0))
-    return np.where(np.isnan(d), np.inf, d).astype(np.float32)  # zero vectors: no cosine distance
+        q64, x64 = q32.astype(np.float64), x.astype(np.float64)
+        if metric == "ip":
+            d = -(q64 @ x64.T)
+        else:
+            d = np.sqrt(np.maximum((q64**2).sum(1)[:, None] - 2 * q64 @ x64.T + (x64**2).sum(1)[None, :], 0))
+    return np.where(np.isnan(d), np.inf, d)
 
 
 def _exact_distances(q: np.ndarray, vectors: np.ndarray, metric: str) -> np.ndarray:
@@ -335,7 +348,9 @@ def read_rows(collection: Collection, where: Filter, block_rows: int = BLOCK_ROW
     select = sql.SQL("SELECT {k}, {v} FROM {t} WHERE ({w}) AND {v} IS NOT NULL{limit}").format(
         k=info.key, v=info.vector, t=info.table, w=sql.SQL("true") if where.is_empty() else where.clause,
         limit=sql.SQL(" LIMIT {}").format(sql.Literal(limit)) if limit is not None else sql.SQL(""))
-    if key_type in FIXED_KEYS and not where.params:
+    # COPY takes no parameters, so psycopg would not turn a filter's doubled '%%' back into '%': a clause
+    # with a '%' in it (in a value, or a column name) goes the cursor's way, which does.
+    if key_type in FIXED_KEYS and not where.params and "%" not in where.clause.as_string(collection.conn):
         yield from _copy_blocks(collection, select, FIXED_KEYS[key_type], block_rows)
         return
     with collection.db.transaction(), collection.conn.cursor(name="pgembed_scan", binary=True) as cur:

@@ -201,6 +201,12 @@ class Collection:
         """Every column a codec version occupies (main, then extras): known from its spec alone."""
         return [name for name, _ in schema.code_columns(info.column_name, make_codec(info.kind, self.dim))]
 
+    def reinstall_trigger(self) -> None:
+        """Regenerate the trigger and the query encoder from the catalog (what migrate() does for every
+        collection after an upgrade)."""
+        with self.db.transaction():
+            self._install_trigger()
+
     def _install_trigger(self) -> None:
         self._catalog_changed()
         codes = [
@@ -338,6 +344,7 @@ class Collection:
             raise DuplicateKeyError(f"ingest into {self.name!r} rolled back: {detail}") from err
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as err:
             raise InvalidInputError(f"ingest into {self.name!r} rolled back: {err}") from err
+        self._catalog_changed()  # row counts and estimates moved
         return written
 
     def _copy_columns(self, attrs: Mapping[str, Any] | None, codes: set[str]) -> list[copyformat.CopyColumn]:
@@ -435,6 +442,7 @@ class Collection:
             from pgembed.filters import build_filter
 
             clause = build_filter(self.conn, self.info.table, predicate).clause
+            predicate = json.loads(json.dumps(predicate, default=str))  # dates/decimals as the text jsonb keeps
             canonical = json.dumps(predicate, sort_keys=True, separators=(",", ":"))
         name = schema.index_name(self.info, column, method, canonical)
         monitor = self._monitor_connection() if progress else None
@@ -539,8 +547,8 @@ class Collection:
         """Answer a whole batch of queries (n x dim), planned together: `where` is one filter for all or a
         list of one per query. Queries are grouped by filter; a group whose rows are cheaper to read once
         than to search per query is scanned (exact; one matrix product for all its queries), the others go
-        through search(). `workers` connections work at once (default: the cores, at most 4; inside a
-        transaction, this connection alone). See pgembed.batch."""
+        through search(). `workers` > 1 adds connections from the same DSN (without this session's state;
+        never inside a transaction). See pgembed.batch."""
         from pgembed.batch import search_batch
 
         return search_batch(self, queries, k, where=where, recall=recall, codec=codec, ef_search=ef_search,

@@ -157,8 +157,15 @@ class Database:
 
     # -- catalog schema -------------------------------------------------------------------------------
     def migrate(self, revision: str = "head") -> None:
-        """Upgrade pgembed's catalog (on a connection of its own; a second run is a no-op)."""
+        """Upgrade pgembed's catalog (on a connection of its own; a second run is a no-op), then regenerate
+        every collection's code-keeping trigger and query encoder, so that collections made by an older
+        pgembed get what the new catalog's SQL functions expect of them."""
         migrate.upgrade(self.conninfo, revision, password=self.conn.info.password or None)
+        if catalog.installed_revision(self.conn) == migrate.head_revision():
+            from pgembed.collection import Collection
+
+            for info in catalog.list_collections(self.conn):
+                Collection(self, info).reinstall_trigger()
 
     def downgrade(self, revision: str) -> None:
         migrate.downgrade(self.conninfo, revision, password=self.conn.info.password or None)

@@ -135,6 +135,8 @@ def compile_filter(where: Any, columns: Mapping[str, ColumnType]) -> Filter:
         return EMPTY
     casts: list[CastCheck] = []
     composed = _node(where, columns, 0, casts)
+    if composed == _TRUE and not casts:  # e.g. {"n": {"$nin": []}}: no filter, as pgembed.filter_sql says
+        return EMPTY
     return Filter(_Pyformat(composed), {}, tuple(casts))
 
 

@@ -35,6 +35,7 @@ EXACT_MAX_ROWS = 10_000  # docs/benchmarks.md, "Hybrid search": at ~10k matching
 MIN_EF_SEARCH = 40  # pgvector's default; below it HNSW's own recall drops fast
 MAX_EF_SEARCH = 1000  # pgvector's limit
 MIN_SCAN_TUPLES = 20_000  # pgvector's default hnsw.max_scan_tuples
+MAX_SCAN_TUPLES = 2**31 - 1  # the largest value pgvector accepts
 SCAN_SAFETY = 4  # visit up to 4x the tuples the selectivity says the candidates need
 MAX_CANDIDATES = 10_000
 PLAN_KINDS = ("auto", "exact", "index")
@@ -210,7 +211,7 @@ def choose_plan(r: PlanRequest) -> Plan:
     iterative = "relaxed_order" if residual or candidates > ef_search else "off"
     scan_tuples = None
     if iterative != "off":
-        scan_tuples = max(MIN_SCAN_TUPLES, math.ceil(SCAN_SAFETY * candidates / selectivity))
+        scan_tuples = min(MAX_SCAN_TUPLES, max(MIN_SCAN_TUPLES, math.ceil(SCAN_SAFETY * candidates / selectivity)))
     why = (f"tuned for recall {tuned.recall_target} at selectivity {tuned.selectivity:g}" if tuned
            else "knobs given" if r.ef_search or r.oversample else "default knobs (not tuned)")
     return Plan(

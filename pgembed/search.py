@@ -5,19 +5,20 @@ write it by hand):
 
     exact:  SELECT key, distance FROM (
                 SELECT key, vector <=> $q AS distance FROM t WHERE <filter> AND vector IS NOT NULL
-                OFFSET 0) AS matching ORDER BY distance LIMIT k
+                OFFSET 0) AS matching ORDER BY distance, key LIMIT k
             -- OFFSET 0: the subquery is not merged, so no HNSW index can serve the ORDER BY and
             -- PostgreSQL computes every matching row's distance (through a B-tree when the filter has
             -- one): exact.
     index:  SELECT key, vector <=> $q AS distance FROM (
                 SELECT key, vector FROM t WHERE <filter> ORDER BY code <~> $qcode LIMIT n) AS candidates
-            ORDER BY distance LIMIT k
+            ORDER BY distance, key LIMIT k     -- (key: equal distances come back in one order)
             -- with hnsw.ef_search, hnsw.iterative_scan and hnsw.max_scan_tuples set by the statement
             -- itself, for itself (STATEMENT_SETTINGS).
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 DISTANCE_OPERATORS = {"cosine": "<=>", "ip": "<#>", "l2": "<->"}
 _ESTIMATE_CACHE = 1024
+CACHE_SECONDS = 30.0  # how long catalog facts and row estimates are trusted
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,14 @@ class SearchResult:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def check_not_zero(q: np.ndarray, metric: str) -> None:
+    """A zero query has no cosine distance to anything: say so rather than rank NaNs."""
+    if metric == "cosine":
+        zero = ~np.any(q != 0, axis=1)
+        if zero.any():
+            raise InvalidInputError(f"query row {int(np.argmax(zero))} is all zeros: cosine distance is undefined")
 
 
 def distance_operator(metric: str) -> sql.SQL:
@@ -83,8 +93,8 @@ def query_code(codec: Codec, query: np.ndarray) -> Any:
 
 class Searcher:
     """Search on one collection. Keeps what it learned from the catalog and the planner's row estimates
-    for the life of its Collection; a catalog change made elsewhere (a re-fit) is picked up on the first
-    statement that fails because of it."""
+    for CACHE_SECONDS (changes made through its own Collection clear it at once); a re-fit made elsewhere
+    that drops a code column is also picked up by the first statement that fails because of it."""
 
     def __init__(self, collection: Collection) -> None:
         self.collection = collection
@@ -93,20 +103,29 @@ class Searcher:
         self._columns: dict[str, Any] | None = None
         self._estimates: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._total_rows: float | None = None
+        self._read_at = time.monotonic()
+
+    def _fresh(self) -> None:
+        if time.monotonic() - self._read_at > CACHE_SECONDS:
+            self.forget()
 
     @property
     def conn(self) -> psycopg.Connection:
         return self.collection.conn
 
     def forget(self) -> None:
-        """Drop what was cached from the catalog (after codecs, indexes or tuning change)."""
+        """Drop what was cached from the catalog and the planner (after codecs, indexes, tuning or the
+        table's rows change)."""
         self._sources = None
         self._codecs.clear()
         self._columns = None
         self._total_rows = None
+        self._estimates.clear()
+        self._read_at = time.monotonic()
 
     # -- what the catalog says ----------------------------------------------------------------------------
     def sources(self) -> tuple[CoarseSource, ...]:
+        self._fresh()
         if self._sources is None:
             self._sources = load_sources(self.conn, self.collection.info.id, self.collection.dim)
         return self._sources
@@ -128,6 +147,10 @@ class Searcher:
                 (self.collection.info.table.as_string(self.conn),),
             ).fetchone()
             self._total_rows = float(row[0]) if row else 0.0
+            if self._total_rows == 0:  # never analysed (reltuples -1): count, as pgembed.search_plan does
+                counted = self.conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+                    self.collection.info.table)).fetchone()
+                self._total_rows = float(counted[0]) if counted else 0.0
         return self._total_rows
 
     def estimate_rows(self, where: Filter) -> float:
@@ -172,6 +195,7 @@ class Searcher:
         columns: Sequence[str] | None = None,
     ) -> SearchResult:
         q = as_matrix(query, self.collection.dim, what="query")
+        check_not_zero(q, self.collection.metric)
         if q.shape[0] != 1:
             raise InvalidInputError(f"search takes one query vector, got {q.shape[0]}: use search_batch")
         compiled = compile_filter(where, self.column_types())
@@ -207,7 +231,9 @@ class Searcher:
             result = self._fetch(chosen, self.index_statement(chosen, where, columns), q, where, columns)
             if len(result.ids) >= chosen.k:
                 return result
-            chosen = replace(chosen, kind="exact", fallback=True,
+            chosen = replace(chosen, kind="exact", fallback=True, codec=None, column=None, index=None,
+                             candidates=None, ef_search=None, oversample=None, iterative_scan="off",
+                             max_scan_tuples=None,
                              reason=f"{chosen.reason}; the index plan found {len(result.ids)} < k rows, "
                                     "answered exactly")
         return self._fetch(chosen, self.exact_statement(where, columns, chosen.k), q, where, columns)
@@ -238,7 +264,7 @@ class Searcher:
         # serve the ORDER BY: PostgreSQL computes every matching row's distance, once, and sorts them.
         return sql.SQL(
             "SELECT {key}, distance{extra_out} FROM (SELECT {key}, {v} {op} %(q)s AS distance{extra} "
-            "FROM {table} WHERE ({where}) AND {v} IS NOT NULL OFFSET 0) AS matching ORDER BY distance LIMIT {k}"
+            "FROM {table} WHERE ({where}) AND {v} IS NOT NULL OFFSET 0) AS matching ORDER BY distance, {key} LIMIT {k}"
         ).format(key=info.key, v=info.vector, op=distance_operator(info.metric), extra=_extra(columns),
                  extra_out=_extra(columns), table=info.table, where=_clause(where), k=sql.Literal(k))
 
@@ -249,7 +275,7 @@ class Searcher:
             "SELECT {key}, {v} {op} %(q)s AS distance{extra} FROM ("
             "SELECT {key}, {v}{extra} FROM {table} WHERE {settings} AND ({where}) "
             "ORDER BY {code} {code_op} %(qcode)s::{code_type} LIMIT {n}) AS candidates "
-            "ORDER BY distance LIMIT {k}"
+            "ORDER BY distance, {key} LIMIT {k}"
         ).format(k=sql.Literal(chosen.k), n=sql.Literal(chosen.candidates),
             key=info.key, v=info.vector, op=distance_operator(info.metric), extra=_extra(columns),
             table=info.table, settings=STATEMENT_SETTINGS, where=_clause(where), code=sql.Identifier(source.column),
@@ -269,7 +295,7 @@ def _extra(columns: list[str]) -> sql.Composable:
 # the candidates' WHERE becomes an InitPlan behind a one-time filter, which PostgreSQL evaluates before it
 # asks the index for its first tuple — and pgvector reads hnsw.* when that first tuple is asked for. Local
 # to the transaction: in autocommit that is the statement alone; inside the application's transaction a
-# savepoint rolled back after the statement puts them back (run_index_statement).
+# savepoint rolled back after the statement puts them back (run_statement).
 STATEMENT_SETTINGS = sql.SQL(
     "(SELECT set_config('hnsw.ef_search', %(ef_search)s, true) "
     "|| set_config('hnsw.iterative_scan', %(iterative_scan)s, true) "

@@ -54,7 +54,7 @@ def search_table(
         sa.literal(collection, sa.Text),
         sa.cast(sa.literal(vector_literal(q[0]), sa.Text), VECTOR(q.shape[1])),
         sa.literal(k, sa.Integer),
-        sa.cast(sa.literal(json.dumps(filter) if filter is not None else None, sa.Text), JSONB),
+        sa.cast(sa.literal(json.dumps(filter, default=str) if filter is not None else None, sa.Text), JSONB),
         sa.literal(recall, sa.Float),
         sa.literal(codec, sa.Text),
         sa.literal(ef_search, sa.Integer),

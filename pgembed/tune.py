@@ -105,14 +105,16 @@ def tune(
             where = synthetic_filter(collection, selectivity)
             # One more than k, then the query's own row left out: a vector of the table is its own nearest
             # neighbour, a hit no real query gets for free.
-            exact = Plan("exact", "ground truth", k=k + 1)
-            statement = searcher.exact_statement(where, [], k + 1)
+            own = 1 if keys[0] is not None else 0  # a table row's own vector is fetched, then left out
+            exact = Plan("exact", "ground truth", k=k + own)
+            statement = searcher.exact_statement(where, [], k + own)
             truth = [_without(searcher._fetch(exact, statement, q, where, []), key, k)
                      for q, key in zip(queries, keys, strict=True)]
             if bar is not None:
                 bar.advance(bar.task_ids[0])
             for source in sources:
-                result = _tune_source(searcher, source, where, selectivity, total, queries, keys, truth, k, recall)
+                result = _tune_source(searcher, source, where, selectivity, total, queries, keys, truth, k, recall,
+                                      own)
                 if result.tuned is not None:
                     catalog.save_tuning(collection.conn, collection.info.id, codec_ids[source.codec],
                                         result.tuned, len(queries))
@@ -133,13 +135,13 @@ def _without(result: SearchResult, key: object, k: int) -> np.ndarray:
 
 def _tune_source(searcher: Searcher, source: CoarseSource, where: Filter, selectivity: float, total: float,
                  queries: np.ndarray, keys: Sequence[object], truth: list[np.ndarray], k: int,
-                 target: float) -> TuneResult:
+                 target: float, own: int) -> TuneResult:
     best = 0.0
     for oversample in OVERSAMPLE_LADDER:
         if math.ceil(k * oversample) > 1000 and oversample > OVERSAMPLE_LADDER[0]:
             break
         plan = choose_plan(PlanRequest(
-            k=k + 1, filtered=selectivity < 1, estimated_rows=selectivity * total, total_rows=total,
+            k=k + own, filtered=selectivity < 1, estimated_rows=selectivity * total, total_rows=total,
             sources=(source,), oversample=oversample, plan="index",
         ))
         statement = searcher.index_statement(plan, where, [])

@@ -56,7 +56,7 @@ DECLARE
     exact_max_rows  constant double precision := 10000;
     min_ef          constant integer := 40;
     max_ef          constant integer := 1000;
-    min_scan        constant bigint := 20000;
+    min_scan        constant bigint := 20000;   -- max: 2^31 - 1, pgvector's limit
     scan_safety     constant double precision := 4;
     max_candidates  constant integer := 10000;
     c pgembed.collections;
@@ -110,6 +110,9 @@ BEGIN
     IF query IS NULL THEN
         RAISE EXCEPTION 'query vector is NULL' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF c.metric = 'cosine' AND vector_norm(query) = 0 THEN
+        RAISE EXCEPTION 'query is all zeros: cosine distance is undefined' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF vector_dims(query) <> c.dim THEN
         RAISE EXCEPTION 'query has % dimensions, collection % has %', vector_dims(query), quote_literal(collection),
             c.dim USING ERRCODE = 'invalid_parameter_value';
@@ -123,6 +126,9 @@ BEGIN
         est := (base -> 0 -> 'Plan' ->> 'Plan Rows')::double precision;
     END IF;
     SELECT greatest(reltuples, 0) INTO total FROM pg_class WHERE oid = tbl;
+    IF total = 0 THEN  -- never analysed (reltuples -1): count, as pgembed/search.py does
+        EXECUTE format('SELECT count(*) FROM %s', tbl) INTO total;
+    END IF;
     base := jsonb_build_object('k', k, 'estimated_rows', est, 'total_rows', total, 'codec', NULL, 'column', NULL,
         'index', NULL, 'candidates', NULL, 'ef_search', NULL, 'oversample', NULL, 'iterative_scan', 'off',
         'max_scan_tuples', NULL, 'tuned', false, 'fallback', false);
@@ -208,7 +214,7 @@ BEGIN
     ef := least(max_ef, greatest(coalesce(search_plan.ef_search, tuned_ef, min_ef), candidates));
     IF residual OR candidates > ef THEN
         iterative := 'relaxed_order';
-        scan := greatest(min_scan, ceil(scan_safety * candidates / sel)::bigint);
+        scan := least(2147483647, greatest(min_scan, ceil(scan_safety * candidates / sel)::bigint));
     END IF;
     why := CASE WHEN tuned_over IS NOT NULL THEN format('tuned for recall %s at selectivity %s', tuned_recall, tuned_sel)
                 WHEN search_plan.ef_search IS NOT NULL OR search_plan.oversample IS NOT NULL THEN 'knobs given'
@@ -263,18 +269,22 @@ BEGIN
         SELECT x.sql_type INTO code_type FROM pgembed.codecs x
         WHERE x.collection_id = c.id AND x.column_name = p ->> 'column';
         code_op := CASE WHEN split_part(code_type, '(', 1) = 'bit' THEN '<~>' ELSE op END;
+        IF to_regprocedure(format('pgembed.%I(text, vector)', 'query_code_' || c.id)) IS NULL THEN
+            RAISE EXCEPTION 'collection % has no query encoder (its codecs predate catalog 0003): run `pgembed migrate`, which installs it',
+                quote_literal(collection) USING ERRCODE = 'undefined_function';
+        END IF;
         EXECUTE format('SELECT pgembed.%I($1, $2)', 'query_code_' || c.id) INTO qcode USING p ->> 'column', query;
         -- The pgvector settings are set by the statement itself, as pgembed/search.py's STATEMENT_SETTINGS
         -- does (same statement shape, same scan), then put back: set_config(..., true) would otherwise
         -- last until the caller's transaction ends.
         saved := ARRAY[current_setting(names[1], true), current_setting(names[2], true), current_setting(names[3], true)];
         EXECUTE format(
-            'SELECT array_agg(key::text ORDER BY distance), array_agg(distance ORDER BY distance) FROM ('
+            'SELECT array_agg(key::text ORDER BY distance, key), array_agg(distance ORDER BY distance, key) FROM ('
             'SELECT %1$I AS key, %2$I %3$s $1 AS distance FROM ('
             'SELECT %1$I, %2$I FROM %4$s WHERE (SELECT set_config(''hnsw.ef_search'', $5, true) '
             '|| set_config(''hnsw.iterative_scan'', $6, true) || set_config(''hnsw.max_scan_tuples'', $7, true)) '
             'IS NOT NULL AND (%5$s) ORDER BY %6$I %7$s $2::%8$s LIMIT $3) AS candidates '
-            'ORDER BY distance LIMIT $4) AS hits',
+            'ORDER BY distance, key LIMIT $4) AS hits',
             c.key_column, c.vector_column, op, tbl, clause, p ->> 'column', code_op, code_type)
             INTO ids, dists
             USING query, qcode, (p ->> 'candidates')::integer, k, p ->> 'ef_search', p ->> 'iterative_scan',
@@ -290,9 +300,9 @@ BEGIN
         END IF;
     END IF;
     EXECUTE format(
-        'SELECT array_agg(key::text ORDER BY distance), array_agg(distance ORDER BY distance) FROM ('
+        'SELECT array_agg(key::text ORDER BY distance, key), array_agg(distance ORDER BY distance, key) FROM ('
         'SELECT key, distance FROM (SELECT %1$I AS key, %2$I %3$s $1 AS distance FROM %4$s '
-        'WHERE (%5$s) AND %2$I IS NOT NULL OFFSET 0) AS matching ORDER BY distance LIMIT $2) AS hits',
+        'WHERE (%5$s) AND %2$I IS NOT NULL OFFSET 0) AS matching ORDER BY distance, key LIMIT $2) AS hits',
         c.key_column, c.vector_column, op, tbl, clause)
         INTO ids, dists USING query, k;
     RETURN QUERY SELECT u.id, u.distance FROM unnest(ids, dists) WITH ORDINALITY AS u(id, distance, n) ORDER BY u.n;

@@ -162,3 +162,17 @@ def test_advise_recommends_and_applies_partial_indexes(docs: pgembed.Collection)
         docs.advise([{"nope": 1}])
     with pytest.raises(InvalidInputError):
         docs.advise([])
+
+
+def test_scan_with_percent_in_a_filter_value(db: pgembed.Database) -> None:
+    """COPY takes no parameters: a '%' in a filter must still match literally (review finding)."""
+    x = unit_vectors(200, DIM, seed=16)
+    coll = db.create_collection("pct", DIM, attrs={"label": "text"})
+    coll.ingest(np.arange(200), x, {"label": ["50% off" if i % 4 == 0 else "full price" for i in range(200)]})
+    q = unit_vectors(3, DIM, seed=17)
+    batch = coll.search_batch(q, 5, where={"label": "50% off"}, plan="scan")
+    assert all(batch.counts == 5) and all(int(i) % 4 == 0 for i in batch.ids.ravel())
+    single = coll.search(q[0], 5, where={"label": "50% off"}, plan="exact")
+    assert batch.ids[0].tolist() == single.ids.tolist()
+    with pytest.raises(InvalidInputError, match="all zeros"):
+        coll.search_batch(np.zeros((1, DIM), dtype=np.float32), 5)

@@ -338,3 +338,36 @@ def test_partial_index_beats_exact_for_its_own_small_predicate(docs: pgembed.Col
     sql_plan = sql_conn.execute("SELECT pgembed.search_plan('docs', %s::vector, 10, '{\"category\": \"rare\"}')",
                                 (vector_text(q),)).fetchone()[0]
     assert sql_plan["kind"] == "index" and sql_plan["index"] == info.index_name
+
+
+def test_review_fixes_always_true_filter_zero_query_scan_cap(docs: pgembed.Collection,
+                                                            sql_conn: psycopg.Connection) -> None:
+    from pgembed.plan import MAX_SCAN_TUPLES, CoarseSource, PlanRequest, choose_plan
+
+    q = unit_vectors(1, DIM, seed=24)[0]
+    # A filter that keeps every row is no filter, on both sides.
+    plan = docs.explain(10, where={"category": {"$nin": []}}, oversample=5)
+    assert plan.estimated_rows is None and plan.iterative_scan == "off"
+    sql_plan = sql_conn.execute("SELECT pgembed.search_plan('docs', %s::vector, 10, '{\"category\": {\"$nin\": []}}', "
+                                "oversample => 5)", (vector_text(q),)).fetchone()[0]
+    assert sql_plan["iterative_scan"] == "off" and sql_plan["estimated_rows"] is None
+    with pytest.raises(InvalidInputError, match="all zeros"):
+        docs.search(np.zeros(DIM, dtype=np.float32), 10)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="all zeros"):
+        sql_conn.execute("SELECT * FROM pgembed.search('docs', %s::vector)", (vector_text(np.zeros(DIM)),))
+    source = CoarseSource("bq", "c", "bit(16)", "i", DIM)
+    huge = choose_plan(PlanRequest(k=10, filtered=True, estimated_rows=1, total_rows=1e12, sources=(source,),
+                                   plan="index"))
+    assert huge.max_scan_tuples == MAX_SCAN_TUPLES
+
+
+def test_migrate_reinstalls_query_encoders(docs: pgembed.Collection, db: pgembed.Database,
+                                           sql_conn: psycopg.Connection) -> None:
+    q = vector_text(unit_vectors(1, DIM, seed=25)[0])
+    encoder = f"pgembed.query_code_{docs.info.id}"
+    sql_conn.execute(f"DROP FUNCTION {encoder}(text, vector)")  # as a collection made before catalog 0003
+    with pytest.raises(psycopg.errors.UndefinedFunction, match="pgembed migrate"):
+        sql_conn.execute("SELECT * FROM pgembed.search('docs', %s::vector, oversample => 5)", (q,))
+    db.migrate()
+    assert len(sql_conn.execute("SELECT * FROM pgembed.search('docs', %s::vector, oversample => 5)",
+                                (q,)).fetchall()) == 10

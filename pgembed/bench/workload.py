@@ -32,6 +32,7 @@ TABLE = "pgembed_bench_workload"
 HNSW = {"m": 16, "ef_construction": 64}
 PGVECTOR_EF = (40, 100, 400)
 LOOP_OVERSAMPLE = (5.0, 10.0, 20.0)
+WORKERS = 2  # search_batch's connections (the machine's cores); the loops are single-connection
 
 
 def make_workload(attrs: dict[str, Any], n: int = 1000, *, seed: int = 0, unfiltered: float = 0.2,
@@ -154,7 +155,7 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
         def run_batch(knobs: dict[str, Any]) -> None:
             tracemalloc.start()
             started = time.perf_counter()
-            batch = search_batch(coll, q, k, where=where, cost=model)
+            batch = search_batch(coll, q, k, where=where, cost=model, workers=WORKERS)
             seconds = time.perf_counter() - started
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
@@ -209,6 +210,7 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
                            "filter_counts": Counter(w["filter"] for w in items).most_common(),
                            "generator": workload.get("generator")},
               "workload_definition": workload, "target_recall": target, "cost_model": cost_model,
+              "batch_workers": WORKERS,
               "rows": rows, "best": best, "best_after_advise": advised,
               "advice": advice.describe() if advice is not None else None, "advise_apply_s": advice_s,
               "ratios": ratios, "environment": environment}
