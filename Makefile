@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint bench-ingest clean
+.PHONY: setup demo test lint bench-ingest bench-search bench-workload clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,21 @@ lint: $(STAMP)
 BASE ?=
 bench-ingest: $(STAMP)
 	$(BIN)/pgembed bench-ingest $(if $(BASE),--base $(BASE)) --rows 100000 --repeats 3 --out docs/results/ingest.json
+
+# Figures of docs/benchmarks.md, "Hybrid search" and "Batched search" (DATA: the pydocs-minilm folder).
+DATA ?= ../shared/data/pydocs-minilm
+bench-search: $(STAMP)
+	$(BIN)/pgembed bench --base $(DATA)/base.f16.npy --queries $(DATA)/queries.npy --gt $(DATA)/gt_ip.npy \
+	  --attrs $(DATA)/attrs.parquet \
+	  --filter 'man5_short={"source": "man", "section": "5", "n_words": {"$$lt": 40}}' \
+	  --filter 'man8={"source": "man", "section": "8"}' --filter 'short33={"n_words": {"$$lt": 33}}' \
+	  --baselines --search --codecs 'bq;bq2;pca128,f16' --partial 'bq2' --k 10 --queries-limit 300 \
+	  --tune-queries 200 --ef-search 20,40,80,160,320 --oversample 1,2,3,5,10,20 --rerank-factors 4,10 \
+	  --recall-targets 0.9,0.95 --json docs/results/search.json
+
+bench-workload: $(STAMP)
+	$(BIN)/pgembed bench --base $(DATA)/base.f16.npy --queries $(DATA)/queries.npy --attrs $(DATA)/attrs.parquet \
+	  --workload generate --k 10 --json docs/results/workload.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

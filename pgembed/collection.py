@@ -231,28 +231,12 @@ class Collection:
 
     def sample(self, n: int, *, seed: int = 0) -> np.ndarray:
         """Up to `n` vectors of the table: all of them when the table is small, else a row-level sample."""
-        if n < 1:
-            raise InvalidInputError(f"sample size must be positive, got {n}")
-        estimate = self.conn.execute(
-            "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = %s::regclass",
-            (self.info.table.as_string(self.conn),),
-        ).fetchone()
-        rows = int(estimate[0]) if estimate else 0
-        where = sql.SQL("WHERE {} IS NOT NULL").format(self.info.vector)
-        if rows > 2 * n:
-            percent = min(100.0, 150.0 * n / rows)
-            query = sql.SQL("SELECT {v} FROM {t} TABLESAMPLE BERNOULLI ({p}) REPEATABLE ({s}) {w} LIMIT {n}")
-        else:
-            query = sql.SQL("SELECT {v} FROM {t} {w} LIMIT {n}")
-            percent = 100.0
-        statement = query.format(
-            v=self.info.vector, t=self.info.table, p=sql.Literal(percent), s=sql.Literal(seed), w=where,
-            n=sql.Literal(n),
-        )
-        return self._fetch_vectors(statement)
+        return self.sample_rows(n, seed=seed)[1]
 
     def sample_rows(self, n: int, *, seed: int = 0) -> tuple[list[Any], np.ndarray]:
-        """Keys and vectors of up to `n` rows, sampled as sample() does."""
+        """Keys and vectors of up to `n` rows: a Bernoulli sample of about 1.5n rows (all rows when the
+        table has fewer than 2n), of which n are kept in an order that depends on the seed, not on where the
+        rows lie in the table."""
         if n < 1:
             raise InvalidInputError(f"sample size must be positive, got {n}")
         estimate = self.conn.execute(
@@ -262,8 +246,10 @@ class Collection:
         rows = int(estimate[0]) if estimate else 0
         sampling = sql.SQL("TABLESAMPLE BERNOULLI ({}) REPEATABLE ({})").format(
             sql.Literal(min(100.0, 150.0 * n / rows)), sql.Literal(seed)) if rows > 2 * n else sql.SQL("")
-        statement = sql.SQL("SELECT {k}, {v} FROM {t} {s} WHERE {v} IS NOT NULL LIMIT {n}").format(
-            k=self.info.key, v=self.info.vector, t=self.info.table, s=sampling, n=sql.Literal(n))
+        statement = sql.SQL(
+            "SELECT {k}, {v} FROM {t} {s} WHERE {v} IS NOT NULL ORDER BY hashtext(ctid::text || {seed}) LIMIT {n}"
+        ).format(k=self.info.key, v=self.info.vector, t=self.info.table, s=sampling, n=sql.Literal(n),
+                 seed=sql.Literal(str(seed)))
         with self.conn.cursor(binary=True) as cur:
             cur.execute(statement)
             fetched = cur.fetchall()
@@ -271,14 +257,6 @@ class Collection:
             return [], np.empty((0, self.dim), dtype=np.float32)
         return [r[0] for r in fetched], np.stack([np.asarray(r[1].to_numpy() if hasattr(r[1], "to_numpy") else r[1])
                                                  for r in fetched])
-
-    def _fetch_vectors(self, statement: sql.Composable) -> np.ndarray:
-        with self.conn.cursor(binary=True) as cur:
-            cur.execute(statement)
-            rows = cur.fetchall()
-        if not rows:
-            return np.empty((0, self.dim), dtype=np.float32)
-        return np.stack([np.asarray(r[0].to_numpy() if hasattr(r[0], "to_numpy") else r[0]) for r in rows])
 
     # -- bulk ingest ----------------------------------------------------------------------------------
     def ingest(
@@ -543,16 +521,23 @@ class Collection:
 
     def search_batch(self, queries: Any, k: int = 10, *, where: Any = None, recall: float | None = None,
                      codec: str | None = None, ef_search: int | None = None, oversample: float | None = None,
-                     plan: str = "auto", workers: int | None = None, progress: bool = False) -> BatchResult:
+                     plan: str = "auto", workers: int | None = None, progress: bool = False,
+                     explain: bool = False) -> BatchResult:
         """Answer a whole batch of queries (n x dim), planned together: `where` is one filter for all or a
         list of one per query. Queries are grouped by filter; a group whose rows are cheaper to read once
         than to search per query is scanned (exact; one matrix product for all its queries), the others go
         through search(). `workers` > 1 adds connections from the same DSN (without this session's state;
-        never inside a transaction). See pgembed.batch."""
+        never inside a transaction). The plan of each group is in result.groups; `explain=True` prints them.
+        See pgembed.batch."""
         from pgembed.batch import search_batch
 
-        return search_batch(self, queries, k, where=where, recall=recall, codec=codec, ef_search=ef_search,
-                            oversample=oversample, plan=plan, workers=workers, progress=progress)
+        result = search_batch(self, queries, k, where=where, recall=recall, codec=codec, ef_search=ef_search,
+                              oversample=oversample, plan=plan, workers=workers, progress=progress)
+        if explain:
+            import json
+
+            print(json.dumps([g.describe() for g in result.groups], indent=2, default=str))
+        return result
 
     def advise(self, workload: Any, *, codec: str | None = None, min_share: float = 0.02, max_indexes: int = 8,
                apply: bool = False, progress: bool = False) -> Advice:

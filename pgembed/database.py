@@ -157,11 +157,14 @@ class Database:
 
     # -- catalog schema -------------------------------------------------------------------------------
     def migrate(self, revision: str = "head") -> None:
-        """Upgrade pgembed's catalog (on a connection of its own; a second run is a no-op), then regenerate
-        every collection's code-keeping trigger and query encoder, so that collections made by an older
-        pgembed get what the new catalog's SQL functions expect of them."""
+        """Upgrade pgembed's catalog (on a connection of its own; a second run is a no-op). When that moved
+        an existing catalog, regenerate every collection's code-keeping trigger and query encoder, so that
+        collections made by an older pgembed get what the new catalog's SQL functions expect of them."""
+        before = catalog.installed_revision(self.conn)
         migrate.upgrade(self.conninfo, revision, password=self.conn.info.password or None)
-        if catalog.installed_revision(self.conn) == migrate.head_revision():
+        after = catalog.installed_revision(self.conn)
+        # Only when the catalog moved: regenerating takes a brief lock on each collection's table.
+        if before is not None and after != before and after == migrate.head_revision():
             from pgembed.collection import Collection
 
             for info in catalog.list_collections(self.conn):

@@ -176,3 +176,13 @@ def test_scan_with_percent_in_a_filter_value(db: pgembed.Database) -> None:
     assert batch.ids[0].tolist() == single.ids.tolist()
     with pytest.raises(InvalidInputError, match="all zeros"):
         coll.search_batch(np.zeros((1, DIM), dtype=np.float32), 5)
+
+
+def test_explain_prints_the_group_plans(docs: pgembed.Collection, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    q = unit_vectors(4, DIM, seed=18)
+    result = docs.search_batch(q, 3, where=[None, {"category": "rare"}, None, {"category": "rare"}], explain=True)
+    printed = json.loads(capsys.readouterr().out)
+    assert [g["queries"] for g in printed] == [2, 2] == [g.queries for g in result.groups]
+    assert {g["kind"] for g in printed} <= {"scan", "each"} and all(g["reason"] for g in printed)

@@ -368,6 +368,11 @@ def test_migrate_reinstalls_query_encoders(docs: pgembed.Collection, db: pgembed
     sql_conn.execute(f"DROP FUNCTION {encoder}(text, vector)")  # as a collection made before catalog 0003
     with pytest.raises(psycopg.errors.UndefinedFunction, match="pgembed migrate"):
         sql_conn.execute("SELECT * FROM pgembed.search('docs', %s::vector, oversample => 5)", (q,))
-    db.migrate()
+    db.migrate()  # at head already: nothing moves, nothing is regenerated
+    assert sql_conn.execute("SELECT to_regprocedure(%s)", (f"{encoder}(text, vector)",)).fetchone()[0] is None
+    partial = docs.create_index("bq", "hnsw", m=8, ef_construction=40, where={"category": "news"}).index_name
+    db.downgrade("0002_codecs")  # partial indexes go with the predicates the old catalog cannot hold
+    assert sql_conn.execute("SELECT to_regclass(%s)", (partial,)).fetchone()[0] is None
+    db.migrate()  # the catalog moves: every collection's trigger and encoder are regenerated
     assert len(sql_conn.execute("SELECT * FROM pgembed.search('docs', %s::vector, oversample => 5)",
                                 (q,)).fetchall()) == 10
