@@ -404,27 +404,29 @@ def delete_index(conn: psycopg.Connection, collection_id: int, index_name: str) 
 
 
 # -- tuning ---------------------------------------------------------------------------------------------
-def list_tuning(conn: psycopg.Connection, collection_id: int) -> list[tuple[int, Any]]:
-    """(codec id, Tuned) for every tuned setting of the collection."""
+def list_tuning(conn: psycopg.Connection, collection_id: int) -> list[tuple[int, str, Any]]:
+    """(codec id, index name or '' for the codec's full index, Tuned) for every tuned setting."""
     from pgembed.plan import Tuned
 
     rows = conn.execute(
-        """SELECT codec_id, recall_target, selectivity, ef_search, oversample, measured_recall, queries_per_s
-           FROM pgembed.tuning WHERE collection_id = %s ORDER BY codec_id, recall_target, selectivity""",
+        """SELECT codec_id, index_name, recall_target, selectivity, ef_search, oversample, measured_recall,
+                  queries_per_s
+           FROM pgembed.tuning WHERE collection_id = %s ORDER BY codec_id, index_name, recall_target, selectivity""",
         (collection_id,),
     ).fetchall()
-    return [(r[0], Tuned(*r[1:])) for r in rows]
+    return [(r[0], r[1], Tuned(*r[2:])) for r in rows]
 
 
-def save_tuning(conn: psycopg.Connection, collection_id: int, codec_id: int, tuned: Any, sample_queries: int) -> None:
+def save_tuning(conn: psycopg.Connection, collection_id: int, codec_id: int, tuned: Any, sample_queries: int,
+                index_name: str = "") -> None:
     conn.execute(
-        """INSERT INTO pgembed.tuning (collection_id, codec_id, recall_target, selectivity, ef_search, oversample,
-                                      measured_recall, queries_per_s, sample_queries)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-           ON CONFLICT (collection_id, codec_id, recall_target, selectivity) DO UPDATE SET
+        """INSERT INTO pgembed.tuning (collection_id, codec_id, index_name, recall_target, selectivity, ef_search,
+                                      oversample, measured_recall, queries_per_s, sample_queries)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (collection_id, codec_id, index_name, recall_target, selectivity) DO UPDATE SET
                ef_search = EXCLUDED.ef_search, oversample = EXCLUDED.oversample,
                measured_recall = EXCLUDED.measured_recall, queries_per_s = EXCLUDED.queries_per_s,
                sample_queries = EXCLUDED.sample_queries, tuned_at = now()""",
-        (collection_id, codec_id, tuned.recall_target, tuned.selectivity, tuned.ef_search, tuned.oversample,
-         tuned.measured_recall, tuned.queries_per_s, sample_queries),
+        (collection_id, codec_id, index_name, tuned.recall_target, tuned.selectivity, tuned.ef_search,
+         tuned.oversample, tuned.measured_recall, tuned.queries_per_s, sample_queries),
     )

@@ -184,16 +184,17 @@ def cmd_tune(args: argparse.Namespace) -> None:
             args.recall, k=args.k, sample=args.sample, queries=queries, progress=not args.json,
             selectivities=[float(s) for s in args.selectivities.split(",")],
         )
-    data = [{"codec": r.codec, "selectivity": r.selectivity, "best_recall": r.best_recall,
+    data = [{"codec": r.codec, "index": r.index, "selectivity": r.selectivity, "best_recall": r.best_recall,
              "tuned": asdict(r.tuned) if r.tuned else None} for r in results]
 
     def render(rows: list[dict[str, Any]]) -> None:
-        table = Table("codec", "selectivity", "oversample", "ef_search", "recall", "queries/s")
+        table = Table("codec", "partial index", "selectivity", "oversample", "ef_search", "recall", "queries/s")
         for r in rows:
             t = r["tuned"]
             recall = t["measured_recall"] if t else r["best_recall"]
-            table.add_row(r["codec"], f"{r['selectivity']:g}", f"{t['oversample']:g}" if t else "not reached",
-                          str(t["ef_search"]) if t else "-", f"{recall:.3f}", f"{t['queries_per_s']:.0f}" if t else "-")
+            table.add_row(r["codec"], r["index"] or "-", f"{r['selectivity']:g}",
+                          f"{t['oversample']:g}" if t else "not reached", str(t["ef_search"]) if t else "-",
+                          f"{recall:.3f}", f"{t['queries_per_s']:.0f}" if t else "-")
         Console().print(table)
 
     _emit(args, data, render)

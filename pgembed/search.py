@@ -334,9 +334,15 @@ def load_sources(conn: psycopg.Connection, collection_id: int, dim: int) -> tupl
         (collection_id,),
     ).fetchall()
     tuned = catalog.list_tuning(conn, collection_id)
+
+    def tuning_of(codec_id: int, index: str, partial: bool) -> tuple[Tuned, ...]:
+        # A partial index's own tuning when it has some, else its codec's (pgembed.search_plan does the same).
+        own = tuple(t for c, i, t in tuned if c == codec_id and i == index) if partial else ()
+        return own or tuple(t for c, i, t in tuned if c == codec_id and i == "")
+
     return tuple(
         CoarseSource(codec=name, column=column, sql_type=sql_type, index=index, dim=dim,
-                     tuned=tuple(t for codec_id, t in tuned if codec_id == cid), predicate=predicate,
+                     tuned=tuning_of(cid, index, predicate is not None), predicate=predicate,
                      index_rows=float(index_rows))
         for cid, name, column, sql_type, index, predicate, index_rows in rows
     )

@@ -15,14 +15,14 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from psycopg import sql
 
 from pgembed import catalog
 from pgembed.errors import InvalidInputError, SchemaError
-from pgembed.filters import EMPTY, Filter
+from pgembed.filters import EMPTY, Filter, compile_filter
 from pgembed.plan import CoarseSource, Plan, PlanRequest, Tuned, choose_plan
 from pgembed.progress import progress_bar
 from pgembed.vectors import as_matrix
@@ -41,6 +41,7 @@ class TuneResult:
     selectivity: float
     tuned: Tuned | None  # None: no setting on the ladder reached the target
     best_recall: float
+    index: str | None = None  # a partial index tuned under its own predicate
 
 
 def synthetic_filter(collection: Collection, selectivity: float) -> Filter:
@@ -85,9 +86,12 @@ def tune(
     if any(not 0 < s <= 1 for s in selectivities) or not selectivities:
         raise InvalidInputError(f"selectivities must be in (0, 1], got {list(selectivities)!r}")
     searcher.forget()
-    # Full indexes only: a partial index serves its own predicate, which the synthetic filters are not.
-    sources = [s for s in searcher.sources() if s.predicate is None and (codecs is None or s.codec in codecs)]
-    if not sources:
+    # Full indexes under the synthetic filters; each partial index under its own predicate, the only
+    # filter it serves (queries correlated with a predicate behave unlike uniform filters).
+    wanted = [s for s in searcher.sources() if codecs is None or s.codec in codecs]
+    sources = [s for s in wanted if s.predicate is None]
+    partial = [s for s in wanted if s.predicate is not None]
+    if not sources and not partial:
         raise SchemaError(f"collection {collection.name!r} has no code column with an HNSW index to tune")
     if queries is None:
         keys, queries = collection.sample_rows(sample, seed=7)
@@ -99,9 +103,9 @@ def tune(
     total = searcher.total_rows()
     codec_ids = {c.name: c.id for c in collection.codecs() if c.state == "active"}
     results: list[TuneResult] = []
-    steps = len(selectivities) * (1 + len(sources))
+    steps = (len(selectivities) * (1 + len(sources)) if sources else 0) + 2 * len(partial)
     with progress_bar(f"tune {collection.name} for recall {recall}", steps, progress) as bar:
-        for selectivity in selectivities:
+        for selectivity in selectivities if sources else ():
             where = synthetic_filter(collection, selectivity)
             # One more than k, then the query's own row left out: a vector of the table is its own nearest
             # neighbour, a hit no real query gets for free.
@@ -121,6 +125,24 @@ def tune(
                 results.append(result)
                 if bar is not None:
                     bar.advance(bar.task_ids[0])
+        columns = searcher.column_types()
+        for source in partial:
+            assert source.predicate is not None
+            where = compile_filter(dict(source.predicate), columns)
+            own = 1 if keys[0] is not None else 0
+            statement = searcher.exact_statement(where, [], k + own)
+            truth = [_without(searcher._fetch(Plan("exact", "ground truth", k=k + own), statement, q, where, []),
+                              key, k) for q, key in zip(queries, keys, strict=True)]
+            if bar is not None:
+                bar.advance(bar.task_ids[0])
+            result = _tune_source(searcher, source, where, 1.0, total, queries, keys, truth, k, recall, own,
+                                  filter_doc=dict(source.predicate))
+            if result.tuned is not None:
+                catalog.save_tuning(collection.conn, collection.info.id, codec_ids[source.codec], result.tuned,
+                                    len(queries), index_name=source.index)
+            results.append(result)
+            if bar is not None:
+                bar.advance(bar.task_ids[0])
     searcher.forget()
     return results
 
@@ -135,14 +157,16 @@ def _without(result: SearchResult, key: object, k: int) -> np.ndarray:
 
 def _tune_source(searcher: Searcher, source: CoarseSource, where: Filter, selectivity: float, total: float,
                  queries: np.ndarray, keys: Sequence[object], truth: list[np.ndarray], k: int,
-                 target: float, own: int) -> TuneResult:
+                 target: float, own: int, filter_doc: dict[str, Any] | None = None) -> TuneResult:
     best = 0.0
     for oversample in OVERSAMPLE_LADDER:
         if math.ceil(k * oversample) > 1000 and oversample > OVERSAMPLE_LADDER[0]:
             break
+        partial = filter_doc is not None  # a partial index, searched under its own predicate
         plan = choose_plan(PlanRequest(
-            k=k + own, filtered=selectivity < 1, estimated_rows=selectivity * total, total_rows=total,
-            sources=(source,), oversample=oversample, plan="index",
+            k=k + own, filtered=selectivity < 1 or partial,
+            estimated_rows=source.index_rows if partial else selectivity * total, total_rows=total,
+            sources=(source,), oversample=oversample, plan="index", filter_doc=filter_doc,
         ))
         statement = searcher.index_statement(plan, where, [])
         started = time.perf_counter()
@@ -155,5 +179,5 @@ def _tune_source(searcher: Searcher, source: CoarseSource, where: Filter, select
             assert plan.ef_search is not None
             tuned = Tuned(recall_target=target, selectivity=selectivity, ef_search=plan.ef_search,
                           oversample=oversample, measured_recall=measured, queries_per_s=len(queries) / seconds)
-            return TuneResult(source.codec, selectivity, tuned, measured)
-    return TuneResult(source.codec, selectivity, None, best)
+            return TuneResult(source.codec, selectivity, tuned, measured, source.index if partial else None)
+    return TuneResult(source.codec, selectivity, None, best, source.index if partial else None)

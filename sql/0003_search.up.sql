@@ -1,10 +1,11 @@
 -- pgembed catalog, version 3: tuning results (recall targets -> search knobs) and pgembed.search().
 
--- What collection.tune(recall=...) measured: per codec and filter selectivity, the cheapest knobs that
--- reached the recall target on a sample of the collection's own vectors.
+-- What collection.tune(recall=...) measured: per codec (and per partial index: index_name; '' for the
+-- codec's full index) and filter selectivity, the cheapest knobs that reached the recall target.
 CREATE TABLE pgembed.tuning (
     collection_id   integer          NOT NULL REFERENCES pgembed.collections (id) ON DELETE CASCADE,
     codec_id        integer          NOT NULL REFERENCES pgembed.codecs (id) ON DELETE CASCADE,
+    index_name      text             NOT NULL DEFAULT '',
     recall_target   double precision NOT NULL CHECK (recall_target > 0 AND recall_target <= 1),
     selectivity     double precision NOT NULL CHECK (selectivity > 0 AND selectivity <= 1),
     ef_search       integer          NOT NULL CHECK (ef_search BETWEEN 1 AND 1000),
@@ -13,7 +14,7 @@ CREATE TABLE pgembed.tuning (
     queries_per_s   double precision,
     sample_queries  integer          NOT NULL,
     tuned_at        timestamptz      NOT NULL DEFAULT now(),
-    PRIMARY KEY (collection_id, codec_id, recall_target, selectivity)
+    PRIMARY KEY (collection_id, codec_id, index_name, recall_target, selectivity)
 );
 GRANT SELECT ON pgembed.tuning TO PUBLIC;
 
@@ -184,6 +185,10 @@ BEGIN
         CROSS JOIN LATERAL (
             SELECT u.* FROM pgembed.tuning u
             WHERE u.codec_id = s.codec_id AND u.recall_target >= recall - 1e-9
+              -- a partial index's own tuning when it has some, else its codec's (pgembed/search.py)
+              AND u.index_name = CASE WHEN s.predicate IS NOT NULL AND EXISTS (
+                      SELECT 1 FROM pgembed.tuning o WHERE o.codec_id = s.codec_id AND o.index_name = s.index_name)
+                  THEN s.index_name ELSE '' END
             ORDER BY round((abs(ln(u.selectivity) - ln(sel)))::numeric, 9), u.oversample, u.ef_search
             LIMIT 1) t
         WHERE (search_plan.codec IS NULL OR s.name = search_plan.codec)

@@ -376,3 +376,22 @@ def test_migrate_reinstalls_query_encoders(docs: pgembed.Collection, db: pgembed
     db.migrate()  # the catalog moves: every collection's trigger and encoder are regenerated
     assert len(sql_conn.execute("SELECT * FROM pgembed.search('docs', %s::vector, oversample => 5)",
                                 (q,)).fetchall()) == 10
+
+
+def test_partial_indexes_are_tuned_under_their_own_predicate(docs: pgembed.Collection,
+                                                             sql_conn: psycopg.Connection) -> None:
+    news = {"category": "news"}
+    info = docs.create_index("bq", "hnsw", m=8, ef_construction=40, where=news)
+    results = docs.tune(recall=0.8, sample=30, selectivities=(1.0,))
+    mine = [r for r in results if r.index == info.index_name]
+    assert len(mine) == 1 and mine[0].selectivity == 1.0
+    assert mine[0].tuned is not None  # 0.8 on a 2,000-row partial graph: within the ladder
+    stored = {r[0] for r in sql_conn.execute("SELECT index_name FROM pgembed.tuning").fetchall()}
+    assert info.index_name in stored
+    q = unit_vectors(1, DIM, seed=26)[0]
+    result = docs.search(q, 10, where=news, recall=0.8)
+    assert result.plan.index == info.index_name and result.plan.tuned
+    assert result.plan.oversample == mine[0].tuned.oversample
+    sql_plan = sql_conn.execute("SELECT pgembed.search_plan('docs', %s::vector, 10, %s::jsonb, 0.8)",
+                                (vector_text(q), json.dumps(news))).fetchone()[0]
+    assert sql_plan["oversample"] == mine[0].tuned.oversample and sql_plan["index"] == info.index_name

@@ -643,7 +643,7 @@ def _run_pgembed(collection: pgembed.Collection, truths: list[Truth], base: np.n
                 continue
             seconds = time.perf_counter() - started
             tuning[str(target)] = {"seconds": round(seconds, 2), "results": [
-                {"codec": t.codec, "selectivity": t.selectivity, "best_recall": t.best_recall,
+                {"codec": t.codec, "index": t.index, "selectivity": t.selectivity, "best_recall": t.best_recall,
                  "tuned": _describe_plan(t.tuned) if t.tuned is not None else None} for t in tuned or []]}
             on = f"{len(tuning_queries)} held-out queries" if tuning_queries is not None else \
                 f"{tune_sample} of the collection's vectors"
