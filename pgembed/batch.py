@@ -29,7 +29,7 @@ import numpy as np
 from psycopg import sql
 
 from pgembed.errors import InvalidInputError, SchemaError
-from pgembed.filters import Filter, check_filter, compile_filter
+from pgembed.filters import Filter
 from pgembed.plan import check_request
 from pgembed.progress import progress_bar
 from pgembed.search import check_not_zero
@@ -143,15 +143,11 @@ def search_batch(
         filters = [where] * n
     cost = cost or CostModel()
     searcher = collection.searcher
-    columns = searcher.column_types()
     groups: dict[str, tuple[Any, Filter, list[int]]] = {}
     for i, f in enumerate(filters):
-        compiled = compile_filter(f, columns)
+        compiled, _ = searcher.prepare(f)
         key = _group_key(f, compiled, collection.conn)
-        if key not in groups:
-            check_filter(collection.conn, compiled)
-            groups[key] = (f, compiled, [])
-        groups[key][2].append(i)
+        groups.setdefault(key, (f, compiled, []))[2].append(i)
 
     ids = np.full((n, k), None, dtype=object)
     distances = np.full((n, k), np.inf, dtype=np.float64)

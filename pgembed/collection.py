@@ -513,11 +513,9 @@ class Collection:
                 codec: str | None = None, ef_search: int | None = None, oversample: float | None = None,
                 plan: str = "auto") -> Plan:
         """The plan search() would take for these arguments, without running it."""
-        from pgembed.filters import compile_filter
-
-        compiled = compile_filter(where, self.searcher.column_types())
+        compiled, doc = self.searcher.prepare(where)
         return self.searcher.plan(compiled, k=k, codec=codec, ef_search=ef_search, oversample=oversample,
-                                  recall=recall, plan=plan, filter_doc=where if isinstance(where, Mapping) else None)
+                                  recall=recall, plan=plan, filter_doc=doc)
 
     def search_batch(self, queries: Any, k: int = 10, *, where: Any = None, recall: float | None = None,
                      codec: str | None = None, ef_search: int | None = None, oversample: float | None = None,

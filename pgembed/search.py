@@ -103,6 +103,7 @@ class Searcher:
         self._columns: dict[str, Any] | None = None
         self._estimates: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._total_rows: float | None = None
+        self._checked: set[tuple[str, str]] = set()
         self._read_at = time.monotonic()
 
     def _fresh(self) -> None:
@@ -121,6 +122,7 @@ class Searcher:
         self._columns = None
         self._total_rows = None
         self._estimates.clear()
+        self._checked.clear()
         self._read_at = time.monotonic()
 
     # -- what the catalog says ----------------------------------------------------------------------------
@@ -153,9 +155,23 @@ class Searcher:
                 self._total_rows = float(counted[0]) if counted else 0.0
         return self._total_rows
 
+    def prepare(self, where: Any) -> tuple[Filter, Mapping[str, Any] | None]:
+        """`where` compiled against the table's columns, its values' casts checked by the server once per
+        filter (not per query), and the dict itself when it is one (partial indexes match on it)."""
+        compiled = compile_filter(where, self.column_types())
+        if compiled.casts:
+            key = self._filter_key(compiled)
+            if key not in self._checked:
+                check_filter(self.conn, compiled)
+                self._checked.add(key)
+        return compiled, where if isinstance(where, Mapping) else None
+
+    def _filter_key(self, where: Filter) -> tuple[str, str]:
+        return where.clause.as_string(self.conn), repr(sorted(where.params.items()))
+
     def estimate_rows(self, where: Filter) -> float:
         """PostgreSQL's own estimate of the rows the filter keeps (EXPLAIN), cached per filter."""
-        key = (where.clause.as_string(self.conn), repr(sorted(where.params.items())))
+        key = self._filter_key(where)
         if key in self._estimates:
             self._estimates.move_to_end(key)
             return self._estimates[key]
@@ -198,9 +214,7 @@ class Searcher:
         check_not_zero(q, self.collection.metric)
         if q.shape[0] != 1:
             raise InvalidInputError(f"search takes one query vector, got {q.shape[0]}: use search_batch")
-        compiled = compile_filter(where, self.column_types())
-        check_filter(self.conn, compiled)
-        doc = where if isinstance(where, Mapping) else None
+        compiled, doc = self.prepare(where)
         extra = self._check_columns(columns)
         chosen = self.plan(compiled, k=k, codec=codec, ef_search=ef_search, oversample=oversample,
                            recall=recall, plan=plan, filter_doc=doc)

@@ -22,7 +22,6 @@ import numpy as np
 import sqlalchemy as sa
 from pgvector.sqlalchemy import BIT, HALFVEC, VECTOR
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
-from sqlalchemy.sql.elements import TableValuedColumn  # noqa: F401  (re-exported type for annotations)
 
 from pgembed.codecs.base import vector_literal
 from pgembed.errors import InvalidInputError

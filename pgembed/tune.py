@@ -101,19 +101,16 @@ def tune(
     if len(queries) == 0:
         raise SchemaError(f"collection {collection.name!r} has no vectors to tune on")
     total = searcher.total_rows()
+    # A table row's own vector is its nearest neighbour, a hit no real query gets for free: fetch one more
+    # than k, then leave it out.
+    own = 1 if keys[0] is not None else 0
     codec_ids = {c.name: c.id for c in collection.codecs() if c.state == "active"}
     results: list[TuneResult] = []
     steps = (len(selectivities) * (1 + len(sources)) if sources else 0) + 2 * len(partial)
     with progress_bar(f"tune {collection.name} for recall {recall}", steps, progress) as bar:
         for selectivity in selectivities if sources else ():
             where = synthetic_filter(collection, selectivity)
-            # One more than k, then the query's own row left out: a vector of the table is its own nearest
-            # neighbour, a hit no real query gets for free.
-            own = 1 if keys[0] is not None else 0  # a table row's own vector is fetched, then left out
-            exact = Plan("exact", "ground truth", k=k + own)
-            statement = searcher.exact_statement(where, [], k + own)
-            truth = [_without(searcher._fetch(exact, statement, q, where, []), key, k)
-                     for q, key in zip(queries, keys, strict=True)]
+            truth = _truth(searcher, where, queries, keys, k, own)
             if bar is not None:
                 bar.advance(bar.task_ids[0])
             for source in sources:
@@ -129,10 +126,7 @@ def tune(
         for source in partial:
             assert source.predicate is not None
             where = compile_filter(dict(source.predicate), columns)
-            own = 1 if keys[0] is not None else 0
-            statement = searcher.exact_statement(where, [], k + own)
-            truth = [_without(searcher._fetch(Plan("exact", "ground truth", k=k + own), statement, q, where, []),
-                              key, k) for q, key in zip(queries, keys, strict=True)]
+            truth = _truth(searcher, where, queries, keys, k, own)
             if bar is not None:
                 bar.advance(bar.task_ids[0])
             result = _tune_source(searcher, source, where, 1.0, total, queries, keys, truth, k, recall, own,
@@ -145,6 +139,15 @@ def tune(
                 bar.advance(bar.task_ids[0])
     searcher.forget()
     return results
+
+
+def _truth(searcher: Searcher, where: Filter, queries: np.ndarray, keys: Sequence[object], k: int,
+           own: int) -> list[np.ndarray]:
+    """Exact top-k distances per query under `where` (the query's own row left out)."""
+    statement = searcher.exact_statement(where, [], k + own)
+    exact = Plan("exact", "ground truth", k=k + own)
+    return [_without(searcher._fetch(exact, statement, q, where, []), key, k)
+            for q, key in zip(queries, keys, strict=True)]
 
 
 def _without(result: SearchResult, key: object, k: int) -> np.ndarray:

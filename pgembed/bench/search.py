@@ -30,7 +30,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -345,17 +345,15 @@ def _plan_summary(plans: Sequence[Any]) -> tuple[str, dict[str, int]]:
     return label, dict(counts)
 
 
-def _describe_plan(plan: Any) -> Any:
-    describe = getattr(plan, "describe", None)
-    try:
-        if callable(describe):
-            return describe()
-        return asdict(plan) if is_dataclass(plan) and not isinstance(plan, type) else str(plan)
-    except Exception as err:  # noqa: BLE001 - the example plan is informative only
-        return f"describe() failed: {err}"
-
-
 # -- the run --------------------------------------------------------------------------------------------
+def fresh_collection(db: pgembed.Database, name: str, dim: int, attrs: dict[str, str]) -> pgembed.Collection:
+    """A new, empty collection `name` (a leftover of an interrupted run, collection or bare table, goes)."""
+    if any(c.name == name for c in db.collections()):
+        db.collection(name).drop(drop_table=True)
+    db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+    return db.create_collection(name, dim, attrs=attrs)
+
+
 def run_search_bench(base_path: str, queries_path: str, gt_path: str | None = None,
                      attrs_path: str | None = None, filters: dict[str, Any] | None = None, *,
                      baselines: bool = True, search: bool = False, k: int = 10, rows: int | None = None,
@@ -406,10 +404,7 @@ def run_search_bench(base_path: str, queries_path: str, gt_path: str | None = No
     out_rows: list[dict[str, Any]] = []
     with pgembed.connect(dsn, data_dir=data_dir, migrate=True) as db:
         environment = describe_environment(db)
-        if any(c.name == TABLE for c in db.collections()):
-            db.collection(TABLE).drop(drop_table=True)
-        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(TABLE)))
-        collection = db.create_collection(TABLE, dim, attrs=attr_types)
+        collection = fresh_collection(db, TABLE, dim, attr_types)
         table = collection.info.table
         # Filters written in pgembed's language become SQL through pgembed.filter_sql, for the baselines
         # and the ground truth; pgembed's own search takes them as dicts.
@@ -558,8 +553,6 @@ def _add_codecs(collection: pgembed.Collection, specs: list[str], base: np.ndarr
                 ) -> dict[str, dict[str, Any]]:
     """Add each codec (fitted on a uniform sample of up to 50,000 base rows) to the still empty collection:
     {spec: {"name", "fit_s"} or {"name", "error"}}."""
-    if not callable(getattr(collection, "search", None)):
-        raise PgembedError("--search needs Collection.search (issue 4), which this pgembed does not have yet")
     rng = np.random.default_rng(0)
     sample = base[np.sort(rng.choice(len(base), min(50_000, len(base)), replace=False))]
     added: dict[str, dict[str, Any]] = {}
@@ -630,13 +623,12 @@ def _run_pgembed(collection: pgembed.Collection, truths: list[Truth], base: np.n
         configs += [{"codec": name, "oversample": o, "ef_search": None} for o in oversample]
         configs += [{"codec": name, "oversample": None, "ef_search": e} for e in ef_values]
     configs.append({"plan": "exact"})
-    tune = getattr(collection, "tune", None)
     tuning: dict[str, Any] = {}
-    if callable(tune) and ready:
+    if ready:
         for target in recall_targets:
             started = time.perf_counter()
             try:
-                tuned = tune(recall=target, k=k, sample=tune_sample, queries=tuning_queries)
+                tuned = collection.tune(recall=target, k=k, sample=tune_sample, queries=tuning_queries)
             except (PgembedError, psycopg.Error, TypeError) as err:  # reported, and its rows left out
                 console.print(f"[yellow]tune(recall={target}) failed[/]: {err}")
                 tuning[str(target)] = {"error": f"{type(err).__name__}: {err}"}
@@ -644,15 +636,12 @@ def _run_pgembed(collection: pgembed.Collection, truths: list[Truth], base: np.n
             seconds = time.perf_counter() - started
             tuning[str(target)] = {"seconds": round(seconds, 2), "results": [
                 {"codec": t.codec, "index": t.index, "selectivity": t.selectivity, "best_recall": t.best_recall,
-                 "tuned": _describe_plan(t.tuned) if t.tuned is not None else None} for t in tuned or []]}
+                 "tuned": asdict(t.tuned) if t.tuned is not None else None} for t in tuned]}
             on = f"{len(tuning_queries)} held-out queries" if tuning_queries is not None else \
                 f"{tune_sample} of the collection's vectors"
             tuning[str(target)]["on"] = on
             console.print(f"tune(recall={target}, k={k}) on {on}: {seconds:.1f}s")
             configs.append({"recall": target})
-    elif ready:
-        console.print("[yellow]Collection.tune does not exist yet: recall targets not measured[/]")
-        tuning["error"] = "Collection.tune does not exist"
 
     for truth in truths:
         doc = (docs or {}).get(truth.name) if truth.name else None
@@ -680,7 +669,7 @@ def _run_pgembed(collection: pgembed.Collection, truths: list[Truth], base: np.n
                   "index": ",".join(indexes) or None,
                   "index_bytes": sum(v["index_bytes"] or 0 for v in sizes.values()) if indexes else None,
                   "build_s": round(sum(v["build_s"] or 0 for v in sizes.values()), 2) if indexes else None,
-                  "plan_example": _describe_plan(timed.extra[0]) if timed.extra else None})
+                  "plan_example": timed.extra[0].describe() if timed.extra else None})
     return {"codecs": report, "tune": tuning}
 
 

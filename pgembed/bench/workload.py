@@ -22,10 +22,11 @@ from rich.console import Console
 from rich.table import Table
 
 import pgembed
+from pgembed.advise import workload_filters
 from pgembed.batch import calibrate, search_batch
 from pgembed.bench.codecs import load_matrix
 from pgembed.bench.environment import describe_environment
-from pgembed.bench.search import load_attrs
+from pgembed.bench.search import fresh_collection, load_attrs
 from pgembed.errors import InvalidInputError
 
 TABLE = "pgembed_bench_workload"
@@ -73,14 +74,11 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
         raise InvalidInputError("every workload query must name a row of the queries file")
     q = all_queries[[w["query"] for w in items]]
     docs = workload["filters"]
-    where = [docs[w["filter"]] if w["filter"] is not None else None for w in items]
+    where = workload_filters(workload)
     rows: list[dict[str, Any]] = []
     with pgembed.connect(dsn, data_dir=data_dir, migrate=True) as db:
         environment = describe_environment(db)
-        if any(c.name == TABLE for c in db.collections()):
-            db.collection(TABLE).drop(drop_table=True)
-        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(TABLE)))
-        coll = db.create_collection(TABLE, base.shape[1], attrs=attr_types)
+        coll = fresh_collection(db, TABLE, base.shape[1], attr_types)
         rng = np.random.default_rng(0)
         coll.add_codec("bq2", "bq2", fit_on=base[rng.choice(len(base), min(50_000, len(base)), replace=False)])
         started = time.perf_counter()
