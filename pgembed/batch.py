@@ -124,7 +124,8 @@ def search_batch(
     """Answer every query of `queries` (n x dim); `where` is one filter for all, or a list of n filters.
 
     plan: "auto" (the cost model chooses per group), "scan" (every group scanned: exact), or "each"
-    (every query through search(), with `recall`/`codec`/`ef_search`/`oversample` as search() takes them).
+    (every query through search(), with `recall`/`codec`/`ef_search`/`oversample` as search() takes them);
+    "index" and "exact" are "each" with search()'s plan forced to that.
     workers: connections working at once (default 1). Extra workers are new connections from the same DSN:
     they do not carry this session's state (SET ROLE, search_path, settings row-level security reads), and
     inside a transaction they are not used at all (they would not see its uncommitted rows).
@@ -132,8 +133,9 @@ def search_batch(
     q = as_matrix(queries, collection.dim, what="queries")
     check_not_zero(q, collection.metric)
     check_request(k, recall, ef_search, oversample, "auto")
-    if plan not in ("auto", "scan", "each"):
-        raise InvalidInputError(f"plan must be one of auto, scan, each, got {plan!r}")
+    if plan not in ("auto", "scan", "each", "index", "exact"):
+        raise InvalidInputError(f"plan must be one of auto, scan, each, index, exact, got {plan!r}")
+    search_plan = plan if plan in ("index", "exact") else "auto"
     n = q.shape[0]
     if isinstance(where, list | tuple):
         if len(where) != n:
@@ -166,7 +168,7 @@ def search_batch(
             tasks.append((number, kind, members))
         else:
             kind = "each"
-            reason = ("asked for" if plan == "each" else
+            reason = ("asked for" if plan in ("each", "index", "exact") else
                       f"~{each_s:.3f}s <= ~{scan_s:.3f}s to scan ~{rows:.0f} rows" if plan == "auto"
                       and recall is None and codec is None else "recall/codec given: per-query plans")
             tasks.extend((number, kind, members[i : i + EACH_CHUNK]) for i in range(0, len(members), EACH_CHUNK))
@@ -185,7 +187,7 @@ def search_batch(
         else:
             for i in members:
                 result = worker.searcher.search(q[i], k, where=original, recall=recall, codec=codec,
-                                                ef_search=ef_search, oversample=oversample)
+                                                ef_search=ef_search, oversample=oversample, plan=search_plan)
                 counts[i] = len(result.ids)
                 ids[i, : counts[i]] = result.ids
                 distances[i, : counts[i]] = result.distances

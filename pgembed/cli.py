@@ -18,6 +18,7 @@ from rich.table import Table
 
 import pgembed
 from pgembed import migrate as migrations
+from pgembed.datasets.cli import add_commands as add_dataset_commands
 from pgembed.errors import PgembedError
 from pgembed.server import EmbeddedServer
 
@@ -202,6 +203,14 @@ def cmd_tune(args: argparse.Namespace) -> None:
 
 # -- jobs -----------------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> None:
+    from pgembed.demo import run_main_job
+
+    result = run_main_job(args.dsn, args.data_dir, dataset=args.dataset, rows=args.rows, queries=args.queries,
+                          specs=_bench_specs(args), out_dir=args.out, quiet=args.json)
+    _emit(args, result, lambda _d: None)
+
+
+def cmd_tour(args: argparse.Namespace) -> None:
     from pgembed.demo import run_demo
 
     result = run_demo(dsn=args.dsn, data_dir=args.data_dir, rows=args.rows, quiet=args.json)
@@ -220,24 +229,32 @@ def cmd_bench_ingest(args: argparse.Namespace) -> None:
     _emit(args, result, lambda _d: None)
 
 
-def cmd_bench(args: argparse.Namespace) -> None:
-    from pgembed.bench.codecs import run_codec_bench
+def _need(args: argparse.Namespace, *names: str) -> None:
+    missing = [f"--{n.replace('_', '-')}" for n in names if not getattr(args, n)]
+    if missing:
+        raise PgembedError(f"this bench needs {', '.join(missing)}")
 
-    specs = None
-    if args.codecs:
-        specs = [s.strip() for s in args.codecs.split(";")] if ";" in args.codecs else _split_specs(args.codecs)
+
+def _bench_specs(args: argparse.Namespace) -> list[str] | None:
+    if not args.codecs:
+        return None
+    return [s.strip() for s in args.codecs.split(";")] if ";" in args.codecs else _split_specs(args.codecs)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    specs = _bench_specs(args)
     to_stdout = args.json == "-"
     if args.workload:
         from pgembed.bench.workload import run_workload_bench
 
-        if not args.attrs:
-            raise PgembedError("--workload needs --attrs (the columns its filters are written over)")
+        _need(args, "base", "queries", "attrs")
         result = run_workload_bench(args.base, args.queries, args.attrs,
                                     None if args.workload == "generate" else args.workload, k=args.k,
                                     dsn=args.dsn, data_dir=args.data_dir, quiet=to_stdout)
     elif args.baselines or args.search:
         from pgembed.bench.search import parse_filters, run_search_bench
 
+        _need(args, "base", "queries")
         result = run_search_bench(
             args.base, args.queries, args.gt, args.attrs, parse_filters(args.filter), baselines=args.baselines,
             search=args.search, k=args.k, rows=args.rows, queries_limit=args.queries_limit, codecs=specs,
@@ -247,16 +264,90 @@ def cmd_bench(args: argparse.Namespace) -> None:
             partial=[t.strip() for t in args.partial.split(";") if t.strip()],
             dsn=args.dsn, data_dir=args.data_dir, quiet=to_stdout,
         )
-    else:
+    elif args.quality:
+        from pgembed.bench.codecs import run_codec_bench
+
+        _need(args, "base", "queries")
         if args.attrs or args.filter or args.rows or args.queries_limit:
             raise PgembedError("--attrs, --filter, --rows and --queries-limit apply to --baselines / --search")
         result = run_codec_bench(args.base, args.queries, args.gt, specs, k=args.k, fit_sample=args.fit_sample,
                                  fit_queries=args.fit_queries, dsn=args.dsn, data_dir=args.data_dir,
                                  quiet=to_stdout)
+    else:
+        result = _compression_bench(args, specs, quiet=to_stdout)
     if to_stdout:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2, default=str))
     elif args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+
+
+def _compression_bench(args: argparse.Namespace, specs: list[str] | None, *, quiet: bool) -> dict[str, Any]:
+    from pgembed.bench.compression import run_compression_bench
+    from pgembed.bench.report import write_outputs
+
+    dataset = _dataset(args)
+    result = run_compression_bench(
+        dataset, specs, k=args.k, baselines=not args.no_baselines, candidates=_int_list(args.candidates),
+        queries_limit=args.queries_limit, fit_sample=args.fit_sample, fit_queries=args.fit_queries or None,
+        batch=not args.no_batch, dsn=args.dsn, data_dir=args.data_dir, quiet=quiet)
+    files = write_outputs(result, args.out)
+    if not quiet:
+        _show_compression(result, files)
+    return result
+
+
+def _show_compression(result: dict[str, Any], files: dict[str, str]) -> None:
+    from pgembed.bench.compression import results_table
+
+    out = Console(width=None if sys.stdout.isatty() else 200)
+    out.print(results_table(result))
+    out.print(f"every row: {files['csv']} and {files['json']}", highlight=False)
+    out.print(f"plots: {files['recall_qps_png']}  {files['recall_bytes_png']}", highlight=False)
+
+
+def _dataset(args: argparse.Namespace) -> Any:
+    """The bench's dataset: files (--base/--queries/--gt), a dataset folder (--dataset), or a collection."""
+    from pgembed.bench.compression import dataset_from_collection
+    from pgembed.datasets.files import load_dataset
+
+    given = [name for name in ("base", "dataset", "collection") if getattr(args, name, None)]
+    if len(given) != 1:
+        raise PgembedError("give the data once: --base FILE (with --queries), --dataset DIR, or --collection NAME")
+    if args.collection:
+        _need(args, "queries")
+        with pgembed.connect(args.dsn, data_dir=args.data_dir) as db:
+            return dataset_from_collection(db.collection(args.collection), args.queries, args.gt)
+    return load_dataset(args.dataset or args.base, args.queries, args.gt)
+
+
+def cmd_advise_codec(args: argparse.Namespace) -> None:
+    from pgembed.advise_codec import advise_codec
+
+    if args.results:
+        if args.base or args.dataset or args.collection:
+            raise PgembedError("--results reads a measured frontier: give it alone, or the data to measure")
+        try:
+            result = json.loads(Path(args.results).read_text())
+        except (OSError, ValueError) as err:
+            raise PgembedError(f"--results {args.results}: {err}") from err
+    else:
+        result = _compression_bench(args, _bench_specs(args), quiet=True)
+    picks = [advise_codec(result, budget.strip(), min_recall=args.min_recall,
+                          include_client_scan=args.include_client_scan, count_index=args.count_index).to_dict()
+             for budget in args.budget.split(",") if budget.strip()]
+    data = picks[0] if len(picks) == 1 else picks
+
+    def render(_: Any) -> None:
+        table = Table(title=f"codec advice ({result['dataset']['name']}, recall@{result['dataset']['k']})")
+        for column in ("budget", "method", "knobs", "B/vector", "recall", "q/s", "reason"):
+            table.add_column(column)
+        for p in picks:
+            knobs = " ".join(f"{k}={v}" for k, v in p["knobs"].items())
+            table.add_row(p["budget"]["text"], p["method"], knobs, f"{p['bytes_per_vector']:.1f}",
+                          f"{p['recall_at_k']:.3f}", f"{p['qps']:,.0f}", p["reason"])
+        Console().print(table)
+
+    _emit(args, data, render)
 
 
 def _int_list(text: str) -> list[int]:
@@ -285,6 +376,27 @@ def _split_specs(text: str) -> list[str]:
 
 
 # -- parser ---------------------------------------------------------------------------------------------
+def _dataset_arguments(p: argparse.ArgumentParser) -> None:
+    d = p.add_argument_group("data (one of --base, --dataset, --collection)")
+    d.add_argument("--base", default=None, help="base vectors: .npy, .fvecs/.bvecs, or an ann-benchmarks .hdf5 "
+                                                "(which also holds the queries and neighbours)")
+    d.add_argument("--queries", default=None, help="query vectors: .npy or .fvecs")
+    d.add_argument("--gt", default=None, help="exact top-k ids, .npy or .ivecs (computed when not given)")
+    d.add_argument("--dataset", default=None, metavar="DIR",
+                   help="a dataset folder (base[.f16].npy, queries.npy, gt_ip.npy), as `pgembed dataset` writes")
+    d.add_argument("--collection", default=None, metavar="NAME",
+                   help="an existing collection's vectors (copied to a scratch collection; yours is not touched)")
+
+
+def _compression_arguments(p: argparse.ArgumentParser) -> None:
+    c = p.add_argument_group("the compression bench")
+    c.add_argument("--candidates", default="10,20,40,80,160,320",
+                   help="rows fetched from a code index and re-ranked, swept (oversample = candidates / k)")
+    c.add_argument("--no-baselines", action="store_true", help="leave plain pgvector out")
+    c.add_argument("--no-batch", action="store_true", help="leave the batched measurement out")
+    c.add_argument("--out", default="bench-out", metavar="DIR", help="where the CSV, JSON and PNG plots go")
+
+
 def build_parser() -> argparse.ArgumentParser:
     data_dir = argparse.ArgumentParser(add_help=False)
     data_dir.add_argument("--data-dir", default=None, help="embedded server data directory ($PGEMBED_DATA_DIR)")
@@ -368,16 +480,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start-id", type=int, default=0)
     p.add_argument("--batch", type=int, default=50_000)
 
-    p = add("demo", cmd_demo, "end-to-end run on generated data: the main job", [db_common])
+    p = add("demo", cmd_demo, "the main job: a short compression bench on a small real dataset (shipped), "
+            "with the table, the advice for 64 B/vector and the plots", [db_common])
+    p.add_argument("--dataset", default=None, metavar="DIR", help="another dataset folder (default: the shipped one)")
+    p.add_argument("--rows", type=int, default=None, help="take the first N base vectors")
+    p.add_argument("--queries", type=int, default=None, help="measure the first N queries")
+    p.add_argument("--codecs", default=None, help="codec specs (default: all of them)")
+    p.add_argument("--out", default="bench-out/demo", metavar="DIR", help="where the CSV, JSON and plots go")
+    p = add("tour", cmd_tour, "the machinery end to end on generated data: ingest, codes, index, a filtered "
+            "two-stage query", [db_common])
     p.add_argument("--rows", type=int, default=50_000)
-    p = add("bench", cmd_bench, "codec quality: bytes/vector, encode rates, recall@k with re-ranking; with "
-            "--baselines / --search: search measured in the database (qps, latency, recall), per filter",
-            [server_common])
+    p = add("bench", cmd_bench, "the compression benchmark: every codec (and plain pgvector) measured in the "
+            "database: bytes/vector, build and encode time, recall@1/10/100, q/s single and batched, p50/p99; "
+            "a table, --json, CSV and PNG plots. --quality: codec quality in numpy only; --baselines/--search: "
+            "filtered search; --workload: batches", [server_common])
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="OUT.json",
                    help="write every row as JSON to OUT.json (stdout when no file is given)")
-    p.add_argument("--base", required=True, help=".npy base vectors (float16 or float32)")
-    p.add_argument("--queries", required=True, help=".npy query vectors")
-    p.add_argument("--gt", default=None, help=".npy exact top-k ids (computed when not given)")
+    _dataset_arguments(p)
     p.add_argument("--codecs", default=None,
                    help="codec specs, comma-separated; a projection joins the token after it ('f16,pca128,bq2' "
                         "is f16 and pca128+bq2); write pipelines with '+' or separate specs with ';' to be exact")
@@ -385,6 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-sample", type=int, default=50_000, help="base rows to fit codecs on")
     p.add_argument("--fit-queries", type=int, default=0,
                    help="queries used to fit LeanVec (then left out of every measurement)")
+    p.add_argument("--queries-limit", type=int, default=None, metavar="N", help="measure the first N queries")
+    p.add_argument("--quality", action="store_true",
+                   help="codec quality only, in numpy (recall with re-ranking, encode rates): no search")
+    _compression_arguments(p)
     s = p.add_argument_group("search in the database (--baselines / --search)")
     s.add_argument("--baselines", action="store_true",
                    help="plain pgvector: HNSW on float32, on ::halfvec, on binary_quantize with re-rank; B-tree+exact")
@@ -395,7 +518,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--filter", action="append", default=[], metavar="NAME=SQL_WHERE",
                    help="a filter in SQL over the attribute columns (repeatable); exact ground truth per filter")
     s.add_argument("--rows", type=int, default=None, help="take the first N base rows (default all)")
-    s.add_argument("--queries-limit", type=int, default=None, metavar="N", help="time the first N queries")
     s.add_argument("--ef-search", default="10,20,40,80,160,320", help="hnsw.ef_search values swept (comma-separated)")
     s.add_argument("--oversample", default="1,2,4,10,20", help="pgembed oversampling factors swept")
     s.add_argument("--rerank-factors", default="2,4,10,20", help="bit baseline: candidates re-ranked = k x factor")
@@ -408,6 +530,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch workload: search_batch vs pgembed's search in a loop vs plain pgvector one at a time")
     s.add_argument("--partial", default="", metavar="SPEC[;SPEC]",
                    help="pgembed: partial HNSW indexes on these codecs for each filter given as JSON (hot predicates)")
+    p = add("advise-codec", cmd_advise_codec, "the codec to use within a memory budget, from a measured "
+            "frontier (--results R.json of `pgembed bench`) or measured now on the data given", [server_common])
+    p.add_argument("--json", action="store_true", help="print the recommendation as JSON on stdout")
+    p.add_argument("--budget", required=True,
+                   help="bytes per vector ('64B') or a total for the collection ('12MB'); comma-separated for several")
+    p.add_argument("--min-recall", type=float, default=None,
+                   help="the fastest setting reaching this recall@k within the budget (default: the best recall)")
+    p.add_argument("--include-client-scan", action="store_true",
+                   help="also pick codes only a client-side scan can search (sq8, pq)")
+    p.add_argument("--count-index", action="store_true", help="the budget counts the HNSW index's bytes too")
+    p.add_argument("--results", default=None, metavar="R.json", help="a `pgembed bench --json` result to choose from")
+    _dataset_arguments(p)
+    p.add_argument("--codecs", default=None, help="codec specs to measure (as `pgembed bench --codecs`)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--fit-sample", type=int, default=50_000)
+    p.add_argument("--fit-queries", type=int, default=0)
+    p.add_argument("--queries-limit", type=int, default=None, metavar="N")
+    _compression_arguments(p)
+    add_dataset_commands(add, [common])
     p = add("bench-ingest", cmd_bench_ingest, "measure bulk ingest (vectors/s) and index build time", [db_common])
     p.add_argument("--base", default=None, help=".npy base vectors (default: generated, clearly labelled)")
     p.add_argument("--rows", type=int, default=100_000)

@@ -82,7 +82,7 @@ class Collection:
     def add_codec(
         self,
         name: str,
-        spec: str,
+        spec: Any,
         *,
         fit_on: np.ndarray | None = None,
         fit_queries: np.ndarray | None = None,
@@ -95,9 +95,12 @@ class Collection:
         Trainable codecs fit on `fit_on` when given, else on up to `sample` rows of the table (an empty
         table cannot fit them: pass fit_on); LeanVec also needs `fit_queries`. Backfill runs in batches that
         commit on their own unless you called this inside your own transaction; an interrupted backfill is
-        finished by `backfill()`.
+        finished by `backfill()`. `spec` may also be what `pgembed.advise_codec` recommended (the object,
+        or its --json mapping): its codec spec is taken as is.
         """
-        codec = make_codec(spec, self.dim)
+        from pgembed.advise_codec import codec_spec
+
+        codec = make_codec(codec_spec(spec), self.dim)
         if any(c.name == name for c in self.codecs()):
             raise SchemaError(f"collection {self.name!r} already has a codec {name!r}")
         fitted_rows = None

@@ -93,6 +93,12 @@ def dsn(server_dsn: str) -> Iterator[str]:
     yield from _new_database(server_dsn, TEMPLATE)
 
 
+@pytest.fixture(scope="module")
+def server_dsn_for_module(server_dsn: str) -> Iterator[str]:
+    """A database shared by one test module's tests (for a measurement several tests look at)."""
+    yield from _new_database(server_dsn, TEMPLATE)
+
+
 @pytest.fixture
 def bare_dsn(server_dsn: str) -> Iterator[str]:
     """A database of this test's own with nothing installed (no pgvector, no catalog)."""

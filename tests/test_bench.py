@@ -20,7 +20,8 @@ def test_codec_bench_writes_the_documented_json(dsn: str, tmp_path: Path, capsys
     np.save(tmp_path / "queries.npy", queries)
     out = tmp_path / "out.json"
     code = main(["bench", "--dsn", dsn, "--base", str(tmp_path / "base.npy"), "--queries",
-                 str(tmp_path / "queries.npy"), "--codecs", "f16,bq,sq8,rabitq", "--k", "5", "--json", str(out)])
+                 str(tmp_path / "queries.npy"), "--codecs", "f16,bq,sq8,rabitq", "--k", "5", "--quality",
+                 "--json", str(out)])
     assert code == 0
     result = json.loads(out.read_text())
     assert result["dataset"]["n_base"] == 3000 and result["dataset"]["k"] == 5

@@ -59,8 +59,21 @@ def test_errors_are_json_too(capsys: pytest.CaptureFixture[str], dsn: str) -> No
     assert code == 1
 
 
-def test_the_main_job_runs_end_to_end(capsys: pytest.CaptureFixture[str], dsn: str) -> None:
-    code, result = run_json(capsys, "demo", "--rows", "3000", "--dsn", dsn)
+def test_the_main_job_benches_the_shipped_real_dataset(capsys: pytest.CaptureFixture[str], dsn: str,
+                                                        tmp_path: Path) -> None:
+    code, result = run_json(capsys, "demo", "--rows", "800", "--queries", "20", "--codecs", "bq,pq12",
+                            "--out", str(tmp_path), "--dsn", dsn)
+    assert code == 0
+    assert result["dataset"]["name"] == "manpages-5k" and result["dataset"]["n_base"] == 800
+    assert result["dataset"]["ground_truth"].startswith("computed")  # a subset: the shipped truth no longer holds
+    assert {r["method"] for r in result["rows"]} >= {"bq", "pq12", "pgvector-hnsw-f32"}
+    assert result["advice"]["method"] == "bq" and result["advice"]["bytes_per_vector"] <= 64
+    for name in ("compression.csv", "compression.json", "compression-recall-qps.png", "compression-recall-bytes.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_the_tour_runs_end_to_end(capsys: pytest.CaptureFixture[str], dsn: str) -> None:
+    code, result = run_json(capsys, "tour", "--rows", "3000", "--dsn", dsn)
     assert code == 0
     assert len(result["hits"]) == 10
     assert all(hit[1] == "docs" and hit[2] >= 2015 for hit in result["hits"])

@@ -1,0 +1,47 @@
+"""Exact nearest neighbours by brute force, with a defined order on ties (smaller id first)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pgembed.errors import InvalidInputError
+
+# Score blocks of at most this many floats (128 MB), so a large base never needs an (nq, n) matrix at once.
+_BLOCK_FLOATS = 32_000_000
+
+
+def scores(base: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
+    """Similarity of each query to each base row, higher = closer, in float32 as the vectors are stored."""
+    base = np.asarray(base, dtype=np.float32)
+    queries = np.asarray(queries, dtype=np.float32)
+    if metric == "ip":
+        return queries @ base.T
+    if metric == "cosine":
+        bn = base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), np.float32(1e-30))
+        qn = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), np.float32(1e-30))
+        return qn @ bn.T
+    if metric == "l2":
+        # -||q - b||^2 up to the per-query constant ||q||^2, which does not change the order.
+        return 2 * (queries @ base.T) - np.einsum("ij,ij->i", base, base)[None, :]
+    raise InvalidInputError(f"unknown metric {metric!r}")
+
+
+def exact_topk(base: np.ndarray, queries: np.ndarray, k: int, metric: str = "ip") -> tuple[np.ndarray, np.ndarray]:
+    """Ids (int32) and scores (float32) of the k best base rows per query, best first, ties by smaller id."""
+    n = len(base)
+    if not 0 < k <= n:
+        raise InvalidInputError(f"k must be in 1..{n} (the base size), got {k}")
+    ids = np.empty((len(queries), k), dtype=np.int32)
+    best = np.empty((len(queries), k), dtype=np.float32)
+    step = max(1, _BLOCK_FLOATS // max(n, 1))
+    for start in range(0, len(queries), step):
+        s = scores(base, queries[start:start + step], metric)
+        part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (len(s), 1))
+        kth = np.take_along_axis(s, part, axis=1).min(axis=1)
+        for r in range(len(s)):
+            # Every row scoring at least the k-th best: argpartition picks arbitrarily among ties at the boundary.
+            cand = np.flatnonzero(s[r] >= kth[r])
+            order = cand[np.lexsort((cand, -s[r, cand]))][:k]
+            ids[start + r] = order
+            best[start + r] = s[r, order]
+    return ids, best
