@@ -47,7 +47,7 @@ bench-workload: $(STAMP)
 # docs/benchmarks.md, "Compression benchmark and advisor" (issue 6): every codec and plain pgvector on DATA,
 # then the advisor's pick for each memory budget.
 bench-codecs: $(STAMP)
-	$(BIN)/pgembed bench --dataset $(DATA) --out docs/results
+	$(BIN)/pgembed bench --dataset $(DATA) --queries-limit 300 --out docs/results
 	$(BIN)/pgembed advise-codec --results docs/results/compression.json --budget 16B,32B,64B,128B,256B --json \
 	  > docs/results/advice.json
 	$(BIN)/pgembed advise-codec --results docs/results/compression.json --budget 16B,32B,64B,128B,256B \

@@ -14,6 +14,7 @@ not retrieval quality on real embeddings.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ def run_main_job(dsn: str | None = None, data_dir: str | Path | None = None, *, 
     from pgembed.bench.report import write_outputs
     from pgembed.datasets.files import load_dataset_dir
 
-    console = Console(quiet=quiet)
+    console = Console(quiet=quiet, width=None if sys.stdout.isatty() else 200)
     data = load_dataset_dir(dataset or DEMO_DATASET)
     if rows is not None and rows < len(data.base):
         data = replace(data, base=data.base[:rows], gt=None)

@@ -6,6 +6,7 @@ import gzip
 import importlib.util
 import json
 import os
+import shutil
 from pathlib import Path
 
 import h5py
@@ -325,6 +326,8 @@ def _write_page(folder: Path, name: str, text: str) -> Path:
     return path
 
 
+@pytest.mark.skipif(shutil.which("man") is None, reason="the man-page builder renders pages with man(1), which "
+                    "this machine lacks (Debian: apt install man-db)")
 def test_man_page_split_into_passages(tmp_path: Path) -> None:
     path = _write_page(tmp_path / "man1", "frob.1", PAGE)
     name, passages = manpages.split_passages(manpages.render(path), "frob.1", "1")

@@ -25,6 +25,7 @@ import pgembed
 from pgembed.bench.environment import describe_environment
 from pgembed.codecs import Codec, RaBitQCodec, make_codec
 from pgembed.codecs.rabitq import FACTORS
+from pgembed.datasets.groundtruth import exact_topk
 from pgembed.errors import InvalidInputError
 from pgembed.vectors import as_matrix
 
@@ -40,18 +41,9 @@ def load_matrix(path: str | Path, what: str) -> np.ndarray:
 
 
 def exact_top(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k ids and scores by inner product, blockwise over the base."""
-    best_ids = np.empty((len(queries), 0), dtype=np.int64)
-    best_scores = np.empty((len(queries), 0), dtype=np.float32)
-    for start in range(0, len(base), BLOCK):
-        scores = queries @ base[start : start + BLOCK].T
-        ids = np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)
-        all_scores = np.concatenate([best_scores, scores], axis=1)
-        all_ids = np.concatenate([best_ids, ids], axis=1)
-        keep = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
-        best_scores = np.take_along_axis(all_scores, keep, axis=1)
-        best_ids = np.take_along_axis(all_ids, keep, axis=1)
-    return best_ids, best_scores
+    """Exact top-k ids (int64) and scores by inner product, ties by smaller id."""
+    ids, scores = exact_topk(base, queries, k, "ip")
+    return ids.astype(np.int64), scores
 
 
 def _top_candidates(codec: Codec, queries: np.ndarray, codes: np.ndarray, extras: dict[str, np.ndarray],
@@ -95,31 +87,41 @@ def _order_by_code(codec: Codec, queries: np.ndarray, codes: np.ndarray, extras:
     return ordered
 
 
-def sql_encode_rate(db: pgembed.Database, codec: Codec, sample: np.ndarray, budget_s: float = 3.0
+def load_sample_table(db: pgembed.Database, sample: np.ndarray, table: str = "bench_vectors") -> sql.Identifier:
+    """A temporary table (id, v) of the sample vectors, for this session: what SQL encoders are timed on."""
+    name = sql.Identifier(table)
+    db.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(name))
+    db.execute(sql.SQL("CREATE TEMP TABLE {} (id int, v vector({}))").format(name, sql.Literal(sample.shape[1])))
+    with db.conn.cursor().copy(sql.SQL("COPY {} (id, v) FROM STDIN").format(name)) as copy:
+        for i, v in enumerate(sample):
+            copy.write_row((i, "[" + ",".join(map(repr, v.tolist())) + "]"))
+    return name
+
+
+def sql_encode_rate(db: pgembed.Database, codec: Codec, sample: np.ndarray | sql.Identifier, budget_s: float = 3.0
                     ) -> tuple[float, float]:
-    """(rows/s of the SQL encoder over a table of vectors, mean bytes on disk of its output per vector)."""
-    dim = sample.shape[1]
+    """(rows/s of the SQL encoder over a table of vectors, mean bytes of its output per vector). `sample`:
+    the vectors, or a table load_sample_table made (reused across codecs)."""
     with db.transaction():
-        db.execute(sql.SQL("CREATE TEMP TABLE bench_vectors (id int, v vector({})) ON COMMIT DROP").format(
-            sql.Literal(dim)))
-        with db.conn.cursor().copy("COPY bench_vectors (id, v) FROM STDIN") as copy:
-            for i, v in enumerate(sample):
-                copy.write_row((i, "[" + ",".join(map(repr, v.tolist())) + "]"))
+        table = sample if isinstance(sample, sql.Identifier) else load_sample_table(db, sample)
+        available = int(db.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0])
         source = sql.SQL("v")
         sizes = [sql.SQL("pg_column_size({})").format(codec.sql_encode(source))]
         sizes += [sql.SQL("pg_column_size({})").format(codec.sql_encode_extra(e.suffix, source))
                   for e in codec.extra_columns()]
         rows, elapsed, size = 0, 0.0, 0.0
         limit = 50
-        while elapsed < budget_s and rows < len(sample):
-            limit = min(limit, len(sample))
-            statement = sql.SQL("SELECT avg({}) FROM (SELECT v FROM bench_vectors LIMIT {}) AS s").format(
-                sql.SQL(" + ").join(sizes), sql.Literal(limit))
+        while elapsed < budget_s and rows < available:
+            limit = min(limit, available)
+            statement = sql.SQL("SELECT avg({}) FROM (SELECT v FROM {} LIMIT {}) AS s").format(
+                sql.SQL(" + ").join(sizes), table, sql.Literal(limit))
             started = time.perf_counter()
             size = float(db.execute(statement).fetchone()[0])
             elapsed = time.perf_counter() - started
             rows = limit
             limit *= 4
+        if not isinstance(sample, sql.Identifier):
+            db.execute(sql.SQL("DROP TABLE {}").format(table))
     return rows / elapsed, size
 
 

