@@ -157,6 +157,9 @@ def advise_codec(result: Mapping[str, Any] | Sequence[Mapping[str, Any]], budget
         pick = best_recall(within)
         reason = (f"the best recall@{k} among {len(within)} measured settings within "
                   f"{budget.bytes_per_vector:.1f} B/vector ({what}); ties go to the faster, then the smaller")
+    if pick.get("kind") == "client-scan":
+        reason += ("; its codes are bytea, which no pgvector index serves: search() cannot use this codec as a "
+                   "coarse stage (the figures are a client-side scan of codes held in memory)")
     frontier = pareto_frontier(candidates, count_index=count_index)
     return Recommendation(
         method=str(pick["method"]), knobs=dict(pick.get("knobs", {})),

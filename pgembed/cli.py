@@ -268,10 +268,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from pgembed.bench.codecs import run_codec_bench
 
         _need(args, "base", "queries")
-        if args.attrs or args.filter or args.rows or args.queries_limit:
-            raise PgembedError("--attrs, --filter, --rows and --queries-limit apply to --baselines / --search")
+        if args.attrs or args.filter or args.rows or args.queries_limit or args.dataset or args.collection:
+            raise PgembedError("--quality takes --base/--queries/--gt files only (--attrs, --filter, --rows, "
+                               "--queries-limit, --dataset and --collection are for the other benches)")
         result = run_codec_bench(args.base, args.queries, args.gt, specs, k=args.k, fit_sample=args.fit_sample,
-                                 fit_queries=args.fit_queries, dsn=args.dsn, data_dir=args.data_dir,
+                                 fit_queries=args.fit_queries or 0, dsn=args.dsn, data_dir=args.data_dir,
                                  quiet=to_stdout)
     else:
         result = _compression_bench(args, specs, quiet=to_stdout)
@@ -281,14 +282,25 @@ def cmd_bench(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
 
 
+SEARCH_BENCH_ONLY = ("attrs", "filter", "partial", "tune_queries")
+
+
 def _compression_bench(args: argparse.Namespace, specs: list[str] | None, *, quiet: bool) -> dict[str, Any]:
+    from dataclasses import replace
+
     from pgembed.bench.compression import run_compression_bench
     from pgembed.bench.report import write_outputs
 
+    ignored = [f"--{name.replace('_', '-')}" for name in SEARCH_BENCH_ONLY if getattr(args, name, None)]
+    if ignored:
+        raise PgembedError(f"{', '.join(ignored)}: for the filtered-search bench (--baselines / --search); the "
+                           "compression bench measures unfiltered search")
     dataset = _dataset(args)
+    if getattr(args, "rows", None):
+        dataset = replace(dataset, base=dataset.base[: args.rows], gt=None)  # the file's truth is for all rows
     result = run_compression_bench(
         dataset, specs, k=args.k, baselines=not args.no_baselines, candidates=_int_list(args.candidates),
-        queries_limit=args.queries_limit, fit_sample=args.fit_sample, fit_queries=args.fit_queries or None,
+        queries_limit=args.queries_limit, fit_sample=args.fit_sample, fit_queries=args.fit_queries,
         batch=not args.no_batch, dsn=args.dsn, data_dir=args.data_dir, quiet=quiet)
     files = write_outputs(result, args.out)
     if not quiet:
@@ -316,8 +328,8 @@ def _dataset(args: argparse.Namespace) -> Any:
     if args.collection:
         _need(args, "queries")
         with pgembed.connect(args.dsn, data_dir=args.data_dir) as db:
-            return dataset_from_collection(db.collection(args.collection), args.queries, args.gt)
-    return load_dataset(args.dataset or args.base, args.queries, args.gt)
+            return dataset_from_collection(db, args.collection, args.queries, args.gt)
+    return load_dataset(args.dataset or args.base, args.queries, args.gt, metric=args.metric)
 
 
 def cmd_advise_codec(args: argparse.Namespace) -> None:
@@ -381,7 +393,10 @@ def _dataset_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--base", default=None, help="base vectors: .npy, .fvecs/.bvecs, or an ann-benchmarks .hdf5 "
                                                 "(which also holds the queries and neighbours)")
     d.add_argument("--queries", default=None, help="query vectors: .npy or .fvecs")
-    d.add_argument("--gt", default=None, help="exact top-k ids, .npy or .ivecs (computed when not given)")
+    d.add_argument("--gt", default=None, help="exact top-k ids, .npy or .ivecs (compared with the truth the bench "
+                                              "computes)")
+    d.add_argument("--metric", default=None, choices=["cosine", "ip", "l2"],
+                   help="the data's metric (default: the file's, else unit-length vectors mean ip)")
     d.add_argument("--dataset", default=None, metavar="DIR",
                    help="a dataset folder (base[.f16].npy, queries.npy, gt_ip.npy), as `pgembed dataset` writes")
     d.add_argument("--collection", default=None, metavar="NAME",
@@ -502,8 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "is f16 and pca128+bq2); write pipelines with '+' or separate specs with ';' to be exact")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--fit-sample", type=int, default=50_000, help="base rows to fit codecs on")
-    p.add_argument("--fit-queries", type=int, default=0,
-                   help="queries used to fit LeanVec (then left out of every measurement)")
+    p.add_argument("--fit-queries", type=int, default=None,
+                   help="queries used to fit LeanVec, then left out of every measurement (default: 200 or a fifth of "
+                        "them when a codec fits on queries, else 0)")
     p.add_argument("--queries-limit", type=int, default=None, metavar="N", help="measure the first N queries")
     p.add_argument("--quality", action="store_true",
                    help="codec quality only, in numpy (recall with re-ranking, encode rates): no search")
@@ -517,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="attribute columns (an `id` column = row of the base), loaded with the vectors")
     s.add_argument("--filter", action="append", default=[], metavar="NAME=SQL_WHERE",
                    help="a filter in SQL over the attribute columns (repeatable); exact ground truth per filter")
-    s.add_argument("--rows", type=int, default=None, help="take the first N base rows (default all)")
+    p.add_argument("--rows", type=int, default=None, help="take the first N base rows (default all)")
     s.add_argument("--ef-search", default="10,20,40,80,160,320", help="hnsw.ef_search values swept (comma-separated)")
     s.add_argument("--oversample", default="1,2,4,10,20", help="pgembed oversampling factors swept")
     s.add_argument("--rerank-factors", default="2,4,10,20", help="bit baseline: candidates re-ranked = k x factor")
@@ -545,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codecs", default=None, help="codec specs to measure (as `pgembed bench --codecs`)")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--fit-sample", type=int, default=50_000)
-    p.add_argument("--fit-queries", type=int, default=0)
+    p.add_argument("--fit-queries", type=int, default=None)
     p.add_argument("--queries-limit", type=int, default=None, metavar="N")
     _compression_arguments(p)
     add_dataset_commands(add, [common])

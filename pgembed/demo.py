@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 import pgembed
+from pgembed.errors import InvalidInputError
 
 DEMO_TABLE = "pgembed_demo"
 DEMO_DATASET = Path(__file__).parent / "data" / "manpages-5k"
@@ -55,11 +56,16 @@ def run_main_job(dsn: str | None = None, data_dir: str | Path | None = None, *, 
     result = run_compression_bench(data, specs, candidates=candidates, queries_limit=queries, dsn=dsn,
                                    data_dir=data_dir, quiet=quiet)
     files = write_outputs(result, out_dir)
-    advice = advise_codec(result, DEMO_BUDGET).to_dict()
-    result["advice"] = advice
     console.print(results_table(result))
-    console.print(f"advice for {DEMO_BUDGET} per vector: [bold]{advice['method']}[/] {advice['knobs']} -> "
-                  f"recall@10 {advice['recall_at_k']:.3f} at {advice['qps']:,.0f} q/s ({advice['reason']})")
+    try:
+        advice: dict[str, Any] | None = advise_codec(result, DEMO_BUDGET).to_dict()
+    except InvalidInputError as err:  # e.g. only large codecs were asked for
+        advice = None
+        console.print(f"advice for {DEMO_BUDGET} per vector: none ({err})")
+    result["advice"] = advice
+    if advice is not None:
+        console.print(f"advice for {DEMO_BUDGET} per vector: [bold]{advice['method']}[/] {advice['knobs']} -> "
+                      f"recall@10 {advice['recall_at_k']:.3f} at {advice['qps']:,.0f} q/s ({advice['reason']})")
     console.print(f"every row: {files['csv']}, {files['json']}", highlight=False)
     console.print(f"plots: {files['recall_qps_png']}, {files['recall_bytes_png']}", highlight=False)
     console.print(f"took {result['seconds']:.0f}s; the same on your data: pgembed bench --base B.npy --queries Q.npy",

@@ -46,7 +46,7 @@ def exact_top(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray
     return ids.astype(np.int64), scores
 
 
-def _top_candidates(codec: Codec, queries: np.ndarray, codes: np.ndarray, extras: dict[str, np.ndarray],
+def top_candidates(codec: Codec, queries: np.ndarray, codes: np.ndarray, extras: dict[str, np.ndarray],
                     depth: int) -> np.ndarray:
     """Indices of the `depth` best codes per query by the codec's own similarity, blockwise."""
     best = np.empty((len(queries), 0), dtype=np.int64)
@@ -76,7 +76,7 @@ def recall_after_rerank(base: np.ndarray, queries: np.ndarray, candidates: np.nd
     return hits / (k * len(queries))
 
 
-def _order_by_code(codec: Codec, queries: np.ndarray, codes: np.ndarray, extras: dict[str, np.ndarray],
+def order_by_code(codec: Codec, queries: np.ndarray, codes: np.ndarray, extras: dict[str, np.ndarray],
                    candidates: np.ndarray) -> np.ndarray:
     """Sort each query's candidates best-first by the codec's similarity."""
     ordered = np.empty_like(candidates)
@@ -167,8 +167,8 @@ def run_codec_bench(base_path: str, queries_path: str, gt_path: str | None = Non
             encode_s = time.perf_counter() - t0
             extras = {e.suffix: codec.encode_extra(e.suffix, base) for e in codec.extra_columns()}
             sql_rate, sql_bytes = sql_encode_rate(db, codec, sample[:20_000])
-            candidates = _order_by_code(codec, queries, codes, extras,
-                                        _top_candidates(codec, queries, codes, extras, depth_max))
+            candidates = order_by_code(codec, queries, codes, extras,
+                                        top_candidates(codec, queries, codes, extras, depth_max))
             common = {"method": spec, "bytes_per_vector": round(sql_bytes, 1), "code_bytes": codec.code_bytes,
                       "encode_per_s": round(len(base) / encode_s), "sql_encode_per_s": round(sql_rate),
                       "fit_s": round(fit_s, 2)}

@@ -31,32 +31,36 @@ measured: the first `fit_queries` queries fit, the others measure every configur
 from __future__ import annotations
 
 import re
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
 import pgembed
-from pgembed import schema
-from pgembed.bench.codecs import _order_by_code, _top_candidates, exact_top, load_sample_table, sql_encode_rate
+from pgembed import catalog, schema
+from pgembed.bench.codecs import exact_top, load_sample_table, order_by_code, sql_encode_rate, top_candidates
 from pgembed.bench.environment import describe_environment
 from pgembed.bench.search import (
     HNSW_PARAMS,
     BaselineRunner,
     Timed,
     Truth,
-    _bytes_per_vector,
-    _relation_size,
+    bytes_per_vector_on_disk,
     fresh_collection,
+    relation_size,
     time_queries,
 )
 from pgembed.codecs import Codec, make_codec
+from pgembed.datasets.groundtruth import unit_rows
 from pgembed.errors import InvalidInputError
 from pgembed.progress import advancer, progress_bar
 
@@ -101,42 +105,88 @@ class Storage:
 
 @dataclass
 class GroundTruth:
-    """Per k of RECALL_KS, a Truth over the whole base: the k-th exact score per query."""
+    """Per k measured, a Truth over the whole base: the k-th exact score per query."""
 
     truths: dict[int, Truth]
     source: str
+    file_agreement: float | None = None  # recall@k of a given ground-truth file against this truth
 
-    def recalls(self, scoring: np.ndarray, queries: np.ndarray, results: Sequence[np.ndarray],
+    def recalls(self, scoring: np.ndarray, queries: np.ndarray, results: Sequence[np.ndarray], k: int,
                 results100: Sequence[np.ndarray] | None) -> dict[str, float | None]:
+        """recall@r for every r measured: from the k-row results for r <= k (a short list counts its missing
+        ids as misses), from the deep pass (k = 100) for r = 100 when there was one."""
         out: dict[str, float | None] = {}
-        for k, truth in self.truths.items():
-            if k == 100:
-                got = None if results100 is None else truth.recall(scoring, queries, list(results100))
-            elif all(len(r) >= k for r in results) or k == 1:
-                got = truth.recall(scoring, queries, [np.asarray(r)[:k] for r in results])
-            else:
-                got = None
-            out[f"recall_at_{k}"] = None if got is None else round(got, 4)
+        for r, truth in self.truths.items():
+            got: float | None = None
+            if r <= k:
+                got = truth.recall(scoring, queries, [np.asarray(ids)[:r] for ids in results])
+            elif r == 100 and results100 is not None:
+                got = truth.recall(scoring, queries, list(results100))
+            out[f"recall_at_{r}"] = None if got is None else round(got, 4)
         return out
 
 
 def ground_truth(scoring: np.ndarray, queries: np.ndarray, gt: np.ndarray | None, ks: Sequence[int]
                  ) -> GroundTruth:
-    """The k-th best exact score per query, from a given top-k id file or computed (exact, blockwise)."""
+    """The k-th best exact score per query, always computed (exact, blockwise, on the vectors as loaded). A
+    given top-k file is compared with it, not trusted: a wrong file would lower the bar and inflate recall."""
     deepest = max(ks)
-    if gt is not None and gt.shape[1] >= deepest:
-        top_scores = np.stack([np.einsum("ij,ij->i", scoring[gt[:, j]], queries) for j in range(deepest)], 1)
-        source = "given (ids); scores recomputed on the vectors as loaded"
-    else:
-        _, top_scores = exact_top(scoring, queries, deepest)
-        source = "computed: exact top-k in numpy (float32)"
+    _, top_scores = exact_top(scoring, queries, deepest)
     everything = np.ones(len(scoring), dtype=bool)
-    return GroundTruth({k: Truth(None, None, everything, top_scores[:, k - 1].astype(np.float32), k)
-                        for k in ks}, source)
+    truths = {k: Truth(None, None, everything, top_scores[:, k - 1].astype(np.float32), k) for k in ks}
+    agreement = None
+    if gt is not None:
+        depth = min(gt.shape[1], deepest)
+        truth = truths[depth] if depth in truths else Truth(None, None, everything,
+                                                            top_scores[:, depth - 1].astype(np.float32), depth)
+        got = truth.recall(scoring, queries, list(np.asarray(gt)[:, :depth]))
+        agreement = None if got is None else round(got, 5)
+    return GroundTruth(truths, "computed: exact top-k in numpy (float32, cosine)", agreement)
 
 
-def normalise(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.finfo(np.float32).tiny)
+def check_metric(dataset: Any, base: np.ndarray) -> None:
+    """The bench measures cosine similarity; inner-product data qualifies only when it is unit length."""
+    if dataset.metric == "cosine":
+        return
+    if dataset.metric == "ip":
+        norms = np.linalg.norm(base[: min(len(base), 10_000)], axis=1)
+        if np.all(np.abs(norms - 1) < 1e-2):
+            return
+        raise InvalidInputError(f"dataset {dataset.name!r}: inner-product data that is not unit length (norms "
+                                f"{norms.min():.3g}..{norms.max():.3g}); the compression bench measures cosine "
+                                "(give metric 'cosine' if that is what you search by)")
+    raise InvalidInputError(f"dataset {dataset.name!r} has metric {dataset.metric!r}; the compression bench "
+                            "measures cosine (unit-length inner product too); give --metric cosine if the "
+                            "vectors are meant to be compared by angle")
+
+
+def codec_names(codecs: dict[str, Codec]) -> dict[str, str]:
+    """A column-safe codec name per spec; two specs for the same codec ('pca88,bq', 'pca88+bq') are refused."""
+    seen: dict[str, str] = {}
+    for spec, codec in codecs.items():
+        if codec.spec in seen:
+            raise InvalidInputError(f"codec specs {seen[codec.spec]!r} and {spec!r} are the same codec")
+        seen[codec.spec] = spec
+    return {spec: f"c{i}_" + re.sub(r"\W+", "_", codecs[spec].spec)[:40] for i, spec in enumerate(codecs)}
+
+
+@contextmanager
+def scratch_collection(db: pgembed.Database, dim: int) -> Iterator[pgembed.Collection]:
+    """The bench's own collection, dropped afterwards even when the run fails. A table of that name that is
+    not a leftover bench collection is refused, never dropped."""
+    existing = catalog.find_collection(db.conn, TABLE)
+    table = db.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone()
+    if existing is None and table is not None and table[0] is not None:
+        raise InvalidInputError(f"a table {TABLE!r} exists and is not a bench collection: rename it, or point "
+                                "the bench at another database")
+    collection = fresh_collection(db, TABLE, dim, {})
+    try:
+        yield collection
+    finally:
+        if not db.conn.closed:
+            if db.in_transaction:
+                db.conn.rollback()
+            collection.drop(drop_table=True)
 
 
 def _indexable(codec: Codec) -> bool:
@@ -152,33 +202,40 @@ def run_compression_bench(dataset: Any, specs: Sequence[str] | None = None, *, k
     on `dataset` (a pgembed.datasets.Dataset): one row per configuration and knob setting."""
     console = Console(quiet=quiet, stderr=True)
     started_all = time.perf_counter()
-    if dataset.metric not in ("cosine", "ip"):
-        raise InvalidInputError(f"dataset {dataset.name!r} has metric {dataset.metric!r}; the compression "
-                                "bench measures cosine / inner-product data")
     if k < 1 or any(c < 1 for c in candidates):
         raise InvalidInputError("k and every candidates value must be at least 1")
-    specs = list(specs or DEFAULT_SPECS)
+    specs = list(DEFAULT_SPECS if specs is None else specs)
     if not specs and not baselines:
         raise InvalidInputError("nothing to measure: no codecs and no baselines")
     base = np.ascontiguousarray(dataset.base, dtype=np.float32)
+    if base.ndim != 2 or len(base) == 0:
+        raise InvalidInputError(f"dataset {dataset.name!r} has no base vectors")
     n, dim = base.shape
+    check_metric(dataset, base)
     codecs = {spec: make_codec(spec, dim) for spec in specs}  # bad specs fail before any work
+    names = codec_names(codecs)
     all_queries = np.ascontiguousarray(dataset.queries, dtype=np.float32)
+    if all_queries.ndim != 2 or all_queries.shape[1] != dim:
+        raise InvalidInputError(f"queries of shape {all_queries.shape} do not match base vectors of dimension {dim}")
     if fit_queries is None:
         fit_queries = min(200, len(all_queries) // 5) if any(c.uses_queries for c in codecs.values()) else 0
-    if fit_queries >= len(all_queries):
+    if not 0 <= fit_queries < len(all_queries):
         raise InvalidInputError(f"fit_queries={fit_queries} leaves none of the {len(all_queries)} queries to "
                                 "measure with")
     query_sample = all_queries[:fit_queries]
     stop = len(all_queries) if queries_limit is None else min(len(all_queries), fit_queries + queries_limit)
-    queries = all_queries[fit_queries:stop]
+    # The scratch collection's metric is cosine: queries and truth on unit vectors (float16-shipped "unit"
+    # vectors are off by ~1e-4 in norm, enough to reorder near-ties against inner product).
+    queries = unit_rows(all_queries[fit_queries:stop])
+    if len(queries) == 0:
+        raise InvalidInputError("no queries to measure with (queries_limit must be positive)")
     gt = None if dataset.gt is None else np.asarray(dataset.gt)[fit_queries:stop]
-    # The collection's metric is cosine: truth on normalised vectors (float16-shipped "unit" vectors are
-    # off by ~1e-4 in norm, enough to reorder near-ties against inner product).
-    scoring = normalise(base)
+    scoring = unit_rows(base)
     started = time.perf_counter()
-    truth = ground_truth(scoring, normalise(queries), gt, [x for x in RECALL_KS if x <= n])
+    truth = ground_truth(scoring, queries, gt, sorted({x for x in (*RECALL_KS, k) if x <= n}))
     truth_s = time.perf_counter() - started
+    if truth.file_agreement is not None:
+        console.print(f"ground truth computed; the given file's top ids agree at recall {truth.file_agreement:.4f}")
     rng = np.random.default_rng(0)
     sample = base[np.sort(rng.choice(n, min(fit_sample, n), replace=False))]
 
@@ -189,7 +246,7 @@ def run_compression_bench(dataset: Any, specs: Sequence[str] | None = None, *, k
              batch_qps: float | None, plan: str) -> None:
         latencies = timed.latencies
         row = {**storage.row(n), "knobs": knobs, "plan": plan, "k": k,
-               **truth.recalls(scoring, queries, timed.results, results100),
+               **truth.recalls(scoring, queries, timed.results, k, results100),
                "qps": round(len(latencies) / float(latencies.sum()), 1),
                "batch_qps": None if batch_qps is None else round(batch_qps, 1),
                "p50_ms": round(float(np.percentile(latencies, 50)) * 1000, 3),
@@ -201,15 +258,12 @@ def run_compression_bench(dataset: Any, specs: Sequence[str] | None = None, *, k
                       f"recall@10 {'-' if r10 is None else f'{r10:.3f}'}  {row['qps']:>8,.1f} q/s"
                       + ("" if batch_qps is None else f"  batch {batch_qps:,.1f} q/s"), highlight=False)
 
-    with pgembed.connect(dsn, data_dir=data_dir, migrate=True) as db:
+    with pgembed.connect(dsn, data_dir=data_dir, migrate=True) as db, scratch_collection(db, dim) as collection:
         environment = describe_environment(db)
-        collection = fresh_collection(db, TABLE, dim, {})
         # Codecs with an index type go on before the load: the database computes their codes in the COPY.
         indexed = {spec: c for spec, c in codecs.items() if _indexable(c)}
-        names: dict[str, str] = {}
         fits: dict[str, float] = {}
         for spec in indexed:
-            names[spec] = re.sub(r"\W+", "_", spec)
             t0 = time.perf_counter()
             collection.add_codec(names[spec], spec, fit_on=sample,
                                  fit_queries=query_sample if indexed[spec].uses_queries else None)
@@ -221,7 +275,8 @@ def run_compression_bench(dataset: Any, specs: Sequence[str] | None = None, *, k
 
         encoder_sample = load_sample_table(db, sample[:20_000])  # SQL encoders are timed on these rows
         for spec, codec in codecs.items():
-            storage = _store(db, collection, spec, codec, names.get(spec), fits.get(spec), base, sample,
+            storage = _store(db, collection, spec, codec, names[spec] if spec in indexed else None, fits.get(spec),
+                             base, sample,
                              encoder_sample, query_sample, console)
             storages.append(storage)
         db.execute(sql.SQL("VACUUM ANALYZE {}").format(collection.info.table))
@@ -242,47 +297,65 @@ def run_compression_bench(dataset: Any, specs: Sequence[str] | None = None, *, k
                 deep = BaselineRunner(runner.conn, collection.info.table, dim, 100, queries) if n >= 100 else None
                 try:
                     for method in BASELINES:
-                        _measure_baseline(runner, deep, method, n, k, candidates, emit, console)
+                        _measure_baseline(runner, deep, method, k, candidates, emit, console,
+                                          db.new_connection if batch else None)
                         advance(1)
                 finally:
                     runner.conn.close()
-        collection.drop(drop_table=True)
 
     meta = {"name": dataset.name, "source": dataset.source, "n_base": int(n), "dim": int(dim),
-            "n_queries": int(nq), "fit_queries": int(fit_queries), "metric": dataset.metric, "k": k,
-            "ground_truth": truth.source, "ground_truth_s": round(truth_s, 2), "load_s": round(load_s, 2),
+            "n_queries": int(nq), "fit_queries": int(fit_queries), "metric": "cosine",
+            "dataset_metric": dataset.metric, "k": k, "ground_truth": truth.source,
+            "gt_file_agreement": truth.file_agreement, "ground_truth_s": round(truth_s, 2), "load_s": round(load_s, 2),
             "fit_sample": int(len(sample)), "hnsw": HNSW_PARAMS, "candidates": list(candidates),
-            "batch_workers": BATCH_WORKERS if batch else None}
+            "batch_workers": BATCH_WORKERS if batch else None,
+            "batch": "index and baseline rows: the queries spread over batch_workers connections (search_batch("
+                     "plan='index') for pgembed); client-scan rows: one numpy scan for all queries, then the "
+                     "re-rank statements on one connection"}
     result = {"benchmark": "compression", "dataset": meta, "rows": rows,
               "seconds": round(time.perf_counter() - started_all, 1), "environment": environment}
     return result
 
 
-def dataset_from_collection(collection: pgembed.Collection, queries_path: str | Path, gt_path: str | Path | None = None
-                            ) -> Any:
-    """An existing collection's vectors as a bench dataset (the bench copies them to a scratch collection and
-    never touches the user's table). A ground-truth file holds the collection's keys; they become positions."""
+def dataset_from_collection(db: pgembed.Database, name: str, queries_path: str | Path,
+                            gt_path: str | Path | None = None) -> Any:
+    """An existing collection's vectors (every row with a vector, in key order) as a bench dataset. The
+    collection is only read: the bench measures a scratch copy. A ground-truth file holds the collection's
+    keys; they become row positions."""
     from pgembed.datasets.files import Dataset, read_ids, read_vectors
 
-    rows = collection.count()
-    if rows == 0:
-        raise InvalidInputError(f"collection {collection.name!r} is empty: nothing to measure")
-    keys, vectors = collection.sample_rows(rows)
+    info = catalog.find_collection(db.conn, name)
+    if info is None:
+        raise InvalidInputError(f"no collection named {name!r} (attach a table first: pgembed attach TABLE)")
+    if info.name == TABLE:
+        raise InvalidInputError(f"{TABLE!r} is the bench's own scratch collection; name another")
+    statement = sql.SQL("SELECT {k}, {v} FROM {t} WHERE {v} IS NOT NULL ORDER BY {k}").format(
+        k=info.key, v=info.vector, t=info.table)
+    with db.conn.cursor(binary=True) as cur:
+        cur.execute(statement)
+        fetched = cur.fetchall()
+    if not fetched:
+        raise InvalidInputError(f"collection {name!r} has no vectors: nothing to measure")
+    keys = [r[0] for r in fetched]
+    vectors = np.stack([np.asarray(r[1].to_numpy() if hasattr(r[1], "to_numpy") else r[1], dtype=np.float32)
+                        for r in fetched])
     queries = read_vectors(queries_path, role="queries")
-    if queries.shape[1] != collection.dim:
+    if queries.shape[1] != vectors.shape[1]:
         raise InvalidInputError(f"queries {queries_path} have dimension {queries.shape[1]}, collection "
-                                f"{collection.name!r} has {collection.dim}")
+                                f"{name!r} has {vectors.shape[1]}")
     gt = None
     if gt_path is not None:
-        position = {key: i for i, key in enumerate(keys)}
         given = read_ids(gt_path)
+        if given.shape[0] != len(queries):
+            raise InvalidInputError(f"ground truth {gt_path} has {given.shape[0]} rows for {len(queries)} queries")
+        position = {key: i for i, key in enumerate(keys)}
         missing = sorted({int(x) for x in given.ravel()} - set(position))[:3]
         if missing:
-            raise InvalidInputError(f"ground truth {gt_path} names keys not in {collection.name!r}: {missing}")
+            raise InvalidInputError(f"ground truth {gt_path} names keys not in {name!r}: {missing}")
         gt = np.vectorize(lambda key: position[int(key)])(given)
-    return Dataset(name=collection.name, base=vectors.astype(np.float32), queries=queries, gt=gt,
-                   metric=collection.metric, source={"collection": collection.name, "rows": rows,
-                                                     "queries": str(queries_path)})
+    return Dataset(name=name, base=vectors, queries=queries, gt=gt, metric=info.metric,
+                   source={"collection": name, "rows": len(keys), "queries": str(queries_path),
+                           "notes": ["rows whose vector is NULL are left out"]})
 
 
 def _knobs_text(knobs: dict[str, Any]) -> str:
@@ -304,13 +377,14 @@ def _store(db: pgembed.Database, collection: pgembed.Collection, spec: str, code
     encode_per_s = int(len(base) / (time.perf_counter() - t0))
     sql_rate, _ = sql_encode_rate(db, codec, encoder_sample, budget_s=2.0)
     if name is None:
-        return Storage(spec, "client-scan", _stored_bytes(db, codec, sample[:1000]), fit_s=round(fit_s or 0, 2),
+        return Storage(spec, "client-scan", _stored_bytes(db, codec, encoder_sample), fit_s=round(fit_s or 0, 2),
                        encode_per_s=encode_per_s, sql_encode_per_s=int(sql_rate))
     index = collection.create_index(name, "hnsw", m=HNSW_PARAMS["m"], ef_construction=HNSW_PARAMS["ef_construction"])
     info = next(c for c in collection.codecs() if c.name == name and c.state == "active")
     columns = [c for c, _ in schema.code_columns(info.column_name, codec)]
-    storage = Storage(spec, "index", _bytes_per_vector(db.conn, collection.info.table, *map(sql.Identifier, columns)),
-                      index_bytes=_relation_size(db.conn, index.index_name),
+    code_bytes = bytes_per_vector_on_disk(db.conn, collection.info.table, *map(sql.Identifier, columns))
+    storage = Storage(spec, "index", code_bytes,
+                      index_bytes=relation_size(db.conn, index.index_name),
                       build_s=round(index.build_seconds or 0.0, 2), fit_s=round(fit_s or 0, 2),
                       encode_per_s=encode_per_s, sql_encode_per_s=int(sql_rate), name=name)
     console.print(f"codec {spec}: {storage.bytes_per_vector} B/vector, HNSW {storage.build_s}s "
@@ -318,20 +392,18 @@ def _store(db: pgembed.Database, collection: pgembed.Collection, spec: str, code
     return storage
 
 
-def _stored_bytes(db: pgembed.Database, codec: Codec, vectors: np.ndarray) -> float:
-    """Mean bytes on disk of the codec's SQL encoding, stored in a table (short varlena headers included)."""
+def _stored_bytes(db: pgembed.Database, codec: Codec, vectors: sql.Identifier, rows: int = 1000) -> float:
+    """Mean bytes on disk of the codec's SQL encoding of `rows` vectors of the table `vectors`, stored in a
+    table (short varlena headers included)."""
     columns = [("code", codec.sql_encode(sql.SQL("v")))]
     columns += [(f"extra_{i}", codec.sql_encode_extra(e.suffix, sql.SQL("v")))
                 for i, e in enumerate(codec.extra_columns())]
     with db.transaction():
-        db.execute(sql.SQL("CREATE TEMP TABLE bench_codes_in (v vector({})) ON COMMIT DROP").format(
-            sql.Literal(codec.dim)))
-        with db.conn.cursor().copy("COPY bench_codes_in (v) FROM STDIN") as copy:
-            for v in vectors:
-                copy.write_row(("[" + ",".join(map(repr, v.tolist())) + "]",))
-        db.execute(sql.SQL("CREATE TEMP TABLE bench_codes ON COMMIT DROP AS SELECT {} FROM bench_codes_in").format(
-            sql.SQL(", ").join(sql.SQL("{} AS {}").format(e, sql.Identifier(c)) for c, e in columns)))
-        return _bytes_per_vector(db.conn, sql.Identifier("bench_codes"), *(sql.Identifier(c) for c, _ in columns))
+        db.execute(sql.SQL("CREATE TEMP TABLE bench_codes ON COMMIT DROP AS SELECT {} FROM (SELECT v FROM {} LIMIT {}) "
+                           "AS s").format(sql.SQL(", ").join(sql.SQL("{} AS {}").format(e, sql.Identifier(c))
+                                                             for c, e in columns), vectors, sql.Literal(rows)))
+        return bytes_per_vector_on_disk(db.conn, sql.Identifier("bench_codes"),
+                                        *(sql.Identifier(c) for c, _ in columns))
 
 
 def _measure_index(collection: pgembed.Collection, storage: Storage, queries: np.ndarray, k: int,
@@ -373,13 +445,13 @@ def _measure_client_scan(collection: pgembed.Collection, storage: Storage, codec
     ranked = np.empty((len(queries), depth), dtype=np.int64)
     for i in range(len(queries)):
         t0 = time.perf_counter()
-        top = _top_candidates(codec, queries[i : i + 1], codes, extras, depth)
-        ranked[i] = _order_by_code(codec, queries[i : i + 1], codes, extras, top)[0]
+        top = top_candidates(codec, queries[i : i + 1], codes, extras, depth)
+        ranked[i] = order_by_code(codec, queries[i : i + 1], codes, extras, top)[0]
         scoring_s[i] = time.perf_counter() - t0
     batch_scoring_s = 0.0
     if batch:
         t0 = time.perf_counter()
-        _order_by_code(codec, queries, codes, extras, _top_candidates(codec, queries, codes, extras, depth))
+        order_by_code(codec, queries, codes, extras, top_candidates(codec, queries, codes, extras, depth))
         batch_scoring_s = time.perf_counter() - t0
     info = collection.info
     rerank = sql.SQL("SELECT {key} FROM {table} WHERE {key} = ANY(%(ids)s) ORDER BY {vector} <=> %(q)s, {key} "
@@ -409,8 +481,43 @@ def _measure_client_scan(collection: pgembed.Collection, storage: Storage, codec
         emit(storage, knobs, timed, deep, batch_qps, "client-scan+rerank")
 
 
-def _measure_baseline(runner: BaselineRunner, deep: BaselineRunner | None, method: str, n: int, k: int,
-                      candidates: Sequence[int], emit: Callable[..., None], console: Console) -> None:
+def concurrent_qps(connect: Callable[[], psycopg.Connection], statement: sql.Composed, queries: np.ndarray,
+                   ef_search: int, workers: int = BATCH_WORKERS) -> float:
+    """Plain pgvector's batch: the same statement, the queries spread over `workers` connections at once
+    (what an application without a batch API does); queries per second of wall time."""
+    connections = [connect() for _ in range(workers)]
+    try:
+        for conn in connections:
+            conn.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef_search)))
+            conn.execute(statement, {"q": queries[0]}, prepare=True).fetchall()
+        errors: list[BaseException] = []
+
+        def work(conn: psycopg.Connection, share: np.ndarray) -> None:
+            try:
+                for q in share:
+                    conn.execute(statement, {"q": q}, prepare=True).fetchall()
+            except BaseException as err:  # re-raised below, in the caller's thread
+                errors.append(err)
+
+        threads = [threading.Thread(target=work, args=(conn, queries[i::workers]))
+                   for i, conn in enumerate(connections)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+        if errors:
+            raise errors[0]
+        return len(queries) / elapsed
+    finally:
+        for conn in connections:
+            conn.close()
+
+
+def _measure_baseline(runner: BaselineRunner, deep: BaselineRunner | None, method: str, k: int,
+                      candidates: Sequence[int], emit: Callable[..., None], console: Console,
+                      connect: Callable[[], psycopg.Connection] | None) -> None:
     d = sql.Literal(runner.dim)
     expression, opclass, value = {
         "pgvector-hnsw-f32": (sql.SQL("embedding"), "vector_cosine_ops", sql.SQL("embedding")),
@@ -421,7 +528,7 @@ def _measure_baseline(runner: BaselineRunner, deep: BaselineRunner | None, metho
     }[method]
     name = f"{TABLE}_{method.split('-')[-1] if method != 'pgvector-bit-rerank' else 'bit'}_hnsw"
     build_s, index_bytes = runner.build(name, expression, opclass)
-    storage = Storage(method, "baseline", _bytes_per_vector(runner.conn, runner.table, value),
+    storage = Storage(method, "baseline", bytes_per_vector_on_disk(runner.conn, runner.table, value),
                       index_bytes=index_bytes, build_s=round(build_s, 2))
     console.print(f"baseline {method}: HNSW {build_s:.1f}s {index_bytes / 2**20:.1f} MiB", highlight=False)
     try:
@@ -442,7 +549,8 @@ def _measure_baseline(runner: BaselineRunner, deep: BaselineRunner | None, metho
             if deep is not None and (knobs.get("candidates", ef) >= 100):
                 statement100 = deep.statement(method, None, f"{method} {knobs} k100", knobs.get("candidates", 0))
                 results100 = deep.measure(statement100, "off")[0].results
-            emit(storage, knobs, timed, results100, None, label)
+            batch_qps = None if connect is None else concurrent_qps(connect, statement, runner.queries, ef)
+            emit(storage, knobs, timed, results100, batch_qps, label)
     finally:
         runner.drop(name)
 

@@ -78,9 +78,10 @@ def plot_recall_bytes(result: Mapping[str, Any], path: Path) -> Path:
                    color={"baseline": "tab:red", "client-scan": "tab:orange"}.get(kind, "tab:blue"), zorder=3)
         ax.annotate(method, (best["bytes_per_vector"], best["recall_at_10"]), fontsize=7,
                     xytext=(4, -3), textcoords="offset points")
-    for client_scan, style, label in ((False, {"color": "tab:green"}, "frontier: searchable in PostgreSQL"),
-                                      (True, {"color": "tab:orange", "linestyle": ":"},
-                                       "frontier with client-side scans (sq8, pq)")):
+    frontiers: list[tuple[bool, dict[str, Any], str]] = [
+        (False, {"color": "tab:green"}, "frontier: searchable in PostgreSQL"),
+        (True, {"color": "tab:orange", "linestyle": ":"}, "frontier with client-side scans (sq8, pq)")]
+    for client_scan, style, label in frontiers:
         xs, ys = _frontier_steps(eligible(result["rows"], include_client_scan=client_scan))
         if xs:
             ax.step(xs, ys, where="post", linewidth=1, label=label, **style)
@@ -101,9 +102,10 @@ def plot_recall_bytes(result: Mapping[str, Any], path: Path) -> Path:
 
 
 def _frontier_steps(rows: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float]]:
-    """The best recall@10 reachable at <= each size, over the Pareto-optimal rows."""
+    """The best recall@10 reachable at <= each size, over the rows Pareto-optimal by recall@10."""
+    by_10 = [{**r, "recall_at_k": r["recall_at_10"]} for r in rows if r.get("recall_at_10") is not None]
     best_at: dict[float, float] = {}
-    for r in pareto_frontier([r for r in rows if r.get("recall_at_10") is not None]):
+    for r in pareto_frontier(by_10):
         size = float(r["bytes_per_vector"])
         best_at[size] = max(best_at.get(size, 0.0), float(r["recall_at_10"]))
     xs, ys, running = [], [], 0.0

@@ -44,6 +44,7 @@ import pgembed
 from pgembed import schema
 from pgembed.bench.codecs import TIE_EPSILON, exact_top, load_matrix
 from pgembed.bench.environment import describe_environment
+from pgembed.datasets.groundtruth import unit_rows
 from pgembed.errors import InvalidInputError, PgembedError
 
 TABLE = "pgembed_bench_search"
@@ -213,12 +214,12 @@ def _figures(timed: Timed, truth: Truth, base: np.ndarray, queries: np.ndarray) 
     }
 
 
-def _relation_size(conn: psycopg.Connection, name: str) -> int:
+def relation_size(conn: psycopg.Connection, name: str) -> int:
     row = conn.execute("SELECT pg_relation_size(to_regclass(%s))", (name,)).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def _bytes_per_vector(conn: psycopg.Connection, table: sql.Composable, *expressions: sql.Composable) -> float:
+def bytes_per_vector_on_disk(conn: psycopg.Connection, table: sql.Composable, *expressions: sql.Composable) -> float:
     """Mean bytes on disk of the expressions' values (summed), over 1,000 rows: the searched representation."""
     sizes = sql.SQL(" + ").join(sql.SQL("pg_column_size({})").format(e) for e in expressions)
     row = conn.execute(sql.SQL("SELECT avg({}) FROM (SELECT * FROM {} LIMIT 1000) AS t").format(
@@ -275,7 +276,7 @@ class BaselineRunner:
         seconds = time.perf_counter() - started
         self.conn.execute(sql.SQL("ANALYZE {}").format(self.table))
         self.hnsw_names.add(name)
-        return seconds, _relation_size(self.conn, name)
+        return seconds, relation_size(self.conn, name)
 
     def drop(self, name: str) -> None:
         self.conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
@@ -387,7 +388,7 @@ def run_search_bench(base_path: str, queries_path: str, gt_path: str | None = No
     # Ground truth by cosine, the collection's metric, on the vectors as stored. "Unit length" vectors shipped
     # as float16 are off by up to ~1e-4 in norm: enough to reorder near-ties between cosine and inner product
     # (an exact plan then scored 0.999 against inner-product truth). A --gt file is compared, not used.
-    scoring = base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), np.finfo(np.float32).tiny)
+    scoring = unit_rows(base)
     gt_ids = None
     if gt_path is not None and n == len(full):
         gt_ids = np.load(gt_path)[: len(queries)]
@@ -430,7 +431,7 @@ def run_search_bench(base_path: str, queries_path: str, gt_path: str | None = No
             started = time.perf_counter()
             db.execute(sql.SQL("CREATE INDEX {} ON {} ({})").format(sql.Identifier(index), table,
                                                                    sql.Identifier(column)))
-            btrees[column] = (index, time.perf_counter() - started, _relation_size(db.conn, index))
+            btrees[column] = (index, time.perf_counter() - started, relation_size(db.conn, index))
         db.execute(sql.SQL("VACUUM ANALYZE {}").format(table))
 
         truths: list[Truth] = [truth_for(scoring, queries, k, np.ones(n, dtype=bool), None, None)]
@@ -532,7 +533,7 @@ def _run_baselines(runner: BaselineRunner, truths: list[Truth], base: np.ndarray
     name, expression, opclass = indexes["pgvector-hnsw-f32"]
     seconds, size = runner.build(name, expression, opclass)
     console.print(f"built {name}: {seconds:.1f}s, {size / 2**20:.1f} MiB")
-    bpv = _bytes_per_vector(runner.conn, runner.table, vector)
+    bpv = bytes_per_vector_on_disk(runner.conn, runner.table, vector)
     sweep("pgvector-hnsw-f32", Baseline("pgvector-hnsw-f32", name, round(seconds, 2), size, bpv))
     runner.drop(name)
 
@@ -542,7 +543,7 @@ def _run_baselines(runner: BaselineRunner, truths: list[Truth], base: np.ndarray
         seconds, size = runner.build(name, expression, opclass)
         console.print(f"built {name}: {seconds:.1f}s, {size / 2**20:.1f} MiB")
         built[method] = Baseline(method, name, round(seconds, 2), size,
-                                 _bytes_per_vector(runner.conn, runner.table, expression))
+                                 bytes_per_vector_on_disk(runner.conn, runner.table, expression))
     built["pgvector-btree-exact"] = Baseline("pgvector-btree-exact", None, None, None, bpv)
     for method in ("pgvector-btree-exact", "pgvector-hnsw-f16", "pgvector-bit-rerank"):
         sweep(method, built[method])
@@ -594,8 +595,8 @@ def _run_pgembed(collection: pgembed.Collection, truths: list[Truth], base: np.n
         columns = [c for c, _ in schema.code_columns(info.column_name, collection.codec(name))]
         ready[name] = {"spec": spec, "name": name, "fit_s": entry["fit_s"],
                        "build_s": round(index.build_seconds or 0.0, 2), "index": index.index_name,
-                       "index_bytes": _relation_size(collection.conn, index.index_name),
-                       "bytes_per_vector": _bytes_per_vector(collection.conn, collection.info.table,
+                       "index_bytes": relation_size(collection.conn, index.index_name),
+                       "bytes_per_vector": bytes_per_vector_on_disk(collection.conn, collection.info.table,
                                                               *map(sql.Identifier, columns))}
         report[spec] = ready[name]
         console.print(f"codec {spec}: fit {entry['fit_s']:.1f}s, HNSW {ready[name]['build_s']:.1f}s, "
@@ -611,7 +612,7 @@ def _run_pgembed(collection: pgembed.Collection, truths: list[Truth], base: np.n
                                             ef_construction=HNSW_PARAMS["ef_construction"], where=doc)
             partial_indexes[index.index_name] = {
                 "codec": spec, "filter": filter_name, "build_s": round(index.build_seconds or 0.0, 2),
-                "index_bytes": _relation_size(collection.conn, index.index_name)}
+                "index_bytes": relation_size(collection.conn, index.index_name)}
             console.print(f"partial index {index.index_name} ({spec}, {filter_name}): "
                           f"{partial_indexes[index.index_name]['build_s']:.1f}s, "
                           f"{partial_indexes[index.index_name]['index_bytes'] / 2**20:.1f} MiB")

@@ -27,6 +27,7 @@ from pgembed.batch import calibrate, search_batch
 from pgembed.bench.codecs import load_matrix
 from pgembed.bench.environment import describe_environment
 from pgembed.bench.search import fresh_collection, load_attrs
+from pgembed.datasets.groundtruth import unit_rows
 from pgembed.errors import InvalidInputError
 
 TABLE = "pgembed_bench_workload"
@@ -91,8 +92,8 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
         db.execute(sql.SQL("VACUUM ANALYZE {}").format(coll.info.table))
 
         # Exact ground truth per query, over the rows its filter keeps (the database says which).
-        scoring = base / np.linalg.norm(base, axis=1, keepdims=True)
-        qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+        scoring = unit_rows(base)
+        qn = unit_rows(q)
         sql_of: dict[str | None, str] = {None: "true"}
         kth = np.full(len(items), -np.inf)
         need = np.zeros(len(items), dtype=np.int64)

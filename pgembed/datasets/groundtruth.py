@@ -10,6 +10,12 @@ from pgembed.errors import InvalidInputError
 _BLOCK_FLOATS = 32_000_000
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit length (float32); zero rows stay zero."""
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-30))
+
+
 def scores(base: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
     """Similarity of each query to each base row, higher = closer, in float32 as the vectors are stored."""
     base = np.asarray(base, dtype=np.float32)
@@ -17,9 +23,7 @@ def scores(base: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
     if metric == "ip":
         return queries @ base.T
     if metric == "cosine":
-        bn = base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), np.float32(1e-30))
-        qn = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), np.float32(1e-30))
-        return qn @ bn.T
+        return unit_rows(queries) @ unit_rows(base).T
     if metric == "l2":
         # -||q - b||^2 up to the per-query constant ||q||^2, which does not change the order.
         return 2 * (queries @ base.T) - np.einsum("ij,ij->i", base, base)[None, :]
