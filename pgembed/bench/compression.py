@@ -379,7 +379,8 @@ def _store(db: pgembed.Database, collection: pgembed.Collection, spec: str, code
     if name is None:
         return Storage(spec, "client-scan", _stored_bytes(db, codec, encoder_sample), fit_s=round(fit_s or 0, 2),
                        encode_per_s=encode_per_s, sql_encode_per_s=int(sql_rate))
-    index = collection.create_index(name, "hnsw", m=HNSW_PARAMS["m"], ef_construction=HNSW_PARAMS["ef_construction"])
+    index = collection.create_index(name, "hnsw", m=HNSW_PARAMS["m"], ef_construction=HNSW_PARAMS["ef_construction"],
+                                    progress=not console.quiet)
     info = next(c for c in collection.codecs() if c.name == name and c.state == "active")
     columns = [c for c, _ in schema.code_columns(info.column_name, codec)]
     code_bytes = bytes_per_vector_on_disk(db.conn, collection.info.table, *map(sql.Identifier, columns))
