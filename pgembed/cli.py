@@ -529,8 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="plain pgvector: HNSW on float32, on ::halfvec, on binary_quantize with re-rank; B-tree+exact")
     s.add_argument("--search", action="store_true",
                    help="pgembed's Collection.search over the --codecs (default bq, bq2, pca128,f16)")
-    s.add_argument("--attrs", default=None, metavar="ATTRS.parquet",
-                   help="attribute columns (an `id` column = row of the base), loaded with the vectors")
+    s.add_argument("--attrs", default=None, metavar="ATTRS",
+                   help="attribute columns, .parquet or .csv (an `id` column = row of the base), loaded with the "
+                        "vectors")
     s.add_argument("--filter", action="append", default=[], metavar="NAME=SQL_WHERE",
                    help="a filter in SQL over the attribute columns (repeatable); exact ground truth per filter")
     p.add_argument("--rows", type=int, default=None, help="take the first N base rows (default all)")

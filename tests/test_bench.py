@@ -177,3 +177,26 @@ def test_workload_bench_through_the_cli(dsn: str, tmp_path: Path) -> None:
     assert sum(batch[0]["plan_mix"].values()) == 60
     assert all(r["recall_at_k"] == 1.0 for r in batch if set(r["plan_mix"]) == {"scan"})
     assert result["workload"]["queries"] == 60 and "batch_over_loop" in result["ratios"]
+
+
+def test_attributes_load_from_parquet_and_csv_alike(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from pgembed.bench.search import load_attrs
+    from pgembed.errors import InvalidInputError
+
+    table = pa.table({"id": [2, 0, 1, 3], "kind": ["b", "a", "a", "c"], "year": [2001, 1999, 2000, 2002]})
+    pq.write_table(table, tmp_path / "a.parquet")
+    pcsv.write_csv(table, tmp_path / "a.csv")
+    from_parquet = load_attrs(tmp_path / "a.parquet", 3)
+    from_csv = load_attrs(tmp_path / "a.csv", 3)
+    assert from_parquet[0] == from_csv[0] == {"kind": "text", "year": "bigint"}
+    for values in (from_parquet[1], from_csv[1]):
+        assert list(values["kind"]) == ["a", "a", "b"] and list(values["year"]) == [1999, 2000, 2001]
+    with pytest.raises(InvalidInputError, match="parquet or .csv"):
+        load_attrs(tmp_path / "a.json", 3)
+    (tmp_path / "bad.csv").write_text("kind\nx\n")
+    with pytest.raises(InvalidInputError, match="no `id` column"):
+        load_attrs(tmp_path / "bad.csv", 1)

@@ -276,8 +276,7 @@ def run_compression_bench(dataset: Any, specs: Sequence[str] | None = None, *, k
         encoder_sample = load_sample_table(db, sample[:20_000])  # SQL encoders are timed on these rows
         for spec, codec in codecs.items():
             storage = _store(db, collection, spec, codec, names[spec] if spec in indexed else None, fits.get(spec),
-                             base, sample,
-                             encoder_sample, query_sample, console)
+                             base, sample, encoder_sample, query_sample, console)
             storages.append(storage)
         db.execute(sql.SQL("VACUUM ANALYZE {}").format(collection.info.table))
 

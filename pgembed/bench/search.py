@@ -93,14 +93,21 @@ def parse_filters(items: Sequence[str] | None) -> dict[str, str | dict[str, Any]
 
 
 def load_attrs(path: str | Path, n: int) -> tuple[dict[str, str], dict[str, Any]]:
-    """Attribute columns of base rows 0..n-1 from parquet (an `id` column = row of the base):
-    ({column: PostgreSQL type}, {column: values in row order})."""
+    """Attribute columns of base rows 0..n-1 from .parquet or .csv (with a header; an `id` column = row of the
+    base): ({column: PostgreSQL type}, {column: values in row order})."""
     try:
         import pyarrow.compute as pc  # type: ignore[import-untyped]
+        import pyarrow.csv as pcsv  # type: ignore[import-untyped]
         import pyarrow.parquet as pq  # type: ignore[import-untyped]
     except ImportError as err:
-        raise InvalidInputError("--attrs reads parquet with pyarrow: pip install 'pgembed[bench]'") from err
-    table = pq.read_table(path)
+        raise InvalidInputError("--attrs reads parquet and csv with pyarrow: pip install 'pgembed[bench]'") from err
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise InvalidInputError(f"--attrs {path}: give a .parquet or .csv file")
+    try:
+        table = pq.read_table(path) if suffix == ".parquet" else pcsv.read_csv(path)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        raise InvalidInputError(f"--attrs {path}: {err}") from err
     if "id" not in table.column_names:
         raise InvalidInputError(f"{path} has no `id` column (the row of each vector in the base)")
     table = table.filter(pc.less(table.column("id"), n))
