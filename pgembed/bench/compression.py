@@ -413,7 +413,8 @@ def _measure_index(collection: pgembed.Collection, storage: Storage, queries: np
         collection.search(q, k, codec=storage.name, oversample=widest / k, ef_search=max(MIN_EF_SEARCH, widest),
                           plan="index")
     for c in candidates:
-        knobs = {"candidates": max(c, k), "oversample": max(c, k) / k, "ef_search": max(MIN_EF_SEARCH, c)}
+        fetched = max(c, k)
+        knobs = {"candidates": fetched, "oversample": fetched / k, "ef_search": max(MIN_EF_SEARCH, fetched)}
         options: dict[str, Any] = {"codec": storage.name, "oversample": knobs["oversample"],
                                    "ef_search": knobs["ef_search"], "plan": "index"}
 
@@ -422,7 +423,7 @@ def _measure_index(collection: pgembed.Collection, storage: Storage, queries: np
 
         timed = time_queries(run, len(queries))
         deep = None
-        if knobs["candidates"] >= 100 and collection.count() >= 100:
+        if fetched >= 100:
             deep_options = {**options, "oversample": knobs["candidates"] / 100}
             deep = [np.asarray(collection.search(q, 100, **deep_options).ids, dtype=np.int64) for q in queries]
         batch_qps = None
