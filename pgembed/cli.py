@@ -286,8 +286,6 @@ SEARCH_BENCH_ONLY = ("attrs", "filter", "partial", "tune_queries")
 
 
 def _compression_bench(args: argparse.Namespace, specs: list[str] | None, *, quiet: bool) -> dict[str, Any]:
-    from dataclasses import replace
-
     from pgembed.bench.compression import run_compression_bench
     from pgembed.bench.report import write_outputs
 
@@ -297,7 +295,7 @@ def _compression_bench(args: argparse.Namespace, specs: list[str] | None, *, qui
                            "compression bench measures unfiltered search")
     dataset = _dataset(args)
     if getattr(args, "rows", None):
-        dataset = replace(dataset, base=dataset.base[: args.rows], gt=None)  # the file's truth is for all rows
+        dataset = dataset.head(args.rows)
     result = run_compression_bench(
         dataset, specs, k=args.k, baselines=not args.no_baselines, candidates=_int_list(args.candidates),
         queries_limit=args.queries_limit, fit_sample=args.fit_sample, fit_queries=args.fit_queries,

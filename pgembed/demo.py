@@ -39,8 +39,6 @@ def run_main_job(dsn: str | None = None, data_dir: str | Path | None = None, *, 
                  quiet: bool = False) -> dict[str, Any]:
     """The compression bench on a small real dataset (the shipped one by default); `rows` and `queries`
     take the first ones (ground truth is then computed for that subset)."""
-    from dataclasses import replace
-
     from pgembed.advise_codec import advise_codec
     from pgembed.bench.compression import results_table, run_compression_bench
     from pgembed.bench.report import write_outputs
@@ -48,8 +46,8 @@ def run_main_job(dsn: str | None = None, data_dir: str | Path | None = None, *, 
 
     console = Console(quiet=quiet, width=None if sys.stdout.isatty() else 200)
     data = load_dataset_dir(dataset or DEMO_DATASET)
-    if rows is not None and rows < len(data.base):
-        data = replace(data, base=data.base[:rows], gt=None)
+    if rows is not None:
+        data = data.head(rows)
     console.rule(f"pgembed demo: the compression bench on {data.name}")
     console.print(f"{len(data.base):,} real vectors x {data.base.shape[1]}, {len(data.queries)} held-out queries; "
                   "every codec and plain pgvector, measured in PostgreSQL", highlight=False)

@@ -47,6 +47,7 @@ from rich.table import Table
 
 import pgembed
 from pgembed import catalog, schema
+from pgembed.batch import read_rows
 from pgembed.bench.codecs import exact_top, load_sample_table, order_by_code, sql_encode_rate, top_candidates
 from pgembed.bench.environment import describe_environment
 from pgembed.bench.search import (
@@ -62,6 +63,7 @@ from pgembed.bench.search import (
 from pgembed.codecs import Codec, make_codec
 from pgembed.datasets.groundtruth import unit_rows
 from pgembed.errors import InvalidInputError
+from pgembed.filters import EMPTY
 from pgembed.progress import advancer, progress_bar
 
 TABLE = "pgembed_bench_codecs"
@@ -318,7 +320,7 @@ def run_compression_bench(dataset: Any, specs: Sequence[str] | None = None, *, k
 
 def dataset_from_collection(db: pgembed.Database, name: str, queries_path: str | Path,
                             gt_path: str | Path | None = None) -> Any:
-    """An existing collection's vectors (every row with a vector, in key order) as a bench dataset. The
+    """An existing collection's vectors (every row with a vector) as a bench dataset. The
     collection is only read: the bench measures a scratch copy. A ground-truth file holds the collection's
     keys; they become row positions."""
     from pgembed.datasets.files import Dataset, read_ids, read_vectors
@@ -328,16 +330,11 @@ def dataset_from_collection(db: pgembed.Database, name: str, queries_path: str |
         raise InvalidInputError(f"no collection named {name!r} (attach a table first: pgembed attach TABLE)")
     if info.name == TABLE:
         raise InvalidInputError(f"{TABLE!r} is the bench's own scratch collection; name another")
-    statement = sql.SQL("SELECT {k}, {v} FROM {t} WHERE {v} IS NOT NULL ORDER BY {k}").format(
-        k=info.key, v=info.vector, t=info.table)
-    with db.conn.cursor(binary=True) as cur:
-        cur.execute(statement)
-        fetched = cur.fetchall()
-    if not fetched:
+    blocks = list(read_rows(pgembed.Collection(db, info), EMPTY))  # binary COPY; the catalog is not touched
+    if not blocks:
         raise InvalidInputError(f"collection {name!r} has no vectors: nothing to measure")
-    keys = [r[0] for r in fetched]
-    vectors = np.stack([np.asarray(r[1].to_numpy() if hasattr(r[1], "to_numpy") else r[1], dtype=np.float32)
-                        for r in fetched])
+    keys = [key for block_keys, _ in blocks for key in block_keys]
+    vectors = np.concatenate([block_vectors for _, block_vectors in blocks])
     queries = read_vectors(queries_path, role="queries")
     if queries.shape[1] != vectors.shape[1]:
         raise InvalidInputError(f"queries {queries_path} have dimension {queries.shape[1]}, collection "

@@ -8,7 +8,7 @@ distances, attribute `distance`); and the folder layout pgembed's own builders w
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,12 @@ class Dataset:
     @property
     def dim(self) -> int:
         return int(self.base.shape[1])
+
+    def head(self, rows: int) -> Dataset:
+        """The first `rows` base vectors, with the same queries; the ground truth (for all rows) is dropped."""
+        if rows >= len(self.base):
+            return self
+        return replace(self, base=self.base[:rows], gt=None)
 
 
 def _suffix(path: Path) -> str:
