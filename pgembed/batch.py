@@ -259,66 +259,133 @@ def iter_search_batch(collection: Collection, batches: Iterator[tuple[Any, Any]]
 
 
 # -- scan and multiply ---------------------------------------------------------------------------------------
+MARGIN = 10  # candidates kept past k per query and block, re-scored in float64 (float32 rounding)
+CHUNK = 32  # columns per chunk in _smallest's first pass
+
+
+class RunningTopK:
+    """Per query of a group, the `keep` best rows seen so far over blocks of rows: their keys and exact
+    (float64) distances. Each block's candidates are chosen by the fast float32 scores, then re-scored
+    from their vectors in float64, so nothing but keys and distances is kept."""
+
+    def __init__(self, q: np.ndarray, keep: int, metric: str, key_dtype: Any = object) -> None:
+        self.q = q
+        self.keep = keep
+        self.metric = metric
+        self.d = np.full((len(q), 0), np.inf, dtype=np.float64)
+        self.keys = np.empty((len(q), 0), dtype=key_dtype)
+
+    def add(self, scores: np.ndarray, keys: np.ndarray, x: np.ndarray) -> None:
+        """A block: scores (queries x rows) from _scores for the rows `keys` / `x`."""
+        if scores.shape[1] == 0:
+            return
+        pick = _smallest(scores, self.keep)
+        exact = _exact_distances(self.q, x[pick], self.metric)
+        exact = np.where(np.isfinite(np.take_along_axis(scores, pick, 1)), exact, np.inf)
+        self.merge(exact, keys[pick])
+
+    def merge(self, d: np.ndarray, keys: np.ndarray) -> None:
+        """Candidates given per query: exact distances d and their keys (queries x c)."""
+        cat_d = np.concatenate([self.d, d], axis=1)
+        take = min(self.keep, cat_d.shape[1])
+        part = np.argpartition(cat_d, take - 1, axis=1)[:, :take]
+        self.d = np.take_along_axis(cat_d, part, 1)
+        cat_keys = np.concatenate([self.keys, keys.astype(self.keys.dtype, copy=False)], axis=1)
+        self.keys = np.take_along_axis(cat_keys, part, 1)
+
+    def finish(self, k: int, members: Sequence[int], ids: np.ndarray, distances: np.ndarray,
+               counts: np.ndarray) -> None:
+        """The k best per query into the result rows `members` (all the rows seen when fewer than k). A row
+        whose distance is undefined (a zero vector, under cosine: inf here) comes last with distance NaN,
+        as search() returns it from PostgreSQL."""
+        order = np.argsort(self.d, axis=1, kind="stable")[:, :k]
+        for row, i in enumerate(members):
+            chosen = order[row]
+            counts[i] = len(chosen)
+            ids[i, : len(chosen)] = self.keys[row, chosen]
+            d = self.d[row, chosen]
+            distances[i, : len(chosen)] = np.where(np.isinf(d), np.nan, d)
+
+
+def _smallest(d: np.ndarray, keep: int) -> np.ndarray:
+    """Column indices of the `keep` smallest values of each row of d (in no order; ties broken arbitrarily).
+
+    argpartition over every element costs ~13 ns each; instead the minimum of each chunk of CHUNK columns
+    is taken first (~1 ns an element), and only the `keep` chunks with the smallest minima are searched:
+    each of a row's keep smallest values lies in one of them, because every value of any other chunk has
+    at least `keep` values at or below it (the chosen chunks' minima)."""
+    queries, rows = d.shape
+    if rows <= keep:
+        return np.broadcast_to(np.arange(rows), (queries, rows))
+    if rows < 8 * keep * CHUNK:
+        return np.argpartition(d, keep - 1, axis=1)[:, :keep]
+    whole = rows // CHUNK * CHUNK
+    minima = d[:, :whole].reshape(queries, -1, CHUNK).min(axis=2)
+    if whole < rows:
+        minima = np.concatenate([minima, d[:, whole:].min(axis=1, keepdims=True)], axis=1)
+    chunks = np.argpartition(minima, keep - 1, axis=1)[:, :keep]
+    cols = (chunks[:, :, None] * CHUNK + np.arange(CHUNK)).reshape(queries, -1)
+    inside = cols < rows
+    cols = np.minimum(cols, rows - 1)
+    values = np.where(inside, np.take_along_axis(d, cols, 1), np.inf)
+    pick = np.argpartition(values, keep - 1, axis=1)[:, :keep]
+    return np.take_along_axis(cols, pick, 1)
+
+
 def _scan_group(collection: Collection, q: np.ndarray, k: int, where: Filter, members: Sequence[int],
                 ids: np.ndarray, distances: np.ndarray, counts: np.ndarray) -> None:
-    """Exact top-k of every query of a group over the rows its filter keeps, read once.
-
-    For cosine, candidates are chosen with float32 matrix products of normalised vectors (twice the speed
-    of float64; the rounding, ~1e-7 of distances within [0, 2], is covered by keeping MARGIN more than k per
-    query); inner product and L2, whose float32 error grows with the vectors' magnitudes, use float64.
-    The survivors' distances are computed again in float64 from their vectors."""
+    """Exact top-k of every query of a group over the rows its filter keeps, read once for the group."""
+    block_rows = max(1_000, min(BLOCK_ROWS, SCORE_BUDGET // max(len(members), 1)))
     metric = collection.metric
-    keep = k + MARGIN
+    q32 = _scoring_queries(q, metric)
+    top = RunningTopK(q, k + MARGIN, metric)
+    for keys, x in read_rows(collection, where, block_rows):
+        top.add(_scores(q32, _scoring_rows(x, metric), metric), keys, x)
+    top.finish(k, members, ids, distances, counts)
+
+
+def _scoring_queries(q: np.ndarray, metric: str) -> np.ndarray:
+    """Queries as _scores takes them: for cosine, float32, normalised and negated (so that a matrix
+    product with normalised rows gives scores where smaller is nearer)."""
     q32 = np.ascontiguousarray(q, dtype=np.float32)
     if metric == "cosine":
-        q32 = q32 / np.maximum(np.linalg.norm(q32, axis=1, keepdims=True), np.finfo(np.float32).tiny)
-    best_d = np.full((len(members), 0), np.inf, dtype=np.float32 if metric == "cosine" else np.float64)
-    best_key = np.empty((len(members), 0), dtype=object)
-    best_vec = np.empty((len(members), 0, collection.dim), dtype=np.float32)
-    # (queries x block) distances, twice over while merging: keep that near SCORE_BUDGET elements.
-    block_rows = max(1_000, min(BLOCK_ROWS, SCORE_BUDGET // max(len(members), 1)))
-    for keys, x in read_rows(collection, where, block_rows):
-        d = _distances(q32, x, metric)
-        cand_d = np.concatenate([best_d, d], axis=1)
-        take = min(keep, cand_d.shape[1])
-        part = np.argpartition(cand_d, take - 1, axis=1)[:, :take]
-        old = best_d.shape[1]
-        from_block = part >= old
-        in_block = np.clip(part - old, 0, None)
-        new_key, new_vec = keys[in_block], x[in_block]
-        if old:  # candidates kept from earlier blocks keep their key and vector
-            kept = np.minimum(part, old - 1)
-            new_key = np.where(from_block, new_key, np.take_along_axis(best_key, kept, 1))
-            new_vec = np.where(from_block[..., None], new_vec, np.take_along_axis(best_vec, kept[..., None], 1))
-        best_key, best_vec = new_key, new_vec
-        best_d = np.take_along_axis(cand_d, part, 1)
-    exact = _exact_distances(q, best_vec, metric)
-    exact = np.where(np.isfinite(best_d), exact, np.inf)
-    order = np.argsort(exact, axis=1, kind="stable")[:, :k]
-    for row, i in enumerate(members):
-        chosen = order[row][np.isfinite(exact[row, order[row]])]
-        counts[i] = len(chosen)
-        ids[i, : len(chosen)] = best_key[row, chosen]
-        distances[i, : len(chosen)] = exact[row, chosen]
+        q32 = -q32 / np.maximum(np.linalg.norm(q32, axis=1, keepdims=True), np.finfo(np.float32).tiny)
+    return q32
 
 
-MARGIN = 10
+def _scoring_rows(x: np.ndarray, metric: str) -> np.ndarray:
+    """Rows as _scores takes them: for cosine, normalised once per block (a zero row, which has no cosine
+    distance, becomes NaN: _scores gives it inf); other metrics use the rows as they are."""
+    if metric != "cosine":
+        return x
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return x / norms
 
 
-def _distances(q32: np.ndarray, x: np.ndarray, metric: str) -> np.ndarray:
-    """(queries x rows) distances in the collection's metric (float32 for cosine, float64 otherwise);
-    inf where undefined (a zero row has no cosine distance)."""
+def _scores(q: np.ndarray, x: np.ndarray, metric: str) -> np.ndarray:
+    """(queries x rows) scores that order rows as the metric's distances do, smaller nearer; inf where
+    undefined. Candidates are chosen by them and then re-scored exactly (RunningTopK).
+
+    Cosine: float32 products of normalised vectors (twice the speed of float64; the rounding, ~1e-7 of
+    scores within [-1, 1], is covered by keeping MARGIN candidates more than k per query). Inner
+    product and L2, whose float32 error grows with the vectors' magnitudes, are scored in float64."""
     if metric == "cosine":
-        norms = np.linalg.norm(x, axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d = 1.0 - (q32 @ x.T) / norms[None, :]
-    else:
-        q64, x64 = q32.astype(np.float64), x.astype(np.float64)
-        if metric == "ip":
-            d = -(q64 @ x64.T)
-        else:
-            d = np.sqrt(np.maximum((q64**2).sum(1)[:, None] - 2 * q64 @ x64.T + (x64**2).sum(1)[None, :], 0))
-    return np.where(np.isnan(d), np.inf, d)
+        undefined = np.isnan(x[:, 0])  # zero rows, NaN all along after normalising
+        if not undefined.any():
+            return q @ x.T
+        d = q @ np.where(undefined[:, None], np.float32(0), x).T
+        d[:, undefined] = np.inf
+        return d
+    q64, x64 = q.astype(np.float64), x.astype(np.float64)
+    if metric == "ip":
+        return -(q64 @ x64.T)
+    return (x64**2).sum(1)[None, :] - 2 * q64 @ x64.T  # the query's own norm does not change the order
+
+
+def _distances(q: np.ndarray, x: np.ndarray, metric: str) -> np.ndarray:
+    """Scores of raw queries against raw rows (what calibrate() times)."""
+    return _scores(_scoring_queries(q, metric), _scoring_rows(x, metric), metric)
 
 
 def _exact_distances(q: np.ndarray, vectors: np.ndarray, metric: str) -> np.ndarray:
@@ -413,21 +480,26 @@ def _records(data: bytes, record: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     return rows["key"].astype(np.int64).astype(object), rows["vec"].astype(np.float32)
 
 
-def calibrate(collection: Collection, *, sample_queries: int = 20, rows: int = 20_000) -> CostModel:
-    """Measure the cost model's constants on this machine and this collection."""
+def calibrate(collection: Collection, *, sample_queries: int = 20, rows: int = 20_000,
+              group_queries: int = 64) -> CostModel:
+    """Measure the cost model's constants on this machine and this collection: reading `rows` rows over
+    binary COPY; scoring them as a scan does (matrix product and top-k) for a group of `group_queries`
+    queries (the sample, repeated); and `sample_queries` queries through search()."""
     searcher = collection.searcher
     qs = collection.sample(sample_queries, seed=11)
     if len(qs) == 0:
         raise SchemaError(f"collection {collection.name!r} is empty: nothing to calibrate on")
     started = time.perf_counter()
-    read = sum(len(keys) for keys, _ in read_rows(collection, Filter(sql.SQL("true"), {}), limit=rows))
+    blocks = list(read_rows(collection, Filter(sql.SQL("true"), {}), limit=rows))
+    read = sum(len(keys) for keys, _ in blocks)
     read_s = (time.perf_counter() - started) / max(read, 1) / collection.dim
-    x = np.random.default_rng(0).standard_normal((4096, collection.dim)).astype(np.float32)
-    q32 = qs.astype(np.float32)
+    keys = np.concatenate([k for k, _ in blocks])
+    x = np.concatenate([x for _, x in blocks])
+    group = np.resize(qs.astype(np.float32), (group_queries, collection.dim))
     started = time.perf_counter()
-    for _ in range(3):
-        _distances(q32, x, collection.metric)
-    score_s = (time.perf_counter() - started) / (3 * len(qs) * 4096 * collection.dim)
+    top = RunningTopK(group, 10 + MARGIN, collection.metric)
+    top.add(_distances(group, x, collection.metric), keys, x)
+    score_s = (time.perf_counter() - started) / (group_queries * max(read, 1) * collection.dim)
     started = time.perf_counter()
     for v in qs:
         searcher.search(v, 10)

@@ -7,9 +7,11 @@ import numpy as np
 import psycopg
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pgembed
-from pgembed.batch import CostModel, calibrate, search_batch
+from pgembed.batch import CostModel, _smallest, calibrate, search_batch
 from pgembed.errors import InvalidInputError
 from tests.helpers import unit_vectors
 
@@ -186,3 +188,37 @@ def test_explain_prints_the_group_plans(docs: pgembed.Collection, capsys: pytest
     printed = json.loads(capsys.readouterr().out)
     assert [g["queries"] for g in printed] == [2, 2] == [g.queries for g in result.groups]
     assert {g["kind"] for g in printed} <= {"scan", "each"} and all(g["reason"] for g in printed)
+
+
+@settings(max_examples=60, deadline=None)
+@given(queries=st.integers(1, 4), rows=st.sampled_from([1, 7, 40, 700, 2_000, 5_003]), keep=st.integers(1, 12),
+       levels=st.sampled_from([3, 50, 10_000]), seed=st.integers(0, 2**32 - 1))
+def test_smallest_picks_the_smallest_values(queries: int, rows: int, keep: int, levels: int, seed: int) -> None:
+    """The chunked selection (rows >= 8 * keep * 32 takes it) returns each row's `keep` smallest values, ties
+    (few distinct levels) and inf included, never an index twice."""
+    rng = np.random.default_rng(seed)
+    d = rng.integers(0, levels, size=(queries, rows)).astype(np.float32)
+    d[rng.random(d.shape) < 0.05] = np.inf
+    pick = _smallest(d, keep)
+    assert pick.shape == (queries, min(keep, rows))
+    for row in range(queries):
+        assert len(set(pick[row].tolist())) == pick.shape[1]
+        np.testing.assert_array_equal(np.sort(d[row, pick[row]]), np.sort(d[row])[: pick.shape[1]])
+
+
+def test_scan_leaves_out_zero_rows_written_by_sql(docs: pgembed.Collection, sql_conn: psycopg.Connection) -> None:
+    """A zero vector has no cosine distance: a scan ranks it after every real row, with distance NaN, as
+    search() does, and never in a real row's place."""
+    from tests.helpers import vector_text
+
+    sql_conn.execute("INSERT INTO docs (id, category, year, embedding) SELECT 10000 + g, 'rare', 2000, %s::vector "
+                     "FROM generate_series(1, 30) g", (vector_text(np.zeros(DIM)),))
+    q = unit_vectors(3, DIM, seed=19)
+    batch = docs.search_batch(q, 10, where={"category": "rare"}, plan="scan")
+    assert all(batch.counts == 10)  # k rows match: the 5 real 'rare' rows first, then zero rows
+    assert all(int(i) < 10000 for i in batch.ids[:, :5].ravel())
+    assert all(int(i) > 10000 for i in batch.ids[:, 5:].ravel())
+    assert np.all(np.isfinite(batch.distances[:, :5])) and np.all(np.isnan(batch.distances[:, 5:]))
+    for i in range(3):
+        single = docs.search(q[i], 10, where={"category": "rare"}, plan="exact")
+        assert batch.ids[i, :5].tolist() == single.ids[:5].tolist() and np.all(np.isnan(single.distances[5:]))
