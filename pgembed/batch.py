@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import psycopg
 from psycopg import sql
 
 from pgembed.errors import InvalidInputError, SchemaError
@@ -37,6 +38,7 @@ from pgembed.vectors import as_matrix
 
 if TYPE_CHECKING:
     from pgembed.collection import Collection
+    from pgembed.search import SearchResult
 
 BLOCK_ROWS = 20_000  # rows scored at once: (queries x 20,000) float32 distances stay small
 SCORE_BUDGET = 20_000_000  # distances held at once per scanned group (80 MB of float32)
@@ -185,9 +187,9 @@ def search_batch(
         if kind == "scan":
             _scan_group(worker, q[members], k, compiled, members, ids, distances, counts)
         else:
-            for i in members:
-                result = worker.searcher.search(q[i], k, where=original, recall=recall, codec=codec,
-                                                ef_search=ef_search, oversample=oversample, plan=search_plan)
+            for i, result in zip(members, _search_each(worker, q[members], k, original, recall=recall, codec=codec,
+                                                       ef_search=ef_search, oversample=oversample, plan=search_plan),
+                                 strict=True):
                 counts[i] = len(result.ids)
                 ids[i, : counts[i]] = result.ids
                 distances[i, : counts[i]] = result.distances
@@ -225,6 +227,21 @@ def search_batch(
             raise errors[0]
     plans = [replace(p, seconds=seconds[i]) for i, p in enumerate(plans)]
     return BatchResult(ids, distances, counts, plans)
+
+
+def _search_each(worker: Collection, q: np.ndarray, k: int, where: Any, **knobs: Any) -> list[SearchResult]:
+    """search() for each query of a group: when the group's plan (the same for all: it depends on the
+    filter and knobs, not the vector) is an index plan, all of them in one statement (search_many; measured
+    1.2-1.35x the speed of one statement a query), else one by one."""
+    searcher = worker.searcher
+    compiled, doc = searcher.prepare(where)
+    chosen = searcher.plan(compiled, k=k, filter_doc=doc, **knobs)
+    if chosen.kind == "index" and len(q) > 1:
+        try:
+            return searcher.search_many(q, chosen, compiled)
+        except (psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedObject):
+            searcher.forget()  # a codec re-fitted or dropped elsewhere: search() reads the catalog again
+    return [searcher.search(v, k, where=where, **knobs) for v in q]
 
 
 @contextmanager

@@ -245,12 +245,31 @@ class Searcher:
             result = self._fetch(chosen, self.index_statement(chosen, where, columns), q, where, columns)
             if len(result.ids) >= chosen.k:
                 return result
-            chosen = replace(chosen, kind="exact", fallback=True, codec=None, column=None, index=None,
-                             candidates=None, ef_search=None, oversample=None, iterative_scan="off",
-                             max_scan_tuples=None,
-                             reason=f"{chosen.reason}; the index plan found {len(result.ids)} < k rows, "
-                                    "answered exactly")
+            chosen = _exact_fallback(chosen, len(result.ids))
         return self._fetch(chosen, self.exact_statement(where, columns, chosen.k), q, where, columns)
+
+    def search_many(self, queries: np.ndarray, chosen: Plan, where: Filter) -> list[SearchResult]:
+        """Queries that share a filter and an index plan, answered in one statement (many_statement: each
+        query's candidates and re-rank in a LATERAL subquery, one round trip for all); a query that finds
+        fewer than k rows there is answered again exactly, on its own, as search() does."""
+        if chosen.kind != "index" or chosen.codec is None:
+            raise InvalidInputError("search_many takes an index plan")
+        codec = self.codec(chosen.codec)
+        params: dict[str, Any] = {"qs": list(queries), "qcodes": [query_code(codec, v) for v in queries],
+                                  **where.params, **hnsw_settings(chosen)}
+        rows = run_statement(self.conn, self.many_statement(chosen, where), params, scoped_settings=True)
+        found: list[list[tuple[Any, float]]] = [[] for _ in range(len(queries))]
+        for number, key, distance in rows:
+            found[number - 1].append((key, distance))
+        results = []
+        for i, got in enumerate(found):
+            if len(got) >= chosen.k:
+                results.append(SearchResult(np.array([key for key, _ in got]),
+                                            np.array([d for _, d in got], dtype=np.float64), chosen, None))
+            else:
+                fallback = _exact_fallback(chosen, len(got))
+                results.append(self._fetch(fallback, self.exact_statement(where, [], chosen.k), queries[i], where, []))
+        return results
 
     def _params(self, chosen: Plan, q: np.ndarray, where: Filter) -> dict[str, Any]:
         # k and the candidate count are literals in the statement's text, not parameters: a prepared
@@ -295,6 +314,32 @@ class Searcher:
             table=info.table, settings=STATEMENT_SETTINGS, where=_clause(where), code=sql.Identifier(source.column),
             code_op=code_operator(source, info.metric), code_type=sql.SQL(source.sql_type),
         )
+
+    def many_statement(self, chosen: Plan, where: Filter) -> sql.Composable:
+        """index_statement for an array of queries and their codes: rows (query number from 1, key,
+        distance), k per query at most, in query order then distance. The queries' columns carry names no
+        table column is likely to have, and every column of the table is named by the subqueries' own
+        FROM first, so a filter or key never resolves to them."""
+        info = self.collection.info
+        source = next(s for s in self.sources() if s.index == chosen.index)
+        return sql.SQL(
+            "SELECT q.pgembed_no, c.{key}, c.distance FROM unnest(%(qs)s::vector[], %(qcodes)s::{code_type}[]) "
+            "WITH ORDINALITY AS q(pgembed_q, pgembed_qcode, pgembed_no) CROSS JOIN LATERAL ("
+            "SELECT {key}, {v} {op} q.pgembed_q AS distance FROM ("
+            "SELECT {key}, {v} FROM {table} WHERE {settings} AND ({where}) "
+            "ORDER BY {code} {code_op} q.pgembed_qcode LIMIT {n}) AS candidates "
+            "ORDER BY distance, {key} LIMIT {k}) AS c ORDER BY q.pgembed_no, c.distance, c.{key}"
+        ).format(k=sql.Literal(chosen.k), n=sql.Literal(chosen.candidates), key=info.key, v=info.vector,
+                 op=distance_operator(info.metric), table=info.table, settings=STATEMENT_SETTINGS,
+                 where=_clause(where), code=sql.Identifier(source.column), code_op=code_operator(source, info.metric),
+                 code_type=sql.SQL(source.sql_type))
+
+
+def _exact_fallback(chosen: Plan, found: int) -> Plan:
+    """The exact plan that answers a query whose index plan found fewer than k rows."""
+    return replace(chosen, kind="exact", fallback=True, codec=None, column=None, index=None, candidates=None,
+                   ef_search=None, oversample=None, iterative_scan="off", max_scan_tuples=None,
+                   reason=f"{chosen.reason}; the index plan found {found} < k rows, answered exactly")
 
 
 def _clause(where: Filter) -> sql.Composable:

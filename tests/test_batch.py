@@ -222,3 +222,46 @@ def test_scan_leaves_out_zero_rows_written_by_sql(docs: pgembed.Collection, sql_
     for i in range(3):
         single = docs.search(q[i], 10, where={"category": "rare"}, plan="exact")
         assert batch.ids[i, :5].tolist() == single.ids[:5].tolist() and np.all(np.isnan(single.distances[5:]))
+
+
+@pytest.mark.parametrize("where", [None, {"category": "news"}, {"category": "rare"}, {"year": {"$gte": 2020}}])
+def test_index_groups_in_one_statement_equal_search(docs: pgembed.Collection, where: dict | None,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index-plan group runs as one LATERAL statement; its answers equal search()'s, query by query, and a
+    query that finds fewer than k rows through the index ('rare': 5 rows) is answered exactly, as search() does."""
+    from pgembed.search import Searcher
+
+    statements: list[int] = []
+    many = Searcher.search_many
+
+    def counted(self: Searcher, queries: np.ndarray, *args: object) -> list:
+        statements.append(len(queries))
+        return many(self, queries, *args)
+
+    monkeypatch.setattr(Searcher, "search_many", counted)
+    q = unit_vectors(20, DIM, seed=20)
+    batch = docs.search_batch(q, 8, where=where, plan="index", oversample=3)
+    assert batch.plan_mix() == {"each": 20} and sum(statements) == 20 and len(statements) == 2  # chunks of 16
+    for i in range(20):
+        single = docs.search(q[i], 8, where=where, plan="index", oversample=3)
+        assert batch.ids[i, : batch.counts[i]].tolist() == single.ids.tolist()
+        np.testing.assert_allclose(batch.distances[i, : batch.counts[i]], single.distances)
+    if where == {"category": "rare"}:
+        assert all(batch.counts == 5) and docs.searcher.plan(
+            docs.searcher.prepare(where)[0], k=8, codec=None, ef_search=None, oversample=3, recall=None,
+            plan="index", filter_doc=where).kind == "index"
+
+
+def test_many_statement_keeps_the_query_columns_apart(db: pgembed.Database) -> None:
+    """A table whose columns are named like the statement's own (q, no, distance, code) still gets its rows."""
+    x = unit_vectors(300, DIM, seed=21)
+    coll = db.create_collection("clash", DIM, attrs={"pgembed_no": "integer", "q": "text"})
+    coll.ingest(np.arange(300), x, {"pgembed_no": list(range(300)), "q": ["a" if i % 2 else "b" for i in range(300)]})
+    coll.add_codec("bq", "bq")
+    coll.create_index("bq", "hnsw", m=8, ef_construction=40)
+    q = unit_vectors(5, DIM, seed=22)
+    batch = coll.search_batch(q, 4, where={"q": "a", "pgembed_no": {"$lt": 200}}, plan="index", oversample=10)
+    for i in range(5):
+        single = coll.search(q[i], 4, where={"q": "a", "pgembed_no": {"$lt": 200}}, plan="index", oversample=10)
+        assert batch.ids[i].tolist() == single.ids.tolist()
+        assert all(int(key) % 2 == 1 and int(key) < 200 for key in batch.ids[i])
