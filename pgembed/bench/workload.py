@@ -35,6 +35,7 @@ HNSW = {"m": 16, "ef_construction": 64}
 PGVECTOR_EF = (40, 100, 400)
 LOOP_OVERSAMPLE = (5.0, 10.0, 20.0)
 WORKERS = 2  # search_batch's connections (the machine's cores); the loops are single-connection
+REPEATS = 2  # every configuration runs this many times (the machines are noisy); the best run counts
 
 
 def make_workload(attrs: dict[str, Any], n: int = 1000, *, seed: int = 0, unfiltered: float = 0.2,
@@ -134,11 +135,12 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
             statements = {name: sql.SQL("SELECT id FROM {} WHERE {} ORDER BY embedding <=> %s LIMIT {} /* ef {} */")
                           .format(coll.info.table, sql.SQL(text.replace("%", "%%")), sql.Literal(k), sql.Literal(ef))
                           for name, text in sql_of.items()}
-            started = time.perf_counter()
-            results = [np.array([r[0] for r in db.execute(statements[w["filter"]], (q[i],)).fetchall()])
-                       for i, w in enumerate(items)]
-            record("pgvector-loop", {"ef_search": ef, "iterative_scan": "relaxed_order"},
-                   time.perf_counter() - started, results, {"plan_mix": {"pgvector": len(items)}})
+            for repeat in range(REPEATS):
+                started = time.perf_counter()
+                results = [np.array([r[0] for r in db.execute(statements[w["filter"]], (q[i],)).fetchall()])
+                           for i, w in enumerate(items)]
+                record("pgvector-loop", {"ef_search": ef, "iterative_scan": "relaxed_order", "repeat": repeat},
+                       time.perf_counter() - started, results, {"plan_mix": {"pgvector": len(items)}})
         db.execute("RESET hnsw.ef_search")
         db.execute("RESET hnsw.iterative_scan")
         coll.drop_index(plain_index)  # pgembed's plans must not lean on it
@@ -154,7 +156,8 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
         def run_batch(knobs: dict[str, Any]) -> None:
             tracemalloc.start()
             started = time.perf_counter()
-            batch = search_batch(coll, q, k, where=where, cost=model, workers=WORKERS)
+            batch = search_batch(coll, q, k, where=where, cost=model, workers=WORKERS,
+                                 plan=knobs.get("plan", "auto"), oversample=knobs.get("oversample"))
             seconds = time.perf_counter() - started
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
@@ -174,19 +177,24 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
             record("loop", knobs, time.perf_counter() - started, results, {"plan_mix": dict(plans)})
 
         # pgembed's single-query search in a loop, then search_batch: the whole workload planned together.
-        for oversample in LOOP_OVERSAMPLE:
-            run_loop({"oversample": oversample})
-        for repeat in range(2):
+        for repeat in range(REPEATS):
+            for oversample in LOOP_OVERSAMPLE:
+                run_loop({"oversample": oversample, "repeat": repeat})
+        for repeat in range(REPEATS):
             run_batch({"repeat": repeat})
+        for repeat in range(REPEATS):  # every group per query (index groups as one statement each)
+            run_batch({"plan": "each", "oversample": LOOP_OVERSAMPLE[0], "repeat": repeat})
         # advise(...) + apply: partial indexes for the hot predicates; then the loop and the batch again.
         started = time.perf_counter()
         advice = coll.advise(workload, apply=True)
         advice_s = time.perf_counter() - started
         console.print(f"advise + apply: {len(advice.indexes)} partial indexes in {advice_s:.1f}s; "
                       f"partition by {advice.partition_by}")
-        for oversample in LOOP_OVERSAMPLE:
-            run_loop({"oversample": oversample, "advised": True})
-        run_batch({"advised": True})
+        for repeat in range(REPEATS):
+            for oversample in LOOP_OVERSAMPLE:
+                run_loop({"oversample": oversample, "advised": True, "repeat": repeat})
+        for repeat in range(REPEATS):
+            run_batch({"advised": True, "repeat": repeat})
         coll.drop(drop_table=True)
 
     before = [r for r in rows if not r["knobs"].get("advised")]
