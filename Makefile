@@ -18,11 +18,12 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pgembed demo
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check pgembed tests migrations
+	$(BIN)/mypy pgembed
 
 # Figures in docs/benchmarks.md; BASE defaults to generated data (pass the real dataset's .npy).
 BASE ?=

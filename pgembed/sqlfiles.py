@@ -16,4 +16,5 @@ def run_sql_file(name: str) -> None:
     # The raw psycopg connection: a file holds many statements and '%' signs, which psycopg runs as they
     # are only when no parameters are passed at all.
     raw = op.get_bind().connection.driver_connection
+    assert raw is not None  # Alembic runs migrations on a live connection
     raw.execute(read_sql_file(name))

@@ -104,7 +104,7 @@ def sql_encode_rate(db: pgembed.Database, codec: Codec, sample: np.ndarray | sql
     the vectors, or a table load_sample_table made (reused across codecs)."""
     with db.transaction():
         table = sample if isinstance(sample, sql.Identifier) else load_sample_table(db, sample)
-        available = int(db.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0])
+        available = int(db.value(sql.SQL("SELECT count(*) FROM {}").format(table)))
         source = sql.SQL("v")
         sizes = [sql.SQL("pg_column_size({})").format(codec.sql_encode(source))]
         sizes += [sql.SQL("pg_column_size({})").format(codec.sql_encode_extra(e.suffix, source))
@@ -116,7 +116,7 @@ def sql_encode_rate(db: pgembed.Database, codec: Codec, sample: np.ndarray | sql
             statement = sql.SQL("SELECT avg({}) FROM (SELECT v FROM {} LIMIT {}) AS s").format(
                 sql.SQL(" + ").join(sizes), table, sql.Literal(limit))
             started = time.perf_counter()
-            size = float(db.execute(statement).fetchone()[0])
+            size = float(db.value(statement))
             elapsed = time.perf_counter() - started
             rows = limit
             limit *= 4

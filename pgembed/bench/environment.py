@@ -12,7 +12,7 @@ import pgembed
 def describe_environment(db: pgembed.Database) -> dict[str, Any]:
     server = db.execute("SELECT current_setting('server_version'), "
                         "(SELECT extversion FROM pg_extension WHERE extname = 'vector')").fetchone()
-    settings = dict(db.execute(
+    settings: dict[str, str] = dict(db.execute(
         "SELECT name, current_setting(name) FROM pg_settings WHERE name IN "
         "('shared_buffers', 'maintenance_work_mem', 'max_parallel_maintenance_workers', 'synchronous_commit')"
     ).fetchall())

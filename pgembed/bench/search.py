@@ -375,7 +375,7 @@ def run_search_bench(base_path: str, queries_path: str, gt_path: str | None = No
     console = Console(quiet=quiet, stderr=True)
     given = dict(filters or {})
     docs = {name: f for name, f in given.items() if isinstance(f, dict)}
-    filters: dict[str, str] = {name: f for name, f in given.items() if isinstance(f, str)}
+    where_sql: dict[str, str] = {name: f for name, f in given.items() if isinstance(f, str)}
     if not baselines and not search:
         raise InvalidInputError("nothing to measure: ask for --baselines and/or --search")
     if given and attrs_path is None:
@@ -402,7 +402,7 @@ def run_search_bench(base_path: str, queries_path: str, gt_path: str | None = No
     elif gt_path is not None:
         console.print(f"--gt not compared: it is for the whole base, this run takes its first {n:,} rows")
     attr_types, attr_values = load_attrs(attrs_path, n) if attrs_path else ({}, {})
-    for name, where in filters.items():
+    for name, where in where_sql.items():
         if not filter_columns(where, list(attr_types)):
             raise InvalidInputError(f"filter {name!r} names none of the attribute columns {list(attr_types)}")
     unknown_partial = [spec for spec in partial if spec not in list(codecs or SEARCH_CODECS)]
@@ -420,8 +420,8 @@ def run_search_bench(base_path: str, queries_path: str, gt_path: str | None = No
             row = db.execute("SELECT pgembed.filter_sql(%s::regclass, %s::jsonb)",
                              (table.as_string(db.conn), json.dumps(doc))).fetchone()
             assert row is not None
-            filters[name] = row[0]
-        filters = {name: filters[name] for name in given}
+            where_sql[name] = row[0]
+        where_sql = {name: where_sql[name] for name in given}
         # pgembed's codecs go on before the load, so the database computes the codes during the COPY; added
         # afterwards, their backfill UPDATE would pay an insertion into every HNSW index of the table.
         added = _add_codecs(collection, list(codecs or SEARCH_CODECS), base, console) if search else {}
@@ -433,7 +433,7 @@ def run_search_bench(base_path: str, queries_path: str, gt_path: str | None = No
 
         # B-trees on every attribute column a filter uses; the baselines and pgembed share them.
         btrees: dict[str, tuple[str, float, int]] = {}
-        for column in dict.fromkeys(c for w in filters.values() for c in filter_columns(w, list(attr_types))):
+        for column in dict.fromkeys(c for w in where_sql.values() for c in filter_columns(w, list(attr_types))):
             index = f"{TABLE}_{column}_btree"
             started = time.perf_counter()
             db.execute(sql.SQL("CREATE INDEX {} ON {} ({})").format(sql.Identifier(index), table,
@@ -447,7 +447,7 @@ def run_search_bench(base_path: str, queries_path: str, gt_path: str | None = No
             gt_agreement = truths[0].recall(scoring, queries, list(gt_ids[:, :k]))
             console.print(f"{gt_path}: its top {k} has recall {gt_agreement:.4f} against the cosine truth")
         filter_info: dict[str, Any] = {}
-        for name, where in filters.items():
+        for name, where in where_sql.items():
             # The operator's own SQL (see _where): which rows match is the database's answer, not ours.
             try:
                 matched = db.execute(sql.SQL("SELECT id FROM {} {}").format(table, _where(where))).fetchall()
@@ -652,9 +652,9 @@ def _run_pgembed(collection: pgembed.Collection, truths: list[Truth], base: np.n
             configs.append({"recall": target})
 
     for truth in truths:
-        doc = (docs or {}).get(truth.name) if truth.name else None
+        truth_doc = (docs or {}).get(truth.name) if truth.name else None
         # A dict filter goes to pgembed as a dict; a SQL one is the operator's own SQL, as in _where.
-        where: Any = doc if doc is not None else None if truth.where is None else text(truth.where)
+        where: Any = truth_doc if truth_doc is not None else None if truth.where is None else text(truth.where)
         for knobs in configs:
             def run(i: int, knobs: dict[str, Any] = knobs, where: Any = where) -> tuple[np.ndarray, Any]:
                 result = collection.search(queries[i], k, where=where, **knobs)

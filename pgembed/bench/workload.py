@@ -31,7 +31,7 @@ from pgembed.datasets.groundtruth import unit_rows
 from pgembed.errors import InvalidInputError
 
 TABLE = "pgembed_bench_workload"
-HNSW = {"m": 16, "ef_construction": 64}
+HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64
 PGVECTOR_EF = (40, 100, 400)
 LOOP_OVERSAMPLE = (5.0, 10.0, 20.0)
 WORKERS = 2  # search_batch's connections (the machine's cores); the loops are single-connection
@@ -86,8 +86,9 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
         started = time.perf_counter()
         coll.ingest(np.arange(len(base)), base, attr_values, progress=not quiet)
         console.print(f"loaded {len(base):,} rows in {time.perf_counter() - started:.1f}s")
-        coll.create_index("bq2", "hnsw", **HNSW)
-        plain_index = coll.create_index("vector", "hnsw", **HNSW).index_name  # plain pgvector's, for its loop
+        coll.create_index("bq2", "hnsw", m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
+        # plain pgvector's, for its loop
+        plain_index = coll.create_index("vector", "hnsw", m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION).index_name
         for column in sorted({c for d in docs.values() for c in d}):
             db.execute(sql.SQL("CREATE INDEX ON {} ({})").format(coll.info.table, sql.Identifier(column)))
         db.execute(sql.SQL("VACUUM ANALYZE {}").format(coll.info.table))
@@ -100,8 +101,8 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
         need = np.zeros(len(items), dtype=np.int64)
         for name in {w["filter"] for w in items}:
             if name is not None:
-                sql_of[name] = db.execute("SELECT pgembed.filter_sql(%s::regclass, %s::jsonb)",
-                                          (coll.info.table.as_string(db.conn), json.dumps(docs[name]))).fetchone()[0]
+                sql_of[name] = db.value("SELECT pgembed.filter_sql(%s::regclass, %s::jsonb)",
+                                        (coll.info.table.as_string(db.conn), json.dumps(docs[name])))
             ids = np.array([r[0] for r in db.execute(
                 sql.SQL("SELECT id FROM {} WHERE {}").format(coll.info.table, sql.SQL(sql_of[name]))).fetchall()],
                 dtype=np.int64)
@@ -200,16 +201,16 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
     before = [r for r in rows if not r["knobs"].get("advised")]
     best = {mode: _best(before, mode, target) for mode in ("batch", "loop", "pgvector-loop")}
     advised = {mode: _best([r for r in rows if r["knobs"].get("advised")], mode, target) for mode in ("batch", "loop")}
-    ratios = {}
-    if best["batch"] and best["pgvector-loop"]:
-        ratios["batch_over_pgvector_loop"] = round(best["batch"]["queries_per_s"]
-                                                   / best["pgvector-loop"]["queries_per_s"], 2)
-    if best["batch"] and best["loop"]:
-        ratios["batch_over_loop"] = round(best["batch"]["queries_per_s"] / best["loop"]["queries_per_s"], 2)
+    ratios: dict[str, float] = {}
+
+    def ratio(name: str, top: dict[str, Any] | None, bottom: dict[str, Any] | None) -> None:
+        if top and bottom:
+            ratios[name] = round(top["queries_per_s"] / bottom["queries_per_s"], 2)
+
+    ratio("batch_over_pgvector_loop", best["batch"], best["pgvector-loop"])
+    ratio("batch_over_loop", best["batch"], best["loop"])
     for mode in ("batch", "loop"):
-        if advised[mode] and best[mode]:
-            ratios[f"{mode}_advised_over_{mode}"] = round(advised[mode]["queries_per_s"]
-                                                          / best[mode]["queries_per_s"], 2)
+        ratio(f"{mode}_advised_over_{mode}", advised[mode], best[mode])
     result = {"benchmark": "workload", "dataset": {"base": base_path, "queries": queries_path, "attrs": attrs_path,
                                                     "n_base": len(base), "k": k, "metric": "cosine"},
               "workload": {"queries": len(items), "filters": len(docs),
