@@ -265,3 +265,16 @@ def test_many_statement_keeps_the_query_columns_apart(db: pgembed.Database) -> N
         single = coll.search(q[i], 4, where={"q": "a", "pgembed_no": {"$lt": 200}}, plan="index", oversample=10)
         assert batch.ids[i].tolist() == single.ids.tolist()
         assert all(int(key) % 2 == 1 and int(key) < 200 for key in batch.ids[i])
+
+
+def test_scan_binds_sqlalchemy_parameters_into_copy(docs: pgembed.Collection) -> None:
+    """A SQLAlchemy filter's bound values (quotes, '%', a list) reach COPY as literals and select what the
+    same filter selects in search()."""
+    docs.conn.execute("UPDATE docs SET category = 'it''s 50% off' WHERE id % 7 = 0")
+    where = sa.and_(sa.column("category").in_(["it's 50% off", "rare"]), sa.column("year") >= sa.bindparam("y", 2000))
+    q = unit_vectors(3, DIM, seed=23)
+    batch = docs.search_batch(q, 6, where=where, plan="scan")
+    for i in range(3):
+        single = docs.search(q[i], 6, where=where, plan="exact")
+        assert batch.ids[i].tolist() == single.ids.tolist()
+        assert all(int(key) % 7 == 0 or int(key) % 400 == 0 for key in batch.ids[i])
