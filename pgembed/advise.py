@@ -1,6 +1,13 @@
 """Workload-aware layout: from a workload (the filters of past or expected queries), recommend partial HNSW
 indexes for hot predicates and a LIST partitioning column, with estimated gains; apply the indexes.
 
+Partitioning is applied to the index, not the table: with `partition=True`, one partial HNSW index per value
+of the partitioning column that the workload's queries select on (where it pays), so that a query on one
+value searches a graph of that value's rows only, as HQI's workload-aware partitions do. pgembed does not
+repartition the user's table: PostgreSQL requires every unique constraint of a partitioned table to include
+the partitioning column, so a primary key on the id alone (and the foreign keys that reference it) would not
+survive.
+
 The estimate uses the per-query costs measured in docs/benchmarks.md ("Hybrid search"): a query whose
 filter a partial index serves costs about one index search (PARTIAL_QUERY_S); without it, the exact plan
 costs EXACT_BASE_S plus EXACT_ROW_S per matching row, and an HNSW plan that skips the rows the filter
@@ -51,11 +58,14 @@ class Advice:
     indexes: list[IndexAdvice] = field(default_factory=list)
     partition_by: str | None = None  # the column whose equality predicates split the workload best
     partition_reason: str = ""
+    partition_indexes: list[IndexAdvice] = field(default_factory=list)  # one per value, with partition=True
 
     def describe(self) -> dict[str, Any]:
-        return {"queries": self.queries,
-                "indexes": [{**asdict(i), "estimated_gain_s": round(i.gain, 4)} for i in self.indexes],
-                "partition_by": self.partition_by, "partition_reason": self.partition_reason}
+        def listed(items: list[IndexAdvice]) -> list[dict[str, Any]]:
+            return [{**asdict(i), "estimated_gain_s": round(i.gain, 4)} for i in items]
+
+        return {"queries": self.queries, "indexes": listed(self.indexes), "partition_by": self.partition_by,
+                "partition_reason": self.partition_reason, "partition_indexes": listed(self.partition_indexes)}
 
 
 def workload_filters(workload: Any) -> list[Any]:
@@ -74,11 +84,14 @@ def workload_filters(workload: Any) -> list[Any]:
 
 
 def advise(collection: Collection, workload: Any, *, codec: str | None = None, min_share: float = 0.02,
-           max_indexes: int = 8, apply: bool = False, progress: bool = False) -> Advice:
+           max_indexes: int = 8, partition: bool = False, max_partitions: int = 64, apply: bool = False,
+           progress: bool = False) -> Advice:
     """`workload`: one filter per query (a dict, or None for unfiltered), or a workload document (see
     workload_filters). Recommends a partial HNSW index on `codec` (default: the first code column with an
     HNSW index) for each dict filter used by at least `min_share` of the queries, when it is estimated to
-    pay; `apply=True` builds them with CREATE INDEX CONCURRENTLY (readers and writers go on)."""
+    pay; with `partition`, also one per value of the partitioning column the queries select on (at most
+    `max_partitions`, each where it pays; see the module docstring). `apply=True` builds them with CREATE
+    INDEX CONCURRENTLY (readers and writers go on)."""
     filters = workload_filters(workload)
     if not filters:
         raise InvalidInputError("advise needs a workload: a list of filters, one per query")
@@ -115,27 +128,81 @@ def advise(collection: Collection, workload: Any, *, codec: str | None = None, m
         if key in existing:
             continue
         rows = collection.searcher.estimate_rows(compile_filter(docs[key], columns))
-        selectivity = min(1.0, max(rows, 1.0) / total) if total else 1.0
-        now = EXACT_BASE_S + EXACT_ROW_S * rows if rows <= EXACT_MAX_ROWS else INDEX_QUERY_S / selectivity**0.5
+        now = _query_seconds(max(rows, 1.0), total)
         if now <= PARTIAL_QUERY_S:
             continue
         advice.append(IndexAdvice(docs[key], codec, count, count / n, rows, now, PARTIAL_QUERY_S))
-    if apply:
-        applied = []
-        online = collection.conn.autocommit and not collection.db.in_transaction
-        for item in advice:
-            index = collection.create_index(codec, "hnsw", where=item.predicate, concurrently=online,
-                                            progress=progress)
-            applied.append(IndexAdvice(**{**asdict(item), "applied": index.index_name}))
-        advice = applied
     partition_by, reason = _partition_column(filters, n)
-    return Advice(n, advice, partition_by, reason)
+    partitions: list[IndexAdvice] = []
+    if partition and partition_by is not None:
+        taken = existing | {json.dumps(a.predicate, sort_keys=True, default=str) for a in advice}
+        partitions = _partition_indexes(collection, filters, partition_by, codec, taken, max_partitions)
+    if apply:
+        advice = _build(collection, advice, progress)
+        partitions = _build(collection, partitions, progress)
+    return Advice(n, advice, partition_by, reason, partitions)
+
+
+def _query_seconds(rows: float, total: float) -> float:
+    """A query's estimated cost today, from its filter's rows (see the module docstring's constants)."""
+    if rows <= EXACT_MAX_ROWS:
+        return EXACT_BASE_S + EXACT_ROW_S * rows
+    return INDEX_QUERY_S / (min(1.0, rows / total) if total else 1.0) ** 0.5
+
+
+def _partition_indexes(collection: Collection, filters: list[Any], column: str, codec: str, taken: set[str],
+                       limit: int) -> list[IndexAdvice]:
+    """A partial index per value v of `column` the workload selects on ({column: v} at its filters' top
+    level), when the queries it would serve are estimated to gain: those whose filter is exactly {column: v}
+    (the planner searches such an index however few its rows) and those with more filter on top whose rows
+    are too many for the exact plan."""
+    searcher = collection.searcher
+    columns = searcher.column_types()
+    total = searcher.total_rows()
+    by_filter: Counter[str] = Counter()
+    docs: dict[str, dict[str, Any]] = {}
+    for f in filters:
+        if isinstance(f, dict) and column in f and not isinstance(f[column], dict | list):
+            key = json.dumps(f, sort_keys=True, default=str)
+            by_filter[key] += 1
+            docs[key] = f
+    served: dict[str, tuple[dict[str, Any], int, float]] = {}  # predicate -> (predicate, queries, seconds now)
+    for key, count in by_filter.items():
+        doc = docs[key]
+        predicate = {column: doc[column]}
+        pkey = json.dumps(predicate, sort_keys=True, default=str)
+        if pkey in taken:
+            continue
+        rows = searcher.estimate_rows(compile_filter(doc, columns))
+        if doc != predicate and rows <= EXACT_MAX_ROWS:
+            continue  # the exact plan answers it before any index would
+        _, queries, seconds = served.get(pkey, (predicate, 0, 0.0))
+        served[pkey] = (predicate, queries + count, seconds + count * _query_seconds(rows, total))
+    n = len(filters)
+    advice: list[IndexAdvice] = []
+    for predicate, queries, seconds in sorted(served.values(), key=lambda entry: -entry[2]):
+        now = seconds / queries
+        if now <= PARTIAL_QUERY_S or len(advice) >= limit:
+            continue
+        rows = searcher.estimate_rows(compile_filter(predicate, columns))
+        advice.append(IndexAdvice(predicate, codec, queries, queries / n, rows, now, PARTIAL_QUERY_S))
+    return advice
+
+
+def _build(collection: Collection, advice: list[IndexAdvice], progress: bool) -> list[IndexAdvice]:
+    online = collection.conn.autocommit and not collection.db.in_transaction
+    built = []
+    for item in advice:
+        index = collection.create_index(item.codec, "hnsw", where=item.predicate, concurrently=online,
+                                        progress=progress)
+        built.append(IndexAdvice(**{**asdict(item), "applied": index.index_name}))
+    return built
 
 
 def _partition_column(filters: list[Any], n: int) -> tuple[str | None, str]:
     """The column most often compared for equality at the top level of the workload's filters: LIST
     partitions on it would let PostgreSQL prune to one partition for those queries (HQI's workload-aware
-    partitioning). Recommended only; pgembed does not repartition a table for you (yet)."""
+    partitioning). pgembed applies it to the index (advise(partition=True)), not to the table."""
     equality: Counter[str] = Counter()
     for f in filters:
         if isinstance(f, dict):

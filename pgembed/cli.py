@@ -201,6 +201,31 @@ def cmd_tune(args: argparse.Namespace) -> None:
     _emit(args, data, render)
 
 
+def cmd_advise(args: argparse.Namespace) -> None:
+    try:
+        workload = json.loads(Path(args.workload).read_text())
+    except (OSError, ValueError) as err:
+        raise pgembed.InvalidInputError(f"--workload {args.workload}: {err}") from err
+    with _open(args) as db:
+        advice = db.collection(args.collection).advise(
+            workload, codec=args.codec, min_share=args.min_share, max_indexes=args.max_indexes,
+            partition=args.partition, max_partitions=args.max_partitions, apply=args.apply, progress=not args.json)
+    data = advice.describe()
+
+    def render(d: dict[str, Any]) -> None:
+        table = Table("kind", "predicate", "queries", "rows", "ms/query now", "after", "gain s", "index")
+        for kind in ("indexes", "partition_indexes"):
+            for i in d[kind]:
+                table.add_row("hot predicate" if kind == "indexes" else f"partition ({d['partition_by']})",
+                              json.dumps(i["predicate"]), str(i["queries"]), f"{i['estimated_rows']:.0f}",
+                              f"{i['seconds_now'] * 1e3:.2f}", f"{i['seconds_after'] * 1e3:.2f}",
+                              f"{i['estimated_gain_s']:.3f}", i["applied"] or "(not built)")
+        Console().print(table)
+        Console().print(f"partition by: {d['partition_by']} ({d['partition_reason']})")
+
+    _emit(args, data, render)
+
+
 # -- jobs -----------------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> None:
     from pgembed.demo import run_main_job
@@ -486,6 +511,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=int, default=200, help="collection vectors used as queries")
     p.add_argument("--queries", default=None, metavar="Q.npy", help="tune on these real queries instead")
     p.add_argument("--selectivities", default="1,0.1,0.02")
+    p = add("advise", cmd_advise, "workload-aware layout: partial HNSW indexes for a workload's hot predicates "
+            "(and, with --partition, one per value of its partitioning column), with estimated gains", [db_common])
+    p.add_argument("collection")
+    p.add_argument("--workload", required=True, metavar="W.json",
+                   help='a list of filters (one per query, null for none) or {"filters": {...}, "queries": [...]}')
+    p.add_argument("--codec", default=None, help="code column to index (default: the first with an HNSW index)")
+    p.add_argument("--min-share", type=float, default=0.02)
+    p.add_argument("--max-indexes", type=int, default=8)
+    p.add_argument("--partition", action="store_true", help="also partition the index by the workload's column")
+    p.add_argument("--max-partitions", type=int, default=64)
+    p.add_argument("--apply", action="store_true", help="build them (CREATE INDEX CONCURRENTLY)")
     p = add("ingest", cmd_ingest, "bulk-load vectors from a .npy file through binary COPY", [db_common])
     p.add_argument("collection")
     p.add_argument("--vectors", required=True, help=".npy file, (n, dim)")

@@ -541,14 +541,16 @@ class Collection:
         return result
 
     def advise(self, workload: Any, *, codec: str | None = None, min_share: float = 0.02, max_indexes: int = 8,
-               apply: bool = False, progress: bool = False) -> Advice:
+               partition: bool = False, max_partitions: int = 64, apply: bool = False,
+               progress: bool = False) -> Advice:
         """Recommend, with estimated gains, partial HNSW indexes for the workload's hot predicates and a
-        LIST partitioning column; `apply=True` builds the indexes without blocking readers or writers, and
+        LIST partitioning column (with `partition`, applied to the index: one partial index per value the
+        queries select on); `apply=True` builds the indexes without blocking readers or writers, and
         search() / search_batch() use them from then on. See pgembed.advise."""
         from pgembed.advise import advise
 
-        return advise(self, workload, codec=codec, min_share=min_share, max_indexes=max_indexes, apply=apply,
-                      progress=progress)
+        return advise(self, workload, codec=codec, min_share=min_share, max_indexes=max_indexes,
+                      partition=partition, max_partitions=max_partitions, apply=apply, progress=progress)
 
     def tune(self, recall: float = 0.95, *, k: int = 10, sample: int = 200,
              selectivities: Sequence[float] = (1.0, 0.1, 0.02), codecs: Sequence[str] | None = None,

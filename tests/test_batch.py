@@ -3,6 +3,8 @@ query gets its rows (all of them when fewer than k match), and bad input is refu
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import psycopg
 import pytest
@@ -278,3 +280,33 @@ def test_scan_binds_sqlalchemy_parameters_into_copy(docs: pgembed.Collection) ->
         single = docs.search(q[i], 6, where=where, plan="exact")
         assert batch.ids[i].tolist() == single.ids.tolist()
         assert all(int(key) % 7 == 0 or int(key) % 400 == 0 for key in batch.ids[i])
+
+
+def test_advise_partitions_the_index_by_the_workload_column(db: pgembed.Database) -> None:
+    """partition=True: one partial index per value of the partitioning column the queries select on, where
+    the planner would use it (a whole-filter predicate, or more filter on top over too many rows for the
+    exact plan); the planner then searches it for that value's queries."""
+    n = 24_000
+    x = unit_vectors(n, DIM, seed=24)
+    coll = db.create_collection("parts", DIM, attrs={"region": "text", "size": "integer"})
+    region = ["north" if i % 2 else ("south" if i % 4 == 0 else "east") for i in range(n)]  # 12k / 6k / 6k
+    coll.ingest(np.arange(n), x, {"region": region, "size": [i % 100 for i in range(n)]})
+    coll.add_codec("bq", "bq")
+    coll.create_index("bq", "hnsw", m=8, ef_construction=40)
+    db.execute("ANALYZE parts")
+    workload = ([{"region": "north", "size": {"$lt": 90}}] * 20 + [{"region": "south", "size": {"$lt": 50}}] * 20
+                + [{"region": "east"}] * 5 + [None] * 5)
+    advice = coll.advise(workload, partition=True, min_share=0.5)
+    assert advice.partition_by == "region" and advice.indexes == []  # no single filter reaches min_share
+    # north's filter keeps ~10.8k rows (too many for the exact plan): its index pays; south's queries keep
+    # ~3k rows and go exact anyway; east's whole filter is the predicate.
+    assert {json.dumps(p.predicate) for p in advice.partition_indexes} == {'{"region": "north"}', '{"region": "east"}'}
+    assert all(p.applied is None and p.gain > 0 for p in advice.partition_indexes)
+    applied = coll.advise(workload, partition=True, min_share=0.5, apply=True)
+    names = {json.dumps(p.predicate): p.applied for p in applied.partition_indexes}
+    assert coll.explain(10, where={"region": "north", "size": {"$lt": 90}}).index == names['{"region": "north"}']
+    assert coll.explain(10, where={"region": "east"}).index == names['{"region": "east"}']
+    assert coll.advise(workload, partition=True, min_share=0.5).partition_indexes == []  # already there
+    q = unit_vectors(2, DIM, seed=25)
+    result = coll.search(q[0], 5, where={"region": "north", "size": {"$lt": 90}})
+    assert len(result.ids) == 5 and all(int(i) % 2 == 1 and int(i) % 100 < 90 for i in result.ids)

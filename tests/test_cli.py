@@ -114,3 +114,26 @@ def test_search_tune_and_partial_index_mirror_the_library(capsys: pytest.Capture
     assert code == 1 and "dimension" in error["message"]
     code, error = run_json(capsys, "search", "docs", "--query", "[1, 2", "--dsn", dsn)
     assert code == 1 and "not valid JSON" in error["message"]
+
+
+def test_advise_mirrors_the_library(capsys: pytest.CaptureFixture[str], dsn: str, sql_conn: psycopg.Connection,
+                                    tmp_path: Path) -> None:
+    sql_conn.execute("CREATE TABLE posts (id bigint PRIMARY KEY, kind text, v vector(8))")
+    x = unit_vectors(2000, 8, seed=10)  # 667 rows of kind b: enough for a partial index to pay
+    with sql_conn.cursor() as cur:
+        cur.executemany("INSERT INTO posts VALUES (%s, %s, %s)",
+                        [(i, "a" if i % 3 else "b", "[" + ",".join(map(str, r)) + "]") for i, r in enumerate(x)])
+    assert run_json(capsys, "attach", "posts", "--dsn", dsn)[0] == 0
+    assert run_json(capsys, "add-codec", "posts", "bq", "bq", "--dsn", dsn)[0] == 0
+    assert run_json(capsys, "index", "posts", "--on", "bq", "--m", "8", "--dsn", dsn)[0] == 0
+    sql_conn.execute("ANALYZE posts")
+    workload = tmp_path / "w.json"
+    workload.write_text(json.dumps([{"kind": "b"}] * 8 + [None] * 2))
+    code, advice = run_json(capsys, "advise", "posts", "--workload", str(workload), "--partition", "--dsn", dsn)
+    assert code == 0 and advice["partition_by"] == "kind" and advice["queries"] == 10
+    assert [i["predicate"] for i in advice["indexes"]] == [{"kind": "b"}] and advice["indexes"][0]["applied"] is None
+    code, applied = run_json(capsys, "advise", "posts", "--workload", str(workload), "--apply", "--dsn", dsn)
+    assert code == 0 and applied["indexes"][0]["applied"]
+    workload.write_text("[{")
+    code, error = run_json(capsys, "advise", "posts", "--workload", str(workload), "--dsn", dsn)
+    assert code == 1 and "--workload" in error["message"]
