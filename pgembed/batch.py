@@ -167,12 +167,14 @@ def search_batch(
         if plan == "scan" or (plan == "auto" and recall is None and codec is None and scan_s < each_s):
             kind = "scan"
             reason = f"~{rows:.0f} rows read once for {len(members)} queries: ~{scan_s:.3f}s < ~{each_s:.3f}s"
-            tasks.append((number, kind, members))
+            tasks.extend((number, kind, members[i : i + MAX_SCAN_QUERIES])
+                         for i in range(0, len(members), MAX_SCAN_QUERIES))
         else:
             kind = "each"
             reason = ("asked for" if plan in ("each", "index", "exact") else
                       f"~{each_s:.3f}s <= ~{scan_s:.3f}s to scan ~{rows:.0f} rows" if plan == "auto"
                       and recall is None and codec is None else "recall/codec given: per-query plans")
+            # Chunks of EACH_CHUNK queries: one statement each for an index plan; the workers share them out.
             tasks.extend((number, kind, members[i : i + EACH_CHUNK]) for i in range(0, len(members), EACH_CHUNK))
         plans.append(GroupPlan(original, len(members), rows, kind, reason))
     # The biggest tasks first, so that the workers finish together.
@@ -185,7 +187,11 @@ def search_batch(
         original, compiled, _ = entries[number]
         started = time.perf_counter()
         if kind == "scan":
-            _scan_group(worker, q[members], k, compiled, members, ids, distances, counts)
+            for i in _scan_group(worker, q[members], k, compiled, members, ids, distances, counts):
+                exact = worker.searcher.search(q[i], k, where=original, plan="exact")  # ties past the kept rows
+                counts[i] = len(exact.ids)
+                ids[i, : counts[i]] = exact.ids
+                distances[i, : counts[i]] = exact.distances
         else:
             for i, result in zip(members, _search_each(worker, q[members], k, original, recall=recall, codec=codec,
                                                        ef_search=ef_search, oversample=oversample, plan=search_plan),
@@ -230,9 +236,9 @@ def search_batch(
 
 
 def _search_each(worker: Collection, q: np.ndarray, k: int, where: Any, **knobs: Any) -> list[SearchResult]:
-    """search() for each query of a group: when the group's plan (the same for all: it depends on the
-    filter and knobs, not the vector) is an index plan, all of them in one statement (search_many; measured
-    1.2-1.35x the speed of one statement a query), else one by one."""
+    """search() for each query of a group. The plan depends on the filter and the knobs, not on the vector,
+    so when it is an index plan the queries run together in one statement (Searcher.search_many; 1.16-1.28x
+    the speed of one statement a query in raw SQL, measured), else one by one."""
     searcher = worker.searcher
     compiled, doc = searcher.prepare(where)
     chosen = searcher.plan(compiled, k=k, filter_doc=doc, **knobs)
@@ -240,7 +246,12 @@ def _search_each(worker: Collection, q: np.ndarray, k: int, where: Any, **knobs:
         try:
             return searcher.search_many(q, chosen, compiled)
         except (psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedObject):
-            searcher.forget()  # a codec re-fitted or dropped elsewhere: search() reads the catalog again
+            # A codec re-fitted or dropped elsewhere since the catalog was read (search() does the same):
+            # read it again and plan again, once; a second failure is a real error and goes to the caller.
+            searcher.forget()
+            chosen = searcher.plan(compiled, k=k, filter_doc=doc, **knobs)
+            if chosen.kind == "index":
+                return searcher.search_many(q, chosen, compiled)
     return [searcher.search(v, k, where=where, **knobs) for v in q]
 
 
@@ -278,11 +289,13 @@ def iter_search_batch(collection: Collection, batches: Iterator[tuple[Any, Any]]
 # -- scan and multiply ---------------------------------------------------------------------------------------
 MARGIN = 10  # candidates kept past k per query and block, re-scored in float64 (float32 rounding)
 CHUNK = 32  # columns per chunk in _smallest's first pass
+RESCORE_BUDGET = 2_000_000  # candidate vector values re-scored at once (float64 copies: ~28 bytes each)
+MAX_SCAN_QUERIES = SCORE_BUDGET // 1_000  # a bigger group is scanned in parts: blocks stay >= 1,000 rows
 
 
 class RunningTopK:
     """Per query of a group, the `keep` best rows seen so far over blocks of rows: their keys and exact
-    (float64) distances. Each block's candidates are chosen by the fast float32 scores, then re-scored
+    (float64) distances. Each block's candidates are chosen by _scores (float32 for cosine), then re-scored
     from their vectors in float64, so nothing but keys and distances is kept."""
 
     def __init__(self, q: np.ndarray, keep: int, metric: str, key_dtype: Any = object) -> None:
@@ -297,7 +310,12 @@ class RunningTopK:
         if scores.shape[1] == 0:
             return
         pick = _smallest(scores, self.keep)
-        exact = _exact_distances(self.q, x[pick], self.metric)
+        exact = np.empty(pick.shape, dtype=np.float64)
+        # x[pick] and its float64 copies hold queries x keep x dim values: in slices of RESCORE_BUDGET.
+        step = max(1, RESCORE_BUDGET // max(pick.shape[1] * x.shape[1], 1))
+        for start in range(0, len(pick), step):
+            part = pick[start : start + step]
+            exact[start : start + step] = _exact_distances(self.q[start : start + step], x[part], self.metric)
         exact = np.where(np.isfinite(np.take_along_axis(scores, pick, 1)), exact, np.inf)
         self.merge(exact, keys[pick])
 
@@ -311,26 +329,35 @@ class RunningTopK:
         self.keys = np.take_along_axis(cat_keys, part, 1)
 
     def finish(self, k: int, members: Sequence[int], ids: np.ndarray, distances: np.ndarray,
-               counts: np.ndarray) -> None:
-        """The k best per query into the result rows `members` (all the rows seen when fewer than k). A row
-        whose distance is undefined (a zero vector, under cosine: inf here) comes last with distance NaN,
-        as search() returns it from PostgreSQL."""
-        order = np.argsort(self.d, axis=1, kind="stable")[:, :k]
+               counts: np.ndarray) -> list[int]:
+        """The k best per query into the result rows `members` (all the rows seen when fewer than k), in
+        search()'s order: distance, then key (Python's order for text keys). A row whose distance is
+        undefined (a zero vector, under cosine: inf here) comes last with distance NaN, as search() returns
+        it. Returns the result rows that may be wrong: those whose k-th distance equals the last kept one's,
+        so that rows tied with it may have been left out; the caller answers them exactly."""
+        unsure = []
         for row, i in enumerate(members):
-            chosen = order[row]
+            d, keys = self.d[row], self.keys[row]
+            order = (np.lexsort((keys, d)) if keys.dtype != object
+                     else np.array(sorted(range(len(d)), key=lambda j: (d[j], keys[j])), dtype=np.int64))
+            chosen = order[:k]
+            if len(d) == self.keep and len(d) > k and d[order[k - 1]] == d[order[-1]]:
+                unsure.append(i)
             counts[i] = len(chosen)
-            ids[i, : len(chosen)] = self.keys[row, chosen]
-            d = self.d[row, chosen]
-            distances[i, : len(chosen)] = np.where(np.isinf(d), np.nan, d)
+            ids[i, : len(chosen)] = keys[chosen]
+            distances[i, : len(chosen)] = np.where(np.isinf(d[chosen]), np.nan, d[chosen])
+        return unsure
 
 
 def _smallest(d: np.ndarray, keep: int) -> np.ndarray:
-    """Column indices of the `keep` smallest values of each row of d (in no order; ties broken arbitrarily).
+    """Column indices of the `keep` smallest values of each row of d (no NaN in it), each once, in no
+    order (ties broken arbitrarily).
 
-    argpartition over every element costs ~13 ns each; instead the minimum of each chunk of CHUNK columns
-    is taken first (~1 ns an element), and only the `keep` chunks with the smallest minima are searched:
-    each of a row's keep smallest values lies in one of them, because every value of any other chunk has
-    at least `keep` values at or below it (the chosen chunks' minima)."""
+    argpartition over every element costs ~13 ns each; instead the minimum of each whole chunk of CHUNK
+    columns is taken first (~1 ns an element), and only the `keep` chunks with the smallest minima, plus
+    the columns past the last whole chunk, are searched: each of a row's keep smallest values lies among
+    them, because every value of any other chunk has at least `keep` values at or below it (the chosen
+    chunks' minima)."""
     queries, rows = d.shape
     if rows <= keep:
         return np.broadcast_to(np.arange(rows), (queries, rows))
@@ -338,27 +365,25 @@ def _smallest(d: np.ndarray, keep: int) -> np.ndarray:
         return np.argpartition(d, keep - 1, axis=1)[:, :keep]
     whole = rows // CHUNK * CHUNK
     minima = d[:, :whole].reshape(queries, -1, CHUNK).min(axis=2)
-    if whole < rows:
-        minima = np.concatenate([minima, d[:, whole:].min(axis=1, keepdims=True)], axis=1)
     chunks = np.argpartition(minima, keep - 1, axis=1)[:, :keep]
     cols = (chunks[:, :, None] * CHUNK + np.arange(CHUNK)).reshape(queries, -1)
-    inside = cols < rows
-    cols = np.minimum(cols, rows - 1)
-    values = np.where(inside, np.take_along_axis(d, cols, 1), np.inf)
-    pick = np.argpartition(values, keep - 1, axis=1)[:, :keep]
+    if whole < rows:
+        cols = np.concatenate([cols, np.broadcast_to(np.arange(whole, rows), (queries, rows - whole))], axis=1)
+    pick = np.argpartition(np.take_along_axis(d, cols, 1), keep - 1, axis=1)[:, :keep]
     return np.take_along_axis(cols, pick, 1)
 
 
 def _scan_group(collection: Collection, q: np.ndarray, k: int, where: Filter, members: Sequence[int],
-                ids: np.ndarray, distances: np.ndarray, counts: np.ndarray) -> None:
-    """Exact top-k of every query of a group over the rows its filter keeps, read once for the group."""
+                ids: np.ndarray, distances: np.ndarray, counts: np.ndarray) -> list[int]:
+    """Exact top-k of every query of a group over the rows its filter keeps, read once for the group.
+    Returns the result rows that ties past the kept candidates may have made wrong (RunningTopK.finish)."""
     block_rows = max(1_000, min(BLOCK_ROWS, SCORE_BUDGET // max(len(members), 1)))
     metric = collection.metric
     q32 = _scoring_queries(q, metric)
     top = RunningTopK(q, k + MARGIN, metric)
     for keys, x in read_rows(collection, where, block_rows):
         top.add(_scores(q32, _scoring_rows(x, metric), metric), keys, x)
-    top.finish(k, members, ids, distances, counts)
+    return top.finish(k, members, ids, distances, counts)
 
 
 def _scoring_queries(q: np.ndarray, metric: str) -> np.ndarray:
@@ -376,8 +401,16 @@ def _scoring_rows(x: np.ndarray, metric: str) -> np.ndarray:
     if metric != "cosine":
         return x
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return x / norms
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rows = x / norms
+        odd = ~(np.isfinite(norms[:, 0]) & (norms[:, 0] > 0))
+        if odd.any():  # a float32 norm of 0 or inf may be a tiny or huge row: PostgreSQL's is float64
+            x64 = x[odd].astype(np.float64)
+            n64 = np.linalg.norm(x64, axis=1, keepdims=True)
+            fixed = (x64 / n64).astype(np.float32)
+            fixed[~(n64[:, 0] > 0)] = np.nan
+            rows[odd] = fixed
+    return rows
 
 
 def _scores(q: np.ndarray, x: np.ndarray, metric: str) -> np.ndarray:
@@ -504,13 +537,15 @@ def calibrate(collection: Collection, *, sample_queries: int = 20, rows: int = 2
     """Measure the cost model's constants on this machine and this collection: reading `rows` rows over
     binary COPY; scoring them as a scan does (matrix product and top-k) for a group of `group_queries`
     queries (the sample, repeated); and `sample_queries` queries through search()."""
+    if min(sample_queries, rows, group_queries) < 1:
+        raise InvalidInputError("calibrate needs at least one query, one row and one query per group")
     searcher = collection.searcher
     qs = collection.sample(sample_queries, seed=11)
-    if len(qs) == 0:
-        raise SchemaError(f"collection {collection.name!r} is empty: nothing to calibrate on")
     started = time.perf_counter()
     blocks = list(read_rows(collection, Filter(sql.SQL("true"), {}), limit=rows))
     read = sum(len(keys) for keys, _ in blocks)
+    if len(qs) == 0 or read == 0:
+        raise SchemaError(f"collection {collection.name!r} has no vectors: nothing to calibrate on")
     read_s = (time.perf_counter() - started) / max(read, 1) / collection.dim
     keys = np.concatenate([k for k, _ in blocks])
     x = np.concatenate([x for _, x in blocks])

@@ -14,6 +14,11 @@ write it by hand):
             ORDER BY distance, key LIMIT k     -- (key: equal distances come back in one order)
             -- with hnsw.ef_search, hnsw.iterative_scan and hnsw.max_scan_tuples set by the statement
             -- itself, for itself (STATEMENT_SETTINGS).
+    many queries on one index plan (search_many, used by search_batch; Python only):
+            SELECT qs.no, c.key, c.distance FROM unnest($qs::vector[], $qcodes::code_type[])
+                WITH ORDINALITY AS qs(q, qcode, no)
+            CROSS JOIN LATERAL (<the index plan's statement, with qs.q and qs.qcode>) AS c
+            ORDER BY qs.no, c.distance, c.key
 """
 
 from __future__ import annotations
@@ -317,22 +322,24 @@ class Searcher:
 
     def many_statement(self, chosen: Plan, where: Filter) -> sql.Composed:
         """index_statement for an array of queries and their codes: rows (query number from 1, key,
-        distance), k per query at most, in query order then distance. The queries' columns carry names no
-        table column is likely to have, and every column of the table is named by the subqueries' own
-        FROM first, so a filter or key never resolves to them."""
+        distance), k per query at most, in query order then distance and key. The queries' relation and
+        its columns carry pgembed_ names (the relation's changes if the table itself is so named); every
+        column of the table is found in the subqueries' own FROM first, so a filter or key never resolves
+        to them."""
         info = self.collection.info
         source = next(s for s in self.sources() if s.index == chosen.index)
+        queries = "pgembed_queries" if info.table_name != "pgembed_queries" else "pgembed_queries_"
         return sql.SQL(
-            "SELECT q.pgembed_no, c.{key}, c.distance FROM unnest(%(qs)s::vector[], %(qcodes)s::{code_type}[]) "
-            "WITH ORDINALITY AS q(pgembed_q, pgembed_qcode, pgembed_no) CROSS JOIN LATERAL ("
-            "SELECT {key}, {v} {op} q.pgembed_q AS distance FROM ("
+            "SELECT {qs}.pgembed_no, c.{key}, c.distance FROM unnest(%(qs)s::vector[], %(qcodes)s::{code_type}[]) "
+            "WITH ORDINALITY AS {qs}(pgembed_q, pgembed_qcode, pgembed_no) CROSS JOIN LATERAL ("
+            "SELECT {key}, {v} {op} {qs}.pgembed_q AS distance FROM ("
             "SELECT {key}, {v} FROM {table} WHERE {settings} AND ({where}) "
-            "ORDER BY {code} {code_op} q.pgembed_qcode LIMIT {n}) AS candidates "
-            "ORDER BY distance, {key} LIMIT {k}) AS c ORDER BY q.pgembed_no, c.distance, c.{key}"
+            "ORDER BY {code} {code_op} {qs}.pgembed_qcode LIMIT {n}) AS candidates "
+            "ORDER BY distance, {key} LIMIT {k}) AS c ORDER BY {qs}.pgembed_no, c.distance, c.{key}"
         ).format(k=sql.Literal(chosen.k), n=sql.Literal(chosen.candidates), key=info.key, v=info.vector,
                  op=distance_operator(info.metric), table=info.table, settings=STATEMENT_SETTINGS,
                  where=_clause(where), code=sql.Identifier(source.column), code_op=code_operator(source, info.metric),
-                 code_type=sql.SQL(source.sql_type))
+                 code_type=sql.SQL(source.sql_type), qs=sql.Identifier(queries))
 
 
 def _exact_fallback(chosen: Plan, found: int) -> Plan:

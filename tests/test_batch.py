@@ -13,7 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pgembed
-from pgembed.batch import CostModel, _smallest, calibrate, search_batch
+from pgembed.batch import (
+    MARGIN,
+    CostModel,
+    RunningTopK,
+    _scores,
+    _scoring_queries,
+    _scoring_rows,
+    _smallest,
+    calibrate,
+    search_batch,
+)
 from pgembed.errors import InvalidInputError
 from tests.helpers import unit_vectors
 
@@ -192,15 +202,17 @@ def test_explain_prints_the_group_plans(docs: pgembed.Collection, capsys: pytest
     assert {g["kind"] for g in printed} <= {"scan", "each"} and all(g["reason"] for g in printed)
 
 
-@settings(max_examples=60, deadline=None)
-@given(queries=st.integers(1, 4), rows=st.sampled_from([1, 7, 40, 700, 2_000, 5_003]), keep=st.integers(1, 12),
-       levels=st.sampled_from([3, 50, 10_000]), seed=st.integers(0, 2**32 - 1))
-def test_smallest_picks_the_smallest_values(queries: int, rows: int, keep: int, levels: int, seed: int) -> None:
+@settings(max_examples=80, deadline=None)
+@given(queries=st.integers(1, 4), rows=st.sampled_from([1, 7, 40, 700, 2_000, 5_003, 10_950]),
+       keep=st.integers(1, 40), levels=st.sampled_from([3, 50, 10_000]), inf_share=st.sampled_from([0.05, 0.999]),
+       seed=st.integers(0, 2**32 - 1))
+def test_smallest_picks_the_smallest_values(queries: int, rows: int, keep: int, levels: int, inf_share: float,
+                                            seed: int) -> None:
     """The chunked selection (rows >= 8 * keep * 32 takes it) returns each row's `keep` smallest values, ties
-    (few distinct levels) and inf included, never an index twice."""
+    (few distinct levels) and inf included, never an index twice, also when fewer than `keep` are finite."""
     rng = np.random.default_rng(seed)
     d = rng.integers(0, levels, size=(queries, rows)).astype(np.float32)
-    d[rng.random(d.shape) < 0.05] = np.inf
+    d[rng.random(d.shape) < inf_share] = np.inf
     pick = _smallest(d, keep)
     assert pick.shape == (queries, min(keep, rows))
     for row in range(queries):
@@ -208,7 +220,7 @@ def test_smallest_picks_the_smallest_values(queries: int, rows: int, keep: int, 
         np.testing.assert_array_equal(np.sort(d[row, pick[row]]), np.sort(d[row])[: pick.shape[1]])
 
 
-def test_scan_leaves_out_zero_rows_written_by_sql(docs: pgembed.Collection, sql_conn: psycopg.Connection) -> None:
+def test_scan_ranks_zero_rows_written_by_sql_last(docs: pgembed.Collection, sql_conn: psycopg.Connection) -> None:
     """A zero vector has no cosine distance: a scan ranks it after every real row, with distance NaN, as
     search() does, and never in a real row's place."""
     from tests.helpers import vector_text
@@ -229,10 +241,13 @@ def test_scan_leaves_out_zero_rows_written_by_sql(docs: pgembed.Collection, sql_
 @pytest.mark.parametrize("where", [None, {"category": "news"}, {"category": "rare"}, {"year": {"$gte": 2020}}])
 def test_index_groups_in_one_statement_equal_search(docs: pgembed.Collection, where: dict | None,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """An index-plan group runs as one LATERAL statement; its answers equal search()'s, query by query, and a
-    query that finds fewer than k rows through the index ('rare': 5 rows) is answered exactly, as search() does."""
+    """An index-plan group runs as one LATERAL statement per 16 queries; its answers equal search()'s, query by
+    query, and a query that finds fewer than k rows through the index ('rare': 5 rows) is answered exactly,
+    as search() does."""
     from pgembed.search import Searcher
 
+    q = unit_vectors(20, DIM, seed=20)
+    expected = [docs.search(q[i], 8, where=where, plan="index", oversample=3) for i in range(20)]
     statements: list[int] = []
     many = Searcher.search_many
 
@@ -241,31 +256,40 @@ def test_index_groups_in_one_statement_equal_search(docs: pgembed.Collection, wh
         return many(self, queries, *args)
 
     monkeypatch.setattr(Searcher, "search_many", counted)
-    q = unit_vectors(20, DIM, seed=20)
+    monkeypatch.setattr(Searcher, "search", lambda *a, **kw: pytest.fail("one statement a query"))
     batch = docs.search_batch(q, 8, where=where, plan="index", oversample=3)
-    assert batch.plan_mix() == {"each": 20} and sum(statements) == 20 and len(statements) == 2  # chunks of 16
+    assert batch.plan_mix() == {"each": 20} and statements == [16, 4]
     for i in range(20):
-        single = docs.search(q[i], 8, where=where, plan="index", oversample=3)
-        assert batch.ids[i, : batch.counts[i]].tolist() == single.ids.tolist()
-        np.testing.assert_allclose(batch.distances[i, : batch.counts[i]], single.distances)
+        assert batch.ids[i, : batch.counts[i]].tolist() == expected[i].ids.tolist()
+        np.testing.assert_allclose(batch.distances[i, : batch.counts[i]], expected[i].distances)
     if where == {"category": "rare"}:
-        assert all(batch.counts == 5) and docs.searcher.plan(
-            docs.searcher.prepare(where)[0], k=8, codec=None, ef_search=None, oversample=3, recall=None,
-            plan="index", filter_doc=where).kind == "index"
+        assert all(batch.counts == 5) and all(e.plan.fallback for e in expected)
 
 
-def test_many_statement_keeps_the_query_columns_apart(db: pgembed.Database) -> None:
-    """A table whose columns are named like the statement's own (q, no, distance, code) still gets its rows."""
+@pytest.mark.parametrize("table", ["q", "pgembed_queries"])
+def test_many_statement_keeps_the_query_columns_apart(db: pgembed.Database, table: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table named like the statement's own relations, with columns named like its columns, still gets
+    its rows from the one-statement path (per-query search() is made to fail, so no fallback hides it)."""
+    from pgembed.search import Searcher
+
     x = unit_vectors(300, DIM, seed=21)
-    coll = db.create_collection("clash", DIM, attrs={"pgembed_no": "integer", "q": "text"})
-    coll.ingest(np.arange(300), x, {"pgembed_no": list(range(300)), "q": ["a" if i % 2 else "b" for i in range(300)]})
+    coll = db.create_collection(table, DIM, attrs={"pgembed_no": "integer", "pgembed_q": "text", "distance": "real"})
+    coll.ingest(np.arange(300), x, {"pgembed_no": list(range(300)), "distance": [0.0] * 300,
+                                    "pgembed_q": ["a" if i % 2 else "b" for i in range(300)]})
     coll.add_codec("bq", "bq")
     coll.create_index("bq", "hnsw", m=8, ef_construction=40)
     q = unit_vectors(5, DIM, seed=22)
-    batch = coll.search_batch(q, 4, where={"q": "a", "pgembed_no": {"$lt": 200}}, plan="index", oversample=10)
+    where = {"pgembed_q": "a", "pgembed_no": {"$lt": 200}}
+    expected = [coll.search(q[i], 4, where=where, plan="index", oversample=10) for i in range(5)]
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the group fell back to one statement a query")
+
+    monkeypatch.setattr(Searcher, "search", refuse)
+    batch = coll.search_batch(q, 4, where=where, plan="index", oversample=10)
     for i in range(5):
-        single = coll.search(q[i], 4, where={"q": "a", "pgembed_no": {"$lt": 200}}, plan="index", oversample=10)
-        assert batch.ids[i].tolist() == single.ids.tolist()
+        assert batch.ids[i].tolist() == expected[i].ids.tolist()
         assert all(int(key) % 2 == 1 and int(key) < 200 for key in batch.ids[i])
 
 
@@ -310,3 +334,62 @@ def test_advise_partitions_the_index_by_the_workload_column(db: pgembed.Database
     q = unit_vectors(2, DIM, seed=25)
     result = coll.search(q[0], 5, where={"region": "north", "size": {"$lt": 90}})
     assert len(result.ids) == 5 and all(int(i) % 2 == 1 and int(i) % 100 < 90 for i in result.ids)
+
+
+@settings(max_examples=80, deadline=None)
+@given(metric=st.sampled_from(["cosine", "ip", "l2"]), rows=st.integers(1, 3_000), distinct=st.integers(1, 40),
+       zeros=st.integers(0, 30), k=st.integers(1, 12), blocks=st.integers(1, 5), seed=st.integers(0, 2**32 - 1))
+def test_running_top_k_over_blocks_equals_brute_force(metric: str, rows: int, distinct: int, zeros: int, k: int,
+                                                      blocks: int, seed: int) -> None:
+    """Blocks of rows with many duplicates (ties) and zero rows, keys in shuffled order: every query's k best
+    by (distance, key) come out as brute force ranks them, except the queries finish() reports as unsure,
+    which are exactly those whose tie at the k-th distance runs to the end of the kept rows."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((distinct, 6)).astype(np.float32)[rng.integers(0, distinct, rows)]
+    x[rng.choice(rows, min(zeros, rows), replace=False)] = 0
+    keys = rng.permutation(rows).astype(np.int64) * 3 + 1
+    q = rng.standard_normal((4, 6)).astype(np.float32)
+    top = RunningTopK(q, k + MARGIN, metric, np.int64)
+    q_scored = _scoring_queries(q, metric)
+    for part in np.array_split(np.arange(rows), blocks):
+        top.add(_scores(q_scored, _scoring_rows(x[part], metric), metric), keys[part], x[part])
+    ids = np.full((4, k), None, dtype=object)
+    distances = np.full((4, k), np.inf)
+    counts = np.zeros(4, dtype=np.int64)
+    unsure = top.finish(k, range(4), ids, distances, counts)
+    q64, x64 = q.astype(np.float64), x.astype(np.float64)
+    for i in range(4):
+        if metric == "cosine":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d = 1 - x64 @ q64[i] / (np.linalg.norm(x64, axis=1) * np.linalg.norm(q64[i]))
+            d = np.where(np.isnan(d), np.inf, d)
+        else:
+            d = -(x64 @ q64[i]) if metric == "ip" else np.linalg.norm(x64 - q64[i], axis=1)
+        order = np.lexsort((keys, np.round(d, 9)))
+        kth = np.round(d[order[min(k, rows) - 1]], 9)
+        ties = np.sum(np.round(d, 9) <= kth)
+        if i in unsure:
+            assert ties > k  # reported only when rows tie with the k-th
+            continue
+        assert counts[i] == min(k, rows)
+        assert ids[i, : counts[i]].tolist() == keys[order[: counts[i]]].tolist()
+        finite = np.isfinite(d[order[: counts[i]]])
+        np.testing.assert_allclose(distances[i, : counts[i]][finite], d[order[: counts[i]]][finite], atol=1e-9)
+        assert np.all(np.isnan(distances[i, : counts[i]][~finite]))
+
+
+def test_scan_breaks_ties_by_key_as_search_does(db: pgembed.Database) -> None:
+    """Duplicate vectors tie exactly: a scan returns the same keys, in the same order, as search()'s exact
+    plan (distance, then key), also when the tie runs past the rows a scan keeps per query."""
+    base = unit_vectors(5, DIM, seed=26)
+    x = np.repeat(base, 30, axis=0)  # 5 vectors, 30 copies each
+    coll = db.create_collection("dups", DIM)
+    keys = np.random.default_rng(27).permutation(len(x))
+    coll.ingest(keys, x)
+    q = np.vstack([base[:3], unit_vectors(2, DIM, seed=28)])
+    for k in (7, 25, 40):
+        batch = coll.search_batch(q, k, plan="scan")
+        for i in range(len(q)):
+            exact = coll.search(q[i], k, plan="exact")
+            assert batch.ids[i].tolist() == exact.ids.tolist()
+            np.testing.assert_allclose(batch.distances[i], exact.distances, atol=1e-6)

@@ -1,5 +1,6 @@
 """The batch workload benchmark (`pgembed bench --workload`): a workload of hybrid queries answered by
-search_batch, by pgembed's single-query search in a loop, and by plain pgvector one statement at a time.
+search_batch (mode "batch"; "batch-each" with every group per query), by pgembed's single-query search in a
+loop ("loop"), and by plain pgvector one statement at a time ("pgvector-loop").
 
 A workload is JSON: {"filters": {name: filter dict}, "queries": [{"query": i, "filter": name or null}, ...]},
 query i being row i of the queries file. `make_workload` draws one with a skewed distribution of predicates
@@ -154,7 +155,7 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
         cost_model = asdict(model)
         console.print(f"cost model: {cost_model}")
 
-        def run_batch(knobs: dict[str, Any]) -> None:
+        def run_batch(knobs: dict[str, Any], mode: str = "batch") -> None:
             tracemalloc.start()
             started = time.perf_counter()
             batch = search_batch(coll, q, k, where=where, cost=model, workers=WORKERS,
@@ -163,7 +164,7 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             results = [np.asarray(batch.ids[i, : batch.counts[i]], dtype=np.int64) for i in range(len(items))]
-            record("batch", knobs, seconds, results,
+            record(mode, knobs, seconds, results,
                    {"plan_mix": batch.plan_mix(), "peak_client_bytes": peak,
                     "groups": [g.describe() for g in batch.groups]})
 
@@ -183,8 +184,8 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
                 run_loop({"oversample": oversample, "repeat": repeat})
         for repeat in range(REPEATS):
             run_batch({"repeat": repeat})
-        for repeat in range(REPEATS):  # every group per query (index groups as one statement each)
-            run_batch({"plan": "each", "oversample": LOOP_OVERSAMPLE[0], "repeat": repeat})
+        for repeat in range(REPEATS):  # every group per query (index groups in one statement per chunk)
+            run_batch({"plan": "each", "oversample": LOOP_OVERSAMPLE[0], "repeat": repeat}, mode="batch-each")
         # advise(...) + apply: partial indexes for the hot predicates; then the loop and the batch again.
         started = time.perf_counter()
         advice = coll.advise(workload, apply=True, partition=True)
