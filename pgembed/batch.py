@@ -532,11 +532,11 @@ def _records(data: bytes, record: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     return rows["key"].astype(np.int64).astype(object), rows["vec"].astype(np.float32)
 
 
-def calibrate(collection: Collection, *, sample_queries: int = 20, rows: int = 20_000,
+def calibrate(collection: Collection, *, sample_queries: int = 40, rows: int = 20_000,
               group_queries: int = 64) -> CostModel:
     """Measure the cost model's constants on this machine and this collection: reading `rows` rows over
     binary COPY; scoring them as a scan does (matrix product and top-k) for a group of `group_queries`
-    queries (the sample, repeated); and `sample_queries` queries through search()."""
+    queries (the sample, repeated); and `sample_queries` queries through search() (their median)."""
     if min(sample_queries, rows, group_queries) < 1:
         raise InvalidInputError("calibrate needs at least one query, one row and one query per group")
     searcher = collection.searcher
@@ -554,11 +554,14 @@ def calibrate(collection: Collection, *, sample_queries: int = 20, rows: int = 2
     top = RunningTopK(group, 10 + MARGIN, collection.metric)
     top.add(_distances(group, x, collection.metric), keys, x)
     score_s = (time.perf_counter() - started) / (group_queries * max(read, 1) * collection.dim)
-    started = time.perf_counter()
+    searcher.search(qs[0], 10)  # the first statement pays for planning the catalog reads; not counted
+    seconds = []
     for v in qs:
+        started = time.perf_counter()
         searcher.search(v, 10)
-    per_query = (time.perf_counter() - started) / len(qs)
-    return CostModel(read_row_per_dim=read_s, score=score_s, per_query=per_query)
+        seconds.append(time.perf_counter() - started)
+    # The median: one query caught behind another process would move a mean, and the plans with it.
+    return CostModel(read_row_per_dim=read_s, score=score_s, per_query=float(np.median(seconds)))
 
 
 __all__ = ["BatchResult", "CostModel", "GroupPlan", "calibrate", "iter_search_batch", "search_batch"]
