@@ -69,9 +69,10 @@ class GroupPlan:
     kind: str  # "scan" | "each"
     reason: str
     seconds: float = 0.0  # measured
+    unique: int | None = None  # distinct query vectors among them (each answered once); None: not counted
 
     def describe(self) -> dict[str, Any]:
-        return {"filter": _describe_filter(self.filter), "queries": self.queries,
+        return {"filter": _describe_filter(self.filter), "queries": self.queries, "unique_queries": self.unique,
                 "estimated_rows": self.estimated_rows, "kind": self.kind, "reason": self.reason,
                 "seconds": round(self.seconds, 4)}
 
@@ -160,6 +161,17 @@ def search_batch(
     tasks: list[tuple[int, str, list[int]]] = []  # (group number, kind, query rows)
     plans: list[GroupPlan] = []
     entries = list(groups.values())
+    # Identical queries under the same filter are answered once and their answer copied: HQI's sharing
+    # of work between queries in its exact form (sharing candidates between merely similar queries does
+    # not reach the recall target on real queries: docs/benchmarks.md, "Batched search").
+    copies: list[tuple[int, int]] = []  # (query row, the row whose answer it takes)
+    sizes = [len(members) for _, _, members in entries]
+    for number, (original, compiled, members) in enumerate(entries):
+        _, first, inverse = np.unique(q[members], axis=0, return_index=True, return_inverse=True)
+        if len(first) < len(members):
+            answered_by = [members[first[j]] for j in inverse.ravel()]
+            copies += [(i, source) for i, source in zip(members, answered_by, strict=True) if source != i]
+            entries[number] = (original, compiled, sorted(members[j] for j in first))
     for number, (original, compiled, members) in enumerate(entries):
         rows = total if compiled.is_empty() else searcher.estimate_rows(compiled)
         scan_s = cost.scan_seconds(rows, len(members), collection.dim)
@@ -176,7 +188,7 @@ def search_batch(
                       and recall is None and codec is None else "recall/codec given: per-query plans")
             # Chunks of EACH_CHUNK queries: one statement each for an index plan; the workers share them out.
             tasks.extend((number, kind, members[i : i + EACH_CHUNK]) for i in range(0, len(members), EACH_CHUNK))
-        plans.append(GroupPlan(original, len(members), rows, kind, reason))
+        plans.append(GroupPlan(original, sizes[number], rows, kind, reason, unique=len(members)))
     # The biggest tasks first, so that the workers finish together.
     tasks.sort(key=lambda t: -(len(t[2]) * (20 if t[1] == "scan" else 1)))
     seconds = [0.0] * len(entries)
@@ -204,6 +216,8 @@ def search_batch(
 
     with progress_bar(f"search_batch {collection.name}", n, progress) as bar, \
             _workers(collection, workers) as pool:
+        if bar is not None and copies:  # answered by their twins
+            bar.advance(bar.task_ids[0], len(copies))
         pending: queue.SimpleQueue[tuple[int, str, list[int]]] = queue.SimpleQueue()
         for task in tasks:
             pending.put(task)
@@ -231,6 +245,8 @@ def search_batch(
             t.join()
         if errors:
             raise errors[0]
+    for i, source in copies:
+        ids[i], distances[i], counts[i] = ids[source], distances[source], counts[source]
     plans = [replace(p, seconds=seconds[i]) for i, p in enumerate(plans)]
     return BatchResult(ids, distances, counts, plans)
 

@@ -393,3 +393,31 @@ def test_scan_breaks_ties_by_key_as_search_does(db: pgembed.Database) -> None:
             exact = coll.search(q[i], k, plan="exact")
             assert batch.ids[i].tolist() == exact.ids.tolist()
             np.testing.assert_allclose(batch.distances[i], exact.distances, atol=1e-6)
+
+
+def test_identical_queries_are_answered_once(docs: pgembed.Collection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same vector under the same filter is searched once and its answer copied; under another filter it is
+    another query."""
+    from pgembed.search import Searcher
+
+    q = unit_vectors(3, DIM, seed=29)
+    queries = np.vstack([q[0], q[1], q[0], q[2], q[0], q[1]])
+    where = [None, None, None, None, {"category": "news"}, None]
+    searched: list[int] = []
+    search = Searcher.search
+
+    def counted(self: Searcher, query: np.ndarray, *args: object, **kwargs: object) -> object:
+        searched.append(1)
+        return search(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(Searcher, "search", counted)
+    batch = docs.search_batch(queries, 5, where=where, plan="exact")
+    assert len(searched) == 4  # q0, q1, q2 unfiltered; q0 on news
+    groups = {json.dumps(g.filter): (g.queries, g.unique) for g in batch.groups}
+    assert groups == {"null": (5, 3), '{"category": "news"}': (1, 1)}
+    assert batch.plan_mix() == {"each": 6}
+    for i in range(6):
+        single = search(docs.searcher, queries[i], 5, where=where[i], plan="exact")
+        assert batch.ids[i].tolist() == single.ids.tolist() and batch.counts[i] == 5
+    scanned = docs.search_batch(queries, 5, where=where, plan="scan")
+    assert scanned.ids.tolist() == batch.ids.tolist()
