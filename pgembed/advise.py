@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgembed.errors import InvalidInputError, SchemaError
 from pgembed.filters import compile_filter
-from pgembed.plan import EXACT_MAX_ROWS
+from pgembed.plan import EXACT_MAX_ROWS, json_equal
 
 if TYPE_CHECKING:
     from pgembed.collection import Collection
@@ -135,8 +135,9 @@ def advise(collection: Collection, workload: Any, *, codec: str | None = None, m
     partition_by, reason = _partition_column(filters, n)
     partitions: list[IndexAdvice] = []
     if partition and partition_by is not None:
-        taken = existing | {json.dumps(a.predicate, sort_keys=True, default=str) for a in advice}
-        partitions = _partition_indexes(collection, filters, partition_by, codec, taken, max_partitions)
+        taken = [dict(src.predicate) for src in collection.searcher.sources() if src.predicate is not None]
+        partitions = _partition_indexes(collection, filters, partition_by, codec,
+                                        taken + [a.predicate for a in advice], max_partitions)
     if apply:
         advice = _build(collection, advice, progress)
         partitions = _build(collection, partitions, progress)
@@ -150,42 +151,50 @@ def _query_seconds(rows: float, total: float) -> float:
     return INDEX_QUERY_S / (min(1.0, rows / total) if total else 1.0) ** 0.5
 
 
-def _partition_indexes(collection: Collection, filters: list[Any], column: str, codec: str, taken: set[str],
-                       limit: int) -> list[IndexAdvice]:
+def _partition_indexes(collection: Collection, filters: list[Any], column: str, codec: str,
+                       taken: list[dict[str, Any]], limit: int) -> list[IndexAdvice]:
     """A partial index per value v of `column` the workload selects on ({column: v} at its filters' top
-    level), when the queries it would serve are estimated to gain: those whose filter is exactly {column: v}
-    (the planner searches such an index however few its rows) and those with more filter on top whose rows
-    are too many for the exact plan."""
+    level, v a string, number or boolean), when the queries it would serve are estimated to gain: those
+    whose filter is exactly {column: v} (the planner searches such an index however few its rows) and
+    those with more filter on top whose rows are too many for the exact plan (an iterative scan inside the
+    partition, at their selectivity within it). A value some partial index already restricts (`taken`, a
+    hot predicate's or one built before) gets none: with two partial indexes matching a filter the planner
+    takes the first by name, not the better one."""
     searcher = collection.searcher
     columns = searcher.column_types()
     total = searcher.total_rows()
     by_filter: Counter[str] = Counter()
     docs: dict[str, dict[str, Any]] = {}
     for f in filters:
-        if isinstance(f, dict) and column in f and not isinstance(f[column], dict | list):
+        value = f.get(column) if isinstance(f, dict) else None
+        if isinstance(value, str | int | float) and not any(json_equal(t.get(column), value) for t in taken):
             key = json.dumps(f, sort_keys=True, default=str)
             by_filter[key] += 1
             docs[key] = f
-    served: dict[str, tuple[dict[str, Any], int, float]] = {}  # predicate -> (predicate, queries, seconds now)
+    partition_rows: dict[str, float] = {}
+    served: dict[str, tuple[dict[str, Any], int, float, float]] = {}  # (predicate, queries, now, after) sums
     for key, count in by_filter.items():
         doc = docs[key]
         predicate = {column: doc[column]}
-        pkey = json.dumps(predicate, sort_keys=True, default=str)
-        if pkey in taken:
-            continue
+        pkey = json.dumps(predicate, sort_keys=True)
         rows = searcher.estimate_rows(compile_filter(doc, columns))
         if doc != predicate and rows <= EXACT_MAX_ROWS:
             continue  # the exact plan answers it before any index would
-        _, queries, seconds = served.get(pkey, (predicate, 0, 0.0))
-        served[pkey] = (predicate, queries + count, seconds + count * _query_seconds(rows, total))
+        if pkey not in partition_rows:
+            partition_rows[pkey] = max(searcher.estimate_rows(compile_filter(predicate, columns)), 1.0)
+        after = PARTIAL_QUERY_S if doc == predicate else max(
+            PARTIAL_QUERY_S, INDEX_QUERY_S / min(1.0, max(rows, 1.0) / partition_rows[pkey]) ** 0.5)
+        _, queries, now_s, after_s = served.get(pkey, (predicate, 0, 0.0, 0.0))
+        served[pkey] = (predicate, queries + count, now_s + count * _query_seconds(max(rows, 1.0), total),
+                        after_s + count * after)
     n = len(filters)
     advice: list[IndexAdvice] = []
-    for predicate, queries, seconds in sorted(served.values(), key=lambda entry: -entry[2]):
-        now = seconds / queries
-        if now <= PARTIAL_QUERY_S or len(advice) >= limit:
+    for predicate, queries, now_s, after_s in sorted(served.values(), key=lambda e: -(e[2] - e[3])):
+        if now_s <= after_s or len(advice) >= limit:
             continue
-        rows = searcher.estimate_rows(compile_filter(predicate, columns))
-        advice.append(IndexAdvice(predicate, codec, queries, queries / n, rows, now, PARTIAL_QUERY_S))
+        pkey = json.dumps(predicate, sort_keys=True)
+        advice.append(IndexAdvice(predicate, codec, queries, queries / n, partition_rows[pkey], now_s / queries,
+                                  after_s / queries))
     return advice
 
 

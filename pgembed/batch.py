@@ -70,11 +70,12 @@ class GroupPlan:
     reason: str
     seconds: float = 0.0  # measured
     unique: int | None = None  # distinct query vectors among them (each answered once); None: not counted
+    exact_fallbacks: int = 0  # scanned queries answered again by the exact plan (ties past the kept rows)
 
     def describe(self) -> dict[str, Any]:
         return {"filter": _describe_filter(self.filter), "queries": self.queries, "unique_queries": self.unique,
                 "estimated_rows": self.estimated_rows, "kind": self.kind, "reason": self.reason,
-                "seconds": round(self.seconds, 4)}
+                "seconds": round(self.seconds, 4), "exact_fallbacks": self.exact_fallbacks}
 
 
 @dataclass
@@ -192,6 +193,7 @@ def search_batch(
     # The biggest tasks first, so that the workers finish together.
     tasks.sort(key=lambda t: -(len(t[2]) * (20 if t[1] == "scan" else 1)))
     seconds = [0.0] * len(entries)
+    fallbacks = [0] * len(entries)
     timing = threading.Lock()
 
     def run(worker: Collection, task: tuple[int, str, list[int]]) -> None:
@@ -199,7 +201,10 @@ def search_batch(
         original, compiled, _ = entries[number]
         started = time.perf_counter()
         if kind == "scan":
-            for i in _scan_group(worker, q[members], k, compiled, members, ids, distances, counts):
+            unsure = _scan_group(worker, q[members], k, compiled, members, ids, distances, counts)
+            with timing:
+                fallbacks[number] += len(unsure)
+            for i in unsure:
                 exact = worker.searcher.search(q[i], k, where=original, plan="exact")  # ties past the kept rows
                 counts[i] = len(exact.ids)
                 ids[i, : counts[i]] = exact.ids
@@ -247,7 +252,7 @@ def search_batch(
             raise errors[0]
     for i, source in copies:
         ids[i], distances[i], counts[i] = ids[source], distances[source], counts[source]
-    plans = [replace(p, seconds=seconds[i]) for i, p in enumerate(plans)]
+    plans = [replace(p, seconds=seconds[i], exact_fallbacks=fallbacks[i]) for i, p in enumerate(plans)]
     return BatchResult(ids, distances, counts, plans)
 
 
@@ -347,10 +352,11 @@ class RunningTopK:
     def finish(self, k: int, members: Sequence[int], ids: np.ndarray, distances: np.ndarray,
                counts: np.ndarray) -> list[int]:
         """The k best per query into the result rows `members` (all the rows seen when fewer than k), in
-        search()'s order: distance, then key (Python's order for text keys). A row whose distance is
-        undefined (a zero vector, under cosine: inf here) comes last with distance NaN, as search() returns
-        it. Returns the result rows that may be wrong: those whose k-th distance equals the last kept one's,
-        so that rows tied with it may have been left out; the caller answers them exactly."""
+        search()'s order: distance, then key. A row whose distance is undefined (a zero vector, under
+        cosine: inf here) comes last with distance NaN, as search() returns it. Returns the result rows
+        that may differ from search(): those whose k-th distance equals the last kept one's (rows tied with
+        it may have been left out), and, for text keys, any tie within the first k + 1 (PostgreSQL orders
+        text by the column's collation, not as Python does); the caller answers them exactly."""
         unsure = []
         for row, i in enumerate(members):
             d, keys = self.d[row], self.keys[row]
@@ -359,6 +365,8 @@ class RunningTopK:
             chosen = order[:k]
             if len(d) == self.keep and len(d) > k and d[order[k - 1]] == d[order[-1]]:
                 unsure.append(i)
+            elif keys.dtype == object and len(np.unique(d[order[: k + 1]])) < len(order[: k + 1]):
+                unsure.append(i)  # text keys: PostgreSQL breaks the tie by the column's collation
             counts[i] = len(chosen)
             ids[i, : len(chosen)] = keys[chosen]
             distances[i, : len(chosen)] = np.where(np.isinf(d[chosen]), np.nan, d[chosen])
@@ -412,20 +420,16 @@ def _scoring_queries(q: np.ndarray, metric: str) -> np.ndarray:
 
 
 def _scoring_rows(x: np.ndarray, metric: str) -> np.ndarray:
-    """Rows as _scores takes them: for cosine, normalised once per block (a zero row, which has no cosine
-    distance, becomes NaN: _scores gives it inf); other metrics use the rows as they are."""
+    """Rows as _scores takes them: for cosine, normalised once per block (a row with no cosine distance
+    becomes NaN: _scores gives it inf); other metrics use the rows as they are."""
     if metric != "cosine":
         return x
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]  # float32 sums of squares, as pgvector's
         rows = x / norms
-        odd = ~(np.isfinite(norms[:, 0]) & (norms[:, 0] > 0))
-        if odd.any():  # a float32 norm of 0 or inf may be a tiny or huge row: PostgreSQL's is float64
-            x64 = x[odd].astype(np.float64)
-            n64 = np.linalg.norm(x64, axis=1, keepdims=True)
-            fixed = (x64 / n64).astype(np.float32)
-            fixed[~(n64[:, 0] > 0)] = np.nan
-            rows[odd] = fixed
+        # A zero row, or one whose float32 sum of squares underflows to 0 or overflows: pgvector's cosine
+        # distance is NaN for it too (its norms accumulate in float32).
+        rows[~(np.isfinite(norms[:, 0]) & (norms[:, 0] > 0))] = np.nan
     return rows
 
 
@@ -483,7 +487,10 @@ def read_rows(collection: Collection, where: Filter, block_rows: int = BLOCK_ROW
         # COPY takes no parameters: psycopg binds the filter's values (a SQLAlchemy filter's) into the
         # text itself, quoted as literals, and turns the clause's doubled '%%' back into '%'. Measured: a
         # 12,432-row group read 1.6-2.2x faster than through the cursor, which makes Python objects of rows.
-        bound = sql.SQL(psycopg.ClientCursor(collection.conn).mogrify(select, where.params))
+        # (A Python float becomes a numeric literal here, a float8 parameter in search(): the same
+        # comparison except against numeric columns holding more digits than a float8.)
+        with psycopg.ClientCursor(collection.conn) as client:
+            bound = sql.SQL(client.mogrify(select, where.params))
         yield from _copy_blocks(collection, bound, FIXED_KEYS[key_type], block_rows)
         return
     with collection.db.transaction(), collection.conn.cursor(name="pgembed_scan", binary=True) as cur:
@@ -552,7 +559,7 @@ def calibrate(collection: Collection, *, sample_queries: int = 40, rows: int = 2
               group_queries: int = 64) -> CostModel:
     """Measure the cost model's constants on this machine and this collection: reading `rows` rows over
     binary COPY; scoring them as a scan does (matrix product and top-k) for a group of `group_queries`
-    queries (the sample, repeated); and `sample_queries` queries through search() (their median)."""
+    queries (the sample, repeated); and `sample_queries` queries through search() (a trimmed mean)."""
     if min(sample_queries, rows, group_queries) < 1:
         raise InvalidInputError("calibrate needs at least one query, one row and one query per group")
     searcher = collection.searcher
@@ -576,8 +583,11 @@ def calibrate(collection: Collection, *, sample_queries: int = 40, rows: int = 2
         started = time.perf_counter()
         searcher.search(v, 10)
         seconds.append(time.perf_counter() - started)
-    # The median: one query caught behind another process would move a mean, and the plans with it.
-    return CostModel(read_row_per_dim=read_s, score=score_s, per_query=float(np.median(seconds)))
+    # A mean (the model predicts totals) without the slowest and fastest tenth: one query caught behind
+    # another process would move a plain mean, and the plans with it.
+    trim = len(seconds) // 10
+    kept = sorted(seconds)[trim : len(seconds) - trim]
+    return CostModel(read_row_per_dim=read_s, score=score_s, per_query=float(np.mean(kept)))
 
 
 __all__ = ["BatchResult", "CostModel", "GroupPlan", "calibrate", "iter_search_batch", "search_batch"]
