@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+from psycopg import sql
 
 from pgembed.cli import main
 from pgembed.migrate import head_revision
@@ -18,6 +19,22 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, objec
     code = main([*argv, "--json"])
     out = capsys.readouterr().out
     return code, json.loads(out)
+
+
+def kinds_collection(capsys: pytest.CaptureFixture[str], dsn: str, sql_conn: psycopg.Connection, table: str,
+                     rows: int, seed: int) -> np.ndarray:
+    """A plain table (id, kind 'a' or 'b' (every third row), v vector(8)) written by SQL, then made a
+    collection with a `bq` codec and its HNSW index, all through the CLI; returns the vectors."""
+    sql_conn.execute(sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, kind text, v vector(8))").format(
+        sql.Identifier(table)))
+    x = unit_vectors(rows, 8, seed=seed)
+    with sql_conn.cursor() as cur:
+        cur.executemany(sql.SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(sql.Identifier(table)),
+                        [(i, "a" if i % 3 else "b", "[" + ",".join(map(str, r)) + "]") for i, r in enumerate(x)])
+    assert run_json(capsys, "attach", table, "--dsn", dsn)[0] == 0
+    assert run_json(capsys, "add-codec", table, "bq", "bq", "--dsn", dsn)[0] == 0
+    assert run_json(capsys, "index", table, "--on", "bq", "--m", "8", "--dsn", dsn)[0] == 0
+    return x
 
 
 def test_migrate_twice(capsys: pytest.CaptureFixture[str], bare_dsn: str) -> None:
@@ -88,14 +105,7 @@ def test_the_tour_runs_end_to_end(capsys: pytest.CaptureFixture[str], dsn: str) 
 
 def test_search_tune_and_partial_index_mirror_the_library(capsys: pytest.CaptureFixture[str], dsn: str,
                                                            sql_conn: psycopg.Connection, tmp_path: Path) -> None:
-    sql_conn.execute("CREATE TABLE docs (id bigint PRIMARY KEY, kind text, v vector(8))")
-    x = unit_vectors(600, 8, seed=9)
-    with sql_conn.cursor() as cur:
-        cur.executemany("INSERT INTO docs VALUES (%s, %s, %s)",
-                        [(i, "a" if i % 3 else "b", "[" + ",".join(map(str, r)) + "]") for i, r in enumerate(x)])
-    assert run_json(capsys, "attach", "docs", "--dsn", dsn)[0] == 0
-    assert run_json(capsys, "add-codec", "docs", "bq", "bq", "--dsn", dsn)[0] == 0
-    assert run_json(capsys, "index", "docs", "--on", "bq", "--m", "8", "--dsn", dsn)[0] == 0
+    x = kinds_collection(capsys, dsn, sql_conn, "docs", 600, seed=9)
     code, partial = run_json(capsys, "index", "docs", "--on", "bq", "--m", "8", "--where", '{"kind": "b"}',
                              "--dsn", dsn)
     assert code == 0 and partial["predicate"] == {"kind": "b"}
@@ -118,14 +128,7 @@ def test_search_tune_and_partial_index_mirror_the_library(capsys: pytest.Capture
 
 def test_advise_mirrors_the_library(capsys: pytest.CaptureFixture[str], dsn: str, sql_conn: psycopg.Connection,
                                     tmp_path: Path) -> None:
-    sql_conn.execute("CREATE TABLE posts (id bigint PRIMARY KEY, kind text, v vector(8))")
-    x = unit_vectors(2000, 8, seed=10)  # 667 rows of kind b: enough for a partial index to pay
-    with sql_conn.cursor() as cur:
-        cur.executemany("INSERT INTO posts VALUES (%s, %s, %s)",
-                        [(i, "a" if i % 3 else "b", "[" + ",".join(map(str, r)) + "]") for i, r in enumerate(x)])
-    assert run_json(capsys, "attach", "posts", "--dsn", dsn)[0] == 0
-    assert run_json(capsys, "add-codec", "posts", "bq", "bq", "--dsn", dsn)[0] == 0
-    assert run_json(capsys, "index", "posts", "--on", "bq", "--m", "8", "--dsn", dsn)[0] == 0
+    kinds_collection(capsys, dsn, sql_conn, "posts", 2000, seed=10)  # 667 rows of kind b: a partial index pays
     sql_conn.execute("ANALYZE posts")
     workload = tmp_path / "w.json"
     workload.write_text(json.dumps([{"kind": "b"}] * 8 + [None] * 2))

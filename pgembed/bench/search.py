@@ -354,6 +354,14 @@ def _plan_summary(plans: Sequence[Any]) -> tuple[str, dict[str, int]]:
 
 
 # -- the run --------------------------------------------------------------------------------------------
+def filter_sql(db: pgembed.Database, collection: pgembed.Collection, doc: dict[str, Any]) -> str:
+    """The SQL text of a filter written in pgembed's language, as the server writes it (pgembed.filter_sql:
+    identifiers through format('%I'), values through quote_literal), for plain-pgvector baselines and ground
+    truth."""
+    return str(db.value("SELECT pgembed.filter_sql(%s::regclass, %s::jsonb)",
+                        (collection.info.table.as_string(db.conn), json.dumps(doc))))
+
+
 def fresh_collection(db: pgembed.Database, name: str, dim: int, attrs: dict[str, str]) -> pgembed.Collection:
     """A new, empty collection `name` (a leftover of an interrupted run, collection or bare table, goes)."""
     if any(c.name == name for c in db.collections()):
@@ -417,10 +425,7 @@ def run_search_bench(base_path: str, queries_path: str, gt_path: str | None = No
         # Filters written in pgembed's language become SQL through pgembed.filter_sql, for the baselines
         # and the ground truth; pgembed's own search takes them as dicts.
         for name, doc in docs.items():
-            row = db.execute("SELECT pgembed.filter_sql(%s::regclass, %s::jsonb)",
-                             (table.as_string(db.conn), json.dumps(doc))).fetchone()
-            assert row is not None
-            where_sql[name] = row[0]
+            where_sql[name] = filter_sql(db, collection, doc)
         where_sql = {name: where_sql[name] for name in given}
         # pgembed's codecs go on before the load, so the database computes the codes during the COPY; added
         # afterwards, their backfill UPDATE would pay an insertion into every HNSW index of the table.

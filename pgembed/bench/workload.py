@@ -27,7 +27,7 @@ from pgembed.advise import workload_filters
 from pgembed.batch import calibrate, search_batch
 from pgembed.bench.codecs import load_matrix
 from pgembed.bench.environment import describe_environment
-from pgembed.bench.search import fresh_collection, load_attrs
+from pgembed.bench.search import filter_sql, fresh_collection, load_attrs
 from pgembed.datasets.groundtruth import unit_rows
 from pgembed.errors import InvalidInputError
 
@@ -102,8 +102,7 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
         need = np.zeros(len(items), dtype=np.int64)
         for name in {w["filter"] for w in items}:
             if name is not None:
-                sql_of[name] = db.value("SELECT pgembed.filter_sql(%s::regclass, %s::jsonb)",
-                                        (coll.info.table.as_string(db.conn), json.dumps(docs[name])))
+                sql_of[name] = filter_sql(db, coll, docs[name])
             ids = np.array([r[0] for r in db.execute(
                 sql.SQL("SELECT id FROM {} WHERE {}").format(coll.info.table, sql.SQL(sql_of[name]))).fetchall()],
                 dtype=np.int64)
