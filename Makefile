@@ -24,31 +24,32 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check pgembed tests migrations
 	$(BIN)/mypy pgembed
+	$(BIN)/lint-imports
 
 # Figures in docs/benchmarks.md; BASE defaults to generated data (pass the real dataset's .npy).
 BASE ?=
 bench-ingest: $(STAMP)
-	$(BIN)/pgembed bench-ingest $(if $(BASE),--base $(BASE)) --rows 100000 --repeats 3 --out docs/results/ingest.json
+	$(BIN)/pgembed bench ingest $(if $(BASE),--base $(BASE)) --rows 100000 --repeats 3 --out docs/results
 
 # Figures of docs/benchmarks.md, "Hybrid search" and "Batched search" (DATA: the pydocs-minilm folder).
 DATA ?= ../shared/data/pydocs-minilm
 bench-search: $(STAMP)
-	$(BIN)/pgembed bench --base $(DATA)/base.f16.npy --queries $(DATA)/queries.npy --gt $(DATA)/gt_ip.npy \
+	$(BIN)/pgembed bench search --base $(DATA)/base.f16.npy --queries $(DATA)/queries.npy --gt $(DATA)/gt_ip.npy \
 	  --attrs $(DATA)/attrs.parquet \
 	  --filter 'man5_short={"source": "man", "section": "5", "n_words": {"$$lt": 40}}' \
 	  --filter 'man8={"source": "man", "section": "8"}' --filter 'short33={"n_words": {"$$lt": 33}}' \
-	  --baselines --search --codecs 'bq;bq2;pca128,f16' --partial 'bq2' --k 10 --queries-limit 300 \
+	  --codecs 'bq;bq2;pca128,f16' --partial 'bq2' --k 10 --queries-limit 300 \
 	  --tune-queries 200 --ef-search 20,40,80,160,320 --oversample 1,2,3,5,10,20 --rerank-factors 4,10 \
-	  --recall-targets 0.9,0.95 --json docs/results/search.json
+	  --recall-targets 0.9,0.95 --out docs/results
 
 bench-workload: $(STAMP)
-	$(BIN)/pgembed bench --base $(DATA)/base.f16.npy --queries $(DATA)/queries.npy --attrs $(DATA)/attrs.parquet \
-	  --workload generate --k 10 --json docs/results/workload.json
+	$(BIN)/pgembed bench workload --base $(DATA)/base.f16.npy --queries $(DATA)/queries.npy \
+	  --attrs $(DATA)/attrs.parquet --workload generate --k 10 --out docs/results
 
 # docs/benchmarks.md, "Compression benchmark and advisor" (issue 6): every codec and plain pgvector on DATA,
 # then the advisor's pick for each memory budget.
 bench-codecs: $(STAMP)
-	$(BIN)/pgembed bench --dataset $(DATA) --queries-limit 300 --out docs/results
+	$(BIN)/pgembed bench compression --dataset $(DATA) --queries-limit 300 --out docs/results
 	$(BIN)/pgembed advise-codec --results docs/results/compression.json --budget 16B,32B,64B,128B,256B --json \
 	  > docs/results/advice.json
 	$(BIN)/pgembed advise-codec --results docs/results/compression.json --budget 16B,32B,64B,128B,256B \

@@ -1,7 +1,7 @@
 """Alembic environment for pgembed's own catalog.
 
 pgembed keeps its version table in its own schema (pgembed.alembic_version) so that it never collides with
-an application's alembic_version. Run programmatically by pgembed.migrate, by `alembic -c` on
+an application's alembic_version. Run programmatically by pgembed.db.migrate, by `alembic -c` on
 migrations/alembic.ini, or from an application's env.py (README: "Alembic in your application").
 """
 

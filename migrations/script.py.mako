@@ -5,7 +5,9 @@ Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 """
 
-from pgembed.sqlfiles import run_sql_file
+# Tables and data changes: sql/migrations/<revision>.up.sql / .down.sql. A function changed in
+# sql/functions/<file>.sql: re-apply that file here with apply_functions_in_migration(("<file>",)).
+from pgembed.db.functions import apply_functions_in_migration, run_migration_file  # noqa: F401
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
@@ -14,8 +16,8 @@ depends_on = ${repr(depends_on)}
 
 
 def upgrade() -> None:
-    run_sql_file("${up_revision}.up.sql")
+    run_migration_file("${up_revision}.up.sql")
 
 
 def downgrade() -> None:
-    run_sql_file("${up_revision}.down.sql")
+    run_migration_file("${up_revision}.down.sql")

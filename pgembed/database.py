@@ -9,23 +9,23 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
-from pgvector.psycopg import register_vector
 from psycopg import sql
-from psycopg.pq import TransactionStatus
 
-from pgembed import catalog, migrate
-from pgembed.errors import CatalogError, PgvectorMissingError
+from pgembed.collection import Collection
+from pgembed.db import catalog, migrate
+from pgembed.db.extension import ensure_pgvector
+from pgembed.db.session import Session
+from pgembed.engine import codecs, collections
+from pgembed.engine.context import CollectionContext
+from pgembed.errors import CatalogError
+from pgembed.records import CollectionInfo
 from pgembed.server import EmbeddedServer
+from pgembed.vocabulary import Metric
 
-if TYPE_CHECKING:
-    from pgembed.collection import Collection
-
-MIN_PGVECTOR = (0, 7, 0)  # halfvec, bit, binary_quantize, HNSW on bit
 DSN_ENV_VARS = ("PGEMBED_DSN", "DATABASE_URL")
-_EXTENSION_LOCK = 7_340_512_082  # serialises CREATE EXTENSION across processes
 
 
 def resolve_dsn(dsn: str | None = None) -> str | None:
@@ -56,56 +56,13 @@ def connect(
     conn = psycopg.connect(conninfo, autocommit=True)
     try:
         ensure_pgvector(conn)
-        db = Database(conn, _owned=True)
+        db = Database(conn, owned=True)
         if migrate if migrate is not None else embedded:
             db.migrate()
         return db
     except BaseException:
         conn.close()
         raise
-
-
-def ensure_pgvector(conn: psycopg.Connection) -> str:
-    """Create the vector extension if it is missing and allowed; return its version, or raise saying how
-    to get pgvector."""
-    version = _pgvector_version(conn)
-    if version is None:
-        available = conn.execute(
-            "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
-        ).fetchone()
-        if available is None:
-            raise PgvectorMissingError(
-                "pgvector is not installed on this PostgreSQL server. Install it (Debian/Ubuntu: "
-                "apt install postgresql-<major>-pgvector; or run the pgvector/pgvector Docker image, see "
-                "docker/ in pgembed), or connect without a DSN to use pgembed's embedded server."
-            )
-        try:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_EXTENSION_LOCK,))
-                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        except psycopg.errors.InsufficientPrivilege as err:
-            raise PgvectorMissingError(
-                "pgvector is available but not enabled in this database, and this role may not enable it: "
-                "ask a superuser to run CREATE EXTENSION vector"
-            ) from err
-        version = _pgvector_version(conn)
-        assert version is not None
-    if _version_tuple(version) < MIN_PGVECTOR:
-        raise PgvectorMissingError(
-            f"pgvector {version} is older than {'.'.join(map(str, MIN_PGVECTOR))}, which pgembed needs "
-            "(halfvec, bit and binary_quantize): install a newer pgvector, then ALTER EXTENSION vector UPDATE"
-        )
-    register_vector(conn)
-    return version
-
-
-def _pgvector_version(conn: psycopg.Connection) -> str | None:
-    row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
-    return row[0] if row else None
-
-
-def _version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
 
 
 class Database:
@@ -116,15 +73,19 @@ class Database:
     `pgembed.connect()` makes a Database that owns its connection; close it, or use it as a context manager.
     """
 
-    def __init__(self, conn: psycopg.Connection, *, _owned: bool = False) -> None:
-        self.conn = conn
-        self._owned = _owned
-        if not _owned:
+    def __init__(self, conn: psycopg.Connection, *, owned: bool = False) -> None:
+        self.session = Session(conn)
+        self.owned = owned
+        if not owned:
             ensure_pgvector(conn)
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        return self.session.conn
 
     # -- life cycle -----------------------------------------------------------------------------------
     def close(self) -> None:
-        if self._owned:
+        if self.owned:
             self.conn.close()
 
     def __enter__(self) -> Database:
@@ -138,109 +99,88 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection]:
         """A transaction, or a savepoint inside the caller's transaction."""
-        with self.conn.transaction():
-            yield self.conn
+        with self.session.transaction() as conn:
+            yield conn
 
     @property
     def in_transaction(self) -> bool:
-        return self.conn.info.transaction_status != TransactionStatus.IDLE
+        return self.session.in_transaction
 
     @property
     def conninfo(self) -> str:
-        return self.conn.info.dsn
+        return self.session.conninfo
 
     def new_connection(self) -> psycopg.Connection:
         """Another connection to the same database (for monitoring, migrations)."""
-        conn = psycopg.connect(self.conninfo, password=self.conn.info.password or None, autocommit=True)
-        register_vector(conn)
-        return conn
+        return self.session.new_connection()
 
     # -- catalog schema -------------------------------------------------------------------------------
     def migrate(self, revision: str = "head") -> None:
-        """Upgrade pgembed's catalog (on a connection of its own; a second run is a no-op). When that moved
-        an existing catalog, regenerate every collection's code-keeping trigger and query encoder, so that
+        """Upgrade pgembed's catalog (on a connection of its own; a second run is a no-op). When that moved an
+        existing catalog, regenerate every collection's code-keeping trigger and query encoder, so that
         collections made by an older pgembed get what the new catalog's SQL functions expect of them."""
-        before = catalog.installed_revision(self.conn)
-        migrate.upgrade(self.conninfo, revision, password=self.conn.info.password or None)
-        after = catalog.installed_revision(self.conn)
+        before = catalog.installed_revision(self.session)
+        migrate.upgrade(self.conninfo, revision, password=self.session.password)
+        after = catalog.installed_revision(self.session)
         # Only when the catalog moved: regenerating takes a brief lock on each collection's table.
         if before is not None and after != before and after == migrate.head_revision():
-            from pgembed.collection import Collection
-
-            for info in catalog.list_collections(self.conn):
-                Collection(self, info).reinstall_trigger()
+            for info in catalog.list_collections(self.session):
+                codecs.reinstall_trigger(CollectionContext(self.session, info))
 
     def downgrade(self, revision: str) -> None:
-        migrate.downgrade(self.conninfo, revision, password=self.conn.info.password or None)
+        migrate.downgrade(self.conninfo, revision, password=self.session.password)
 
     def catalog_revision(self) -> str | None:
-        return catalog.installed_revision(self.conn)
+        return catalog.installed_revision(self.session)
+
+    def _require_current(self) -> None:
+        revision = catalog.installed_revision(self.session)
+        head = migrate.head_revision()
+        if revision != head:
+            state = "not installed" if revision is None else f"at revision {revision}, not {head}"
+            raise CatalogError(f"pgembed's catalog is {state} in this database: run `pgembed migrate` "
+                               "(or db.migrate())")
 
     # -- collections ----------------------------------------------------------------------------------
-    def collection(
-        self,
-        table: str,
-        *,
-        vector: str | None = None,
-        key: str | None = None,
-        metric: str = "cosine",
-        name: str | None = None,
-    ) -> Collection:
+    def collection(self, table: str, *, vector: str | None = None, key: str | None = None,
+                   metric: Metric | str = Metric.COSINE, name: str | None = None) -> Collection:
         """The collection named `name` (default: `table`), attaching it to the existing `table` if new.
 
         `vector` and `key` default to the table's only vector column and its single-column primary key.
         """
-        from pgembed.collection import Collection
-
-        catalog.require_current(self.conn)
+        self._require_current()
         name = name or table
-        info = catalog.find_collection(self.conn, name)
+        info = catalog.find_collection(self.session, name)
         if info is None:
-            with self.transaction():
-                info = catalog.attach_table(self.conn, name, table, vector=vector, key=key, metric=metric)
+            with self.session.transaction():
+                info = collections.attach_table(self.session, name, table, vector=vector, key=key, metric=metric)
         else:
-            catalog.check_attachment(info, vector=vector, key=key)
-        return Collection(self, info)
+            collections.check_attachment(info, vector=vector, key=key)
+        return Collection(self.session, info)
 
-    def create_collection(
-        self,
-        name: str,
-        dim: int,
-        *,
-        attrs: Mapping[str, str] | None = None,
-        metric: str = "cosine",
-        key: str = "id",
-        key_type: str = "bigint",
-        vector: str = "embedding",
-        if_not_exists: bool = False,
-    ) -> Collection:
+    def create_collection(self, name: str, dim: int, *, attrs: Mapping[str, str] | None = None,
+                          metric: Metric | str = Metric.COSINE, key: str = "id", key_type: str = "bigint",
+                          vector: str = "embedding", if_not_exists: bool = False) -> Collection:
         """Create a table `name` (key, vector(dim), attribute columns) and attach it.
 
         `attrs` maps column names to PostgreSQL types, e.g. {"category": "text", "year": "integer"}.
         """
-        from pgembed.collection import Collection
+        self._require_current()
+        with self.session.transaction():
+            info = collections.create_table(self.session, name, dim, attrs=dict(attrs or {}), metric=metric, key=key,
+                                            key_type=key_type, vector=vector, if_not_exists=if_not_exists)
+        return Collection(self.session, info)
 
-        catalog.require_current(self.conn)
-        with self.transaction():
-            info = catalog.create_table_collection(
-                self.conn, name, dim, attrs=dict(attrs or {}), metric=metric, key=key, key_type=key_type,
-                vector=vector, if_not_exists=if_not_exists,
-            )
-        return Collection(self, info)
+    def collections(self) -> list[CollectionInfo]:
+        self._require_current()
+        return catalog.list_collections(self.session)
 
-    def collections(self) -> list[catalog.CollectionInfo]:
-        catalog.require_current(self.conn)
-        return catalog.list_collections(self.conn)
+    def execute(self, query: sql.Composable | str, params: Any = None) -> psycopg.Cursor[Any]:
+        return self.session.execute(query, params)
 
-    def execute(self, query: sql.SQL | sql.Composed | str, params: Any = None) -> psycopg.Cursor:
-        return self.conn.execute(query, params)
-
-    def value(self, query: sql.SQL | sql.Composed | str, params: Any = None) -> Any:
+    def value(self, query: sql.Composable | str, params: Any = None) -> Any:
         """The first column of the one row a query returns (an aggregate, a setting)."""
-        row = self.conn.execute(query, params).fetchone()
-        if row is None:
-            raise CatalogError(f"expected a row from {query!r}, got none")
-        return row[0]
+        return self.session.value(query, params)
 
 
-__all__ = ["Database", "connect", "ensure_pgvector", "resolve_dsn", "CatalogError"]
+__all__ = ["Database", "connect", "resolve_dsn"]

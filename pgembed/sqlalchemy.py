@@ -2,7 +2,7 @@
 for code columns.
 
     from pgembed.sqlalchemy import search_table
-    hits = search_table("documents", query_vector, k=10, filter={"category": "news"})
+    hits = search_table("documents", query_vector, k=10, where={"category": "news"})
     stmt = (select(Document, hits.c.distance)
             .join(hits, cast(Document.id, Text) == hits.c.id)
             .order_by(hits.c.distance))
@@ -13,10 +13,9 @@ wherever the statement runs: in the session's transaction, on the session's conn
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import sqlalchemy as sa
@@ -25,40 +24,36 @@ from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 
 from pgembed.codecs.base import vector_literal
 from pgembed.errors import InvalidInputError
+from pgembed.planning.filters import as_filter
+from pgembed.planning.params import SearchKnobs, SearchParams
 from pgembed.vectors import as_matrix
 
 _SQL_TYPE = re.compile(r"^(vector|halfvec|bit|bytea)(?:\((\d+)\))?$")
 
 
-def search_table(
-    collection: str,
-    query: Any,
-    k: int = 10,
-    *,
-    filter: Mapping[str, Any] | None = None,  # noqa: A002  (the SQL function's own parameter name)
-    recall: float | None = None,
-    codec: str | None = None,
-    ef_search: int | None = None,
-    oversample: float | None = None,
-    plan: str = "auto",
-    name: str = "hits",
-) -> sa.TableValuedAlias:
-    """pgembed.search(...) as a table-valued FROM item with columns `id` (text) and `distance`."""
+def search_table(collection: str, query: Any, k: int = 10, *, where: Mapping[str, Any] | None = None,
+                 params: SearchParams | None = None, name: str = "hits",
+                 **knobs: Unpack[SearchKnobs]) -> sa.TableValuedAlias:
+    """pgembed.search(...) as a table-valued FROM item with columns `id` (text) and `distance`. `where`: a
+    filter dict (the server compiles it); the knobs as search() takes them."""
     q = as_matrix(query, None, what="query")
     if q.shape[0] != 1:
         raise InvalidInputError(f"search_table takes one query vector, got {q.shape[0]}")
-    if filter is not None and not isinstance(filter, Mapping):
-        raise InvalidInputError("filter takes a dict in pgembed's filter language (see pgembed.filters)")
+    if where is not None and not isinstance(where, Mapping):
+        raise InvalidInputError("where takes a dict in pgembed's filter language (a SQLAlchemy expression is a "
+                                "WHERE of your own select)")
+    p = SearchParams.of(params, **knobs)
+    f = as_filter(where)
     call = sa.func.pgembed.search(
         sa.literal(collection, sa.Text),
         sa.cast(sa.literal(vector_literal(q[0]), sa.Text), VECTOR(q.shape[1])),
         sa.literal(k, sa.Integer),
-        sa.cast(sa.literal(json.dumps(filter, default=str) if filter is not None else None, sa.Text), JSONB),
-        sa.literal(recall, sa.Float),
-        sa.literal(codec, sa.Text),
-        sa.literal(ef_search, sa.Integer),
-        sa.literal(oversample, sa.Float),
-        sa.literal(plan, sa.Text),
+        sa.cast(sa.literal(f.json, sa.Text), JSONB),
+        sa.literal(p.recall, sa.Float),
+        sa.literal(p.codec, sa.Text),
+        sa.literal(p.ef_search, sa.Integer),
+        sa.literal(p.oversample, sa.Float),
+        sa.literal(p.plan.value, sa.Text),
     )
     return call.table_valued(sa.column("id", sa.Text), sa.column("distance", sa.Float), name=name)
 

@@ -43,3 +43,13 @@ def as_matrix(vectors: Any, dim: int | None = None, *, what: str = "vectors") ->
         bad = "NaN" if np.isnan(out[row]).any() else "Inf (or a value beyond float32 range)"
         raise InvalidVectorsError(f"{what} row {row} contains {bad}; {int((~finite).sum())} row(s) affected")
     return out
+
+
+def as_queries(queries: Any, dim: int, metric: str, *, what: str = "queries") -> np.ndarray:
+    """as_matrix, and under cosine no all-zero row: a zero query has no cosine distance to anything."""
+    q = as_matrix(queries, dim, what=what)
+    if metric == "cosine":
+        zero = ~np.any(q != 0, axis=1)
+        if zero.any():
+            raise InvalidVectorsError(f"{what} row {int(np.argmax(zero))} is all zeros: cosine distance is undefined")
+    return q

@@ -1,11 +1,11 @@
-"""Catalog v1: collections, codecs, indexes; float16 and binary encoders.
+"""Catalog v1: collections, codecs, indexes.
 
 Revision ID: 0001_catalog
 Revises:
 Create Date: 2026-11-22
 """
 
-from pgembed.sqlfiles import run_sql_file
+from pgembed.db.functions import run_migration_file
 
 revision = "0001_catalog"
 down_revision = None
@@ -14,8 +14,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_sql_file("0001_catalog.up.sql")
+    run_migration_file("0001_catalog.up.sql")
 
 
 def downgrade() -> None:
-    run_sql_file("0001_catalog.down.sql")
+    run_migration_file("0001_catalog.down.sql")  # every pgembed function goes too

@@ -1,11 +1,10 @@
-"""Catalog v2: SQL encoders and decoders of every codec family.
+"""Catalog v2: the codecs' SQL encoders. They live in sql/functions/codecs.sql since 0005; this revision
+keeps its place in the history of databases migrated before.
 
 Revision ID: 0002_codecs
 Revises: 0001_catalog
 Create Date: 2026-11-22
 """
-
-from pgembed.sqlfiles import run_sql_file
 
 revision = "0002_codecs"
 down_revision = "0001_catalog"
@@ -14,8 +13,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_sql_file("0002_codecs.up.sql")
+    pass
 
 
 def downgrade() -> None:
-    run_sql_file("0002_codecs.down.sql")
+    pass

@@ -1,11 +1,10 @@
-"""Catalog v4: pgembed.search_batch() in SQL.
+"""Catalog v4: pgembed.search_batch() in SQL. It lives in sql/functions/search.sql since 0005; this revision
+keeps its place in the history of databases migrated before.
 
 Revision ID: 0004_batch
 Revises: 0003_search
 Create Date: 2026-11-22
 """
-
-from pgembed.sqlfiles import run_sql_file
 
 revision = "0004_batch"
 down_revision = "0003_search"
@@ -14,8 +13,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_sql_file("0004_batch.up.sql")
+    pass
 
 
 def downgrade() -> None:
-    run_sql_file("0004_batch.down.sql")
+    pass

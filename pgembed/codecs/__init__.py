@@ -3,7 +3,7 @@ see pgembed.codecs.spec for the spec strings."""
 
 from __future__ import annotations
 
-from pgembed.codecs.base import Codec, ExtraColumn
+from pgembed.codecs.base import SOURCE, Codec, ExtraColumn, Source, SqlCall, SqlExpr
 from pgembed.codecs.binary import ThermometerCodec
 from pgembed.codecs.float16 import Float16Codec, Float32Codec
 from pgembed.codecs.pq import PQCodec
@@ -25,6 +25,10 @@ __all__ = [
     "PQCodec",
     "Pipeline",
     "RaBitQCodec",
+    "SOURCE",
+    "Source",
+    "SqlCall",
+    "SqlExpr",
     "ThermometerCodec",
     "load_codec",
     "make_codec",

@@ -1,11 +1,13 @@
 """The one interface every codec implements (in the spirit of FAISS: fit / encode / decode / search).
 
 A codec turns float32 vectors into compact codes, in numpy and, with the same arithmetic, in SQL:
-`sql_encode` returns the expression PostgreSQL evaluates to keep a code column in step with its source
-vector. Fitted parameters round-trip through `params()` / `load_params()` as JSON for the catalog.
+`sql_encoder` names the call of pgembed's SQL encoder functions (sql/functions/codecs.sql) and the
+parameters that keep a code column in step with its source vector; the SQL-text layer
+(pgembed.statements.encoders) spells it. Fitted parameters round-trip through `params()` /
+`load_params()` as JSON for the catalog.
 `similarity` estimates, from codes alone, how close each stored vector is to each query (higher is
 closer): what a coarse search ranks by before exact re-ranking. Codecs know nothing of the database
-beyond the text of their SQL expressions.
+beyond which SQL function encodes them.
 """
 
 from __future__ import annotations
@@ -15,13 +17,35 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import numpy as np
-from psycopg import sql
 
 from pgembed.errors import InvalidVectorsError, NotDecodableError
 from pgembed.vectors import as_matrix
 
 # How a code column is stored, which says how to read it back from PostgreSQL's text output.
 STORAGE = ("vector", "halfvec", "bit", "bytea")
+
+
+class Source:
+    """The vector being encoded, in an encoder call: NEW.<vector column> in a trigger, a query parameter."""
+
+    def __repr__(self) -> str:
+        return "SOURCE"
+
+
+SOURCE = Source()
+
+
+@dataclass(frozen=True)
+class SqlCall:
+    """A call of an SQL function: pgembed's encoders by their qualified name ("pgembed.encode_binary"),
+    pgvector's by their own ("binary_quantize"). Each argument is SOURCE, another call, or a parameter
+    value (a vector or array literal's text, an integer, a list of integers) written as a literal."""
+
+    function: str
+    args: tuple[Any, ...]
+
+
+SqlExpr = Source | SqlCall
 
 
 @dataclass(frozen=True)
@@ -120,13 +144,13 @@ class Codec(ABC):
         """The PostgreSQL type of the main code column, e.g. 'halfvec(384)'."""
 
     @abstractmethod
-    def sql_encode(self, source: sql.Composable) -> sql.Composable:
-        """An SQL expression computing the code of `source` (an expression of type vector)."""
+    def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
+        """The SQL call computing the code of `source` (an expression of type vector)."""
 
     def extra_columns(self) -> list[ExtraColumn]:
         return []
 
-    def sql_encode_extra(self, suffix: str, source: sql.Composable) -> sql.Composable:
+    def sql_extra_encoder(self, suffix: str, source: SqlExpr = SOURCE) -> SqlExpr:
         raise KeyError(suffix)
 
     def encode_extra(self, suffix: str, vectors: np.ndarray) -> np.ndarray:

@@ -14,9 +14,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from psycopg import sql
 
-from pgembed.codecs.base import Codec, hamming_similarity, matrix_from_json, matrix_to_json, vector_array_literal
+from pgembed.codecs.base import (
+    SOURCE,
+    Codec,
+    SqlCall,
+    SqlExpr,
+    hamming_similarity,
+    matrix_from_json,
+    matrix_to_json,
+    vector_array_literal,
+)
 from pgembed.errors import InvalidVectorsError
 
 
@@ -74,15 +82,12 @@ class ThermometerCodec(Codec):
     def sql_type(self) -> str:
         return f"bit({self.bits * self.dim})"
 
-    def sql_encode(self, source: sql.Composable) -> sql.Composable:
+    def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
         self._require_fitted()
         assert self.thresholds is not None
         if self.bits == 1:
-            mean = matrix_to_json(self.thresholds)[0]
-            return sql.SQL("pgembed.encode_binary({}, {})").format(source, sql.Literal(mean))
-        return sql.SQL("pgembed.encode_thermometer({}, {})").format(
-            source, sql.Literal(vector_array_literal(self.thresholds))
-        )
+            return SqlCall("pgembed.encode_binary", (source, matrix_to_json(self.thresholds)[0]))
+        return SqlCall("pgembed.encode_thermometer", (source, vector_array_literal(self.thresholds)))
 
     def params(self) -> dict[str, Any]:
         if self.thresholds is None:

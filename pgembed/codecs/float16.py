@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from psycopg import sql
 
-from pgembed.codecs.base import Codec
+from pgembed.codecs.base import SOURCE, Codec, SqlCall, SqlExpr
 from pgembed.errors import InvalidVectorsError
 
 
@@ -36,8 +35,8 @@ class Float16Codec(Codec):
     def sql_type(self) -> str:
         return f"halfvec({self.dim})"
 
-    def sql_encode(self, source: sql.Composable) -> sql.Composable:
-        return sql.SQL("pgembed.encode_float16({})").format(source)
+    def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
+        return SqlCall("pgembed.encode_float16", (source,))
 
 
 class Float32Codec(Codec):
@@ -59,5 +58,5 @@ class Float32Codec(Codec):
     def sql_type(self) -> str:
         return f"vector({self.dim})"
 
-    def sql_encode(self, source: sql.Composable) -> sql.Composable:
+    def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
         return source

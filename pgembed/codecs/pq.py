@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from psycopg import sql
 
-from pgembed.codecs.base import Codec, matrix_from_json, matrix_to_json, vector_array_literal
+from pgembed.codecs.base import SOURCE, Codec, SqlCall, SqlExpr, matrix_from_json, matrix_to_json, vector_array_literal
 from pgembed.errors import InvalidVectorsError
 
 CENTROIDS = 256
@@ -47,7 +46,9 @@ class PQCodec(Codec):
         books = np.empty((self.m, CENTROIDS, self.sub), dtype=np.float32)
         for j in range(self.m):
             part = np.ascontiguousarray(x[:, j * self.sub : (j + 1) * self.sub])
-            kmeans = faiss.Kmeans(self.sub, CENTROIDS, niter=self.iterations, seed=self.seed + j, verbose=False)
+            # min_points_per_centroid=1: small samples train as they are; FAISS would only print a warning.
+            kmeans = faiss.Kmeans(self.sub, CENTROIDS, niter=self.iterations, seed=self.seed + j, verbose=False,
+                                  min_points_per_centroid=1)
             kmeans.train(part)
             books[j] = kmeans.centroids
         self.codebooks = books
@@ -74,15 +75,13 @@ class PQCodec(Codec):
     def sql_type(self) -> str:
         return "bytea"
 
-    def sql_encode(self, source: sql.Composable) -> sql.Composable:
+    def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
         self._require_fitted()
         assert self.codebooks is not None
         columns = self.codebooks.transpose(0, 2, 1).reshape(-1, CENTROIDS)  # (m * sub, 256)
         norms = (self.codebooks.astype(np.float64) ** 2).sum(axis=2).astype(np.float32)  # (m, 256)
-        return sql.SQL("pgembed.encode_pq({}, {}, {}, {})").format(
-            source, sql.Literal(vector_array_literal(columns)), sql.Literal(vector_array_literal(norms)),
-            sql.Literal(self.sub),
-        )
+        return SqlCall("pgembed.encode_pq", (source, vector_array_literal(columns), vector_array_literal(norms),
+                                             self.sub))
 
     def params(self) -> dict[str, Any]:
         if self.codebooks is None:

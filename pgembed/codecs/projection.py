@@ -17,9 +17,8 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
-from psycopg import sql
 
-from pgembed.codecs.base import matrix_from_json, matrix_to_json, vector_array_literal, vector_literal
+from pgembed.codecs.base import SqlCall, SqlExpr, matrix_from_json, matrix_to_json, vector_array_literal, vector_literal
 from pgembed.errors import InvalidVectorsError
 
 
@@ -53,7 +52,8 @@ class Projection(ABC):
         return self.apply(q)
 
     @abstractmethod
-    def sql_apply(self, source: sql.Composable) -> sql.Composable: ...
+    def sql_apply(self, source: SqlExpr) -> SqlCall:
+        """The SQL call projecting `source` (the data side)."""
 
     @abstractmethod
     def params(self) -> dict[str, Any]: ...
@@ -78,8 +78,8 @@ class Matryoshka(Projection):
         norm = np.sqrt((head * head).sum(axis=1, keepdims=True))  # in double, as pgvector's l2_normalize
         return np.divide(head, norm, out=np.zeros_like(head), where=norm > 0).astype(np.float32)
 
-    def sql_apply(self, source: sql.Composable) -> sql.Composable:
-        return sql.SQL("pgembed.encode_matryoshka({}, {})").format(source, sql.Literal(self.out_dim))
+    def sql_apply(self, source: SqlExpr) -> SqlCall:
+        return SqlCall("pgembed.encode_matryoshka", (source, self.out_dim))
 
     def params(self) -> dict[str, Any]:
         return {}
@@ -108,7 +108,7 @@ class _Linear(Projection):
         assert self.rows is not None
         return q @ self.rows.T
 
-    def sql_apply(self, source: sql.Composable) -> sql.Composable:
+    def sql_apply(self, source: SqlExpr) -> SqlCall:
         assert self.rows is not None and self.centre is not None
         return sql_project(source, self.centre, self.rows)
 
@@ -159,11 +159,9 @@ class LeanVecOOD(_Linear):
         self.centre = np.zeros(self.dim, dtype=np.float32)  # inner products: no centring
 
 
-def sql_project(source: sql.Composable, centre: np.ndarray, rows: np.ndarray) -> sql.Composable:
-    """SQL for rows @ (source - centre): one pgvector inner product a row."""
-    return sql.SQL("pgembed.project({} - {}, {})").format(
-        source, sql.Literal(vector_literal(centre)), sql.Literal(vector_array_literal(rows))
-    )
+def sql_project(source: SqlExpr, centre: np.ndarray, rows: np.ndarray) -> SqlCall:
+    """rows @ (source - centre) in SQL: one pgvector inner product a row."""
+    return SqlCall("pgembed.project", (source, vector_literal(centre), vector_array_literal(rows)))
 
 
 PROJECTIONS: dict[str, type[Projection]] = {cls.kind: cls for cls in (Matryoshka, PCA, LeanVecOOD)}

@@ -17,11 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from psycopg import sql
 
 from pgembed.codecs.base import (
+    SOURCE,
     Codec,
     ExtraColumn,
+    SqlCall,
+    SqlExpr,
     hamming_similarity,
     matrix_from_json,
     matrix_to_json,
@@ -107,24 +109,22 @@ class RaBitQCodec(Codec):
     def sql_type(self) -> str:
         return f"bit({self.dim})"
 
-    def _sql_rotated(self, source: sql.Composable) -> sql.Composable:
+    def _sql_rotated(self, source: SqlExpr) -> SqlCall:
         assert self.centre is not None and self.rotation is not None
         return sql_project(source, self.centre, self.rotation)
 
-    def sql_encode(self, source: sql.Composable) -> sql.Composable:
+    def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
         self._require_fitted()
-        return sql.SQL("binary_quantize({})").format(self._sql_rotated(source))
+        return SqlCall("binary_quantize", (self._sql_rotated(source),))
 
     def extra_columns(self) -> list[ExtraColumn]:
         return [ExtraColumn(FACTORS, "vector(2)", "vector")]
 
-    def sql_encode_extra(self, suffix: str, source: sql.Composable) -> sql.Composable:
+    def sql_extra_encoder(self, suffix: str, source: SqlExpr = SOURCE) -> SqlExpr:
         if suffix != FACTORS:
             raise KeyError(suffix)
         assert self.centre is not None
-        return sql.SQL("pgembed.rabitq_factors({}, {}, {})").format(
-            source, sql.Literal(vector_literal(self.centre)), self._sql_rotated(source)
-        )
+        return SqlCall("pgembed.rabitq_factors", (source, vector_literal(self.centre), self._sql_rotated(source)))
 
     def params(self) -> dict[str, Any]:
         if self.centre is None or self.rotation is None:

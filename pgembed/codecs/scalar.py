@@ -16,9 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from psycopg import sql
 
-from pgembed.codecs.base import Codec, matrix_from_json, matrix_to_json
+from pgembed.codecs.base import SOURCE, Codec, SqlCall, SqlExpr, matrix_from_json, matrix_to_json
 from pgembed.errors import InvalidVectorsError
 
 _MIN_RANGE = 1e-6  # a dimension that never varies (real models have some) still gets a usable scale
@@ -100,9 +99,9 @@ class Int8Codec(_ScalarQuantizer):
     def sql_type(self) -> str:
         return "bytea"
 
-    def sql_encode(self, source: sql.Composable) -> sql.Composable:
+    def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
         p = self.params()
-        return sql.SQL("pgembed.encode_int8({}, {}, {})").format(source, sql.Literal(p["lo"]), sql.Literal(p["inv"]))
+        return SqlCall("pgembed.encode_int8", (source, p["lo"], p["inv"]))
 
 
 class OSQCodec(_ScalarQuantizer):
@@ -141,11 +140,9 @@ class OSQCodec(_ScalarQuantizer):
     def sql_type(self) -> str:
         return f"bit({self.budget})"
 
-    def sql_encode(self, source: sql.Composable) -> sql.Composable:
+    def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
         p = self.params()
-        return sql.SQL("pgembed.encode_sq_bits({}, {}, {}, {})").format(
-            source, sql.Literal(p["lo"]), sql.Literal(p["inv"]), sql.Literal(p["bits"])
-        )
+        return SqlCall("pgembed.encode_sq_bits", (source, p["lo"], p["inv"], p["bits"]))
 
 
 def allocate_bits(variance: np.ndarray, budget: int, max_bits: int = 8) -> np.ndarray:

@@ -12,12 +12,12 @@ Aliases: float16/halfvec = f16, float32/vector = f32, binary/bit = bq, int8 = sq
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from psycopg import sql
 
-from pgembed.codecs.base import Codec, ExtraColumn
+from pgembed.codecs.base import SOURCE, Codec, ExtraColumn, SqlExpr
 from pgembed.codecs.binary import ThermometerCodec
 from pgembed.codecs.float16 import Float16Codec, Float32Codec
 from pgembed.codecs.pq import PQCodec
@@ -93,6 +93,15 @@ def make_codec(spec: str, dim: int) -> Codec:
     return Pipeline(dim, projections, Float32Codec(width))
 
 
+def codec_spec_of(value: Any) -> str:
+    """A codec spec from a spec string, or from a recommendation of the codec advisor: an object with a
+    `method` attribute, or a mapping with a "method" key (advise-codec --json), whose value is the spec."""
+    method = value.get("method") if isinstance(value, Mapping) else getattr(value, "method", value)
+    if method is None:
+        raise CodecSpecError("a recommendation mapping needs a 'method' (the codec spec)")
+    return method  # type: ignore[no-any-return]
+
+
 def load_codec(spec: str, dim: int, params: dict[str, Any]) -> Codec:
     """A fitted codec from its spec and the parameters params() stored."""
     codec = make_codec(spec, dim)
@@ -163,20 +172,21 @@ class Pipeline(Codec):
     def sql_type(self) -> str:
         return self.codec.sql_type()
 
-    def _sql_project(self, source: sql.Composable) -> sql.Composable:
+    def sql_projection(self, source: SqlExpr = SOURCE) -> SqlExpr:
+        """The projections alone, in SQL (what the codec after them encodes)."""
         for p in self.projections:
             source = p.sql_apply(source)
         return source
 
-    def sql_encode(self, source: sql.Composable) -> sql.Composable:
+    def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
         self._require_fitted()
-        return self.codec.sql_encode(self._sql_project(source))
+        return self.codec.sql_encoder(self.sql_projection(source))
 
     def extra_columns(self) -> list[ExtraColumn]:
         return self.codec.extra_columns()
 
-    def sql_encode_extra(self, suffix: str, source: sql.Composable) -> sql.Composable:
-        return self.codec.sql_encode_extra(suffix, self._sql_project(source))
+    def sql_extra_encoder(self, suffix: str, source: SqlExpr = SOURCE) -> SqlExpr:
+        return self.codec.sql_extra_encoder(suffix, self.sql_projection(source))
 
     def params(self) -> dict[str, Any]:
         return {"projections": [p.params() for p in self.projections], "codec": self.codec.params()}

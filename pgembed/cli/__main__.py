@@ -1,0 +1,7 @@
+"""`python -m pgembed.cli`: the pgembed command."""
+
+import sys
+
+from pgembed.cli import main
+
+sys.exit(main())

@@ -1,0 +1,259 @@
+"""search_batch: a batch of hybrid queries planned together.
+
+Queries are grouped by filter (its identity, pgembed.planning.filters). Each group is answered one of two
+ways, chosen by the cost model (pgembed.planning.costs):
+
+- scan: the group's matching rows are read once (binary COPY, vectors parsed by numpy) and all the group's
+  queries scored with matrix products (scan.py): exact, and the read is shared by every query of the group.
+- each: the group's queries go through search()'s plan (exact on few rows, HNSW on codes and re-rank, partial
+  indexes). The plan depends on the filter and the knobs, not on the vector, so an index plan runs the
+  group's queries together, one statement per EACH_CHUNK (engine.search.search_many).
+
+Within a group, identical query vectors are answered once and the answer copied: HQI's sharing of work in
+its exact form (sharing candidate lists between merely similar queries was measured not to reach recall 0.95
+on real queries: docs/benchmarks.md, "Batched search").
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from pgembed.engine import search as searching
+from pgembed.engine.batch.scan import MAX_SCAN_QUERIES, scan_group
+from pgembed.engine.batch.workers import worker_contexts
+from pgembed.engine.context import CollectionContext
+from pgembed.errors import InvalidInputError
+from pgembed.planning.costs import CostModel
+from pgembed.planning.filters import Filter, as_filter
+from pgembed.planning.params import SearchParams
+from pgembed.planning.plans import PreparedSearch
+from pgembed.progress import progress_bar
+from pgembed.vectors import as_queries
+from pgembed.vocabulary import BatchStrategy, PlanKind
+
+EACH_CHUNK = 16  # per-query work is handed to the workers in chunks of this many queries
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    filter: Any  # the group's filter as given (a dict, a SQLAlchemy expression, or None)
+    queries: int
+    estimated_rows: float
+    kind: BatchStrategy  # SCAN or EACH
+    reason: str
+    seconds: float = 0.0  # measured
+    unique: int | None = None  # distinct query vectors among them (each answered once)
+    exact_fallbacks: int = 0  # scanned queries answered again by the exact plan (ties past the kept rows)
+
+    def describe(self) -> dict[str, Any]:
+        where = self.filter if self.filter is None or isinstance(self.filter, dict) else str(self.filter)
+        return {"filter": where, "queries": self.queries, "unique_queries": self.unique,
+                "estimated_rows": self.estimated_rows, "kind": self.kind.value, "reason": self.reason,
+                "seconds": round(self.seconds, 4), "exact_fallbacks": self.exact_fallbacks}
+
+
+@dataclass
+class BatchResult:
+    """Per query (row i): up to k keys and exact distances, best first; rows past counts[i] are padding
+    (key None, distance inf): a query whose filter matches fewer than k rows gets all of them."""
+
+    ids: np.ndarray  # (n, k) object array
+    distances: np.ndarray  # (n, k) float64
+    counts: np.ndarray  # (n,) int
+    groups: list[GroupPlan] = field(default_factory=list)
+
+    def plan_mix(self) -> dict[str, int]:
+        """Queries answered by each strategy."""
+        mix: dict[str, int] = {}
+        for g in self.groups:
+            mix[g.kind.value] = mix.get(g.kind.value, 0) + g.queries
+        return mix
+
+
+@dataclass
+class _Group:
+    original: Any
+    where: Filter
+    members: list[int]  # query rows answered (one per distinct vector)
+    size: int  # query rows in the group, copies included
+    prepared: PreparedSearch | None = None
+
+
+Task = tuple[int, BatchStrategy, list[int]]  # (group number, strategy, query rows)
+
+
+def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = None, params: SearchParams,
+                 strategy: BatchStrategy | str = BatchStrategy.AUTO, cost: CostModel | None = None,
+                 workers: int | None = None, progress: bool = False) -> BatchResult:
+    """Answer every query of `queries` (n x dim); `where` is one filter for all, or a list of n filters.
+
+    strategy: "auto" (the cost model chooses per group), "scan" (every group scanned: exact), or "each"
+    (every query through search()'s plan, with `params`). Knobs that only a per-query plan honours (a recall
+    target, a codec, a forced plan) make every group "each". workers: connections working at once (default
+    1; see worker_contexts)."""
+    q = as_queries(queries, ctx.info.dim, ctx.info.metric)
+    k = searching.check_k(k)
+    try:
+        strategy = BatchStrategy(strategy)
+    except ValueError:
+        raise InvalidInputError(f"strategy must be one of {', '.join(s.value for s in BatchStrategy)}, "
+                                f"got {strategy!r}") from None
+    n = q.shape[0]
+    if isinstance(where, list | tuple):
+        if len(where) != n:
+            raise InvalidInputError(f"got {len(where)} filters for {n} queries: give one, or one per query")
+        filters = list(where)
+    else:
+        filters = [where] * n
+    cost = cost or CostModel()
+    groups: dict[str, _Group] = {}
+    for i, original in enumerate(filters):
+        compiled = as_filter(original)
+        group = groups.setdefault(compiled.identity, _Group(original, compiled, [], 0))
+        group.members.append(i)
+        group.size += 1
+    entries = list(groups.values())
+    copies = _answer_repeats_once(q, entries)
+
+    tasks: list[Task] = []
+    plans: list[GroupPlan] = []
+    for number, group in enumerate(entries):
+        group.prepared = searching.prepare(ctx, group.where, k, params)
+        plan = group.prepared.plan
+        rows = plan.estimated_rows if group.prepared.filtered and plan.estimated_rows is not None \
+            else plan.total_rows or 0.0
+        kind, reason = _choose(strategy, params, cost, rows, len(group.members), ctx.info.dim)
+        chunk = MAX_SCAN_QUERIES if kind is BatchStrategy.SCAN else EACH_CHUNK
+        tasks += [(number, kind, group.members[i : i + chunk]) for i in range(0, len(group.members), chunk)]
+        plans.append(GroupPlan(group.original, group.size, rows, kind, reason, unique=len(group.members)))
+    # The biggest tasks first, so that the workers finish together.
+    tasks.sort(key=lambda t: -(len(t[2]) * (20 if t[1] is BatchStrategy.SCAN else 1)))
+
+    ids = np.full((n, k), None, dtype=object)
+    distances = np.full((n, k), np.inf, dtype=np.float64)
+    counts = np.zeros(n, dtype=np.int64)
+    seconds = [0.0] * len(entries)
+    fallbacks = [0] * len(entries)
+    timing = threading.Lock()
+
+    def put(i: int, result: searching.SearchResult) -> None:
+        counts[i] = len(result.ids)
+        ids[i, : counts[i]] = result.ids
+        distances[i, : counts[i]] = result.distances
+
+    def run(worker: CollectionContext, task: Task) -> None:
+        number, kind, members = task
+        group = entries[number]
+        assert group.prepared is not None
+        started = time.perf_counter()
+        if kind is BatchStrategy.SCAN:
+            unsure = scan_group(worker, q[members], k, group.prepared.clause, members, ids, distances, counts)
+            with timing:
+                fallbacks[number] += len(unsure)
+            for i in unsure:  # ties past the kept rows
+                put(i, searching.run_exact(worker, group.prepared, q[i]))
+        else:
+            for i, result in zip(members, _search_each(worker, q[members], group, k, params), strict=True):
+                put(i, result)
+        with timing:
+            seconds[number] += time.perf_counter() - started
+
+    with progress_bar(f"search_batch {ctx.info.name}", n, progress) as bar, worker_contexts(ctx, workers) as pool:
+        if bar is not None and copies:  # answered by their twins
+            bar.advance(bar.task_ids[0], len(copies))
+        _drain(pool, tasks, run, lambda done: bar.advance(bar.task_ids[0], done) if bar is not None else None)
+    for i, source in copies:
+        ids[i], distances[i], counts[i] = ids[source], distances[source], counts[source]
+    plans = [replace(p, seconds=seconds[i], exact_fallbacks=fallbacks[i]) for i, p in enumerate(plans)]
+    return BatchResult(ids, distances, counts, plans)
+
+
+def _answer_repeats_once(q: np.ndarray, entries: list[_Group]) -> list[tuple[int, int]]:
+    """Leave one query row per distinct vector in each group; returns (row, the row whose answer it takes)."""
+    copies: list[tuple[int, int]] = []
+    for group in entries:
+        members = group.members
+        _, first, inverse = np.unique(q[members], axis=0, return_index=True, return_inverse=True)
+        if len(first) < len(members):
+            answered_by = [members[first[j]] for j in inverse.ravel()]
+            copies += [(i, source) for i, source in zip(members, answered_by, strict=True) if source != i]
+            group.members = sorted(members[j] for j in first)
+    return copies
+
+
+def _choose(strategy: BatchStrategy, params: SearchParams, cost: CostModel, rows: float, queries: int,
+            dim: int) -> tuple[BatchStrategy, str]:
+    scan_s = cost.scan_seconds(rows, queries, dim)
+    each_s = cost.each_seconds(queries)
+    if strategy is BatchStrategy.SCAN or (strategy is BatchStrategy.AUTO and not params.per_query_only
+                                          and scan_s < each_s):
+        return BatchStrategy.SCAN, f"~{rows:.0f} rows read once for {queries} queries: ~{scan_s:.3f}s < ~{each_s:.3f}s"
+    if strategy is BatchStrategy.EACH:
+        return BatchStrategy.EACH, "asked for"
+    if params.per_query_only:
+        return BatchStrategy.EACH, "recall, codec or plan given: per-query plans"
+    return BatchStrategy.EACH, f"~{each_s:.3f}s <= ~{scan_s:.3f}s to scan ~{rows:.0f} rows"
+
+
+def _search_each(worker: CollectionContext, q: np.ndarray, group: _Group, k: int, params: SearchParams
+                 ) -> list[searching.SearchResult]:
+    """search() for each query of a group: together in one statement when the plan is an index plan
+    (1.16-1.28x the speed of one statement a query in raw SQL, measured), else one by one."""
+    prepared = group.prepared
+    assert prepared is not None
+    if prepared.plan.kind is PlanKind.INDEX and len(q) > 1:
+        try:
+            return searching.search_many(worker, q, prepared)
+        except searching.STALE_PLAN:
+            # A codec re-fitted or dropped elsewhere since the plan was made (search() does the same): plan
+            # again, once; a second failure is a real error and goes to the caller.
+            worker.forget()
+            prepared = searching.prepare(worker, group.where, k, params)
+            if prepared.plan.kind is PlanKind.INDEX:
+                return searching.search_many(worker, q, prepared)
+    return [searching.search(worker, v, k, group.where, params) for v in q]
+
+
+def _drain(pool: list[CollectionContext], tasks: list[Task], run: Any, advance: Any) -> None:
+    """Run the tasks on every worker at once, the caller's connection in this thread; the first error is
+    re-raised here once all have stopped."""
+    pending: queue.SimpleQueue[Task] = queue.SimpleQueue()
+    for task in tasks:
+        pending.put(task)
+    errors: list[BaseException] = []
+
+    def drain(worker: CollectionContext) -> None:
+        while not errors:
+            try:
+                task = pending.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                run(worker, task)
+            except BaseException as err:  # re-raised in the caller's thread
+                errors.append(err)
+                return
+            advance(len(task[2]))
+
+    threads = [threading.Thread(target=drain, args=(w,), daemon=True) for w in pool[1:]]
+    for t in threads:
+        t.start()
+    drain(pool[0])
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def iter_search_batch(ctx: CollectionContext, batches: Iterator[tuple[Any, Any]], k: int, *,
+                      params: SearchParams, **options: Any) -> Iterator[BatchResult]:
+    """search_batch over (queries, where) chunks of a workload larger than memory, one result per chunk."""
+    for queries, where in batches:
+        yield search_batch(ctx, queries, k, where=where, params=params, **options)

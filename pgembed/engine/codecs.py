@@ -1,0 +1,217 @@
+"""A collection's codecs over their life: added, fitted, backfilled, activated, re-fitted as a new version
+while readers keep the old one, dropped; and the trigger that keeps every code column in step with the vector.
+
+Re-fitting without stopping readers: fit() makes version n+1 of every trainable codec, in columns of its own
+(`embedding_bq_v2`), added nullable (no table rewrite) and kept in step by the regenerated trigger from that
+moment; the batched backfill fills them while readers keep version n (the catalog's active row). When a
+version is complete, its predecessor's indexes are rebuilt on the new column, and one transaction retires
+version n, activates n+1, regenerates the trigger and drops version n's columns (with their indexes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+
+from pgembed.codecs import Codec, load_codec, make_codec
+from pgembed.codecs.spec import codec_spec_of
+from pgembed.db import catalog
+from pgembed.db.introspection import table_columns
+from pgembed.engine import indexes
+from pgembed.engine.context import CollectionContext
+from pgembed.engine.rows import sample_rows
+from pgembed.errors import InvalidVectorsError, SchemaError
+from pgembed.progress import advancer, progress_bar
+from pgembed.records import CodecInfo, CollectionInfo
+from pgembed.statements import ddl
+from pgembed.statements import rows as q
+from pgembed.vectors import as_matrix
+from pgembed.vocabulary import CodecState
+
+CODEC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")  # the catalog's CHECK on pgembed.codecs.name
+MAX_IDENTIFIER = 63  # NAMEDATALEN - 1
+BACKFILL_ROWS = 20_000  # keys a backfill batch re-encodes: a large table is not locked whole
+
+
+def code_column_name(info: CollectionInfo, codec_name: str, version: int = 1) -> str:
+    suffix = f"_{codec_name}" if version == 1 else f"_{codec_name}_v{version}"
+    name = info.vector_column + suffix
+    if len(name.encode()) > MAX_IDENTIFIER:
+        digest = hashlib.sha1(info.vector_column.encode()).hexdigest()[:8]
+        name = f"pgembed_{digest}{suffix}"
+    return name
+
+
+def code_columns(main_column: str, codec: Codec) -> list[tuple[str, str]]:
+    """(column, SQL type) of every column a codec's codes occupy: the main one, then its extras."""
+    columns = [(main_column, codec.sql_type())]
+    for extra in codec.extra_columns():
+        name = main_column + extra.suffix
+        if len(name.encode()) > MAX_IDENTIFIER:
+            raise SchemaError(f"column name {name!r} is longer than PostgreSQL allows; pick a shorter codec name")
+        columns.append((name, extra.sql_type))
+    return columns
+
+
+def column_names(ctx: CollectionContext, info: CodecInfo) -> list[str]:
+    """Every column a codec version occupies (main, then extras): known from its spec alone."""
+    return [name for name, _ in code_columns(info.column_name, make_codec(info.kind, ctx.info.dim))]
+
+
+def load(ctx: CollectionContext, info: CodecInfo) -> Codec:
+    return load_codec(info.kind, ctx.info.dim, info.params)
+
+
+# -- adding, fitting, dropping -------------------------------------------------------------------------------
+def add_codec(ctx: CollectionContext, name: str, spec: Any, *, fit_on: np.ndarray | None = None,
+              fit_queries: np.ndarray | None = None, sample: int = 50_000, progress: bool = False) -> CodecInfo:
+    codec = make_codec(codec_spec_of(spec), ctx.info.dim)
+    if not CODEC_NAME.match(name):
+        raise SchemaError(f"invalid codec name {name!r}: lower-case letters, digits and _, starting with a letter")
+    if any(c.name == name for c in ctx.codecs()):
+        raise SchemaError(f"collection {ctx.info.name!r} already has a codec {name!r}")
+    fitted_rows = None
+    if codec.trainable:
+        data = training_data(ctx, fit_on, sample)
+        codec.fit(data, fit_queries)
+        fitted_rows = int(data.shape[0])
+    column = code_column_name(ctx.info, name)
+    with ctx.session.transaction():
+        catalog.insert_codec(ctx.session, ctx.info.id, name, codec.spec, version=1, state=CodecState.BUILDING,
+                             column_name=column, sql_type=codec.sql_type(), params=codec.params(),
+                             fitted_rows=fitted_rows)
+        for column_name, sql_type in code_columns(column, codec):
+            _add_column(ctx, column_name, sql_type)
+        install_trigger(ctx)
+    backfill(ctx, progress=progress)
+    return ctx.active_codec(name)
+
+
+def _add_column(ctx: CollectionContext, column: str, sql_type: str) -> None:
+    if column in table_columns(ctx.session, ctx.info.table):
+        raise SchemaError(f"table {ctx.info.qualified_name} already has a column {column!r}; pick another codec name")
+    ctx.session.execute(ddl.add_column(ctx.info, column, sql_type))
+    ctx.forget()
+
+
+def drop_codec(ctx: CollectionContext, name: str) -> None:
+    info = ctx.active_codec(name)
+    columns = column_names(ctx, info)
+    with ctx.session.transaction():
+        catalog.delete_codec(ctx.session, info.id)
+        install_trigger(ctx)
+        for column in columns:
+            ctx.session.execute(ddl.drop_column(ctx.info, column))
+    ctx.forget()
+
+
+def fit(ctx: CollectionContext, *, sample: int = 50_000, fit_on: np.ndarray | None = None,
+        fit_queries: np.ndarray | None = None, progress: bool = False, backfill_now: bool = True) -> int:
+    """Re-fit every trainable codec as a new version (see the module docstring). Returns the rows encoded."""
+    codecs = ctx.codecs()
+    if any(c.state is CodecState.BUILDING for c in codecs):
+        raise SchemaError(f"collection {ctx.info.name!r} has codec versions still building: call backfill()")
+    trainable = [c for c in codecs if c.state is CodecState.ACTIVE and make_codec(c.kind, ctx.info.dim).trainable]
+    if not trainable:
+        return 0
+    data = training_data(ctx, fit_on, sample)
+    with ctx.session.transaction():
+        for info in trainable:
+            codec = make_codec(info.kind, ctx.info.dim).fit(data, fit_queries)
+            column = code_column_name(ctx.info, info.name, info.version + 1)
+            catalog.insert_codec(ctx.session, ctx.info.id, info.name, codec.spec, version=info.version + 1,
+                                 state=CodecState.BUILDING, column_name=column, sql_type=codec.sql_type(),
+                                 params=codec.params(), fitted_rows=int(data.shape[0]))
+            for column_name, sql_type in code_columns(column, codec):
+                _add_column(ctx, column_name, sql_type)
+        install_trigger(ctx)
+    return backfill(ctx, progress=progress) if backfill_now else 0
+
+
+def training_data(ctx: CollectionContext, fit_on: np.ndarray | None, sample: int) -> np.ndarray:
+    data = as_matrix(fit_on, ctx.info.dim, what="fit_on") if fit_on is not None else sample_rows(ctx, sample)[1]
+    if data.shape[0] == 0:
+        raise InvalidVectorsError(f"cannot fit codecs of collection {ctx.info.name!r}: it has no vectors yet; "
+                                  "pass fit_on=")
+    return data
+
+
+# -- backfill and activation -----------------------------------------------------------------------------------
+def backfill(ctx: CollectionContext, *, progress: bool = False, batch_rows: int = BACKFILL_ROWS) -> int:
+    """Compute missing codes of every codec version still building, then make each the active one (retiring
+    the version it replaces, in one transaction). Batches commit on their own unless the caller's transaction
+    is open; an interrupted backfill resumes where it stopped. Returns the rows encoded."""
+    total = 0
+    for info in [c for c in ctx.codecs() if c.state is CodecState.BUILDING]:
+        todo = int(ctx.session.value(q.count_missing_codes(ctx.info, info.column_name)))
+        with progress_bar(f"codes {info.name} v{info.version}", todo, progress) as bar:
+            total += _backfill_column(ctx, info.column_name, batch_rows, advancer(bar))
+        _activate(ctx, info)
+    return total
+
+
+def _backfill_column(ctx: CollectionContext, column: str, batch_rows: int, on_batch: Callable[[int], None]) -> int:
+    """Re-assigning the vector fires the trigger, which fills the row's missing codes."""
+    statement = q.backfill_batch(ctx.info, column)
+    commit_batches = not ctx.session.in_transaction
+    total = 0
+    while True:
+        with ctx.session.transaction() if commit_batches else nullcontext():
+            updated = ctx.session.execute(statement, (batch_rows,)).rowcount
+        total += updated
+        if updated:
+            on_batch(updated)
+        if updated < batch_rows:
+            return total
+
+
+def _activate(ctx: CollectionContext, info: CodecInfo) -> None:
+    previous = next((c for c in ctx.codecs() if c.name == info.name and c.state is CodecState.ACTIVE), None)
+    # Readers keep the previous version's index until the switch: build the new version's first.
+    rebuilt = [i for i in indexes.list_indexes(ctx) if previous is not None and i.codec_id == previous.id]
+    for index in rebuilt:
+        indexes.build(ctx, info.id, info.column_name, index.method, index.params, concurrently=False,
+                      progress=False, predicate=index.predicate)
+    with ctx.session.transaction():
+        if previous is not None:
+            catalog.set_codec_state(ctx.session, previous.id, CodecState.RETIRED)
+            for index in rebuilt:
+                catalog.delete_index(ctx.session, ctx.info.id, index.index_name)
+        catalog.set_codec_state(ctx.session, info.id, CodecState.ACTIVE)
+        install_trigger(ctx)
+        if previous is not None:
+            for column in column_names(ctx, previous):
+                ctx.session.execute(ddl.drop_column(ctx.info, column))  # its indexes go with it
+    ctx.forget()
+
+
+# -- the trigger -------------------------------------------------------------------------------------------------
+def install_trigger(ctx: CollectionContext) -> None:
+    """(Re)generate the collection's trigger (every column of every building or active codec) and its query
+    encoder (their main columns) from the catalog; no codec left removes them."""
+    assigned: list[ddl.CodeTarget] = []
+    queried: list[ddl.CodeTarget] = []
+    for info in ctx.codecs():
+        codec = load(ctx, info)
+        main = ddl.CodeTarget(info.column_name, codec.sql_encoder())
+        queried.append(main)
+        assigned += [main, *(ddl.CodeTarget(info.column_name + e.suffix, codec.sql_extra_encoder(e.suffix))
+                             for e in codec.extra_columns())]
+    if not assigned:
+        statements = ddl.drop_trigger(ctx.info)
+    else:
+        statements = [*ddl.install_trigger(ctx.info, assigned), ddl.install_query_encoder(ctx.info, queried)]
+    for statement in statements:
+        ctx.session.execute(statement)
+    ctx.forget()
+
+
+def reinstall_trigger(ctx: CollectionContext) -> None:
+    """Regenerate the trigger and the query encoder (what migrate() does for every collection after an upgrade)."""
+    with ctx.session.transaction():
+        install_trigger(ctx)

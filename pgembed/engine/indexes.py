@@ -1,0 +1,170 @@
+"""pgvector indexes on a collection: on the source vector or a code column, full or partial (over the rows a
+filter keeps: a hot predicate's own graph), built with progress, recorded in the catalog."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from pgembed.db import catalog
+from pgembed.db.introspection import table_columns
+from pgembed.engine.context import CollectionContext
+from pgembed.engine.filters import compile_filter
+from pgembed.errors import InvalidInputError, SchemaError
+from pgembed.planning.filters import as_filter
+from pgembed.progress import progress_bar
+from pgembed.records import IndexInfo
+from pgembed.statements import ddl
+from pgembed.statements import introspection as q
+from pgembed.statements import rows as row_statements
+from pgembed.vocabulary import IndexMethod, Storage
+
+MAX_IDENTIFIER = 63  # NAMEDATALEN - 1
+
+
+def list_indexes(ctx: CollectionContext) -> list[IndexInfo]:
+    return catalog.list_indexes(ctx.session, ctx.info.id)
+
+
+def create_index(ctx: CollectionContext, on: str = "vector", method: IndexMethod | str = IndexMethod.HNSW, *,
+                 m: int = 16, ef_construction: int = 64, lists: int | None = None,
+                 where: Mapping[str, Any] | None = None, concurrently: bool = False,
+                 progress: bool = False) -> IndexInfo:
+    try:
+        method = IndexMethod(method)
+    except ValueError:
+        raise SchemaError(f"unknown index method {method!r}; use one of "
+                          f"{', '.join(m.value for m in IndexMethod)}") from None
+    if on in ("vector", ctx.info.vector_column):
+        codec_id, column = None, ctx.info.vector_column
+    else:
+        codec_info = ctx.active_codec(on)
+        codec_id, column = codec_info.id, codec_info.column_name
+    if concurrently and ctx.session.in_transaction:
+        raise SchemaError("concurrently=True cannot run inside a transaction; commit first")
+    if method is IndexMethod.HNSW:
+        params = {"m": m, "ef_construction": ef_construction}
+    else:
+        rows = int(ctx.session.value(row_statements.count(ctx.info)))
+        params = {"lists": lists or max(1, rows // 1000 if rows <= 1_000_000 else int(math.sqrt(rows)))}
+    if where is not None and (not isinstance(where, Mapping) or not where):
+        raise InvalidInputError("a partial index takes a non-empty filter dict, e.g. where={'category': 'news'}")
+    name = build(ctx, codec_id, column, method, params, concurrently=concurrently, progress=progress,
+                 predicate=dict(where) if where is not None else None)
+    return next(i for i in list_indexes(ctx) if i.index_name == name)
+
+
+def build(ctx: CollectionContext, codec_id: int | None, column: str, method: IndexMethod, params: dict[str, int], *,
+          concurrently: bool, progress: bool, predicate: dict[str, Any] | None = None) -> str:
+    """Build one index and record it; returns its name. `predicate`: a partial index's filter."""
+    column_info = table_columns(ctx.session, ctx.info.table)[column]
+    try:
+        opclass = ctx.info.metric.opclass(Storage(column_info.type_name))
+    except ValueError:
+        raise SchemaError(f"pgvector cannot build a {method.value} index on a column of type "
+                          f"{column_info.type_name}") from None
+    clause = identity = None
+    if predicate is not None:
+        compiled = as_filter(predicate)
+        clause, identity = compile_filter(ctx, compiled), compiled.identity
+        predicate = compiled.doc  # as the catalog keeps it, and the planner matches it: canonical JSON
+    name = index_name(ctx, column, method, identity)
+    monitor = _monitor_connection(ctx) if progress else None
+    try:
+        with progress_bar(f"index {name}", None, progress) as bar:
+
+            def report(p: IndexProgress) -> None:
+                if bar is not None:
+                    bar.update(bar.task_ids[0], description=f"{name}: {p.phase}", completed=p.done,
+                               total=p.total or None)
+
+            statement = ddl.create_index(ctx.info, name=name, column=column, method=method.value, opclass=opclass,
+                                         with_params=params, concurrently=concurrently, where=clause)
+            with nullcontext() if concurrently else ctx.session.transaction():
+                seconds = _run_build(ctx, statement, monitor, report)
+                catalog.insert_index(ctx.session, ctx.info.id, codec_id, name, method, opclass, params, seconds,
+                                     predicate)
+        ctx.forget()
+    except psycopg.errors.DuplicateTable as err:
+        raise SchemaError(f"index {name!r} already exists") from err
+    finally:
+        if monitor is not None:
+            monitor.close()
+    return name
+
+
+def drop_index(ctx: CollectionContext, index_name: str) -> None:
+    if index_name not in {i.index_name for i in list_indexes(ctx)}:
+        raise SchemaError(f"collection {ctx.info.name!r} has no index {index_name!r}")
+    with ctx.session.transaction():
+        ctx.session.execute(ddl.drop_index(ctx.info, index_name))
+        catalog.delete_index(ctx.session, ctx.info.id, index_name)
+    ctx.forget()
+
+
+def index_name(ctx: CollectionContext, column: str, method: IndexMethod, predicate: str | None = None) -> str:
+    """A full index's name says what it is; a partial one adds a digest of its predicate's identity."""
+    digest = hashlib.sha1(predicate.encode()).hexdigest()[:8] if predicate else None
+    suffix = f"_{method.value}_idx" if digest is None else f"_{method.value}_{digest}"
+    name = f"{ctx.info.table_name}_{column}{suffix}"
+    if len(name.encode()) > MAX_IDENTIFIER:
+        name = f"pgembed_{ctx.info.id}_{hashlib.sha1(column.encode()).hexdigest()[:8]}{suffix}"
+    return name
+
+
+# -- progress -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IndexProgress:
+    phase: str
+    done: int
+    total: int
+
+
+def _monitor_connection(ctx: CollectionContext) -> psycopg.Connection | None:
+    try:
+        return ctx.session.new_connection()
+    except psycopg.Error:
+        return None  # progress is a nicety; the build goes on without it
+
+
+def _run_build(ctx: CollectionContext, statement: Any, monitor: psycopg.Connection | None,
+               on_progress: Callable[[IndexProgress], None]) -> float:
+    """Run CREATE INDEX; returns seconds taken. With a `monitor` connection, reports
+    pg_stat_progress_create_index while the build runs."""
+    stop = threading.Event()
+    watcher = None
+    if monitor is not None:
+        pid = ctx.session.conn.info.backend_pid
+        watcher = threading.Thread(target=_watch, args=(monitor, pid, stop, on_progress), daemon=True)
+        watcher.start()
+    started = time.perf_counter()
+    try:
+        ctx.session.execute(statement)
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join()
+    return time.perf_counter() - started
+
+
+def _watch(monitor: psycopg.Connection, pid: int, stop: threading.Event,
+           report: Callable[[IndexProgress], None]) -> None:
+    while not stop.wait(0.25):
+        row = monitor.execute(q.INDEX_BUILD_PROGRESS, (pid,)).fetchone()
+        if row is None:
+            continue
+        phase, blocks_done, blocks_total, tuples_done, tuples_total = row
+        if tuples_total:
+            report(IndexProgress(phase, int(tuples_done), int(tuples_total)))
+        elif blocks_total:
+            report(IndexProgress(phase, int(blocks_done), int(blocks_total)))
+        else:
+            report(IndexProgress(phase, int(tuples_done or 0), 0))

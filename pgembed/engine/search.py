@@ -1,0 +1,175 @@
+"""Hybrid search: the k rows nearest to a query among those a filter keeps.
+
+The server plans (pgembed._prepare_search: the filter compiled, its rows estimated, the plan and its
+statements; sql/functions/) and pgembed caches that answer per filter and knobs, so a search in steady state
+is one round trip: the plan's statement with the query (and its code, encoded here by the codec's numpy
+encoder exactly as the rows were) as binary parameters. An index plan that finds fewer than k rows is
+answered again by the exact plan, so k rows come back whenever k rows match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector import HalfVector
+
+from pgembed.codecs import Codec
+from pgembed.engine.context import CollectionContext
+from pgembed.engine.filters import server_refusals
+from pgembed.errors import InvalidInputError
+from pgembed.planning.filters import Filter, as_filter
+from pgembed.planning.params import SearchParams
+from pgembed.planning.plans import Pieces, Plan, PreparedSearch
+from pgembed.statements.compose import from_pieces
+from pgembed.statements.search import PREPARE_SEARCH
+from pgembed.vectors import as_queries
+from pgembed.vocabulary import PlanKind, Storage
+
+# A codec re-fitted or dropped elsewhere since the catalog was read: the plan names a column that is gone.
+STALE_PLAN = (psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedObject)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The k nearest rows found: keys and exact distances (the collection's metric: cosine distance,
+    negative inner product, or L2), best first; `rows` holds the asked-for columns of each."""
+
+    ids: np.ndarray
+    distances: np.ndarray
+    plan: Plan
+    rows: list[dict[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise InvalidInputError(f"k must be an integer, got {k!r}")
+    return int(k)
+
+
+def check_columns(columns: Sequence[str] | None) -> tuple[str, ...]:
+    if columns is None:
+        return ()
+    if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+        raise InvalidInputError("columns takes a list of column names, not one string")
+    return tuple(columns)
+
+
+def prepare(ctx: CollectionContext, where: Filter, k: int, params: SearchParams, columns: tuple[str, ...] = (), *,
+            estimated_rows: float | None = None, only_index: str | None = None) -> PreparedSearch:
+    """The server's plan and statements for this filter and these knobs, cached (CollectionContext)."""
+    def ask() -> PreparedSearch:
+        with server_refusals(ctx, where):
+            data = ctx.session.value(PREPARE_SEARCH, {
+                "collection_id": ctx.info.id, "filter": where.json, "clause": where.clause, "k": k,
+                "recall": params.recall, "codec": params.codec, "ef_search": params.ef_search,
+                "oversample": params.oversample, "plan": params.plan.value, "columns": list(columns),
+                "estimated_rows": estimated_rows, "only_index": only_index,
+            })
+        return PreparedSearch.from_json(data)
+
+    key = ("prepared", where.identity, k, params, columns, estimated_rows, only_index)
+    return ctx.cached(key, ask)
+
+
+def explain(ctx: CollectionContext, k: int, where: Any, params: SearchParams) -> Plan:
+    """The plan search() would take, without running it."""
+    return prepare(ctx, as_filter(where), check_k(k), params).plan
+
+
+def search(ctx: CollectionContext, query: Any, k: int, where: Any, params: SearchParams,
+           columns: Sequence[str] | None = None) -> SearchResult:
+    q = as_queries(query, ctx.info.dim, ctx.info.metric, what="query")
+    if q.shape[0] != 1:
+        raise InvalidInputError(f"search takes one query vector, got {q.shape[0]}: use search_batch")
+    f, k, wanted = as_filter(where), check_k(k), check_columns(columns)
+    prepared = prepare(ctx, f, k, params, wanted)
+    try:
+        return run(ctx, prepared, q[0], wanted)
+    except STALE_PLAN:
+        if prepared.plan.kind is not PlanKind.INDEX:
+            raise
+        ctx.forget()
+        return run(ctx, prepare(ctx, f, k, params, wanted), q[0], wanted)
+
+
+def run(ctx: CollectionContext, prepared: PreparedSearch, q: np.ndarray, columns: tuple[str, ...] = ()
+        ) -> SearchResult:
+    """One query through a prepared plan, with the exact fallback."""
+    plan = prepared.plan
+    if plan.kind is PlanKind.INDEX:
+        result = _fetch(ctx, plan, prepared.run, q, columns)
+        if len(result) >= plan.k:
+            return result
+        plan = plan.exact_fallback(len(result))
+    return _fetch(ctx, plan, prepared.exact, q, columns)
+
+
+def run_plan(ctx: CollectionContext, prepared: PreparedSearch, q: np.ndarray) -> SearchResult:
+    """One query through a prepared plan as it is, without the exact fallback (what tune() measures)."""
+    return _fetch(ctx, prepared.plan, prepared.run, q, ())
+
+
+def run_exact(ctx: CollectionContext, prepared: PreparedSearch, q: np.ndarray) -> SearchResult:
+    """One query through the exact plan of a prepared filter (whatever plan it chose)."""
+    plan = prepared.plan if prepared.plan.kind is PlanKind.EXACT else prepared.plan.exact_fallback(0)
+    return _fetch(ctx, plan, prepared.exact, q, ())
+
+
+def search_many(ctx: CollectionContext, queries: np.ndarray, prepared: PreparedSearch) -> list[SearchResult]:
+    """Queries that share a filter and an index plan, answered in one statement (each query's candidates and
+    re-rank in a LATERAL subquery); a query that finds fewer than k rows there is answered again exactly,
+    on its own, as search() does."""
+    plan = prepared.plan
+    if plan.kind is not PlanKind.INDEX or plan.codec is None or prepared.many is None:
+        raise InvalidInputError("search_many takes an index plan")
+    codec = ctx.codec(plan.codec)
+    params = {"qs": list(queries), "qcodes": [query_code(codec, v) for v in queries]}
+    found: list[list[tuple[Any, float]]] = [[] for _ in range(len(queries))]
+    for number, key, distance in ctx.session.read_scoped(from_pieces(prepared.many), params):
+        found[number - 1].append((key, distance))
+    results = []
+    for i, got in enumerate(found):
+        if len(got) >= plan.k:
+            results.append(SearchResult(np.array([key for key, _ in got]),
+                                        np.array([d for _, d in got], dtype=np.float64), plan))
+        else:
+            results.append(_fetch(ctx, plan.exact_fallback(len(got)), prepared.exact, queries[i], ()))
+    return results
+
+
+def _fetch(ctx: CollectionContext, plan: Plan, pieces: Pieces, q: np.ndarray, columns: tuple[str, ...]
+           ) -> SearchResult:
+    params: dict[str, Any] = {"q": q}
+    if plan.kind is PlanKind.INDEX:
+        assert plan.codec is not None
+        params["qcode"] = query_code(ctx.codec(plan.codec), q)
+        rows = ctx.session.read_scoped(from_pieces(pieces), params)
+    else:
+        rows = ctx.session.rows(from_pieces(pieces), params)
+    ids = np.array([r[0] for r in rows]) if rows else np.empty(0, dtype=np.int64)
+    distances = np.array([r[1] for r in rows], dtype=np.float64)
+    extra = [dict(zip(columns, r[2:], strict=True)) for r in rows] if columns else None
+    return SearchResult(ids, distances, plan, extra)
+
+
+def query_code(codec: Codec, query: np.ndarray) -> Any:
+    """The query's code as a parameter (a bit string, pgvector's HalfVector, or a float32 array for vector),
+    encoded exactly as the rows were, so that the index compares like with like (pgembed.search() in SQL
+    computes the same code with the codec's SQL encoder)."""
+    code = codec.encode(query[None, :])
+    storage = Storage(codec.storage)
+    if storage is Storage.BIT:
+        nbits = int(codec.sql_type().split("(")[1].rstrip(")"))
+        # A bit string ('0101...'): psycopg's client-side literal for pgvector's Bit is '...'::bit, which
+        # PostgreSQL reads as bit(1).
+        return (np.unpackbits(code[0])[:nbits] + ord("0")).astype(np.uint8).tobytes().decode()
+    if storage is Storage.HALFVEC:
+        return HalfVector(np.asarray(code[0], dtype=np.float32))
+    return np.asarray(code[0], dtype=np.float32)

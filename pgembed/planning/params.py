@@ -1,0 +1,79 @@
+"""The knobs of a search, in one object (FAISS's SearchParameters in spirit): what search(), search_batch(),
+tune()'s results, the codec advisor's recommendations and the CLI all take and give.
+
+Types are checked here; ranges are the planner's (pgembed.check_search_params, sql/functions/planner.sql),
+checked when the knobs reach the server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, TypedDict
+
+from pgembed.errors import InvalidInputError
+from pgembed.vocabulary import PlanKind
+
+
+class SearchKnobs(TypedDict, total=False):
+    """SearchParams' fields as keyword arguments: search(q, 10, recall=0.95) is
+    search(q, 10, params=SearchParams(recall=0.95))."""
+
+    recall: float | None
+    codec: str | None
+    ef_search: int | None
+    oversample: float | None
+    plan: PlanKind | str
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """recall: a recall@k target (uses what tune() measured; none measured: the exact plan); codec: the code
+    column to take candidates from; ef_search: pgvector's hnsw.ef_search; oversample: candidates fetched per
+    result; plan: "auto" (the planner chooses), "exact" or "index". Unset knobs are the planner's choice."""
+
+    recall: float | None = None
+    codec: str | None = None
+    ef_search: int | None = None
+    oversample: float | None = None
+    plan: PlanKind = PlanKind.AUTO
+
+    def __post_init__(self) -> None:
+        _check_number("recall", self.recall)
+        _check_number("oversample", self.oversample)
+        if self.ef_search is not None and (isinstance(self.ef_search, bool) or not isinstance(self.ef_search, int)):
+            raise InvalidInputError(f"ef_search must be an integer, got {self.ef_search!r}")
+        if self.codec is not None and not isinstance(self.codec, str):
+            raise InvalidInputError(f"codec must be a codec's name, got {self.codec!r}")
+        try:
+            object.__setattr__(self, "plan", PlanKind(self.plan))
+        except ValueError:
+            raise InvalidInputError(
+                f"plan must be one of {', '.join(p.value for p in PlanKind)}, got {self.plan!r}") from None
+
+    @classmethod
+    def of(cls, params: SearchParams | None = None, **knobs: Any) -> SearchParams:
+        """`params` (default: all unset) with the knobs given by name replacing its fields."""
+        base = params if params is not None else cls()
+        if not isinstance(base, SearchParams):
+            raise InvalidInputError(f"params must be a SearchParams, got {type(base).__name__}")
+        unknown = set(knobs) - {f.name for f in fields(cls)}
+        if unknown:
+            raise InvalidInputError(f"unknown search knob(s): {', '.join(sorted(unknown))}")
+        return replace(base, **knobs) if knobs else base
+
+    @property
+    def per_query_only(self) -> bool:
+        """Knobs only a per-query plan honours: a batch does not scan under them."""
+        return self.recall is not None or self.codec is not None or self.plan is not PlanKind.AUTO
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "plan": self.plan.value}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchParams:
+        return cls.of(None, **data)
+
+
+def _check_number(name: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise InvalidInputError(f"{name} must be a number, got {value!r}")

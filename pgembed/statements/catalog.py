@@ -1,0 +1,62 @@
+"""Statements over pgembed's own catalog tables (sql/migrations/): collections, codecs, indexes, tuning."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+CATALOG_PRESENT = sql.SQL("SELECT to_regclass('pgembed.alembic_version') IS NOT NULL")
+INSTALLED_REVISION = sql.SQL("SELECT version_num FROM pgembed.alembic_version")
+
+# -- collections ----------------------------------------------------------------------------------------
+_COLLECTION_COLUMNS = sql.SQL("id, name, table_schema, table_name, key_column, vector_column, dim, metric")
+FIND_COLLECTION = sql.SQL("SELECT {} FROM pgembed.collections WHERE name = %s").format(_COLLECTION_COLUMNS)
+LIST_COLLECTIONS = sql.SQL("SELECT {} FROM pgembed.collections ORDER BY name").format(_COLLECTION_COLUMNS)
+INSERT_COLLECTION = sql.SQL(
+    "INSERT INTO pgembed.collections (name, table_schema, table_name, key_column, vector_column, dim, metric) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {}"
+).format(_COLLECTION_COLUMNS)
+DELETE_COLLECTION = sql.SQL("DELETE FROM pgembed.collections WHERE id = %s")
+
+# -- codecs ---------------------------------------------------------------------------------------------
+_CODEC_COLUMNS = sql.SQL("id, collection_id, name, kind, version, state, column_name, sql_type, params, fitted_rows")
+LIST_CODECS = sql.SQL(
+    "SELECT {} FROM pgembed.codecs WHERE collection_id = %s AND (%s OR state <> 'retired') ORDER BY name, version"
+).format(_CODEC_COLUMNS)
+INSERT_CODEC = sql.SQL(
+    "INSERT INTO pgembed.codecs (collection_id, name, kind, version, state, column_name, sql_type, params, "
+    "fitted_rows) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {}"
+).format(_CODEC_COLUMNS)
+SET_CODEC_STATE = sql.SQL("UPDATE pgembed.codecs SET state = %s WHERE id = %s")
+DELETE_CODEC = sql.SQL("DELETE FROM pgembed.codecs WHERE id = %s")
+
+# -- indexes --------------------------------------------------------------------------------------------
+LIST_INDEXES = sql.SQL(
+    "SELECT id, collection_id, codec_id, index_name, method, opclass, params, build_seconds, predicate "
+    "FROM pgembed.indexes WHERE collection_id = %s ORDER BY index_name"
+)
+INSERT_INDEX = sql.SQL(
+    "INSERT INTO pgembed.indexes (collection_id, codec_id, index_name, method, opclass, params, build_seconds, "
+    "predicate) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+DELETE_INDEX = sql.SQL("DELETE FROM pgembed.indexes WHERE collection_id = %s AND index_name = %s")
+
+# -- where candidates come from, and what tune() measured ------------------------------------------------------
+SEARCH_SOURCES = sql.SQL(
+    "SELECT codec_id, name, column_name, sql_type, index_name, predicate, index_rows "
+    "FROM pgembed.search_sources(%s)"
+)
+SAVE_TUNING = sql.SQL(
+    "INSERT INTO pgembed.tuning (collection_id, codec_id, index_name, recall_target, selectivity, ef_search, "
+    "oversample, measured_recall, queries_per_s, sample_queries) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (collection_id, codec_id, index_name, recall_target, selectivity) DO UPDATE SET "
+    "ef_search = EXCLUDED.ef_search, oversample = EXCLUDED.oversample, measured_recall = EXCLUDED.measured_recall, "
+    "queries_per_s = EXCLUDED.queries_per_s, sample_queries = EXCLUDED.sample_queries, tuned_at = now()"
+)
+
+# -- applying function files (pgembed.db.functions) ------------------------------------------------------------
+SHOW_CHECK_FUNCTION_BODIES = sql.SQL("SHOW check_function_bodies")
+
+
+def set_check_function_bodies(value: str) -> sql.Composed:
+    """For the rest of the transaction."""
+    return sql.SQL("SELECT set_config('check_function_bodies', {}, true)").format(sql.Literal(value))

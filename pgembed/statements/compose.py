@@ -1,0 +1,35 @@
+"""Composing SQL text the server built (a compiled filter, a plan's statement) into statements psycopg runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import sql
+
+
+class Pyformat(sql.Composable):
+    """SQL text with its '%' signs doubled, for a statement executed with parameters: without it a value
+    such as '50%' or '%(q)s' inside a literal would be read by psycopg as a placeholder."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+
+    def as_bytes(self, context: Any = None) -> bytes:
+        return bytes(sql.SQL(self._obj).as_bytes(context)).replace(b"%", b"%%")
+
+
+def from_pieces(pieces: Sequence[str]) -> sql.Composed:
+    """A statement the server built as pieces (sql/functions/statements.sql): SQL text at even offsets,
+    parameter names at odd ones, which become psycopg placeholders."""
+    return sql.Composed([Pyformat(p) if i % 2 == 0 else sql.Placeholder(p) for i, p in enumerate(pieces)])
+
+
+def clause(text: str) -> sql.Composable:
+    """A compiled WHERE clause, to compose into a statement executed with parameters."""
+    return Pyformat(text)
+
+
+def literal_clause(text: str) -> sql.SQL:
+    """A compiled WHERE clause, to compose into a statement executed without parameters (COPY)."""
+    return sql.SQL(text)

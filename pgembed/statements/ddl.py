@@ -1,0 +1,154 @@
+"""DDL on the user's table: a new collection's table, code columns, the trigger that keeps codes in step,
+the query encoder, and pgvector indexes.
+
+Each collection gets one trigger function, pgembed.keep_codes_<collection id>(), generated from its codecs'
+SQL encoders with their fitted parameters inlined as constants. A BEFORE INSERT OR UPDATE trigger calls it, so
+whoever writes a row (pgembed, psql, another application) gets the codes pgembed's numpy encoders compute, and a
+client that writes a code column directly has it overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+
+from pgembed.codecs import SqlExpr
+from pgembed.records import CollectionInfo
+from pgembed.statements.compose import literal_clause
+from pgembed.statements.encoders import render
+
+
+@dataclass(frozen=True)
+class CodeTarget:
+    """A column the trigger assigns, and the encoder that computes it from the vector."""
+
+    column: str
+    encoder: SqlExpr
+
+
+def trigger_function(info: CollectionInfo) -> sql.Identifier:
+    return sql.Identifier("pgembed", f"keep_codes_{info.id}")
+
+
+def query_encoder(info: CollectionInfo) -> sql.Identifier:
+    return sql.Identifier("pgembed", f"query_code_{info.id}")
+
+
+def trigger_name(info: CollectionInfo) -> sql.Identifier:
+    return sql.Identifier(f"pgembed_keep_codes_{info.id}")
+
+
+def create_table(table: sql.Identifier, key: str, key_type: str, vector: str, dim: int,
+                 attrs: Mapping[str, str]) -> sql.Composed:
+    """A collection's own table. Types are format_type() spellings the server resolved, never user text.
+    toast_tuple_target keeps rows with codes inline up to a full page: the 2 kB default pushes a 384-d vector
+    out of line once codes sit beside it, which costs ~30% on ingest and on re-ranking."""
+    definitions = [
+        sql.SQL("{} {} PRIMARY KEY").format(sql.Identifier(key), sql.SQL(key_type)),
+        sql.SQL("{} vector({})").format(sql.Identifier(vector), sql.Literal(dim)),
+        *(sql.SQL("{} {}").format(sql.Identifier(column), sql.SQL(type_name)) for column, type_name in attrs.items()),
+    ]
+    return sql.SQL("CREATE TABLE {} ({}) WITH (toast_tuple_target = 8160)").format(
+        table, sql.SQL(", ").join(definitions))
+
+
+def drop_table(info: CollectionInfo) -> sql.Composed:
+    return sql.SQL("DROP TABLE {}").format(info.table)
+
+
+def add_column(info: CollectionInfo, column: str, sql_type: str) -> sql.Composed:
+    # sql_type comes from a Codec (e.g. "bit(384)"), never from user input.
+    return sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(info.table, sql.Identifier(column), sql.SQL(sql_type))
+
+
+def drop_column(info: CollectionInfo, column: str) -> sql.Composed:
+    return sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(info.table, sql.Identifier(column))
+
+
+def install_trigger(info: CollectionInfo, targets: Sequence[CodeTarget]) -> list[sql.Composed]:
+    """The statements that (re)generate the trigger function and the trigger for exactly these columns.
+
+    An UPDATE that leaves the vector as it was recomputes only the code columns that are missing or that the
+    statement changed: a backfill then costs one encoder, not all of them. Values are compared as text, i.e.
+    exactly: pgvector's = holds -0.0 equal to 0.0, but their codes differ in the sign bit."""
+    source = sql.SQL("NEW.{}").format(info.vector)
+    encoded = [(sql.Identifier(t.column), render(t.encoder, source)) for t in targets]
+    assign = sql.SQL(" ").join(sql.SQL("NEW.{} := {};").format(c, e) for c, e in encoded)
+    clear = sql.SQL(" ").join(sql.SQL("NEW.{} := NULL;").format(c) for c, _ in encoded)
+    repair = sql.SQL(" ").join(
+        sql.SQL("IF NEW.{c} IS NULL OR NEW.{c}::text IS DISTINCT FROM OLD.{c}::text THEN NEW.{c} := {e}; END IF;")
+        .format(c=c, e=e) for c, e in encoded
+    )
+    body = sql.SQL(
+        "BEGIN IF NEW.{v} IS NULL THEN {clear} ELSIF TG_OP = 'INSERT' THEN {assign} "
+        "ELSIF NEW.{v}::text IS DISTINCT FROM OLD.{v}::text THEN {assign} ELSE {repair} END IF; RETURN NEW; END"
+    ).format(v=info.vector, clear=clear, assign=assign, repair=repair)
+    watched = sql.SQL(", ").join(sql.Identifier(c) for c in [info.vector_column, *(t.column for t in targets)])
+    return [
+        sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS {}").format(
+            trigger_function(info), BodyLiteral(body)),
+        sql.SQL("CREATE OR REPLACE TRIGGER {} BEFORE INSERT OR UPDATE OF {} ON {} FOR EACH ROW EXECUTE FUNCTION {}()")
+        .format(trigger_name(info), watched, info.table, trigger_function(info)),
+    ]
+
+
+class BodyLiteral(sql.Composable):
+    """A function body as a string literal: the body rendered (with the connection's context) and quoted."""
+
+    def __init__(self, body: sql.Composable) -> None:
+        super().__init__(body)
+
+    def as_bytes(self, context: Any = None) -> bytes:
+        return sql.Literal(self._obj.as_string(context)).as_bytes(context)
+
+
+def install_query_encoder(info: CollectionInfo, targets: Sequence[CodeTarget]) -> sql.Composed:
+    """pgembed.query_code_<id>(column, v): the code of a query vector for a code column, as text, with the
+    same encoder (and inlined parameters) as the trigger: what pgembed.search() compares the index against."""
+    cases = sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN ({})::text").format(sql.Literal(t.column), render(t.encoder, sql.SQL("v")))
+        for t in targets
+    )
+    return sql.SQL(
+        "CREATE OR REPLACE FUNCTION {}(code_column text, v vector) RETURNS text "
+        "LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN CASE code_column {} END"
+    ).format(query_encoder(info), cases)
+
+
+def drop_trigger(info: CollectionInfo) -> list[sql.Composed]:
+    return [
+        sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger_name(info), info.table),
+        sql.SQL("DROP FUNCTION IF EXISTS {}()").format(trigger_function(info)),
+        sql.SQL("DROP FUNCTION IF EXISTS {}(text, vector)").format(query_encoder(info)),
+    ]
+
+
+def drop_generated_functions(info: CollectionInfo) -> list[sql.Composed]:
+    """The collection's generated functions, once its table (and with it the trigger) is gone."""
+    return drop_trigger(info)[1:]
+
+
+def create_index(info: CollectionInfo, *, name: str, column: str, method: str, opclass: str,
+                 with_params: Mapping[str, int], concurrently: bool, where: str | None) -> sql.Composed:
+    """CREATE INDEX ... USING hnsw|ivfflat; `where`: a partial index's compiled predicate. Executed without
+    parameters (the predicate's literals may hold '%')."""
+    options = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(int(v))) for k, v in with_params.items()
+    )
+    return sql.SQL("CREATE INDEX {conc} {name} ON {table} USING {method} ({column} {opclass}){with_}{where}").format(
+        conc=sql.SQL("CONCURRENTLY") if concurrently else sql.SQL(""),
+        name=sql.Identifier(name),
+        table=info.table,
+        method=sql.Identifier(method),
+        column=sql.Identifier(column),
+        opclass=sql.Identifier(opclass),
+        with_=sql.SQL(" WITH ({})").format(options) if with_params else sql.SQL(""),
+        where=sql.SQL(" WHERE {}").format(literal_clause(where)) if where is not None else sql.SQL(""),
+    )
+
+
+def drop_index(info: CollectionInfo, index_name: str) -> sql.Composed:
+    return sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(info.table_schema, index_name))

@@ -1,0 +1,67 @@
+"""Statements over a collection's rows: counting, sampling, backfilling codes, and bulk reads and writes
+through binary COPY."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from psycopg import sql
+
+from pgembed.records import CollectionInfo
+from pgembed.statements.compose import literal_clause
+
+TABLE_ROWS = sql.SQL("SELECT pgembed.table_rows(%s::regclass)")  # sql/functions/catalog.sql
+HASH_BUCKETS = 4096  # the resolution of a synthetic filter's selectivity
+
+
+def count(info: CollectionInfo) -> sql.Composed:
+    return sql.SQL("SELECT count(*) FROM {}").format(info.table)
+
+
+def count_missing_codes(info: CollectionInfo, column: str) -> sql.Composed:
+    return sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL AND {} IS NOT NULL").format(
+        info.table, sql.Identifier(column), info.vector)
+
+
+def sample(info: CollectionInfo, n: int, seed: int, table_rows: float) -> sql.Composed:
+    """Keys and vectors of up to `n` rows: a Bernoulli sample of about 1.5n rows (all rows when the table has
+    fewer than 2n), of which n are kept in an order that depends on the seed, not on where rows lie."""
+    sampling = sql.SQL("TABLESAMPLE BERNOULLI ({}) REPEATABLE ({})").format(
+        sql.Literal(min(100.0, 150.0 * n / table_rows)), sql.Literal(seed)) if table_rows > 2 * n else sql.SQL("")
+    return sql.SQL(
+        "SELECT {k}, {v} FROM {t} {s} WHERE {v} IS NOT NULL ORDER BY hashtext(ctid::text || {seed}) LIMIT {n}"
+    ).format(k=info.key, v=info.vector, t=info.table, s=sampling, n=sql.Literal(n), seed=sql.Literal(str(seed)))
+
+
+def backfill_batch(info: CollectionInfo, column: str) -> sql.Composed:
+    """Re-assign the vector of up to %s rows whose `column` is still NULL: the trigger fills their codes."""
+    return sql.SQL(
+        "UPDATE {t} SET {v} = {v} WHERE {k} IN (SELECT {k} FROM {t} WHERE {c} IS NULL AND {v} IS NOT NULL LIMIT %s)"
+    ).format(t=info.table, v=info.vector, k=info.key, c=sql.Identifier(column))
+
+
+def copy_in(info: CollectionInfo, columns: Sequence[str]) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        info.table, sql.SQL(", ").join(map(sql.Identifier, columns)))
+
+
+def select_vectors(info: CollectionInfo, clause: str, limit: int | None = None) -> sql.Composed:
+    """(key, vector) of the rows a compiled filter keeps; executed without parameters."""
+    return sql.SQL("SELECT {k}, {v} FROM {t} WHERE ({w}) AND {v} IS NOT NULL{limit}").format(
+        k=info.key, v=info.vector, t=info.table, w=literal_clause(clause),
+        limit=sql.SQL(" LIMIT {}").format(sql.Literal(limit)) if limit is not None else sql.SQL(""))
+
+
+def copy_out(select: sql.Composable) -> sql.Composed:
+    return sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(select)
+
+
+def synthetic_filter(info: CollectionInfo, selectivity: float) -> str | None:
+    """A WHERE clause keeping about `selectivity` of the rows, uniformly at random (by a hash of the key),
+    as SQL text; None for all of them. What tune() measures filtered search under: pgvector's iterative
+    scan sees such a filter as it sees one uncorrelated with the vectors."""
+    if selectivity >= 1:
+        return None
+    limit = max(1, round(selectivity * HASH_BUCKETS))
+    return sql.SQL("(hashtext({}::text) & {}) < {}").format(
+        info.key, sql.Literal(HASH_BUCKETS - 1), sql.Literal(limit)).as_string(None)

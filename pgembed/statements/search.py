@@ -1,0 +1,18 @@
+"""Hybrid search: the call that asks the server's planner (sql/functions/search.sql) for a filter's clause,
+its plan and the plan's statements; the statements themselves are the server's (sql/functions/statements.sql),
+composed here with psycopg's placeholders (pgembed.statements.compose.from_pieces)."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+PREPARE_SEARCH = sql.SQL(
+    "SELECT pgembed._prepare_search(%(collection_id)s, %(filter)s::jsonb, %(clause)s, %(k)s, %(recall)s, "
+    "%(codec)s, %(ef_search)s, %(oversample)s, %(plan)s, %(columns)s::text[], %(estimated_rows)s, "
+    "%(only_index)s)"
+)
+CHECK_SEARCH_PARAMS = sql.SQL(
+    "SELECT pgembed.check_search_params(%(k)s, %(recall)s, %(ef_search)s, %(oversample)s, %(plan)s)"
+)
+COMPILE_FILTER = sql.SQL("SELECT pgembed.filter_sql(%s::regclass, %s::jsonb)")  # sql/functions/filters.sql
+PLANNER_LIMITS = sql.SQL("SELECT max_candidates, max_ef_search FROM pgembed.planner_limits()")

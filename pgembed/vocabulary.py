@@ -1,0 +1,75 @@
+"""The words pgembed's catalog, planner and API share, as str enums: each is defined here once."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Metric(StrEnum):
+    """How a collection measures distance, and what pgvector calls it."""
+
+    COSINE = "cosine"
+    IP = "ip"  # negative inner product, pgvector's <#>
+    L2 = "l2"
+
+    @property
+    def operator(self) -> str:
+        """pgvector's distance operator."""
+        return {Metric.COSINE: "<=>", Metric.IP: "<#>", Metric.L2: "<->"}[self]
+
+    def opclass(self, storage: Storage) -> str:
+        """pgvector's operator class for an index on a column stored as `storage` (bit codes: Hamming)."""
+        if storage in (Storage.BIT, Storage.VARBIT):
+            return "bit_hamming_ops"
+        if storage in (Storage.VECTOR, Storage.HALFVEC):
+            return f"{storage.value}_{self.value}_ops"
+        raise ValueError(f"pgvector has no operator class for {storage.value} columns")
+
+
+class Storage(StrEnum):
+    """How a column of vectors or codes is stored: its PostgreSQL base type."""
+
+    VECTOR = "vector"
+    HALFVEC = "halfvec"
+    BIT = "bit"
+    VARBIT = "varbit"
+    BYTEA = "bytea"
+
+    @classmethod
+    def of(cls, sql_type: str) -> Storage:
+        """The storage of a type as pgembed writes it ("bit(768)", "halfvec(384)", "bytea")."""
+        return cls(sql_type.split("(", 1)[0])
+
+
+class PlanKind(StrEnum):
+    """How one query is answered (pgembed._plan, sql/functions/planner.sql)."""
+
+    AUTO = "auto"  # asked for: let the planner choose
+    EXACT = "exact"
+    INDEX = "index"
+
+
+class BatchStrategy(StrEnum):
+    """How search_batch answers a group of queries that share a filter."""
+
+    AUTO = "auto"  # the cost model chooses per group
+    SCAN = "scan"  # read the group's rows once, one matrix product for all its queries (exact)
+    EACH = "each"  # every query through the planner of search()
+
+
+class CodecState(StrEnum):
+    BUILDING = "building"  # codes being written; readers use the version it replaces
+    ACTIVE = "active"
+    RETIRED = "retired"
+
+
+class IndexMethod(StrEnum):
+    HNSW = "hnsw"
+    IVFFLAT = "ivfflat"
+
+
+class IterativeScan(StrEnum):
+    """pgvector's hnsw.iterative_scan."""
+
+    OFF = "off"
+    RELAXED_ORDER = "relaxed_order"

@@ -1,1 +1,0 @@
-DROP FUNCTION pgembed.search_batch(text, vector[], integer, jsonb[], double precision);

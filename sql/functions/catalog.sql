@@ -1,0 +1,44 @@
+-- What the planner reads besides its inputs: where candidates can come from, and how many rows a table and a
+-- filter hold. One definition each: Python reads them through pgembed._prepare_search (sql/functions/search.sql).
+
+-- HNSW indexes on active code columns: where candidates can come from. index_rows: the index's own row count
+-- estimate (what a partial index holds). Ordered as the planner breaks ties: by codec name, then index name.
+CREATE OR REPLACE FUNCTION pgembed.search_sources(collection_id integer)
+    RETURNS TABLE (codec_id integer, name text, column_name text, sql_type text, index_name text,
+                   predicate jsonb, index_rows double precision)
+    LANGUAGE sql STABLE AS $$
+    SELECT x.id, x.name, x.column_name, x.sql_type, i.index_name, i.predicate,
+           greatest(coalesce(r.reltuples, 0), 0)::double precision
+    FROM pgembed.codecs x
+    JOIN pgembed.indexes i ON i.codec_id = x.id AND i.method = 'hnsw'
+    JOIN pgembed.collections c ON c.id = x.collection_id
+    LEFT JOIN pg_class r ON r.oid = to_regclass(format('%I.%I', c.table_schema, i.index_name))
+    WHERE x.collection_id = search_sources.collection_id AND x.state = 'active'
+    ORDER BY x.name, i.index_name
+$$;
+
+-- The rows of a table as the planner knows them (pg_class.reltuples); a table never analysed (-1) or empty
+-- by that count is counted.
+CREATE OR REPLACE FUNCTION pgembed.table_rows(tbl regclass) RETURNS double precision
+    LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    total double precision;
+BEGIN
+    SELECT greatest(reltuples, 0) INTO total FROM pg_class WHERE oid = tbl;
+    IF coalesce(total, 0) = 0 THEN
+        EXECUTE format('SELECT count(*) FROM %s', tbl) INTO total;
+    END IF;
+    RETURN total;
+END $$;
+
+-- PostgreSQL's own estimate of the rows a WHERE clause keeps (EXPLAIN, nothing run). The clause is SQL text
+-- that runs with the caller's rights: pgembed passes only clauses it compiled (pgembed.filter_sql) or that
+-- the caller's own SQLAlchemy expression rendered.
+CREATE OR REPLACE FUNCTION pgembed.estimate_rows(tbl regclass, clause text) RETURNS double precision
+    LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    explained jsonb;
+BEGIN
+    EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM %s WHERE %s', tbl, clause) INTO explained;
+    RETURN (explained -> 0 -> 'Plan' ->> 'Plan Rows')::double precision;
+END $$;

@@ -1,0 +1,209 @@
+-- The planner of hybrid search: for one query's filter and knobs, exact distances on the rows that match, or
+-- coarse candidates from a code column's HNSW index re-ranked exactly, and with which pgvector settings.
+-- The one definition of these rules and of their thresholds: Python's search() and search_batch() ask
+-- pgembed._prepare_search (sql/functions/search.sql), which calls pgembed._plan, and cache its answer.
+--
+-- 1. plan 'exact', or no code column with an HNSW index usable for the filter: exact.
+-- 2. A filter whose estimated rows are at most exact_max_rows: exact. Computing every matching row's
+--    distance is cheaper than an index scan that skips the rows the filter rejects, and it is exact. Unless
+--    a partial index's predicate is the whole filter: that index holds exactly the matching rows (rule 3).
+-- 3. Otherwise the index plan on one code column: through a partial HNSW index when the filter includes its
+--    predicate (pgembed.filter_includes), else through the column's full index. Knobs, by precedence: the
+--    caller's ef_search / oversample; for a recall target, the cheapest setting tune() measured to reach it
+--    at the nearest tuned selectivity (none: exact, which always does); else defaults by codec. With a
+--    filter left to check during the scan, pgvector's iterative scan is on, and may visit scan_safety times
+--    the tuples the filter's selectivity says the candidates need.
+-- 4. (At execution.) An index plan that returns fewer than k rows is answered again by the exact plan, so k
+--    rows come back whenever k rows match.
+
+-- The planner's thresholds and pgvector's limits.
+CREATE OR REPLACE FUNCTION pgembed.planner_limits(
+    OUT exact_max_rows double precision,  -- docs/benchmarks.md, "Hybrid search": at ~10k rows exact still wins
+    OUT min_ef_search integer,            -- pgvector's default; below it HNSW's own recall drops fast
+    OUT max_ef_search integer,            -- pgvector's limit
+    OUT min_scan_tuples bigint,           -- pgvector's default hnsw.max_scan_tuples
+    OUT max_scan_tuples bigint,           -- the largest value pgvector accepts
+    OUT scan_safety double precision,
+    OUT max_candidates integer,           -- the largest k, and the most candidates a plan fetches
+    OUT max_oversample double precision)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT 10000::double precision, 40, 1000, 20000::bigint, 2147483647::bigint, 4::double precision, 10000,
+           1000::double precision
+$$;
+
+-- The search knobs' ranges: an error naming the knob (SQLSTATE 22023) for anything outside them.
+CREATE OR REPLACE FUNCTION pgembed.check_search_params(
+    k integer, recall double precision, ef_search integer, oversample double precision, plan text)
+    RETURNS void LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    lim record;
+BEGIN
+    SELECT * INTO lim FROM pgembed.planner_limits();
+    IF k IS NULL OR k < 1 OR k > lim.max_candidates THEN
+        RAISE EXCEPTION 'k must be an integer between 1 and %, got %', lim.max_candidates, coalesce(k::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF recall IS NOT NULL AND NOT (recall > 0 AND recall <= 1) THEN
+        RAISE EXCEPTION 'recall must be in (0, 1], got %', recall USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF ef_search IS NOT NULL AND NOT (ef_search BETWEEN 1 AND lim.max_ef_search) THEN
+        RAISE EXCEPTION 'ef_search must be an integer between 1 and %, got %', lim.max_ef_search, ef_search
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF oversample IS NOT NULL AND NOT (oversample BETWEEN 1 AND lim.max_oversample) THEN
+        RAISE EXCEPTION 'oversample must be between 1 and %, got %', lim.max_oversample, oversample
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF plan IS NULL OR plan NOT IN ('auto', 'exact', 'index') THEN
+        RAISE EXCEPTION 'plan must be one of auto, exact, index, got %', quote_nullable(plan)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END $$;
+
+-- Candidates per result when nothing was tuned: coarser codes need more (docs/benchmarks.md). Bit codes of at
+-- most 1 bit a dimension: 10; 2 bits: 5; more: 3; a projection to fewer dimensions: 4; float16: 2.
+CREATE OR REPLACE FUNCTION pgembed.default_oversample(sql_type text, dim integer) RETURNS double precision
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN CASE
+        WHEN split_part(sql_type, '(', 1) = 'bit' THEN
+            CASE WHEN rtrim(split_part(sql_type, '(', 2), ')')::integer <= dim THEN 10.0
+                 WHEN rtrim(split_part(sql_type, '(', 2), ')')::integer <= 2 * dim THEN 5.0
+                 ELSE 3.0 END
+        WHEN rtrim(split_part(sql_type, '(', 2), ')')::integer < dim THEN 4.0
+        ELSE 2.0 END;
+
+-- The plan, as jsonb (Python: pgembed.planning.plans.Plan). `filter`: the filter in the language when it is
+-- one (partial indexes match on it); `filtered`: whether any filter applies (a SQL clause has no jsonb);
+-- `estimated_rows` / `total_rows`: the rows the filter keeps and the table holds. `only_index`: plan on that
+-- HNSW index alone (tune() measures one index at a time).
+CREATE OR REPLACE FUNCTION pgembed._plan(
+    collection_id integer, k integer, recall double precision, codec text, ef_search integer,
+    oversample double precision, plan text, filter jsonb, filtered boolean, estimated_rows double precision,
+    total_rows double precision, only_index text DEFAULT NULL
+) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    lim record;
+    dim integer;
+    n_sources integer;
+    n_full integer;
+    part record;
+    src record;
+    residual boolean;
+    sel double precision := 1;
+    place text;
+    tuned_ef integer;
+    tuned_over double precision;
+    tuned_recall double precision;
+    tuned_sel double precision;
+    over double precision;
+    candidates integer;
+    ef integer;
+    iterative text := 'off';
+    scan bigint;
+    base jsonb;
+    why text;
+BEGIN
+    PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan);
+    SELECT * INTO lim FROM pgembed.planner_limits();
+    SELECT c.dim INTO dim FROM pgembed.collections AS c WHERE c.id = _plan.collection_id;
+    base := jsonb_build_object('k', k, 'estimated_rows', CASE WHEN filtered THEN estimated_rows END,
+        'total_rows', total_rows, 'codec', NULL, 'column', NULL, 'index', NULL, 'candidates', NULL,
+        'ef_search', NULL, 'oversample', NULL, 'iterative_scan', 'off', 'max_scan_tuples', NULL, 'tuned', false,
+        'fallback', false);
+
+    SELECT count(*), count(*) FILTER (WHERE s.predicate IS NULL) INTO n_sources, n_full
+    FROM pgembed.search_sources(_plan.collection_id) AS s
+    WHERE (_plan.codec IS NULL OR s.name = _plan.codec) AND (only_index IS NULL OR s.index_name = only_index);
+    -- The first partial index whose predicate the filter includes. (Run even without a filter: no row
+    -- leaves every field of `part` NULL.)
+    SELECT s.* INTO part FROM pgembed.search_sources(_plan.collection_id) AS s
+    WHERE filtered AND (_plan.codec IS NULL OR s.name = _plan.codec) AND (only_index IS NULL OR s.index_name = only_index)
+      AND s.predicate IS NOT NULL AND pgembed.filter_includes(filter, s.predicate)
+    ORDER BY s.name, s.index_name LIMIT 1;
+
+    IF _plan.codec IS NOT NULL AND n_sources = 0 AND plan <> 'exact' THEN
+        RAISE EXCEPTION 'codec % has no HNSW index to search: create_index(%)', quote_literal(_plan.codec),
+            quote_literal(_plan.codec) USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF plan = 'exact' THEN
+        RETURN base || jsonb_build_object('kind', 'exact', 'reason', 'asked for');
+    END IF;
+    IF n_full = 0 AND part.index_name IS NULL THEN
+        RETURN base || jsonb_build_object('kind', 'exact', 'reason', 'no code column has an HNSW index for this filter');
+    END IF;
+    -- A partial index whose predicate is the whole filter holds exactly the matching rows: searching it
+    -- beats computing all their distances, however few they are.
+    residual := part.index_name IS NOT NULL
+        AND EXISTS (SELECT 1 FROM jsonb_object_keys(filter) AS f(key) WHERE NOT part.predicate ? f.key);
+    IF plan = 'auto' AND filtered AND estimated_rows <= lim.exact_max_rows AND (part.index_name IS NULL OR residual) THEN
+        RETURN base || jsonb_build_object('kind', 'exact',
+            'reason', format('the filter matches about %s rows (<= %s)', round(estimated_rows), lim.exact_max_rows));
+    END IF;
+    IF part.index_name IS NOT NULL THEN
+        -- The partial index holds only rows of its predicate: what is left to filter is the rest of the filter.
+        IF residual AND part.index_rows > 0 THEN
+            sel := least(1.0, greatest(estimated_rows, 1.0) / part.index_rows);
+        END IF;
+        place := format('partial index %s', part.index_name);
+    ELSE
+        residual := filtered;
+        IF filtered AND total_rows > 0 THEN
+            sel := least(1.0, greatest(estimated_rows, 1.0) / total_rows);
+        END IF;
+        place := 'HNSW';
+    END IF;
+
+    IF _plan.ef_search IS NULL AND _plan.oversample IS NULL AND recall IS NOT NULL THEN
+        -- Per source, the cheapest tuned setting reaching the target at the nearest tuned selectivity (a
+        -- partial index's own tuning when it has some, else its codec's); then the source whose setting
+        -- measured fastest.
+        SELECT s.*, t.ef_search AS t_ef, t.oversample AS t_over, t.recall_target AS t_recall, t.selectivity AS t_sel
+        INTO src
+        FROM pgembed.search_sources(_plan.collection_id) AS s
+        CROSS JOIN LATERAL (
+            SELECT u.* FROM pgembed.tuning AS u
+            WHERE u.codec_id = s.codec_id AND u.recall_target >= recall - 1e-9
+              AND u.index_name = CASE WHEN s.predicate IS NOT NULL AND EXISTS (
+                      SELECT 1 FROM pgembed.tuning AS o WHERE o.codec_id = s.codec_id AND o.index_name = s.index_name)
+                  THEN s.index_name ELSE '' END
+            ORDER BY round((abs(ln(u.selectivity) - ln(sel)))::numeric, 9), u.oversample, u.ef_search
+            LIMIT 1) AS t
+        WHERE (_plan.codec IS NULL OR s.name = _plan.codec) AND (only_index IS NULL OR s.index_name = only_index)
+          AND CASE WHEN part.index_name IS NULL THEN s.predicate IS NULL ELSE s.index_name = part.index_name END
+        ORDER BY coalesce(t.queries_per_s, 0) DESC, t.oversample, s.name
+        LIMIT 1;
+        IF NOT FOUND THEN
+            IF plan = 'index' THEN
+                RAISE EXCEPTION 'no tuning reaches recall %: run tune(recall=%) first', recall, recall
+                    USING ERRCODE = 'object_not_in_prerequisite_state';
+            END IF;
+            RETURN base || jsonb_build_object('kind', 'exact',
+                'reason', format('no tuned setting reaches recall %s: the exact plan always does', recall));
+        END IF;
+        tuned_ef := src.t_ef;
+        tuned_over := src.t_over;
+        tuned_recall := src.t_recall;
+        tuned_sel := src.t_sel;
+    ELSE
+        SELECT s.* INTO src FROM pgembed.search_sources(_plan.collection_id) AS s
+        WHERE (_plan.codec IS NULL OR s.name = _plan.codec) AND (only_index IS NULL OR s.index_name = only_index)
+          AND CASE WHEN part.index_name IS NULL THEN s.predicate IS NULL ELSE s.index_name = part.index_name END
+        ORDER BY s.name, s.index_name LIMIT 1;
+    END IF;
+
+    over := coalesce(_plan.oversample, tuned_over, pgembed.default_oversample(src.sql_type, dim));
+    candidates := least(lim.max_candidates, greatest(k, ceil(k * over)::integer));
+    ef := least(lim.max_ef_search, greatest(coalesce(_plan.ef_search, tuned_ef, lim.min_ef_search), candidates));
+    IF residual OR candidates > ef THEN
+        iterative := 'relaxed_order';
+        scan := least(lim.max_scan_tuples, greatest(lim.min_scan_tuples, ceil(lim.scan_safety * candidates / sel)::bigint));
+    END IF;
+    why := CASE WHEN tuned_over IS NOT NULL THEN format('tuned for recall %s at selectivity %s', tuned_recall, tuned_sel)
+                WHEN _plan.ef_search IS NOT NULL OR _plan.oversample IS NOT NULL THEN 'knobs given'
+                ELSE 'default knobs (not tuned)' END;
+    RETURN base || jsonb_build_object('kind', 'index',
+        'reason', format('%s %s, selectivity ~%s; %s', src.name, place, round(sel::numeric, 4), why),
+        'codec', src.name, 'column', src.column_name, 'index', src.index_name, 'candidates', candidates,
+        'ef_search', ef, 'oversample', over, 'iterative_scan', iterative, 'max_scan_tuples', scan,
+        'tuned', tuned_over IS NOT NULL);
+END $$;

@@ -1,0 +1,161 @@
+-- Hybrid search from any SQL client, and what Python's search() asks the server for.
+
+-- Everything a search needs but the query vector, in one round trip: the filter's WHERE clause (`clause`, or
+-- `filter` in the language compiled here; neither: no filter), the rows it keeps, the plan, and the plan's
+-- statements (pgembed._search_statements). `filter` also lets partial indexes match. Python caches the answer
+-- per filter and knobs. `estimated_rows` and `only_index` are tune()'s: its synthetic filters' known
+-- selectivity, and one index measured at a time.
+CREATE OR REPLACE FUNCTION pgembed._prepare_search(
+    collection_id integer, filter jsonb, clause text, k integer, recall double precision, codec text,
+    ef_search integer, oversample double precision, plan text, columns text[] DEFAULT '{}',
+    estimated_rows double precision DEFAULT NULL, only_index text DEFAULT NULL
+) RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    c pgembed.collections;
+    tbl regclass;
+    filtered boolean;
+    estimate double precision;
+    total double precision;
+    chosen jsonb;
+    statements record;
+BEGIN
+    SELECT * INTO c FROM pgembed.collections AS x WHERE x.id = collection_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no collection with id %', collection_id USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan);
+    tbl := format('%I.%I', c.table_schema, c.table_name)::regclass;
+    clause := coalesce(clause, pgembed.filter_sql(tbl, filter));
+    filtered := clause <> 'true';
+    estimate := CASE WHEN filtered THEN coalesce(estimated_rows, pgembed.estimate_rows(tbl, clause)) END;
+    total := pgembed.table_rows(tbl);
+    chosen := pgembed._plan(c.id, k, recall, codec, ef_search, oversample, plan,
+                            CASE WHEN filtered THEN filter END, filtered, estimate, total, only_index);
+    SELECT * INTO statements FROM pgembed._search_statements(c.id, chosen, clause, coalesce(columns, '{}'));
+    RETURN jsonb_build_object('clause', clause, 'plan', chosen, 'run', to_jsonb(statements.run),
+                              'exact', to_jsonb(statements.exact), 'many', to_jsonb(statements.many));
+END $$;
+
+-- The collection named `collection`, or an error saying there is none.
+CREATE OR REPLACE FUNCTION pgembed._collection(collection text) RETURNS pgembed.collections
+    LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    c pgembed.collections;
+BEGIN
+    SELECT * INTO c FROM pgembed.collections AS x WHERE x.name = collection;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no collection named %', quote_literal(collection) USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN c;
+END $$;
+
+-- A query vector fit for the collection: not NULL, its dimension, and not all zeros under cosine.
+CREATE OR REPLACE FUNCTION pgembed._check_query(c pgembed.collections, query vector) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF query IS NULL THEN
+        RAISE EXCEPTION 'query vector is NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF vector_dims(query) <> c.dim THEN
+        RAISE EXCEPTION 'query has % dimensions, collection % has %', vector_dims(query), quote_literal(c.name), c.dim
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF c.metric = 'cosine' AND vector_norm(query) = 0 THEN
+        RAISE EXCEPTION 'query is all zeros: cosine distance is undefined' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END $$;
+
+-- The plan pgembed.search() (and Python's Collection.search()) takes for these arguments, as jsonb.
+CREATE OR REPLACE FUNCTION pgembed.search_plan(
+    collection text, query vector, k integer DEFAULT 10, filter jsonb DEFAULT NULL,
+    recall double precision DEFAULT NULL, codec text DEFAULT NULL, ef_search integer DEFAULT NULL,
+    oversample double precision DEFAULT NULL, plan text DEFAULT 'auto'
+) RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    c pgembed.collections := pgembed._collection(collection);
+BEGIN
+    PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan);
+    PERFORM pgembed._check_query(c, query);
+    RETURN pgembed._prepare_search(c.id, filter, NULL, k, recall, codec, ef_search, oversample, plan) -> 'plan';
+END $$;
+
+-- Hybrid search: the k rows of the collection nearest to `query` among those `filter` keeps, with exact
+-- distances (the collection's metric), best first. Same plans and answers as Python's Collection.search();
+-- keys come back as text (join with t.id::text = s.id, or cast s.id).
+CREATE OR REPLACE FUNCTION pgembed.search(
+    collection text, query vector, k integer DEFAULT 10, filter jsonb DEFAULT NULL,
+    recall double precision DEFAULT NULL, codec text DEFAULT NULL, ef_search integer DEFAULT NULL,
+    oversample double precision DEFAULT NULL, plan text DEFAULT 'auto'
+) RETURNS TABLE (id text, distance double precision) LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    c pgembed.collections := pgembed._collection(collection);
+    prepared jsonb;
+    p jsonb;
+    qcode text;
+    ids text[];
+    dists double precision[];
+    saved text[];
+    names constant text[] := ARRAY['hnsw.ef_search', 'hnsw.iterative_scan', 'hnsw.max_scan_tuples'];
+    -- Rows of a statement in order, keys as text: counted before any is returned (the fallback needs it).
+    collect constant text := 'SELECT array_agg(s.%1$I::text ORDER BY s.distance, s.%1$I), '
+                             'array_agg(s.distance ORDER BY s.distance, s.%1$I) FROM (%2$s) AS s';
+BEGIN
+    PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan);
+    PERFORM pgembed._check_query(c, query);
+    prepared := pgembed._prepare_search(c.id, filter, NULL, k, recall, codec, ef_search, oversample, plan);
+    p := prepared -> 'plan';
+    IF p ->> 'kind' = 'index' THEN
+        IF to_regprocedure(format('pgembed.%I(text, vector)', 'query_code_' || c.id)) IS NULL THEN
+            RAISE EXCEPTION 'collection % has no query encoder (its codecs predate catalog 0003): run `pgembed migrate`, which installs it',
+                quote_literal(collection) USING ERRCODE = 'undefined_function';
+        END IF;
+        EXECUTE format('SELECT pgembed.%I($1, $2)', 'query_code_' || c.id) INTO qcode USING p ->> 'column', query;
+        -- The statement sets pgvector's settings for itself, local to the transaction: put them back, or
+        -- they would last until the caller's transaction ends.
+        saved := ARRAY[current_setting(names[1], true), current_setting(names[2], true), current_setting(names[3], true)];
+        EXECUTE format(collect, c.key_column,
+                       pgembed._statement_text(ARRAY(SELECT jsonb_array_elements_text(prepared -> 'run')), ARRAY['q', 'qcode']))
+            INTO ids, dists USING query, qcode;
+        FOR i IN 1 .. 3 LOOP
+            IF saved[i] IS NOT NULL THEN
+                PERFORM set_config(names[i], saved[i], true);
+            END IF;
+        END LOOP;
+        IF coalesce(cardinality(ids), 0) >= k THEN
+            RETURN QUERY SELECT u.id, u.distance FROM unnest(ids, dists) WITH ORDINALITY AS u(id, distance, n) ORDER BY u.n;
+            RETURN;
+        END IF;
+    END IF;
+    EXECUTE format(collect, c.key_column,
+                   pgembed._statement_text(ARRAY(SELECT jsonb_array_elements_text(prepared -> 'exact')), ARRAY['q']))
+        INTO ids, dists USING query;
+    RETURN QUERY SELECT u.id, u.distance FROM unnest(ids, dists) WITH ORDINALITY AS u(id, distance, n) ORDER BY u.n;
+END $$;
+
+-- A batch of hybrid queries: each through pgembed.search() (same plans, same answers, one query at a time;
+-- Python's search_batch() has the scan-and-multiply plan, which SQL has no matrix product for). `filters`:
+-- one for all queries, or one per query. query_no: the query's subscript in `queries`.
+CREATE OR REPLACE FUNCTION pgembed.search_batch(
+    collection text, queries vector[], k integer DEFAULT 10, filters jsonb[] DEFAULT NULL,
+    recall double precision DEFAULT NULL
+) RETURNS TABLE (query_no integer, id text, distance double precision) LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    n integer := coalesce(cardinality(queries), 0);
+    i integer;
+BEGIN
+    IF n = 0 THEN
+        RAISE EXCEPTION 'queries is empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF filters IS NOT NULL AND cardinality(filters) NOT IN (1, n) THEN
+        RAISE EXCEPTION 'got % filters for % queries: give one, or one per query', cardinality(filters), n
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR i IN SELECT generate_subscripts(queries, 1) LOOP
+        RETURN QUERY SELECT i, s.id, s.distance
+            FROM pgembed.search(collection, queries[i], k,
+                                CASE WHEN filters IS NULL THEN NULL
+                                     WHEN cardinality(filters) = 1 THEN filters[array_lower(filters, 1)]
+                                     ELSE filters[array_lower(filters, 1) + i - array_lower(queries, 1)] END,
+                                recall) AS s;
+    END LOOP;
+END $$;

@@ -1,0 +1,106 @@
+-- The statements that run a plan: the one definition of their text. pgembed.search() executes them here;
+-- Python gets them from pgembed._prepare_search and executes them with its own binary parameters.
+--
+-- A statement comes as text[] of pieces: SQL text at odd positions (1, 3, ...), the name of a parameter at
+-- even ones, so that each face puts its own placeholders in ($1 here, psycopg's %(name)s in Python) and
+-- nothing inside the SQL text can be mistaken for one. Parameters: q (the query vector), qcode (its code, of
+-- the plan's code column type); for many queries at once, qs (vector[]) and qcodes (code type[]).
+--
+--   exact: SELECT key, distance FROM (
+--              SELECT key, vector <=> $q AS distance FROM t WHERE <filter> AND vector IS NOT NULL
+--              OFFSET 0) AS matching ORDER BY distance, key LIMIT k
+--          OFFSET 0 keeps the subquery from being merged, so no HNSW index can serve the ORDER BY and
+--          PostgreSQL computes every matching row's distance once (through a B-tree when the filter has one).
+--   index: SELECT key, vector <=> $q AS distance FROM (
+--              SELECT key, vector FROM t WHERE <settings> AND <filter> ORDER BY code <~> $qcode LIMIT n
+--          ) AS candidates ORDER BY distance, key LIMIT k
+--          <settings>: pgvector's hnsw.* for this scan, set by the statement itself. An uncorrelated scalar
+--          subquery in the candidates' WHERE becomes an InitPlan behind a one-time filter, which PostgreSQL
+--          evaluates before it asks the index for its first tuple, and pgvector reads hnsw.* then. Local to
+--          the transaction: the caller runs it alone in autocommit, or inside a savepoint rolled back after.
+--   many:  SELECT qs.no, c.key, c.distance FROM unnest($qs, $qcodes) WITH ORDINALITY AS qs(q, qcode, no)
+--          CROSS JOIN LATERAL (<index, with qs.q and qs.qcode>) AS c ORDER BY qs.no, c.distance, c.key
+--          (index plans only: each query's candidates and re-rank, one statement for all of them.)
+-- k and n are literals, not parameters: a prepared statement's generic plan, not knowing the LIMIT, may pick
+-- a worse plan (measured: 3x slower).
+
+-- The statements of a plan (pgembed._plan's jsonb) over a compiled WHERE clause, returning `columns` of the
+-- table after key and distance. `run`: the plan's statement; `exact`: the exact plan's (the fallback of an
+-- index plan that finds fewer than k rows); `many`: run for an array of queries (index plans only).
+CREATE OR REPLACE FUNCTION pgembed._search_statements(
+    collection_id integer, plan jsonb, clause text, columns text[] DEFAULT '{}',
+    OUT run text[], OUT exact text[], OUT many text[])
+    LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    c pgembed.collections;
+    tbl text;
+    key text;
+    v text;
+    op text;
+    extra text := '';
+    missing text[];
+    k integer := (plan ->> 'k')::integer;
+    code text;
+    code_type text;
+    code_op text;
+    settings text;
+    candidates text;
+    queries text;
+BEGIN
+    SELECT * INTO c FROM pgembed.collections AS x WHERE x.id = collection_id;
+    tbl := format('%I.%I', c.table_schema, c.table_name);
+    key := format('%I', c.key_column);
+    v := format('%I', c.vector_column);
+    op := pgembed.distance_operator(c.metric);
+    SELECT array_agg(u.name ORDER BY u.n) INTO missing FROM unnest(columns) WITH ORDINALITY AS u(name, n)
+    WHERE NOT EXISTS (SELECT 1 FROM pg_attribute AS a WHERE a.attrelid = tbl::regclass AND a.attname = u.name
+                      AND a.attnum > 0 AND NOT a.attisdropped);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'table % has no column(s) %', tbl, array_to_string(missing, ', ')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT coalesce(string_agg(format(', %I', u.name), '' ORDER BY u.n), '') INTO extra
+    FROM unnest(columns) WITH ORDINALITY AS u(name, n);
+
+    exact := ARRAY[format('SELECT %s, distance%s FROM (SELECT %s, %s %s ', key, extra, key, v, op), 'q',
+                   format(' AS distance%s FROM %s WHERE (%s) AND %s IS NOT NULL OFFSET 0) AS matching '
+                          'ORDER BY distance, %s LIMIT %s', extra, tbl, clause, v, key, k)];
+    IF plan ->> 'kind' <> 'index' THEN
+        run := exact;
+        RETURN;
+    END IF;
+
+    code := format('%I', plan ->> 'column');
+    SELECT x.sql_type INTO code_type FROM pgembed.codecs AS x
+    WHERE x.collection_id = c.id AND x.column_name = plan ->> 'column';
+    code_op := CASE WHEN split_part(code_type, '(', 1) = 'bit' THEN '<~>' ELSE op END;
+    settings := format('(SELECT set_config(''hnsw.ef_search'', %L, true) '
+                       '|| set_config(''hnsw.iterative_scan'', %L, true) '
+                       '|| set_config(''hnsw.max_scan_tuples'', %L, true)) IS NOT NULL',
+                       plan ->> 'ef_search', plan ->> 'iterative_scan',
+                       coalesce(plan ->> 'max_scan_tuples', (SELECT l.min_scan_tuples::text FROM pgembed.planner_limits() AS l)));
+    candidates := format('FROM %s WHERE %s AND (%s) ORDER BY %s %s ', tbl, settings, clause, code, code_op);
+    run := ARRAY[format('SELECT %s, %s %s ', key, v, op), 'q',
+                 format(' AS distance%s FROM (SELECT %s, %s%s %s', extra, key, v, extra, candidates), 'qcode',
+                 format('::%s LIMIT %s) AS candidates ORDER BY distance, %s LIMIT %s',
+                        code_type, plan ->> 'candidates', key, k)];
+    -- The queries' relation and its columns carry pgembed_ names (the relation's changes if the table itself
+    -- is so named); every column of the table is found in the subqueries' own FROM first, so a filter or a
+    -- key never resolves to them.
+    queries := CASE WHEN c.table_name = 'pgembed_queries' THEN 'pgembed_queries_' ELSE 'pgembed_queries' END;
+    many := ARRAY[format('SELECT %s.pgembed_no, c.%s, c.distance FROM unnest(', queries, key), 'qs',
+                  '::vector[], ', 'qcodes',
+                  format('::%1$s[]) WITH ORDINALITY AS %2$s(pgembed_q, pgembed_qcode, pgembed_no) CROSS JOIN LATERAL ('
+                         'SELECT %3$s, %4$s %5$s %2$s.pgembed_q AS distance FROM (SELECT %3$s, %4$s %6$s'
+                         '%2$s.pgembed_qcode LIMIT %7$s) AS candidates ORDER BY distance, %3$s LIMIT %8$s) AS c '
+                         'ORDER BY %2$s.pgembed_no, c.distance, c.%3$s',
+                         code_type, queries, key, v, op, candidates, plan ->> 'candidates', k)];
+END $$;
+
+-- A statement's pieces joined into text for EXECUTE, each parameter named in `parameters` becoming $n (its
+-- position there).
+CREATE OR REPLACE FUNCTION pgembed._statement_text(pieces text[], parameters text[]) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN (SELECT string_agg(CASE WHEN u.n % 2 = 1 THEN u.piece
+                                   ELSE '$' || array_position(parameters, u.piece) END, '' ORDER BY u.n)
+            FROM unnest(pieces) WITH ORDINALITY AS u(piece, n));
