@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The main job: starts (or reuses) the embedded PostgreSQL, then a short compression bench on the shipped
-# real dataset (pgembed/data/manpages-5k): the table, the advice for 64 B/vector, and where the plots went.
+# The main job: starts (or reuses) the embedded PostgreSQL, then on the shipped real dataset
+# (pgembed/tools/data/manpages-5k) pgembed against plain pgvector on one table, measured now.
 demo: $(STAMP)
 	$(BIN)/pgembed demo
 

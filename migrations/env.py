@@ -8,18 +8,19 @@ migrations/alembic.ini, or from an application's env.py (README: "Alembic in you
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import create_engine, pool
+
+from pgembed.db.functions import sync_functions
+from pgembed.statements.catalog import MIGRATION_SETUP
 
 SCHEMA = "pgembed"
 VERSION_TABLE = "alembic_version"
-# Serialises concurrent migrators: a constant only pgembed uses (hash of "pgembed.migrate").
-LOCK_KEY = 7_340_512_081
 
 
 def run_migrations(connection) -> None:  # type: ignore[no-untyped-def]
-    connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
-    connection.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
-    connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+    # The lock, pgvector and the schema, on the migration's own transaction (the driver's psycopg connection).
+    for statement in MIGRATION_SETUP:
+        connection.connection.driver_connection.execute(statement)
     context.configure(
         connection=connection,
         version_table=VERSION_TABLE,
@@ -28,6 +29,8 @@ def run_migrations(connection) -> None:  # type: ignore[no-untyped-def]
     )
     with context.begin_transaction():
         context.run_migrations()
+        # The function files follow the tables, whichever revision was asked for (a no-op below 0005).
+        sync_functions(connection.connection.driver_connection)
 
 
 def main() -> None:

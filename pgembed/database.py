@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from pgembed.collection import Collection
-from pgembed.db import catalog, migrate
+from pgembed.db import catalog, functions, migrate
 from pgembed.db.extension import ensure_pgvector
 from pgembed.db.session import Session
 from pgembed.engine import codecs, collections
@@ -140,6 +140,10 @@ class Database:
             state = "not installed" if revision is None else f"at revision {revision}, not {head}"
             raise CatalogError(f"pgembed's catalog is {state} in this database: run `pgembed migrate` "
                                "(or db.migrate())")
+        stale = functions.stale_functions(self.conn)
+        if stale:
+            raise CatalogError(f"pgembed's functions in this database are not this pgembed's ({', '.join(stale)}):"
+                               " run `pgembed migrate` (or db.migrate())")
 
     # -- collections ----------------------------------------------------------------------------------
     def collection(self, table: str, *, vector: str | None = None, key: str | None = None,

@@ -1,15 +1,13 @@
-"""Catalog v5: every function from the files of sql/functions/ (re-appliable, CREATE OR REPLACE), the one
-planner, filter compiler and statement builder that Python's search() now asks.
-
-A downgrade below this revision leaves the functions in place: they are not versioned (downgrading to base
-removes them all).
+"""Catalog v5: the functions as files (sql/functions/, CREATE OR REPLACE), re-applied by every `migrate()` whose
+files changed since they were last applied (pgembed.function_files records them); the one filter compiler,
+planner and statement builder that Python's search() asks.
 
 Revision ID: 0005_functions
 Revises: 0004_batch
 Create Date: 2026-12-01
 """
 
-from pgembed.db.functions import FUNCTION_FILES, apply_functions_in_migration
+from pgembed.db.functions import run_migration_file
 
 revision = "0005_functions"
 down_revision = "0004_batch"
@@ -18,8 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    apply_functions_in_migration(FUNCTION_FILES)
+    run_migration_file("0005_functions.up.sql")  # the functions follow: env.py syncs them after the migrations
 
 
 def downgrade() -> None:
-    pass
+    run_migration_file("0005_functions.down.sql")

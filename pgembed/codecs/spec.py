@@ -99,6 +99,8 @@ def codec_spec_of(value: Any) -> str:
     method = value.get("method") if isinstance(value, Mapping) else getattr(value, "method", value)
     if method is None:
         raise CodecSpecError("a recommendation mapping needs a 'method' (the codec spec)")
+    if isinstance(method, str) and method.startswith("pgvector-"):  # how the benchmarks name plain pgvector
+        raise CodecSpecError(f"{method!r} is a plain pgvector baseline, not a pgembed codec")
     return method  # type: ignore[no-any-return]
 
 

@@ -16,6 +16,10 @@ from pgembed.records import CoarseSource, CodecInfo, CollectionInfo
 from pgembed.vocabulary import CodecState
 
 T = TypeVar("T")
+
+
+class StaleCatalog(Exception):
+    """What was cached of the catalog no longer holds (a re-fit or drop made elsewhere): read it again."""
 CACHE_SECONDS = 30.0  # how long catalog facts and the planner's answers are trusted
 CACHE_ENTRIES = 1024
 
@@ -62,13 +66,17 @@ class CollectionContext:
         known = ", ".join(c.name for c in codecs) or "none"
         raise SchemaError(f"collection {self.info.name!r} has no active codec {name!r} (codecs: {known})")
 
-    def codec(self, name: str) -> Codec:
-        """The active codec `name`, fitted from its catalog parameters."""
+    def codec_at(self, column: str) -> Codec:
+        """The fitted codec whose codes are in `column` (a plan's code column). Each codec version has a column
+        of its own, so what is cached for a column never goes stale; a column no active codec owns any more (a
+        re-fit or drop made elsewhere) raises StaleCatalog."""
         def load() -> Codec:
-            info = self.active_codec(name)
+            info = next((c for c in self.codecs() if c.column_name == column and c.state is CodecState.ACTIVE), None)
+            if info is None:
+                raise StaleCatalog(f"no active codec of {self.info.name!r} stores its codes in {column!r}")
             return load_codec(info.kind, self.info.dim, info.params)
 
-        return self.cached(("codec", name), load)
+        return self.cached(("codec at", column), load)
 
     def sources(self) -> list[CoarseSource]:
         return self.cached("sources", lambda: catalog.search_sources(self.session, self.info.id))

@@ -11,7 +11,7 @@ from psycopg import sql
 
 from pgembed.db.session import Session
 from pgembed.engine.context import CollectionContext
-from pgembed.errors import InvalidFilterError, InvalidInputError, SchemaError
+from pgembed.errors import CollectionNotFoundError, InvalidFilterError, InvalidInputError, SchemaError
 from pgembed.planning.filters import Filter
 from pgembed.statements.search import COMPILE_FILTER
 
@@ -39,7 +39,8 @@ def compile_on(session: Session, table: sql.Identifier, where: Filter) -> str:
 @contextmanager
 def server_refusals(ctx: CollectionContext, where: Filter) -> Iterator[None]:
     """Errors the server's planner raises, as pgembed's: a bad filter (InvalidFilterError), a knob out of its
-    range or an unknown column (InvalidInputError), a codec or tuning the plan needs and lacks (SchemaError).
+    range or an unknown column (InvalidInputError), a codec or tuning the plan needs and lacks (SchemaError), a
+    collection dropped elsewhere (CollectionNotFoundError).
     The planner reports all bad input as SQLSTATE 22023; the filter alone is compiled again to tell which.
     What runs inside is isolated (Session.isolated): a refusal leaves the caller's transaction usable."""
     try:
@@ -52,3 +53,5 @@ def server_refusals(ctx: CollectionContext, where: Filter) -> Iterator[None]:
         raise InvalidInputError(message) from None
     except psycopg.errors.ObjectNotInPrerequisiteState as err:
         raise SchemaError(err.diag.message_primary or str(err)) from None
+    except psycopg.errors.UndefinedObject as err:  # the collection was dropped elsewhere
+        raise CollectionNotFoundError(err.diag.message_primary or str(err)) from None

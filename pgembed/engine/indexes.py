@@ -71,12 +71,16 @@ def build(ctx: CollectionContext, codec_id: int | None, column: str, method: Ind
     except ValueError:
         raise SchemaError(f"pgvector cannot build a {method.value} index on a column of type "
                           f"{column_info.type_name}") from None
-    clause = identity = None
+    clause = canonical = None
     if predicate is not None:
         compiled = as_filter(predicate)
-        clause, identity = compile_filter(ctx, compiled), compiled.identity
+        clause, canonical = compile_filter(ctx, compiled), compiled.json
         predicate = compiled.doc  # as the catalog keeps it, and the planner matches it: canonical JSON
-    name = index_name(ctx, column, method, identity)
+        twin = next((i.index_name for i in list_indexes(ctx) if i.codec_id == codec_id and i.method is method
+                     and i.predicate is not None and as_filter(i.predicate).identity == compiled.identity), None)
+        if twin is not None:  # the planner would choose between the two by name
+            raise SchemaError(f"index {twin!r} already serves that predicate")
+    name = index_name(ctx, column, method, canonical)
     monitor = _monitor_connection(ctx) if progress else None
     try:
         with progress_bar(f"index {name}", None, progress) as bar:
@@ -111,7 +115,7 @@ def drop_index(ctx: CollectionContext, index_name: str) -> None:
 
 
 def index_name(ctx: CollectionContext, column: str, method: IndexMethod, predicate: str | None = None) -> str:
-    """A full index's name says what it is; a partial one adds a digest of its predicate's identity."""
+    """A full index's name says what it is; a partial one adds a digest of its predicate (canonical JSON)."""
     digest = hashlib.sha1(predicate.encode()).hexdigest()[:8] if predicate else None
     suffix = f"_{method.value}_idx" if digest is None else f"_{method.value}_{digest}"
     name = f"{ctx.info.table_name}_{column}{suffix}"

@@ -18,7 +18,7 @@ import psycopg
 from pgvector import HalfVector
 
 from pgembed.codecs import Codec
-from pgembed.engine.context import CollectionContext
+from pgembed.engine.context import CollectionContext, StaleCatalog
 from pgembed.engine.filters import server_refusals
 from pgembed.errors import InvalidInputError
 from pgembed.planning.filters import Filter, as_filter
@@ -29,8 +29,9 @@ from pgembed.statements.search import PREPARE_SEARCH
 from pgembed.vectors import as_queries
 from pgembed.vocabulary import PlanKind, Storage
 
-# A codec re-fitted or dropped elsewhere since the catalog was read: the plan names a column that is gone.
-STALE_PLAN = (psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedObject)
+# A codec re-fitted or dropped elsewhere since the catalog was read: the plan names a column that is gone, or
+# one whose codec this process no longer finds.
+STALE_PLAN = (psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedObject, StaleCatalog)
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,9 @@ def search_many(ctx: CollectionContext, queries: np.ndarray, prepared: PreparedS
     re-rank in a LATERAL subquery); a query that finds fewer than k rows there is answered again exactly,
     on its own, as search() does."""
     plan = prepared.plan
-    if plan.kind is not PlanKind.INDEX or plan.codec is None or prepared.many is None:
+    if plan.kind is not PlanKind.INDEX or plan.column is None or prepared.many is None:
         raise InvalidInputError("search_many takes an index plan")
-    codec = ctx.codec(plan.codec)
+    codec = ctx.codec_at(plan.column)
     params = {"qs": list(queries), "qcodes": [query_code(codec, v) for v in queries]}
     found: list[list[tuple[Any, float]]] = [[] for _ in range(len(queries))]
     for number, key, distance in ctx.session.read_scoped(from_pieces(prepared.many), params):
@@ -148,8 +149,8 @@ def _fetch(ctx: CollectionContext, plan: Plan, pieces: Pieces, q: np.ndarray, co
            ) -> SearchResult:
     params: dict[str, Any] = {"q": q}
     if plan.kind is PlanKind.INDEX:
-        assert plan.codec is not None
-        params["qcode"] = query_code(ctx.codec(plan.codec), q)
+        assert plan.column is not None
+        params["qcode"] = query_code(ctx.codec_at(plan.column), q)
         rows = ctx.session.read_scoped(from_pieces(pieces), params)
     else:
         rows = ctx.session.rows(from_pieces(pieces), params)

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import psycopg
 from psycopg import sql
 from sqlalchemy.dialects.postgresql import psycopg as sa_psycopg
 from sqlalchemy.sql import ClauseElement, ColumnElement, TextClause
@@ -181,4 +182,7 @@ def _render_sqlalchemy(clause: ClauseElement) -> str:
         at = match.end()
     parts.append(sql.SQL(compiled.string[at:]))
     # The text is SQLAlchemy's rendering of the caller's own expression objects; values are psycopg literals.
-    return sql.Composed(parts).as_string(None)
+    try:
+        return sql.Composed(parts).as_string(None)
+    except psycopg.ProgrammingError as err:  # a value psycopg has no SQL literal for (a dict, an object)
+        raise InvalidFilterError(f"a value of the SQLAlchemy filter cannot be written as SQL: {err}") from None

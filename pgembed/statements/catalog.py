@@ -60,3 +60,20 @@ SHOW_CHECK_FUNCTION_BODIES = sql.SQL("SHOW check_function_bodies")
 def set_check_function_bodies(value: str) -> sql.Composed:
     """For the rest of the transaction."""
     return sql.SQL("SELECT set_config('check_function_bodies', {}, true)").format(sql.Literal(value))
+
+
+# -- before Alembic runs (migrations/env.py) --------------------------------------------------------------------
+MIGRATION_LOCK = 7_340_512_081  # serialises concurrent migrators: a constant only pgembed uses
+MIGRATION_SETUP = (
+    sql.SQL("SELECT pg_advisory_xact_lock({})").format(sql.Literal(MIGRATION_LOCK)),
+    sql.SQL("CREATE EXTENSION IF NOT EXISTS vector"),
+    sql.SQL("CREATE SCHEMA IF NOT EXISTS pgembed"),
+)
+
+# -- which function files a database has (pgembed.function_files, since 0005) ---------------------------------
+FUNCTION_FILES_PRESENT = sql.SQL("SELECT to_regclass('pgembed.function_files') IS NOT NULL")
+FUNCTION_FILE_SUMS = sql.SQL("SELECT name, sha256 FROM pgembed.function_files")
+RECORD_FUNCTION_FILE = sql.SQL(
+    "INSERT INTO pgembed.function_files (name, sha256) VALUES (%s, %s) "
+    "ON CONFLICT (name) DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()"
+)

@@ -50,3 +50,10 @@ PGVECTOR_VERSION = sql.SQL("SELECT extversion FROM pg_extension WHERE extname = 
 PGVECTOR_AVAILABLE = sql.SQL("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
 ADVISORY_XACT_LOCK = sql.SQL("SELECT pg_advisory_xact_lock(%s)")
 CREATE_PGVECTOR = sql.SQL("CREATE EXTENSION IF NOT EXISTS vector")
+
+# Whether new connections from the same DSN would see what this session sees of a table: the same role (no SET
+# ROLE in force) and no row-level security on it (a policy may read this session's role or settings).
+SAME_VIEW_ON_NEW_CONNECTIONS = sql.SQL(
+    "SELECT current_user = session_user AND NOT (c.relrowsecurity OR c.relforcerowsecurity) "
+    "FROM pg_class AS c WHERE c.oid = %s::regclass"
+)

@@ -15,4 +15,3 @@ CHECK_SEARCH_PARAMS = sql.SQL(
     "SELECT pgembed.check_search_params(%(k)s, %(recall)s, %(ef_search)s, %(oversample)s, %(plan)s)"
 )
 COMPILE_FILTER = sql.SQL("SELECT pgembed.filter_sql(%s::regclass, %s::jsonb)")  # sql/functions/filters.sql
-PLANNER_LIMITS = sql.SQL("SELECT max_candidates, max_ef_search FROM pgembed.planner_limits()")

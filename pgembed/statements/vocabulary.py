@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from pgembed.vocabulary import Metric
+from pgembed.vocabulary import Metric, PlanKind
 
 
 def distance_operator_function() -> sql.Composed:
@@ -18,4 +18,17 @@ def distance_operator_function() -> sql.Composed:
     ).format(cases)
 
 
-GENERATED = {"vocabulary": distance_operator_function}
+def plan_kinds_function() -> sql.Composed:
+    """pgembed.plan_kinds(): the plans a search may ask for (the planner checks `plan` against them)."""
+    kinds = sql.SQL(", ").join(sql.Literal(p.value) for p in PlanKind)
+    return sql.SQL(
+        "CREATE OR REPLACE FUNCTION pgembed.plan_kinds() RETURNS text[] "
+        "LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN ARRAY[{}]::text[]"
+    ).format(kinds)
+
+
+def vocabulary_functions() -> sql.Composed:
+    return sql.SQL(";\n").join([distance_operator_function(), plan_kinds_function()])
+
+
+GENERATED = {"vocabulary": vocabulary_functions}

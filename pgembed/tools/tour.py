@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 import pgembed
+from pgembed.groundtruth import exact_topk
 from pgembed.statements import benchmarks as q
 
 TOUR_TABLE = "pgembed_tour"
@@ -109,6 +110,6 @@ def filtered_search(
 def exact_ids(vectors: np.ndarray, attrs: dict[str, Any], query: np.ndarray, where: tuple[str, int],
               k: int) -> list[int]:
     mask = (np.asarray(attrs["category"]) == where[0]) & (np.asarray(attrs["year"]) >= where[1])
-    ids = np.nonzero(mask)[0]
-    scores = vectors[ids] @ (query / np.linalg.norm(query))
-    return [int(i) for i in ids[np.argsort(-scores)[:k]]]
+    ids = np.flatnonzero(mask)
+    top, _ = exact_topk(vectors[ids], query[None, :], min(k, len(ids)), "cosine")
+    return [int(i) for i in ids[top[0]]]

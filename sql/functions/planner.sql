@@ -54,8 +54,8 @@ BEGIN
         RAISE EXCEPTION 'oversample must be between 1 and %, got %', lim.max_oversample, oversample
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF plan IS NULL OR plan NOT IN ('auto', 'exact', 'index') THEN
-        RAISE EXCEPTION 'plan must be one of auto, exact, index, got %', quote_nullable(plan)
+    IF plan IS NULL OR NOT plan = ANY (pgembed.plan_kinds()) THEN
+        RAISE EXCEPTION 'plan must be one of %, got %', array_to_string(pgembed.plan_kinds(), ', '), quote_nullable(plan)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 END $$;

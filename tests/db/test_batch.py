@@ -143,7 +143,7 @@ def test_sql_search_batch_equals_the_sql_search(docs: pgembed.Collection, sql_co
 
 
 def test_scan_with_percent_in_a_filter_value(db: pgembed.Database) -> None:
-    """COPY takes no parameters: a '%' in a filter must still match literally (review finding)."""
+    """COPY takes no parameters: a '%' in a filter must still match literally."""
     x = unit_vectors(200, DIM, seed=16)
     coll = db.create_collection("pct", DIM, attrs={"label": "text"})
     coll.ingest(np.arange(200), x, {"label": ["50% off" if i % 4 == 0 else "full price" for i in range(200)]})
@@ -291,3 +291,35 @@ def test_identical_queries_are_answered_once(docs: pgembed.Collection, monkeypat
         assert batch.ids[i].tolist() == single.ids.tolist() and batch.counts[i] == 5
     scanned = docs.search_batch(queries, 5, where=where, strategy="scan")
     assert scanned.ids.tolist() == batch.ids.tolist()
+
+
+def test_worker_connections_never_widen_what_the_caller_sees(db: pgembed.Database, dsn: str) -> None:
+    """Under SET ROLE and a row-level security policy, search_batch(workers=3) answers from the caller's rows
+    only: new connections would log in as the server role and see every tenant's rows."""
+    import uuid
+
+    x = unit_vectors(600, DIM, seed=31)
+    coll = db.create_collection("shared", DIM, attrs={"tenant": "text"})
+    coll.ingest(np.arange(600), x, {"tenant": ["a" if i % 2 else "b" for i in range(600)]})
+    role = f"pgembed_tenant_{uuid.uuid4().hex[:8]}"
+    db.execute(psycopg.sql.SQL("CREATE ROLE {}").format(psycopg.sql.Identifier(role)))
+    try:
+        db.execute(psycopg.sql.SQL("GRANT USAGE ON SCHEMA pgembed TO {r}; GRANT SELECT ON shared TO {r}").format(
+            r=psycopg.sql.Identifier(role)))
+        db.execute("ALTER TABLE shared ENABLE ROW LEVEL SECURITY")
+        db.execute(psycopg.sql.SQL("CREATE POLICY mine ON shared TO {} USING (tenant = 'a')").format(
+            psycopg.sql.Identifier(role)))
+        db.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(role)))
+        q = unit_vectors(8, DIM, seed=32)
+        for strategy in ("scan", "each"):
+            batch = coll.search_batch(q, 5, strategy=strategy, plan="exact" if strategy == "each" else "auto",
+                                      workers=3)
+            keys = [int(k) for row in batch.ids for k in row if k is not None]
+            assert keys and all(k % 2 == 1 for k in keys), strategy  # tenant 'a' rows only
+    finally:
+        db.execute("RESET ROLE")
+        db.execute("ALTER TABLE shared DISABLE ROW LEVEL SECURITY")
+        db.execute("DROP POLICY IF EXISTS mine ON shared")
+        db.execute(psycopg.sql.SQL("REVOKE ALL ON shared FROM {r}; REVOKE USAGE ON SCHEMA pgembed FROM {r}").format(
+            r=psycopg.sql.Identifier(role)))
+        db.execute(psycopg.sql.SQL("DROP ROLE {}").format(psycopg.sql.Identifier(role)))

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import psycopg
 import pytest
 from alembic import command
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import create_engine, pool
 
 import pgembed
-from pgembed.db import migrate
+from pgembed.db import functions, migrate
 from pgembed.errors import CatalogError
 
-CATALOG_TABLES = {"collections", "codecs", "indexes", "tuning"}
+CATALOG_TABLES = {"collections", "codecs", "indexes", "tuning", "function_files"}
 
 
 def catalog_tables(conn: psycopg.Connection) -> set[str]:
@@ -87,3 +90,108 @@ def test_application_env_py_can_run_pgembed_migrations(bare_dsn: str) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, "pgembed@head")
     assert migrate.current_revision(bare_dsn) == migrate.head_revision()
+
+
+def test_function_files_are_applied_when_their_text_changes(dsn: str) -> None:
+    """A function file whose text differs from what the database recorded makes the catalog not current, and the
+    next migrate() re-applies that file alone: a planner threshold is one file's change, no migration."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        recorded = dict(conn.execute("SELECT name, sha256 FROM pgembed.function_files").fetchall())
+        assert set(recorded) == set(functions.FUNCTION_FILES)
+        assert functions.stale_functions(conn) == []
+        # As if planner.sql had changed since it was applied: the recorded text is not this pgembed's.
+        conn.execute("UPDATE pgembed.function_files SET sha256 = 'older' WHERE name = 'planner'")
+        conn.execute("CREATE OR REPLACE FUNCTION pgembed.planner_limits(OUT exact_max_rows double precision, "
+                     "OUT min_ef_search integer, OUT max_ef_search integer, OUT min_scan_tuples bigint, "
+                     "OUT max_scan_tuples bigint, OUT scan_safety double precision, OUT max_candidates integer, "
+                     "OUT max_oversample double precision) LANGUAGE sql IMMUTABLE AS "
+                     "$$ SELECT 1::float8, 40, 1000, 20000::bigint, 2147483647::bigint, 4::float8, 10000, "
+                     "1000::float8 $$")
+        with pgembed.connect(dsn) as db:
+            with pytest.raises(CatalogError, match=r"functions in this database are not this pgembed's \(planner\)"):
+                db.collections()
+            db.migrate()
+            assert db.collections() == []
+        assert conn.execute("SELECT exact_max_rows FROM pgembed.planner_limits()").fetchone() == (10000,)
+        assert functions.stale_functions(conn) == []
+
+
+def test_downgrading_to_base_refuses_to_drop_the_users_objects(dsn: str) -> None:
+    """A view over pgembed.search() or an index on an encoder's result is the user's: the downgrade stops and
+    names them, leaving everything in place."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY, v vector(3))")
+        conn.execute("CREATE INDEX t_f16 ON t (pgembed.encode_float16(v))")
+        conn.execute("CREATE VIEW near AS SELECT * FROM pgembed.search('nothing', '[1,2,3]'::vector)")
+        with pytest.raises(Exception, match="these use its functions: .*(index t_f16|view near).*"):
+            migrate.downgrade(dsn, "base")
+        assert migrate.current_revision(dsn) == migrate.head_revision()
+        assert conn.execute("SELECT to_regclass('t_f16') IS NOT NULL, to_regclass('near') IS NOT NULL").fetchone() \
+            == (True, True)
+        conn.execute("DROP VIEW near")
+        conn.execute("DROP INDEX t_f16")
+        migrate.downgrade(dsn, "base")
+        assert migrate.current_revision(dsn) is None
+        assert conn.execute("SELECT to_regclass('t') IS NOT NULL").fetchone() == (True,)  # the user's table stays
+
+
+def test_a_role_that_may_only_read_uses_the_library(db: pgembed.Database, dsn: str) -> None:
+    """Every entry point checks that the catalog is current; a role with SELECT on one table may do that."""
+    import uuid
+
+    db.create_collection("readable", 3).ingest([1, 2], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    role = f"pgembed_reader_{uuid.uuid4().hex[:8]}"
+    db.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        db.execute(sql.SQL("GRANT USAGE ON SCHEMA pgembed TO {r}; GRANT SELECT ON readable TO {r}").format(
+            r=sql.Identifier(role)))
+        with pgembed.connect(make_conninfo(dsn, user=role)) as reader:
+            hits = reader.collection("readable").search([1.0, 0.1, 0.0], 1)
+            assert hits.ids.tolist() == [1]
+    finally:
+        db.execute(sql.SQL("REVOKE ALL ON readable FROM {r}; REVOKE USAGE ON SCHEMA pgembed FROM {r}").format(
+            r=sql.Identifier(role)))
+        db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_a_catalog_made_before_the_functions_moved_to_files_upgrades(bare_dsn: str) -> None:
+    """tests/db/fixtures/catalog_0004.sql.gz is a database pgembed made at revision 0004 (its functions then were
+    copies inside migrations). Upgraded, every function is this pgembed's, the collection's trigger and query
+    encoder are regenerated, and search works through its full index, its partial index and its tuning."""
+    import gzip
+    from pathlib import Path
+
+    import numpy as np
+
+    dump = gzip.decompress((Path(__file__).parent / "fixtures" / "catalog_0004.sql.gz").read_bytes()).decode()
+    with psycopg.connect(bare_dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION vector")
+        conn.execute(sql.SQL(dump))  # type: ignore[arg-type]  (the dump empties this session's search_path)
+    assert migrate.current_revision(bare_dsn) == "0004_batch"
+    with psycopg.connect(bare_dsn) as conn:
+        before = {r[0] for r in conn.execute("SELECT oid::regprocedure::text FROM pg_proc "
+                                              "WHERE pronamespace = 'pgembed'::regnamespace").fetchall()}
+    with pgembed.connect(bare_dsn, migrate=True) as db:
+        assert db.catalog_revision() == migrate.head_revision() and functions.stale_functions(db.conn) == []
+        after = {r[0] for r in db.execute("SELECT oid::regprocedure::text FROM pg_proc "
+                                          "WHERE pronamespace = 'pgembed'::regnamespace").fetchall()}
+        assert before <= after  # replaced in place, none left behind under an old signature
+        docs = db.collection("docs")
+        keys, x = docs.sample_rows(300)
+        by_key = dict(zip(keys, x, strict=True))
+        q = by_key[0]
+        exact = docs.search(q, 5, plan="exact")
+        assert exact.ids[0] == 0
+        assert docs.search(q, 5, oversample=30).plan.kind == "index"
+        news = docs.search(q, 5, where={"category": "news"}, plan="index", oversample=10)
+        assert news.plan.index == "docs_embedding_bq_hnsw_8708dc9c" and len(news) == 5
+        assert docs.search(q, 5, recall=0.8).plan.tuned
+        row = db.execute("SELECT count(*) FROM pgembed.search('docs', %s::vector, 5)",
+                         (json.dumps(q.tolist()),)).fetchone()
+        assert row == (5,)
+        # The regenerated trigger encodes a new row as the numpy codecs do.
+        v = np.full(8, 0.3, dtype=np.float32)
+        db.execute("INSERT INTO docs (id, embedding, category) VALUES (1000, %s::vector, 'x')",
+                   (json.dumps(v.tolist()),))
+        stored = db.value("SELECT embedding_bq::text FROM docs WHERE id = 1000")
+        assert stored == "".join(str(b) for b in np.unpackbits(docs.codec("bq").encode(v))[:8])

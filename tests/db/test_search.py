@@ -246,6 +246,25 @@ def test_search_survives_a_refit_made_elsewhere(db: pgembed.Database, docs: pgem
     assert len(after) == 10
 
 
+def test_a_new_plan_after_a_refit_elsewhere_encodes_the_query_with_the_new_codec(db: pgembed.Database,
+                                                                               docs: pgembed.Collection,
+                                                                               sql_conn: psycopg.Connection) -> None:
+    """The codec that encodes the query is the one of the plan's column, not one cached under the codec's
+    name: after a re-fit elsewhere (fitted far from the old one), a filter never seen before gets a plan on the
+    new column and a query code equal to the server's for it."""
+    q = unit_vectors(1, DIM, seed=29)[0]
+    docs.search(q, 10, oversample=20)  # the old version's codec, loaded in this process
+    x = docs.data[0]  # type: ignore[attr-defined]
+    db.collection("docs").fit(fit_on=x + 0.5)
+    new = docs.search(q, 10, where={"year": {"$gte": 1991}}, oversample=1, plan="index")
+    fresh = db.collection("docs").search(q, 10, where={"year": {"$gte": 1991}}, oversample=1, plan="index")
+    assert new.plan.column == fresh.plan.column and new.plan.column.endswith("_v2")
+    assert new.ids.tolist() == fresh.ids.tolist()
+    server_code = sql_conn.execute(f"SELECT pgembed.query_code_{docs.info.id}(%s, %s::vector)",
+                                   (new.plan.column, vector_text(q))).fetchone()[0]
+    assert query_code(docs.context.codec_at(new.plan.column), q) == server_code
+
+
 def test_partial_index_serves_its_predicate(docs: pgembed.Collection, sql_conn: psycopg.Connection) -> None:
     info = docs.create_index("bq", "hnsw", m=8, ef_construction=40, where={"category": "news"})
     assert info.predicate == {"category": "news"}
@@ -340,20 +359,24 @@ def test_partial_index_beats_exact_for_its_own_small_predicate(docs: pgembed.Col
     assert sql_plan["kind"] == "index" and sql_plan["index"] == info.index_name
 
 
-def test_review_fixes_always_true_filter_zero_query_scan_cap(docs: pgembed.Collection,
-                                                            sql_conn: psycopg.Connection) -> None:
+def test_a_filter_that_keeps_every_row_is_no_filter(docs: pgembed.Collection, sql_conn: psycopg.Connection) -> None:
     q = unit_vectors(1, DIM, seed=24)[0]
-    # A filter that keeps every row is no filter, on both sides.
     plan = docs.explain(10, where={"category": {"$nin": []}}, oversample=5)
     assert plan.estimated_rows is None and plan.iterative_scan == "off"
     sql_plan = sql_conn.execute("SELECT pgembed.search_plan('docs', %s::vector, 10, '{\"category\": {\"$nin\": []}}', "
                                 "oversample => 5)", (vector_text(q),)).fetchone()[0]
     assert sql_plan["iterative_scan"] == "off" and sql_plan["estimated_rows"] is None
+
+
+def test_a_zero_query_has_no_cosine_distance(docs: pgembed.Collection, sql_conn: psycopg.Connection) -> None:
     with pytest.raises(InvalidInputError, match="all zeros"):
         docs.search(np.zeros(DIM, dtype=np.float32), 10)
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="all zeros"):
         sql_conn.execute("SELECT * FROM pgembed.search('docs', %s::vector)", (vector_text(np.zeros(DIM)),))
-    # A filter keeping one row in 10^12: the scan cap is pgvector's largest, not an overflow.
+
+
+def test_the_scan_cap_stops_at_pgvectors_largest(docs: pgembed.Collection, sql_conn: psycopg.Connection) -> None:
+    """A filter keeping one row in 10^12: 4 * candidates / selectivity would overflow pgvector's limit."""
     huge = sql_conn.execute("SELECT pgembed._plan(%s, 10, NULL, NULL, NULL, NULL, 'index', NULL, true, 1, 1e12)",
                             (docs.info.id,)).fetchone()[0]
     assert huge["max_scan_tuples"] == 2**31 - 1

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgembed.codecs import make_codec
 from pgembed.codecs.spec import codec_spec_of
 from pgembed.errors import InvalidInputError, UnknownCodecError
 from pgembed.planning.params import SearchParams
@@ -82,8 +81,10 @@ def test_nothing_measured_is_a_clear_error() -> None:
 def test_add_codec_takes_a_recommendation_as_it_comes() -> None:
     pick = advise_codec(ROWS, "64B")
     assert codec_spec_of(pick) == "bq" and codec_spec_of(pick.to_dict()) == "bq"
-    with pytest.raises(UnknownCodecError):  # a baseline's name is no codec spec
-        make_codec(codec_spec_of({"method": "pgvector-hnsw-f16"}), 8)
+    with pytest.raises(UnknownCodecError, match="a plain pgvector baseline, not a pgembed codec"):
+        codec_spec_of({"method": "pgvector-hnsw-f16"})
+    with pytest.raises(UnknownCodecError, match="needs a 'method'"):
+        codec_spec_of({"knobs": {}})
     assert isinstance(pick, Recommendation) and set(pick.to_dict()) >= {
         "method", "knobs", "bytes_per_vector", "recall_at_k", "qps", "params"}
 
