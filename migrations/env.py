@@ -11,6 +11,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from pgembed.db.functions import sync_functions
+from pgembed.db.kernels import ensure_kernels
 from pgembed.statements.catalog import MIGRATION_SETUP
 
 SCHEMA = "pgembed"
@@ -29,8 +30,14 @@ def run_migrations(connection) -> None:  # type: ignore[no-untyped-def]
     )
     with context.begin_transaction():
         context.run_migrations()
-        # The function files follow the tables, whichever revision was asked for (a no-op below 0005).
-        sync_functions(connection.connection.driver_connection)
+        # The function files are the newest revision's: they follow the tables there, then the kernels are
+        # installed where the server has them and bound (pgembed.bind_kernels). An older revision asked for
+        # keeps whatever functions it had; the pgembed of that revision writes its own.
+        migration = context.get_context()
+        if set(migration.get_current_heads()) == set(context.script.get_heads()):
+            driver = connection.connection.driver_connection
+            sync_functions(driver)
+            ensure_kernels(driver)
 
 
 def main() -> None:

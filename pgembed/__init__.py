@@ -2,6 +2,7 @@
 
 from pgembed.collection import Collection
 from pgembed.database import Database, connect
+from pgembed.db.kernels import KernelStatus
 from pgembed.engine.advise import Advice
 from pgembed.engine.batch import BatchResult
 from pgembed.engine.search import SearchResult
@@ -23,7 +24,7 @@ from pgembed.errors import (
 from pgembed.planning.costs import CostModel
 from pgembed.planning.params import SearchParams
 from pgembed.planning.plans import Plan
-from pgembed.vocabulary import BatchStrategy, Metric, PlanKind
+from pgembed.vocabulary import BatchStrategy, KernelMode, Metric, PlanKind
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,8 @@ __all__ = [
     "InvalidFilterError",
     "InvalidInputError",
     "InvalidVectorsError",
+    "KernelMode",
+    "KernelStatus",
     "Metric",
     "NotDecodableError",
     "PgembedError",

@@ -17,6 +17,7 @@ from psycopg import sql
 from pgembed.collection import Collection
 from pgembed.db import catalog, functions, migrate
 from pgembed.db.extension import ensure_pgvector
+from pgembed.db.kernels import KernelStatus, ensure_kernels, kernel_status
 from pgembed.db.session import Session
 from pgembed.engine import codecs, collections
 from pgembed.engine.context import CollectionContext
@@ -129,6 +130,19 @@ class Database:
 
     def downgrade(self, revision: str) -> None:
         migrate.downgrade(self.conninfo, revision, password=self.session.password)
+
+    # -- kernels --------------------------------------------------------------------------------------
+    def kernels(self) -> KernelStatus:
+        """Which implementation pgembed's functions run here: the C kernels or the SQL twins, and why."""
+        self._require_current()
+        return kernel_status(self.conn)
+
+    def use_kernels(self, enabled: bool = True) -> KernelStatus:
+        """Bind pgembed's functions to the kernels (installing them where the server has them and the role
+        may) or, with False, to the SQL twins. The database keeps the choice across migrate()."""
+        self._require_current()
+        with self.session.transaction() as conn:
+            return ensure_kernels(conn, use=enabled)
 
     def catalog_revision(self) -> str | None:
         return catalog.installed_revision(self.session)

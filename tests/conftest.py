@@ -50,6 +50,26 @@ def _docker_dsn(stack: list) -> str:
     return container.get_connection_url()
 
 
+SANITIZE_ENV = "PGEMBED_TEST_SANITIZE"  # `make kernels-sanitize`: the kernels built with ASan and UBSan
+
+
+def _sanitizer(log_dir: Path, stack: list) -> dict[str, str]:
+    """The embedded server's environment for a sanitized build of the kernels; at the end of the session, any
+    report the sanitizers wrote fails the run."""
+    from pgembed.tools.kernels import sanitizer_environment
+
+    environment = sanitizer_environment(log_dir)
+
+    def check() -> None:
+        reports = sorted(log_dir.glob("*"))
+        if reports:
+            text = "\n".join(p.read_text(errors="replace")[-3000:] for p in reports)
+            raise AssertionError(f"the sanitizers reported {len(reports)} problem(s) in the kernels:\n{text}")
+
+    stack.insert(0, check)  # after the server stopped: cleanups run in reverse
+    return environment
+
+
 @pytest.fixture(scope="session")
 def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Admin DSN of the test server (its maintenance database)."""
@@ -59,7 +79,9 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     elif os.environ.get("PGEMBED_TEST_BACKEND", "embedded") == "docker":
         dsn = _docker_dsn(cleanups)
     else:
-        server = EmbeddedServer(tmp_path_factory.mktemp("pg") / "data")
+        root = tmp_path_factory.mktemp("pg")
+        environment = _sanitizer(root / "sanitizer", cleanups) if os.environ.get(SANITIZE_ENV) else None
+        server = EmbeddedServer(root / "data", environment=environment)
         dsn = server.ensure_running()
         cleanups.append(server.stop)
     with psycopg.connect(dsn, autocommit=True) as conn:

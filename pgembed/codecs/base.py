@@ -104,18 +104,13 @@ class Codec(ABC):
 
     # -- codes ----------------------------------------------------------------------------------------
     def encode(self, vectors: np.ndarray) -> np.ndarray:
-        """Codes of an (n, dim) array, one row per vector; validated here, so subclasses get clean float32."""
+        """Codes of an (n, dim) array, one row per vector; validated here, so subclasses get clean float32. No
+        finite vector is refused: a code is computed for every one, as the SQL encoders do."""
         self._require_fitted()
-        x = as_matrix(vectors, self.dim)
-        self.check(x)
-        return self._encode(x)
+        return self._encode(as_matrix(vectors, self.dim))
 
     @abstractmethod
     def _encode(self, x: np.ndarray) -> np.ndarray: ...
-
-    def check(self, x: np.ndarray) -> None:
-        """Raise if validated vectors `x` cannot be encoded (the SQL encoder would fail on them)."""
-        return None
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """Approximate vectors back from codes, in the codec's output space."""
@@ -146,6 +141,14 @@ class Codec(ABC):
     @abstractmethod
     def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
         """The SQL call computing the code of `source` (an expression of type vector)."""
+
+    # A distance estimator in SQL for this codec's codes, or None: ORDER BY estimator(code, table) ranks rows
+    # from their codes alone (RaBitQ's takes (code, factors, table)); the table is the query's, made once.
+    estimator: str | None = None
+
+    def sql_query_table(self, query: SqlExpr, metric: str) -> SqlCall | None:
+        """The SQL call making a query's table for `estimator` (`metric`: cosine, ip or l2)."""
+        return None
 
     def extra_columns(self) -> list[ExtraColumn]:
         return []

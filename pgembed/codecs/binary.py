@@ -66,8 +66,8 @@ class ThermometerCodec(Codec):
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
         assert self.thresholds is not None
-        # float32 subtraction and "> 0", exactly as pgvector's vector_sub and binary_quantize.
-        bits = np.concatenate([(x - t) > 0 for t in self.thresholds], axis=1)
+        # x > t is the sign of x - t (binary_quantize of pgvector's vector_sub), overflowing or not.
+        bits = np.concatenate([x > t for t in self.thresholds], axis=1)
         return np.packbits(bits, axis=1)
 
     def similarity(self, queries: np.ndarray, codes: np.ndarray,
@@ -88,6 +88,13 @@ class ThermometerCodec(Codec):
         if self.bits == 1:
             return SqlCall("pgembed.encode_binary", (source, matrix_to_json(self.thresholds)[0]))
         return SqlCall("pgembed.encode_thermometer", (source, vector_array_literal(self.thresholds)))
+
+    # The float query against the code's bits (asymmetric): ranks better than Hamming for the same candidates.
+    estimator = "pgembed.bits_distance"
+
+    def sql_query_table(self, query: SqlExpr, metric: str) -> SqlCall:
+        self._require_fitted()
+        return SqlCall("pgembed.bits_lut", (query, self.bits * self.dim, metric))
 
     def params(self) -> dict[str, Any]:
         if self.thresholds is None:

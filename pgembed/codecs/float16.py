@@ -5,25 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from pgembed.codecs.base import SOURCE, Codec, SqlCall, SqlExpr
-from pgembed.errors import InvalidVectorsError
 
 
 class Float16Codec(Codec):
     kind = "f16"
     storage = "halfvec"
-    # |x| >= 65520 rounds to infinity in float16; pgvector refuses such values, and so do we.
-    LIMIT = 65520.0
+    # float16's largest finite value: larger magnitudes are stored as it (pgembed.encode_float16 saturates).
+    LARGEST = 65504.0
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
-        return x.astype(np.float16)  # round to nearest even, as pgvector's vector -> halfvec cast
-
-    def check(self, x: np.ndarray) -> None:
-        if x.max() < self.LIMIT and x.min() > -self.LIMIT:  # two reductions, no temporary: the common case
-            return
-        overflow = (np.abs(x) >= self.LIMIT).any(axis=1)
-        if overflow.any():
-            row = int(np.argmax(overflow))
-            raise InvalidVectorsError(f"row {row} has a value beyond float16 range (|x| >= 65520)")
+        if x.max() <= self.LARGEST and x.min() >= -self.LARGEST:  # two reductions, no temporary: the common case
+            return x.astype(np.float16)  # round to nearest even, as pgvector's vector -> halfvec cast
+        return np.clip(x, -self.LARGEST, self.LARGEST).astype(np.float16)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         return np.asarray(codes, dtype=np.float16).astype(np.float32)

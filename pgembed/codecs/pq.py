@@ -75,13 +75,24 @@ class PQCodec(Codec):
     def sql_type(self) -> str:
         return "bytea"
 
-    def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
+    estimator = "pgembed.pq_distance"
+
+    def _sql_codebook(self) -> tuple[str, str]:
+        """The codebook as the SQL functions take it: one vector per dimension (its 256 centroids' values),
+        one per sub-space (their squared norms)."""
         self._require_fitted()
         assert self.codebooks is not None
         columns = self.codebooks.transpose(0, 2, 1).reshape(-1, CENTROIDS)  # (m * sub, 256)
         norms = (self.codebooks.astype(np.float64) ** 2).sum(axis=2).astype(np.float32)  # (m, 256)
-        return SqlCall("pgembed.encode_pq", (source, vector_array_literal(columns), vector_array_literal(norms),
-                                             self.sub))
+        return vector_array_literal(columns), vector_array_literal(norms)
+
+    def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
+        columns, norms = self._sql_codebook()
+        return SqlCall("pgembed.encode_pq", (source, columns, norms, self.sub))
+
+    def sql_query_table(self, query: SqlExpr, metric: str) -> SqlCall:
+        columns, norms = self._sql_codebook()
+        return SqlCall("pgembed.pq_lut", (query, columns, norms, self.sub, metric))
 
     def params(self) -> dict[str, Any]:
         if self.codebooks is None:

@@ -55,6 +55,10 @@ class Projection(ABC):
     def sql_apply(self, source: SqlExpr) -> SqlCall:
         """The SQL call projecting `source` (the data side)."""
 
+    def sql_apply_query(self, source: SqlExpr) -> SqlCall:
+        """The SQL call projecting a query, as apply_query does."""
+        return self.sql_apply(source)
+
     @abstractmethod
     def params(self) -> dict[str, Any]: ...
 
@@ -111,6 +115,10 @@ class _Linear(Projection):
     def sql_apply(self, source: SqlExpr) -> SqlCall:
         assert self.rows is not None and self.centre is not None
         return sql_project(source, self.centre, self.rows)
+
+    def sql_apply_query(self, source: SqlExpr) -> SqlCall:
+        assert self.rows is not None
+        return SqlCall("pgembed.project", (source, vector_array_literal(self.rows)))
 
     def params(self) -> dict[str, Any]:
         if self.rows is None or self.centre is None:

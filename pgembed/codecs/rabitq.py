@@ -117,6 +117,13 @@ class RaBitQCodec(Codec):
         self._require_fitted()
         return SqlCall("binary_quantize", (self._sql_rotated(source),))
 
+    estimator = "pgembed.rabitq_distance"  # (code, factors, table)
+
+    def sql_query_table(self, query: SqlExpr, metric: str) -> SqlCall:
+        self._require_fitted()
+        assert self.centre is not None
+        return SqlCall("pgembed.rabitq_lut", (query, vector_literal(self.centre), self._sql_rotated(query), metric))
+
     def extra_columns(self) -> list[ExtraColumn]:
         return [ExtraColumn(FACTORS, "vector(2)", "vector")]
 

@@ -103,6 +103,12 @@ class Int8Codec(_ScalarQuantizer):
         p = self.params()
         return SqlCall("pgembed.encode_int8", (source, p["lo"], p["inv"]))
 
+    estimator = "pgembed.sq8_distance"
+
+    def sql_query_table(self, query: SqlExpr, metric: str) -> SqlCall:
+        p = self.params()
+        return SqlCall("pgembed.sq8_query", (query, p["lo"], p["step"], metric))
+
 
 class OSQCodec(_ScalarQuantizer):
     kind = "osq"

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pgembed.codecs.base import SOURCE, Codec, ExtraColumn, SqlExpr
+from pgembed.codecs.base import SOURCE, Codec, ExtraColumn, SqlCall, SqlExpr
 from pgembed.codecs.binary import ThermometerCodec
 from pgembed.codecs.float16 import Float16Codec, Float32Codec
 from pgembed.codecs.pq import PQCodec
@@ -146,10 +146,6 @@ class Pipeline(Codec):
         if self.codec.trainable:
             self.codec.fit(x, queries if self.codec.uses_queries else None)
 
-    def check(self, x: np.ndarray) -> None:
-        if type(self.codec).check is not Codec.check:  # only project when the codec has something to check
-            self.codec.check(self._project(x))
-
     def _encode(self, x: np.ndarray) -> np.ndarray:
         return self.codec.encode(self._project(x))
 
@@ -183,6 +179,16 @@ class Pipeline(Codec):
     def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
         self._require_fitted()
         return self.codec.sql_encoder(self.sql_projection(source))
+
+    @property
+    def estimator(self) -> str | None:  # type: ignore[override]
+        return self.codec.estimator
+
+    def sql_query_table(self, query: SqlExpr, metric: str) -> SqlCall | None:
+        self._require_fitted()
+        for p in self.projections:
+            query = p.sql_apply_query(query)
+        return self.codec.sql_query_table(query, metric)
 
     def extra_columns(self) -> list[ExtraColumn]:
         return self.codec.extra_columns()

@@ -25,7 +25,8 @@ from psycopg import sql
 from pgembed.statements import catalog as q
 from pgembed.statements.vocabulary import GENERATED
 
-FUNCTION_FILES = ("vocabulary", "codecs", "filters", "catalog", "planner", "statements", "search")
+FUNCTION_FILES = ("vocabulary", "codecs", "estimators", "kernels", "filters", "catalog", "planner", "statements",
+                  "search")
 
 
 def read_sql_file(name: str) -> str:

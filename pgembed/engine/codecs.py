@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pgembed.codecs import Codec, load_codec, make_codec
+from pgembed.codecs import SOURCE, Codec, load_codec, make_codec
 from pgembed.codecs.spec import codec_spec_of
 from pgembed.db import catalog
 from pgembed.db.introspection import table_columns
@@ -196,16 +196,21 @@ def install_trigger(ctx: CollectionContext) -> None:
     encoder (their main columns) from the catalog; no codec left removes them."""
     assigned: list[ddl.CodeTarget] = []
     queried: list[ddl.CodeTarget] = []
+    tables: list[ddl.CodeTarget] = []
     for info in ctx.codecs():
         codec = load(ctx, info)
         main = ddl.CodeTarget(info.column_name, codec.sql_encoder())
         queried.append(main)
+        table = codec.sql_query_table(SOURCE, ctx.info.metric.value)
+        if table is not None:
+            tables.append(ddl.CodeTarget(info.column_name, table))
         assigned += [main, *(ddl.CodeTarget(info.column_name + e.suffix, codec.sql_extra_encoder(e.suffix))
                              for e in codec.extra_columns())]
     if not assigned:
         statements = ddl.drop_trigger(ctx.info)
     else:
-        statements = [*ddl.install_trigger(ctx.info, assigned), ddl.install_query_encoder(ctx.info, queried)]
+        statements = [*ddl.install_trigger(ctx.info, assigned), ddl.install_query_encoder(ctx.info, queried),
+                      ddl.install_query_tables(ctx.info, tables)]
     for statement in statements:
         ctx.session.execute(statement)
     ctx.forget()

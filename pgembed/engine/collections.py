@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgembed.db import catalog
+from pgembed.db import catalog, kernels
 from pgembed.db.introspection import index_sizes, resolve_table, resolve_type, table_columns, table_size, unique_columns
 from pgembed.db.session import Session
 from pgembed.engine import codecs, indexes, rows
@@ -131,6 +131,7 @@ def describe(ctx: CollectionContext) -> dict[str, Any]:
              "type": c.sql_type, "fitted_rows": c.fitted_rows}
             for c in ctx.codecs()
         ],
+        "kernels": kernels.kernel_status(ctx.session.conn).active.value,
         "indexes": [
             {"name": i.index_name, "method": i.method.value, "opclass": i.opclass, "params": i.params,
              "where": i.predicate, "build_seconds": i.build_seconds, "bytes": sizes.get(i.index_name)}

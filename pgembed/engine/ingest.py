@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from pgembed.codecs import Codec
 from pgembed.db import copy
 from pgembed.db.introspection import table_columns
 from pgembed.engine import codecs
@@ -34,13 +33,12 @@ def ingest_batches(ctx: CollectionContext, batches: Iterable[Batch], *, progress
         raise InvalidInputError("ingest got no batches")
     live = ctx.codecs()
     columns = _copy_columns(ctx, first[2], {name for c in live for name in codecs.column_names(ctx, c)})
-    checks = [codecs.load(ctx, c) for c in live]
     written = 0
 
     def encoded(advance: Any) -> Iterator[bytes]:
         nonlocal written
         for ids, vectors, attrs in _chain(first, iterator):
-            n, data = _prepare(ctx, columns, ids, vectors, attrs, checks)
+            n, data = _prepare(ctx, columns, ids, vectors, attrs)
             for start in range(0, n, chunk_rows):
                 stop = min(start + chunk_rows, n)
                 yield copy.encode_rows(columns, [d[start:stop] for d in data], stop - start)
@@ -83,12 +81,10 @@ def _copy_columns(ctx: CollectionContext, attrs: Mapping[str, Any] | None, codes
 
 
 def _prepare(ctx: CollectionContext, columns: list[copy.CopyColumn], ids: Any, vectors: Any,
-             attrs: Mapping[str, Any] | None, checks: list[Codec]) -> tuple[int, list[np.ndarray | list[bytes | None]]]:
+             attrs: Mapping[str, Any] | None) -> tuple[int, list[np.ndarray | list[bytes | None]]]:
     x = as_matrix(vectors, ctx.info.dim)
     n = x.shape[0]
     keys = validate_ids(ids, n)
-    for codec in checks:
-        codec.check(x)
     attr_names = [c.name for c in columns[2:]]
     given = list(attrs.keys()) if attrs is not None else []
     if given != attr_names:

@@ -77,3 +77,14 @@ RECORD_FUNCTION_FILE = sql.SQL(
     "INSERT INTO pgembed.function_files (name, sha256) VALUES (%s, %s) "
     "ON CONFLICT (name) DO UPDATE SET sha256 = EXCLUDED.sha256, applied_at = now()"
 )
+
+# -- pgembed's C kernels (sql/functions/kernels.sql) ------------------------------------------------------------
+KERNELS_AVAILABILITY = sql.SQL(
+    "SELECT (SELECT default_version FROM pg_available_extensions WHERE name = 'pgembed_kernels'), "
+    "(SELECT extversion FROM pg_extension WHERE extname = 'pgembed_kernels'), pgembed.kernels_wanted(), "
+    "pgembed._kernels_active()"
+)
+CREATE_KERNELS = sql.SQL("CREATE EXTENSION IF NOT EXISTS pgembed_kernels")
+UPDATE_KERNELS = sql.SQL("ALTER EXTENSION pgembed_kernels UPDATE")
+BIND_KERNELS = sql.SQL("SELECT pgembed.bind_kernels(%s)")
+KERNELS_STATUS = sql.SQL("SELECT pgembed.kernels()")

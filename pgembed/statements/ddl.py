@@ -37,6 +37,10 @@ def query_encoder(info: CollectionInfo) -> sql.Identifier:
     return sql.Identifier("pgembed", f"query_code_{info.id}")
 
 
+def query_tables(info: CollectionInfo) -> sql.Identifier:
+    return sql.Identifier("pgembed", f"query_table_{info.id}")
+
+
 def trigger_name(info: CollectionInfo) -> sql.Identifier:
     return sql.Identifier(f"pgembed_keep_codes_{info.id}")
 
@@ -118,11 +122,25 @@ def install_query_encoder(info: CollectionInfo, targets: Sequence[CodeTarget]) -
     ).format(query_encoder(info), cases)
 
 
+def install_query_tables(info: CollectionInfo, targets: Sequence[CodeTarget]) -> sql.Composed:
+    """pgembed.query_table_<id>(column, v): a query's table for the distance estimator of a code column's
+    codec (its `encoder` here: the codec's sql_query_table), NULL for a codec that has none; what
+    pgembed.query_table() answers."""
+    cases = sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN {}").format(sql.Literal(t.column), render(t.encoder, sql.SQL("v"))) for t in targets)
+    body = sql.SQL("CASE code_column {} END").format(cases) if targets else sql.SQL("NULL::double precision[]")
+    return sql.SQL(
+        "CREATE OR REPLACE FUNCTION {}(code_column text, v vector) RETURNS double precision[] "
+        "LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN {}"
+    ).format(query_tables(info), body)
+
+
 def drop_trigger(info: CollectionInfo) -> list[sql.Composed]:
     return [
         sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger_name(info), info.table),
         sql.SQL("DROP FUNCTION IF EXISTS {}()").format(trigger_function(info)),
         sql.SQL("DROP FUNCTION IF EXISTS {}(text, vector)").format(query_encoder(info)),
+        sql.SQL("DROP FUNCTION IF EXISTS {}(text, vector)").format(query_tables(info)),
     ]
 
 

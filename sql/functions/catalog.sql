@@ -42,3 +42,24 @@ BEGIN
     EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM %s WHERE %s', tbl, clause) INTO explained;
     RETURN (explained -> 0 -> 'Plan' ->> 'Plan Rows')::double precision;
 END $$;
+
+-- What a downgrade that drops the functions of `schemas` would take along that is not pgembed's: objects of
+-- the user's (views, indexes, their own functions) that use those functions, or pgembed's functions that call
+-- them. NULL when there is none.
+CREATE OR REPLACE FUNCTION pgembed._outside_dependents(schemas regnamespace[]) RETURNS text
+    LANGUAGE sql STABLE AS $$
+    WITH doomed AS (
+        SELECT p.oid FROM pg_proc AS p WHERE p.pronamespace = ANY (schemas)
+        UNION
+        SELECT d.objid FROM pg_depend AS d JOIN pg_proc AS p ON d.refclassid = 'pg_proc'::regclass AND d.refobjid = p.oid
+        WHERE p.pronamespace = ANY (schemas) AND d.classid = 'pg_proc'::regclass
+          AND (SELECT pronamespace FROM pg_proc WHERE oid = d.objid) = 'pgembed'::regnamespace)
+    SELECT string_agg(DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid), '; ')
+    FROM pg_depend AS d JOIN doomed ON d.refclassid = 'pg_proc'::regclass AND d.refobjid = doomed.oid
+    WHERE d.deptype = 'n'
+      AND NOT (d.classid = 'pg_proc'::regclass
+               AND (SELECT pronamespace FROM pg_proc WHERE oid = d.objid)
+                   IN ('pgembed'::regnamespace, to_regnamespace('pgembed_twins')))
+      AND NOT (d.classid = 'pg_trigger'::regclass
+               AND (SELECT tgname FROM pg_trigger WHERE oid = d.objid) LIKE 'pgembed\_keep\_codes\_%')
+$$;

@@ -1,55 +1,137 @@
--- The codecs' SQL encoders (and decoders, for re-ranking), one per codec family. Each takes the codec's fitted
--- parameters as arguments; a collection's trigger (pgembed.keep_codes_<id>) calls them with those parameters
--- inlined as constants, so rows written by any client get the codes pgembed's numpy encoders compute
--- (pgembed/codecs/, tests/parity/). Re-appliable: every statement is CREATE OR REPLACE.
+-- The codecs' SQL encoders (and decoders, for re-ranking), one per codec family: the twins of pgembed's C
+-- kernels (kernels/, schema pgembed_kernels), which return the same bits, bytes and floats for every input.
+-- pgembed's own functions of these names (pgembed.encode_pq, ...) call the kernel where it is installed and
+-- the twin elsewhere (kernels.sql, pgembed.bind_kernels()); a collection's trigger (pgembed.keep_codes_<id>)
+-- calls those with the codec's fitted parameters inlined as constants, so rows written by any client get the
+-- codes of pgembed's numpy encoders (pgembed/codecs/, tests/parity/).
+--
+-- The arithmetic is pgvector's elementwise float32 (-, *). pgvector raises where a result leaves float32's
+-- range ("value out of range: overflow / underflow"); these twins then redo the same IEEE float32
+-- arithmetic in float8 (exact: every float32 - and * is correctly rounded from float8, _f32 below), keeping
+-- its infinities and zeros, so that no finite vector is ever refused. Where a twin sums with pgvector
+-- (`<#>`, vector_norm, l1_distance) the kernel calls the same pgvector function; where such a sum is not
+-- finite, both compute it in float8, in order, saturated to float32's range.
+-- Re-appliable: every statement is CREATE OR REPLACE.
 
--- float16: pgvector's own cast, which rounds to nearest even as numpy does.
-CREATE OR REPLACE FUNCTION pgembed.encode_float16(v vector) RETURNS halfvec
+-- float8 -> the float32 it rounds to, as IEEE does: infinity past float32's range, zero below its half-ulp.
+CREATE OR REPLACE FUNCTION pgembed_twins._f32(x double precision) RETURNS double precision
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN v::halfvec;
+    RETURN CASE WHEN x = 'NaN'::float8 THEN x
+                WHEN abs(x) >= 3.4028235677973366e38::float8 THEN sign(x) * 'Infinity'::float8
+                WHEN abs(x) <= 7.006492321624085e-46::float8 THEN x * 0::float8
+                ELSE x::real::float8 END;
 
--- Binary codes: the sign of the mean-centred vector.
-CREATE OR REPLACE FUNCTION pgembed.encode_binary(v vector, mean vector) RETURNS bit
+CREATE OR REPLACE FUNCTION pgembed_twins._check_dims(a integer, b integer) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    IF a <> b THEN
+        RAISE EXCEPTION 'different vector dimensions % and %', a, b USING ERRCODE = 'data_exception';
+    END IF;
+END $$;
+
+-- An array argument fit for a kernel: no NULL element, and (when `nonempty`) at least one.
+CREATE OR REPLACE FUNCTION pgembed_twins._check_array(a anyarray, name text, nonempty boolean) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    IF EXISTS (SELECT FROM unnest(a) AS e WHERE e IS NULL) THEN
+        RAISE EXCEPTION '% must not contain NULL', name USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF nonempty AND coalesce(cardinality(a), 0) = 0 THEN
+        RAISE EXCEPTION '% is empty', name USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END $$;
+
+-- float16: pgvector's cast (round to nearest even, as numpy), saturating at +-65504 where the cast would
+-- raise: no finite vector is refused.
+CREATE OR REPLACE FUNCTION pgembed_twins._float16_saturated(v vector) RETURNS halfvec
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN binary_quantize(v - mean);
+    RETURN (SELECT array_agg(least(greatest(e, -65504), 65504) ORDER BY i)
+            FROM unnest(v::real[]) WITH ORDINALITY AS u(e, i))::halfvec;
 
--- Thermometer codes (bq2..bq4): one binary_quantize per level, concatenated level-major.
-CREATE OR REPLACE FUNCTION pgembed.encode_thermometer(v vector, thresholds vector[]) RETURNS varbit
+CREATE OR REPLACE FUNCTION pgembed_twins.encode_float16(v vector) RETURNS halfvec
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN CASE WHEN vector_norm(v) < 65504 THEN v::halfvec ELSE pgembed_twins._float16_saturated(v) END;
+
+-- Binary codes: bit i is v_i > t_i, the sign of v - t (binary_quantize of the difference, where it is finite).
+CREATE OR REPLACE FUNCTION pgembed_twins._above(v vector, t vector) RETURNS varbit
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    PERFORM pgembed_twins._check_dims(vector_dims(v), vector_dims(t));
+    RETURN (SELECT string_agg(CASE WHEN a > b THEN '1' ELSE '0' END, '' ORDER BY i)::varbit
+            FROM unnest(v::real[], t::real[]) WITH ORDINALITY AS u(a, b, i));
+END $$;
+
+CREATE OR REPLACE FUNCTION pgembed_twins.encode_binary(v vector, mean vector) RETURNS bit
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN CASE WHEN vector_norm(v) < 1e38::float8 AND vector_norm(mean) < 1e38::float8 THEN binary_quantize(v - mean)
+                ELSE pgembed_twins._above(v, mean) END;
+
+-- Thermometer codes (bq2..bq4): one binary code per level, concatenated level-major.
+CREATE OR REPLACE FUNCTION pgembed_twins.encode_thermometer(v vector, thresholds vector[]) RETURNS varbit
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
     t vector;
     code varbit := B'';
 BEGIN
+    PERFORM pgembed_twins._check_array(thresholds, 'thresholds', true);
     FOREACH t IN ARRAY thresholds LOOP
-        code := code || binary_quantize(v - t);
+        code := code || pgembed_twins.encode_binary(v, t);
     END LOOP;
     RETURN code;
 END $$;
 
--- Scalar quantization: level = clip(rint((v - lo) * inv), 0, 255), one byte a dimension.
--- round(float8) rounds half to even, as numpy's rint does.
-CREATE OR REPLACE FUNCTION pgembed.encode_int8(v vector, lo vector, inv vector) RETURNS bytea
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN (SELECT decode(string_agg(lpad(to_hex(least(greatest(round(e::float8), 0), 255)::int), 2, '0'), ''
-                                     ORDER BY i), 'hex')
-            FROM unnest(((v - lo) * inv)::real[]) WITH ORDINALITY AS u(e, i));
+-- Scalar quantization: level = clip(rint((v - lo) * inv), 0, top), where NaN (an infinite difference
+-- times a zero scale) is the top level, as least/greatest order it. round(float8) rounds half to even.
+CREATE OR REPLACE FUNCTION pgembed_twins._scaled(v vector, lo vector, inv vector) RETURNS double precision[]
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    RETURN ((v - lo) * inv)::real[]::float8[];
+EXCEPTION WHEN numeric_value_out_of_range THEN
+    -- the same float32 arithmetic, its infinities and zeros kept
+    RETURN (SELECT array_agg(pgembed_twins._f32(pgembed_twins._f32(a::float8 - b::float8) * c::float8) ORDER BY i)
+            FROM unnest(v::real[], lo::real[], inv::real[]) WITH ORDINALITY AS u(a, b, c, i));
+END $$;
 
-CREATE OR REPLACE FUNCTION pgembed.decode_int8(code bytea, lo vector, step vector) RETURNS vector
+CREATE OR REPLACE FUNCTION pgembed_twins.encode_int8(v vector, lo vector, inv vector) RETURNS bytea
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    PERFORM pgembed_twins._check_dims(vector_dims(v), vector_dims(lo));
+    PERFORM pgembed_twins._check_dims(vector_dims(v), vector_dims(inv));
+    RETURN (SELECT decode(string_agg(lpad(to_hex(least(greatest(round(e), 0), 255)::int), 2, '0'), '' ORDER BY i), 'hex')
+            FROM unnest(pgembed_twins._scaled(v, lo, inv)) WITH ORDINALITY AS u(e, i));
+END $$;
+
+-- Non-uniform scalar quantization (osq): bits[i] bits for dimension i, most significant first.
+CREATE OR REPLACE FUNCTION pgembed_twins.encode_sq_bits(v vector, lo vector, inv vector, bits integer[]) RETURNS varbit
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    wrong integer;
+BEGIN
+    PERFORM pgembed_twins._check_dims(vector_dims(v), vector_dims(lo));
+    PERFORM pgembed_twins._check_dims(vector_dims(v), vector_dims(inv));
+    PERFORM pgembed_twins._check_array(bits, 'bits', false);
+    IF coalesce(cardinality(bits), 0) <> vector_dims(v) THEN
+        RAISE EXCEPTION 'bits has % entries for % dimensions', coalesce(cardinality(bits), 0), vector_dims(v)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT i INTO wrong FROM unnest(bits) WITH ORDINALITY AS u(b, i) WHERE b NOT BETWEEN 0 AND 8 ORDER BY i LIMIT 1;
+    IF wrong IS NOT NULL THEN
+        RAISE EXCEPTION 'bits[%] is %: a dimension takes 0 to 8 bits', wrong, (SELECT b FROM unnest(bits) WITH ORDINALITY AS u(b, i) WHERE i = wrong)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN (SELECT coalesce(string_agg(
+                       CASE WHEN b = 0 THEN ''
+                            ELSE substr(least(greatest(round(e), 0), (1 << b) - 1)::int::bit(8)::text, 9 - b, b) END,
+                       '' ORDER BY i), '')::varbit
+            FROM unnest(pgembed_twins._scaled(v, lo, inv), bits) WITH ORDINALITY AS u(e, b, i));
+END $$;
+
+CREATE OR REPLACE FUNCTION pgembed_twins.decode_int8(code bytea, lo vector, step vector) RETURNS vector
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     RETURN lo + (SELECT array_agg(get_byte(code, i) ORDER BY i)
                  FROM generate_series(0, length(code) - 1) AS i)::real[]::vector * step;
 
--- Non-uniform scalar quantization (osq): bits[i] bits for dimension i, most significant first.
-CREATE OR REPLACE FUNCTION pgembed.encode_sq_bits(v vector, lo vector, inv vector, bits int[]) RETURNS varbit
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN (SELECT string_agg(
-                       CASE WHEN b = 0 THEN ''
-                            ELSE substr(least(greatest(round(e::float8), 0), (1 << b) - 1)::int::bit(8)::text,
-                                        9 - b, b) END,
-                       '' ORDER BY i)::varbit
-            FROM unnest(((v - lo) * inv)::real[], bits) WITH ORDINALITY AS u(e, b, i));
-
-CREATE OR REPLACE FUNCTION pgembed.decode_sq_bits(code varbit, lo vector, step vector, bits int[]) RETURNS vector
+CREATE OR REPLACE FUNCTION pgembed_twins.decode_sq_bits(code varbit, lo vector, step vector, bits integer[]) RETURNS vector
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     RETURN lo + (SELECT array_agg(CASE WHEN b = 0 THEN 0
                                        ELSE lpad(substr(code::text, (o - b + 1)::int, b), 8, '0')::bit(8)::int END
@@ -57,22 +139,50 @@ CREATE OR REPLACE FUNCTION pgembed.decode_sq_bits(code varbit, lo vector, step v
                  FROM (SELECT b, i, sum(b) OVER (ORDER BY i) AS o
                        FROM unnest(bits) WITH ORDINALITY AS u(b, i)) AS offsets)::real[]::vector * step;
 
--- Product quantization: for each sub-vector, the index of the nearest of its 256 centroids, found as
--- argmin_j (|c_j|^2 - 2 x.c_j) with the 256 dot products of a sub-space computed at once from the codebook's
--- columns (columns[m * sub_dim + k] holds coordinate k of sub-space m's 256 centroids; norms[m + 1] their
--- squared norms), so pgvector's elementwise operators do the arithmetic.
-CREATE OR REPLACE FUNCTION pgembed.encode_pq(v vector, columns vector[], norms vector[], sub_dim int) RETURNS bytea
+-- Product quantization: for each sub-vector, the first index of the smallest of its K scores
+-- |c_j|^2 - 2 x.c_j, computed at once from the codebook's columns (columns[m * sub_dim + k] holds coordinate k
+-- of sub-space m's K centroids; norms[m + 1] their squared norms): a score starts at norms and loses
+-- (2 x_k) * column_k for each coordinate in order, one float32 product and one float32 subtraction.
+CREATE OR REPLACE FUNCTION pgembed_twins._check_pq(v vector, columns vector[], norms vector[], sub_dim integer) RETURNS void
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
-    x real[] := v::real[];
+    m integer := coalesce(cardinality(norms), 0);
+    k integer;
+BEGIN
+    IF sub_dim < 1 THEN
+        RAISE EXCEPTION 'sub_dim must be positive, got %', sub_dim USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM pgembed_twins._check_array(columns, 'columns', false);
+    PERFORM pgembed_twins._check_array(norms, 'norms', true);
+    IF m::bigint * sub_dim <> vector_dims(v) THEN
+        RAISE EXCEPTION 'the vector has % dimensions; the codebook has % sub-spaces of %', vector_dims(v), m, sub_dim
+            USING ERRCODE = 'data_exception';
+    END IF;
+    IF coalesce(cardinality(columns), 0) <> vector_dims(v) THEN
+        RAISE EXCEPTION 'columns has % vectors; the codebook needs % (sub-spaces x sub_dim)',
+            coalesce(cardinality(columns), 0), vector_dims(v) USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    k := vector_dims(norms[array_lower(norms, 1)]);
+    IF k > 256 THEN
+        RAISE EXCEPTION 'a codebook of % centroids does not fit in one byte a sub-space', k
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM pgembed_twins._check_dims(k, vector_dims(n)) FROM unnest(norms) AS n;
+    PERFORM pgembed_twins._check_dims(k, vector_dims(c)) FROM unnest(columns) AS c;
+END $$;
+
+CREATE OR REPLACE FUNCTION pgembed_twins._pq_f32(x real[], columns vector[], norms vector[], sub_dim integer) RETURNS bytea
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    k integer := vector_dims(norms[1]);
     scores vector;
     flat real[];
     code bytea := '\x';
 BEGIN
     FOR m IN 0 .. array_length(norms, 1) - 1 LOOP
         scores := norms[m + 1];
-        FOR k IN 1 .. sub_dim LOOP
-            scores := scores - array_fill(2 * x[m * sub_dim + k], ARRAY[256])::vector * columns[m * sub_dim + k];
+        FOR j IN 1 .. sub_dim LOOP
+            scores := scores - array_fill(2 * x[m * sub_dim + j], ARRAY[k])::vector * columns[m * sub_dim + j];
         END LOOP;
         flat := scores::real[];
         code := code || set_byte('\x00'::bytea, 0, array_position(flat, (SELECT min(e) FROM unnest(flat) AS e)) - 1);
@@ -80,7 +190,45 @@ BEGIN
     RETURN code;
 END $$;
 
-CREATE OR REPLACE FUNCTION pgembed.decode_pq(code bytea, codebooks vector[]) RETURNS vector
+-- The same arithmetic in float8, rounded to float32 after each operation (_f32), infinities and NaN kept:
+-- for vectors whose scores leave float32's range.
+CREATE OR REPLACE FUNCTION pgembed_twins._pq_ieee(x real[], columns vector[], norms vector[], sub_dim integer) RETURNS bytea
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    k integer := vector_dims(norms[1]);
+    scores float8[];
+    two_x float8;
+    c real[];
+    code bytea := '\x';
+BEGIN
+    FOR m IN 0 .. array_length(norms, 1) - 1 LOOP
+        scores := norms[m + 1]::real[]::float8[];
+        FOR j IN 1 .. sub_dim LOOP
+            two_x := pgembed_twins._f32(2 * x[m * sub_dim + j]::float8);
+            c := columns[m * sub_dim + j]::real[];
+            FOR i IN 1 .. k LOOP
+                scores[i] := pgembed_twins._f32(scores[i] - pgembed_twins._f32(two_x * c[i]::float8));
+            END LOOP;
+        END LOOP;
+        code := code || set_byte('\x00'::bytea, 0, array_position(scores, (SELECT min(e) FROM unnest(scores) AS e)) - 1);
+    END LOOP;
+    RETURN code;
+END $$;
+
+CREATE OR REPLACE FUNCTION pgembed_twins.encode_pq(v vector, columns vector[], norms vector[], sub_dim integer) RETURNS bytea
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    PERFORM pgembed_twins._check_pq(v, columns, norms, sub_dim);
+    columns := array(SELECT unnest(columns));  -- subscripts from 1, whatever the caller's bounds
+    norms := array(SELECT unnest(norms));
+    BEGIN
+        RETURN pgembed_twins._pq_f32(v::real[], columns, norms, sub_dim);
+    EXCEPTION WHEN data_exception THEN  -- out of float32's range: an elementwise product or 2 x
+        RETURN pgembed_twins._pq_ieee(v::real[], columns, norms, sub_dim);
+    END;
+END $$;
+
+CREATE OR REPLACE FUNCTION pgembed_twins.decode_pq(code bytea, codebooks vector[]) RETURNS vector
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
     result vector := codebooks[get_byte(code, 0) + 1];
@@ -91,25 +239,83 @@ BEGIN
     RETURN result;
 END $$;
 
--- Linear projection: one inner product a row (pgvector's <#> is the negative inner product).
-CREATE OR REPLACE FUNCTION pgembed.project(v vector, projection_rows vector[]) RETURNS vector
+-- Linear projection: one pgvector inner product a row (`<#>` is the negative inner product); where one is not
+-- finite in float32 (or v - centre overflows), every y_r = sum_i (v_i - centre_i) * row_r,i in float8, in
+-- order, saturated to float32's range.
+CREATE OR REPLACE FUNCTION pgembed_twins._check_rows(v vector, projection_rows vector[]) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    PERFORM pgembed_twins._check_array(projection_rows, 'projection_rows', true);
+    PERFORM pgembed_twins._check_dims(vector_dims(v), vector_dims(r))
+        FROM unnest(projection_rows) WITH ORDINALITY AS u(r, i) ORDER BY i;
+    IF cardinality(projection_rows) > 16000 THEN
+        RAISE EXCEPTION 'a vector result of % dimensions is out of range (1 to 16000)', cardinality(projection_rows)
+            USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION pgembed_twins._project_f32(v vector, projection_rows vector[]) RETURNS vector
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     RETURN (SELECT array_agg(-(v <#> r) ORDER BY i) FROM unnest(projection_rows) WITH ORDINALITY AS u(r, i))::vector;
 
--- The same, centred first: rows @ (v - centre). What PCA, LeanVec and RaBitQ's rotation store.
-CREATE OR REPLACE FUNCTION pgembed.project(v vector, centre vector, projection_rows vector[]) RETURNS vector
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN pgembed.project(v - centre, projection_rows);
+CREATE OR REPLACE FUNCTION pgembed_twins._project_f64(v vector, centre vector, projection_rows vector[]) RETURNS vector
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN (SELECT array_agg(least(greatest(s, -3.4028234663852886e38::float8), 3.4028234663852886e38::float8) ORDER BY j)
+            FROM (SELECT j, sum((a::float8 - coalesce(c, 0)::float8) * b::float8 ORDER BY i) AS s
+                  FROM unnest(projection_rows) WITH ORDINALITY AS r(w, j),
+                       unnest(v::real[], centre::real[], w::real[]) WITH ORDINALITY AS e(a, c, b, i)
+                  GROUP BY j) AS sums)::vector;
 
--- Matryoshka: the first m dimensions, renormalised.
-CREATE OR REPLACE FUNCTION pgembed.encode_matryoshka(v vector, m int) RETURNS vector
+CREATE OR REPLACE FUNCTION pgembed_twins.project(v vector, projection_rows vector[]) RETURNS vector
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    PERFORM pgembed_twins._check_rows(v, projection_rows);
+    BEGIN
+        RETURN pgembed_twins._project_f32(v, projection_rows);
+    EXCEPTION WHEN data_exception THEN  -- an inner product beyond float32's range
+        RETURN pgembed_twins._project_f64(v, NULL, projection_rows);
+    END;
+END $$;
+
+-- The same, centred first: rows @ (v - centre). What PCA, LeanVec and RaBitQ's rotation store.
+CREATE OR REPLACE FUNCTION pgembed_twins.project(v vector, centre vector, projection_rows vector[]) RETURNS vector
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    PERFORM pgembed_twins._check_dims(vector_dims(v), vector_dims(centre));
+    PERFORM pgembed_twins._check_rows(v, projection_rows);
+    BEGIN
+        RETURN pgembed_twins._project_f32(v - centre, projection_rows);
+    EXCEPTION WHEN data_exception THEN  -- v - centre or an inner product beyond float32's range
+        RETURN pgembed_twins._project_f64(v, centre, projection_rows);
+    END;
+END $$;
+
+-- Matryoshka: the first m dimensions, renormalised (pgvector only: no kernel).
+CREATE OR REPLACE FUNCTION pgembed_twins.encode_matryoshka(v vector, m integer) RETURNS vector
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     RETURN l2_normalize(subvector(v, 1, m));
 
 -- RaBitQ correction factors: |v - centre| and <sign(o)/sqrt(d), o/|o|> for the rotated residual o.
-CREATE OR REPLACE FUNCTION pgembed.rabitq_factors(v vector, centre vector, rotated vector) RETURNS vector
+CREATE OR REPLACE FUNCTION pgembed_twins._rabitq_factors_f64(v vector, centre vector, rotated vector) RETURNS vector
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN ARRAY[vector_norm(v - centre),
-                 CASE WHEN vector_norm(rotated) = 0 THEN 1
-                      ELSE l1_distance(rotated, array_fill(0, ARRAY[vector_dims(rotated)])::vector)
-                           / (sqrt(vector_dims(rotated)) * vector_norm(rotated)) END]::vector;
+    RETURN (SELECT ARRAY[least(sqrt(d.s), 3.4028234663852886e38::float8),
+                         CASE WHEN r.squares = 0 THEN 1
+                              ELSE least(r.l1 / (sqrt(vector_dims(rotated)) * sqrt(r.squares)), 3.4028234663852886e38::float8) END]
+            FROM (SELECT sum((a::float8 - c::float8) * (a::float8 - c::float8) ORDER BY i) AS s
+                  FROM unnest(v::real[], centre::real[]) WITH ORDINALITY AS u(a, c, i)) AS d,
+                 (SELECT sum(x::float8 * x::float8 ORDER BY i) AS squares, sum(abs(x::float8) ORDER BY i) AS l1
+                  FROM unnest(rotated::real[]) WITH ORDINALITY AS u(x, i)) AS r)::vector;
+
+CREATE OR REPLACE FUNCTION pgembed_twins.rabitq_factors(v vector, centre vector, rotated vector) RETURNS vector
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    PERFORM pgembed_twins._check_dims(vector_dims(v), vector_dims(centre));
+    BEGIN
+        RETURN ARRAY[vector_norm(v - centre),
+                     CASE WHEN vector_norm(rotated) = 0 THEN 1
+                          ELSE l1_distance(rotated, array_fill(0, ARRAY[vector_dims(rotated)])::vector)
+                               / (sqrt(vector_dims(rotated)) * vector_norm(rotated)) END]::vector;
+    EXCEPTION WHEN data_exception THEN  -- v - centre or a factor beyond float32's range
+        RETURN pgembed_twins._rabitq_factors_f64(v, centre, rotated);
+    END;
+END $$;

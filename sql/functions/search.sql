@@ -33,7 +33,8 @@ BEGIN
                             CASE WHEN filtered THEN filter END, filtered, estimate, total, only_index);
     SELECT * INTO statements FROM pgembed._search_statements(c.id, chosen, clause, coalesce(columns, '{}'));
     RETURN jsonb_build_object('clause', clause, 'plan', chosen, 'run', to_jsonb(statements.run),
-                              'exact', to_jsonb(statements.exact), 'many', to_jsonb(statements.many));
+                              'exact', to_jsonb(statements.exact), 'many', to_jsonb(statements.many),
+                              'scan', to_jsonb(statements.scan));
 END $$;
 
 -- The collection named `collection`, or an error saying there is none.
@@ -132,16 +133,80 @@ BEGIN
     RETURN QUERY SELECT u.id, u.distance FROM unnest(ids, dists) WITH ORDINALITY AS u(id, distance, n) ORDER BY u.n;
 END $$;
 
--- A batch of hybrid queries: each through pgembed.search() (same plans, same answers, one query at a time;
--- Python's search_batch() has the scan-and-multiply plan, which SQL has no matrix product for). `filters`:
--- one for all queries, or one per query. query_no: the query's subscript in `queries`.
+-- The exact top k of each of many queries, in one read of the rows `filter` keeps (and, when `keys` is given,
+-- only of the rows with those keys): what pgembed.search(..., plan => 'exact') returns for each query, with
+-- the C kernels' multi-query scan where they are installed (pgembed_kernels.exact_topk) and one exact
+-- statement per query elsewhere. query_no: the query's subscript in `queries`; each query's rows best first.
+CREATE OR REPLACE FUNCTION pgembed.scan_topk(
+    collection text, queries vector[], k integer DEFAULT 10, filter jsonb DEFAULT NULL, keys text[] DEFAULT NULL
+) RETURNS TABLE (query_no integer, id text, distance double precision) LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    c pgembed.collections := pgembed._collection(collection);
+    tbl regclass;
+    clause text;
+    key_type text;
+BEGIN
+    PERFORM pgembed.check_search_params(k, NULL, NULL, NULL, 'exact');
+    PERFORM pgembed._check_queries(c, queries);
+    tbl := format('%I.%I', c.table_schema, c.table_name)::regclass;
+    clause := pgembed.filter_sql(tbl, filter);
+    IF keys IS NOT NULL THEN
+        SELECT format_type(a.atttypid, a.atttypmod) INTO key_type FROM pg_attribute AS a
+        WHERE a.attrelid = tbl AND a.attname = c.key_column;
+        clause := format('(%s) AND %I = ANY (%L::%s[])', clause, c.key_column, keys, key_type);
+    END IF;
+    RETURN QUERY EXECUTE format('SELECT (s.n + $2)::integer, s.id, s.distance FROM (%s) AS s(n, id, distance)',
+                                pgembed._scan_text(pgembed._prepare_search(c.id, NULL, clause, k, NULL, NULL, NULL, NULL, 'exact')))
+        USING array(SELECT unnest(queries)), array_lower(queries, 1) - 1;
+END $$;
+
+-- A prepared search's scan statement (its queries $1, numbered from 1 in its first column).
+CREATE OR REPLACE FUNCTION pgembed._scan_text(prepared jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN pgembed._statement_text(ARRAY(SELECT jsonb_array_elements_text(prepared -> 'scan')), ARRAY['qs']);
+
+-- Every query fit for the collection (pgembed._check_query), and at least one.
+CREATE OR REPLACE FUNCTION pgembed._check_queries(c pgembed.collections, queries vector[]) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    q vector;
+BEGIN
+    IF coalesce(cardinality(queries), 0) = 0 THEN
+        RAISE EXCEPTION 'queries is empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOREACH q IN ARRAY queries LOOP
+        PERFORM pgembed._check_query(c, q);
+    END LOOP;
+END $$;
+
+-- A batch of hybrid queries, planned as pgembed.search() plans each one and answered as it would be (the same
+-- rows, distances and order), with the work of the queries that share a filter done together: the filter is
+-- compiled and planned once; an exact plan's queries read the matching rows once between them (the scan of
+-- pgembed.scan_topk: the kernels' multi-query scan where installed); an index plan's queries run as one
+-- statement, each one's candidates and re-rank in a LATERAL subquery, and a query that finds fewer than k
+-- rows there takes the exact plan, as pgembed.search() does. `filters`: one for all queries, or one per query.
+-- Rows come query by query in order (query_no: the query's subscript in `queries`), each query's best first.
 CREATE OR REPLACE FUNCTION pgembed.search_batch(
     collection text, queries vector[], k integer DEFAULT 10, filters jsonb[] DEFAULT NULL,
     recall double precision DEFAULT NULL
 ) RETURNS TABLE (query_no integer, id text, distance double precision) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
+    c pgembed.collections := pgembed._collection(collection);
     n integer := coalesce(cardinality(queries), 0);
-    i integer;
+    g record;
+    r record;
+    prepared jsonb;
+    qcodes text[];
+    saved text[];
+    names constant text[] := ARRAY['hnsw.ef_search', 'hnsw.iterative_scan', 'hnsw.max_scan_tuples'];
+    -- every answer in order: (subscript of its query, key, distance); and a group's index answers
+    nos integer[] := '{}';
+    ids text[] := '{}';
+    dists double precision[] := '{}';
+    found_nos integer[];
+    found_ids text[];
+    found_dists double precision[];
+    short integer[];
 BEGIN
     IF n = 0 THEN
         RAISE EXCEPTION 'queries is empty' USING ERRCODE = 'invalid_parameter_value';
@@ -150,12 +215,68 @@ BEGIN
         RAISE EXCEPTION 'got % filters for % queries: give one, or one per query', cardinality(filters), n
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    FOR i IN SELECT generate_subscripts(queries, 1) LOOP
-        RETURN QUERY SELECT i, s.id, s.distance
-            FROM pgembed.search(collection, queries[i], k,
-                                CASE WHEN filters IS NULL THEN NULL
-                                     WHEN cardinality(filters) = 1 THEN filters[array_lower(filters, 1)]
-                                     ELSE filters[array_lower(filters, 1) + i - array_lower(queries, 1)] END,
-                                recall) AS s;
+    PERFORM pgembed.check_search_params(k, recall, NULL, NULL, 'auto');
+    PERFORM pgembed._check_queries(c, queries);
+    FOR g IN
+        SELECT u.f AS filter, array_agg(u.no ORDER BY u.no) AS nos, array_agg(u.q ORDER BY u.no) AS qs
+        FROM (SELECT q, (array_lower(queries, 1) + i - 1)::integer AS no,
+                     CASE WHEN filters IS NULL THEN NULL
+                          WHEN cardinality(filters) = 1 THEN filters[array_lower(filters, 1)]
+                          ELSE filters[array_lower(filters, 1) + i - 1] END AS f
+              FROM unnest(queries) WITH ORDINALITY AS x(q, i)) AS u
+        GROUP BY u.f
+    LOOP
+        prepared := pgembed._prepare_search(c.id, g.filter, NULL, k, recall, NULL, NULL, NULL, 'auto');
+        IF prepared -> 'plan' ->> 'kind' <> 'index' THEN
+            FOR r IN EXECUTE pgembed._scan_text(prepared) USING g.qs LOOP
+                nos := nos || g.nos[r.query_no];
+                ids := ids || r.id;
+                dists := dists || r.distance;
+            END LOOP;
+            CONTINUE;
+        END IF;
+        EXECUTE format('SELECT array_agg(pgembed.%I(%L, q) ORDER BY i) FROM unnest($1) WITH ORDINALITY AS u(q, i)',
+                       'query_code_' || c.id, prepared -> 'plan' ->> 'column') INTO qcodes USING g.qs;
+        saved := ARRAY[current_setting(names[1], true), current_setting(names[2], true), current_setting(names[3], true)];
+        found_nos := '{}';
+        found_ids := '{}';
+        found_dists := '{}';
+        FOR r IN EXECUTE format('SELECT s.pgembed_no::integer AS query_no, s.%1$I::text AS id, s.distance FROM (%2$s) AS s '
+                                'ORDER BY s.pgembed_no, s.distance, s.%1$I', c.key_column,
+                                pgembed._statement_text(ARRAY(SELECT jsonb_array_elements_text(prepared -> 'many')),
+                                                        ARRAY['qs', 'qcodes']))
+            USING g.qs, qcodes LOOP
+            found_nos := found_nos || g.nos[r.query_no];
+            found_ids := found_ids || r.id;
+            found_dists := found_dists || r.distance;
+        END LOOP;
+        FOR i IN 1 .. 3 LOOP
+            IF saved[i] IS NOT NULL THEN
+                PERFORM set_config(names[i], saved[i], true);
+            END IF;
+        END LOOP;
+        -- A query that found fewer than k rows through the index takes the exact plan, as pgembed.search() does.
+        short := array(SELECT x.no FROM unnest(g.nos) AS x(no)
+                       WHERE (SELECT count(*) FROM unnest(found_nos) AS f(no) WHERE f.no = x.no) < k);
+        FOR i IN 1 .. coalesce(cardinality(found_nos), 0) LOOP
+            IF NOT found_nos[i] = ANY (short) THEN
+                nos := nos || found_nos[i];
+                ids := ids || found_ids[i];
+                dists := dists || found_dists[i];
+            END IF;
+        END LOOP;
+        FOR i IN 1 .. cardinality(g.nos) LOOP
+            CONTINUE WHEN NOT g.nos[i] = ANY (short);
+            FOR r IN EXECUTE format('SELECT s.%1$I::text AS id, s.distance FROM (%2$s) AS s ORDER BY s.distance, s.%1$I',
+                                    c.key_column,
+                                    pgembed._statement_text(ARRAY(SELECT jsonb_array_elements_text(prepared -> 'exact')),
+                                                            ARRAY['q']))
+                USING g.qs[i] LOOP
+                nos := nos || g.nos[i];
+                ids := ids || r.id;
+                dists := dists || r.distance;
+            END LOOP;
+        END LOOP;
     END LOOP;
+    RETURN QUERY SELECT a.no, a.id, a.d FROM unnest(nos, ids, dists) WITH ORDINALITY AS a(no, id, d, o) ORDER BY a.no, a.o;
 END $$;

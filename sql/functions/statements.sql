@@ -21,6 +21,10 @@
 --   many:  SELECT qs.no, c.key, c.distance FROM unnest($qs, $qcodes) WITH ORDINALITY AS qs(q, qcode, no)
 --          CROSS JOIN LATERAL (<index, with qs.q and qs.qcode>) AS c ORDER BY qs.no, c.distance, c.key
 --          (index plans only: each query's candidates and re-rank, one statement for all of them.)
+--   scan:  the exact plan for many queries in one read of the rows the filter keeps: with the kernels,
+--          SELECT pgembed_kernels.exact_topk(key, vector, $qs, k, metric) FROM t WHERE <filter> AND ...;
+--          with the twins, <exact, with qs.q> in a LATERAL subquery per query. Same rows, distances and
+--          order as `exact` run once per query.
 -- k and n are literals, not parameters: a prepared statement's generic plan, not knowing the LIMIT, may pick
 -- a worse plan (measured: 3x slower).
 
@@ -29,7 +33,7 @@
 -- index plan that finds fewer than k rows); `many`: run for an array of queries (index plans only).
 CREATE OR REPLACE FUNCTION pgembed._search_statements(
     collection_id integer, plan jsonb, clause text, columns text[] DEFAULT '{}',
-    OUT run text[], OUT exact text[], OUT many text[])
+    OUT run text[], OUT exact text[], OUT many text[], OUT scan text[])
     LANGUAGE plpgsql STABLE AS $$
 DECLARE
     c pgembed.collections;
@@ -65,6 +69,24 @@ BEGIN
     exact := ARRAY[format('SELECT %s, distance%s FROM (SELECT %s, %s %s ', key, extra, key, v, op), 'q',
                    format(' AS distance%s FROM %s WHERE (%s) AND %s IS NOT NULL OFFSET 0) AS matching '
                           'ORDER BY distance, %s LIMIT %s', extra, tbl, clause, v, key, k)];
+    -- The queries' relation and its columns carry pgembed_ names (the relation's changes if the table itself
+    -- is so named); every column of the table is found in the subqueries' own FROM first, so a filter or a
+    -- key never resolves to them.
+    queries := CASE WHEN c.table_name = 'pgembed_queries' THEN 'pgembed_queries_' ELSE 'pgembed_queries' END;
+    IF pgembed._kernels_active() THEN
+        scan := ARRAY[format('SELECT u.query_no, u.id, u.distance FROM (SELECT pgembed_kernels.exact_topk(%s, %s, ',
+                             key, v), 'qs',
+                      format('::vector[], %s, %L) AS r FROM %s WHERE (%s) AND %s IS NOT NULL) AS %s, '
+                             'unnest((%s.r).query_no, (%s.r).id, (%s.r).distance) WITH ORDINALITY AS u(query_no, id, distance, n) '
+                             'ORDER BY u.n', k, c.metric, tbl, clause, v, queries, queries, queries, queries)];
+    ELSE
+        scan := ARRAY[format('SELECT %s.pgembed_no::integer AS query_no, c.%s::text AS id, c.distance FROM unnest(', queries, key), 'qs',
+                      format('::vector[]) WITH ORDINALITY AS %1$s(pgembed_q, pgembed_no) CROSS JOIN LATERAL ('
+                             'SELECT %2$s, distance FROM (SELECT %2$s, %3$s %4$s %1$s.pgembed_q AS distance FROM %5$s '
+                             'WHERE (%6$s) AND %3$s IS NOT NULL OFFSET 0) AS matching ORDER BY distance, %2$s LIMIT %7$s) AS c '
+                             'ORDER BY %1$s.pgembed_no, c.distance, c.%2$s',
+                             queries, key, v, op, tbl, clause, k)];
+    END IF;
     IF plan ->> 'kind' <> 'index' THEN
         run := exact;
         RETURN;
@@ -84,10 +106,6 @@ BEGIN
                  format(' AS distance%s FROM (SELECT %s, %s%s %s', extra, key, v, extra, candidates), 'qcode',
                  format('::%s LIMIT %s) AS candidates ORDER BY distance, %s LIMIT %s',
                         code_type, plan ->> 'candidates', key, k)];
-    -- The queries' relation and its columns carry pgembed_ names (the relation's changes if the table itself
-    -- is so named); every column of the table is found in the subqueries' own FROM first, so a filter or a
-    -- key never resolves to them.
-    queries := CASE WHEN c.table_name = 'pgembed_queries' THEN 'pgembed_queries_' ELSE 'pgembed_queries' END;
     many := ARRAY[format('SELECT %s.pgembed_no, c.%s, c.distance FROM unnest(', queries, key), 'qs',
                   '::vector[], ', 'qcodes',
                   format('::%1$s[]) WITH ORDINALITY AS %2$s(pgembed_q, pgembed_qcode, pgembed_no) CROSS JOIN LATERAL ('

@@ -1,0 +1,447 @@
+/*
+ * Encoders: a vector and a codec's fitted parameters in, the code out, exactly as pgembed's twins
+ * (sql/functions/codecs.sql) compute it.
+ *
+ * The twins do their arithmetic with pgvector's elementwise operators, in float32. Those raise where a
+ * result leaves float32's range ("value out of range: overflow / underflow"); a twin then computes the same
+ * IEEE float32 arithmetic without raising (its infinities and zeros), and so does every kernel here, always:
+ * no finite vector is refused. Where a twin sums with pgvector (`<#>`, vector_norm, l1_distance), the kernel
+ * calls the same pgvector function, and where that sum is not finite both take the same float64 path.
+ */
+#include "kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "utils/builtins.h"
+
+PG_MODULE_MAGIC_EXT(.name = "pgembed_kernels", .version = "1.0");
+
+#define BYTE_CENTROIDS 256
+
+static VarBit *
+new_bits(long nbits)
+{
+	Size		size;
+	VarBit	   *bits;
+
+	if (nbits < 0 || nbits > VARBITMAXLEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a code of %ld bits is too long", nbits)));
+	size = VARBITTOTALLEN(nbits);
+	bits = result_alloc(size);
+	SET_VARSIZE(bits, size);
+	VARBITLEN(bits) = (int32) nbits;
+	return bits;
+}
+
+static inline void
+set_bit(VarBit *bits, long position)
+{
+	VARBITS(bits)[position >> 3] |= (bits8) (0x80 >> (position & 7));
+}
+
+static Datum
+bits_datum(VarBit *bits)
+{
+	return result_datum(bits, VARSIZE(bits));
+}
+
+static bytea *
+new_bytea(int len)
+{
+	bytea	   *value = result_alloc(VARHDRSZ + len);
+
+	SET_VARSIZE(value, VARHDRSZ + len);
+	return value;
+}
+
+/* least(greatest(round(s::float8), 0), top) as PostgreSQL evaluates it: NaN is the greatest value. */
+static inline int
+clip_level(float s, int top)
+{
+	double		e = (double) s;
+
+	if (isnan(e))
+		return top;
+	e = rint(e);
+	if (e <= 0)
+		return 0;
+	if (e >= top)
+		return top;
+	return (int) e;
+}
+
+/* --- float16: saturating, so that no finite vector is refused (pgvector's cast raises past 65504) --- */
+PG_FUNCTION_INFO_V1(kernel_encode_float16);
+Datum
+kernel_encode_float16(PG_FUNCTION_ARGS)
+{
+	const KVector *v = arg_vector(fcinfo, 0, "v");
+	Size		size = KHALFVEC_SIZE(v->dim);
+	KHalfVector *code = result_alloc(size);
+
+	SET_VARSIZE(code, size);
+	code->dim = v->dim;
+	for (int i = 0; i < v->dim; i++)
+	{
+		float		x = v->x[i];
+
+		code->x[i] = float_to_half(x > 65504.0f ? 65504.0f : (x < -65504.0f ? -65504.0f : x));
+	}
+	PG_RETURN_DATUM(result_datum(code, size));
+}
+
+/* --- binary and thermometer codes: bit i is v_i > t_i (the sign of v - t, overflow or not) --- */
+PG_FUNCTION_INFO_V1(kernel_encode_binary);
+Datum
+kernel_encode_binary(PG_FUNCTION_ARGS)
+{
+	const KVector *v = arg_vector(fcinfo, 0, "v");
+	const KVector *mean = arg_vector(fcinfo, 1, "mean");
+	VarBit	   *code;
+
+	check_same_dims(v->dim, mean->dim);
+	code = new_bits(v->dim);
+	for (int i = 0; i < v->dim; i++)
+		if (v->x[i] > mean->x[i])
+			set_bit(code, i);
+	PG_RETURN_DATUM(bits_datum(code));
+}
+
+PG_FUNCTION_INFO_V1(kernel_encode_thermometer);
+Datum
+kernel_encode_thermometer(PG_FUNCTION_ARGS)
+{
+	const KVector *v = arg_vector(fcinfo, 0, "v");
+	VectorList	thresholds = arg_vector_array(fcinfo, 1, "thresholds");
+	VarBit	   *code;
+
+	if (thresholds.n == 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("thresholds is empty")));
+	for (int j = 0; j < thresholds.n; j++)
+		check_same_dims(v->dim, thresholds.items[j]->dim);
+	code = new_bits((long) thresholds.n * v->dim);
+	for (int j = 0; j < thresholds.n; j++)
+	{
+		const float *t = thresholds.items[j]->x;
+		long		base = (long) j * v->dim;
+
+		for (int i = 0; i < v->dim; i++)
+			if (v->x[i] > t[i])
+				set_bit(code, base + i);
+	}
+	PG_RETURN_DATUM(bits_datum(code));
+}
+
+/* --- scalar quantization: level = clip(rint((v - lo) * inv)), float32 as pgvector's - and * --- */
+PG_FUNCTION_INFO_V1(kernel_encode_int8);
+Datum
+kernel_encode_int8(PG_FUNCTION_ARGS)
+{
+	const KVector *v = arg_vector(fcinfo, 0, "v");
+	const KVector *lo = arg_vector(fcinfo, 1, "lo");
+	const KVector *inv = arg_vector(fcinfo, 2, "inv");
+	bytea	   *code;
+	uint8	   *out;
+
+	check_same_dims(v->dim, lo->dim);
+	check_same_dims(v->dim, inv->dim);
+	code = new_bytea(v->dim);
+	out = (uint8 *) VARDATA(code);
+	for (int i = 0; i < v->dim; i++)
+	{
+		float		d = v->x[i] - lo->x[i];
+		float		s = d * inv->x[i];
+
+		out[i] = (uint8) clip_level(s, 255);
+	}
+	PG_RETURN_DATUM(result_datum(code, VARSIZE(code)));
+}
+
+PG_FUNCTION_INFO_V1(kernel_encode_sq_bits);
+Datum
+kernel_encode_sq_bits(PG_FUNCTION_ARGS)
+{
+	const KVector *v = arg_vector(fcinfo, 0, "v");
+	const KVector *lo = arg_vector(fcinfo, 1, "lo");
+	const KVector *inv = arg_vector(fcinfo, 2, "inv");
+	int			n;
+	const int32 *bits = arg_int4_array(fcinfo, 3, "bits", &n);
+	long		total = 0;
+	long		position = 0;
+	VarBit	   *code;
+
+	check_same_dims(v->dim, lo->dim);
+	check_same_dims(v->dim, inv->dim);
+	if (n != v->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("bits has %d entries for %d dimensions", n, v->dim)));
+	for (int i = 0; i < n; i++)
+	{
+		if (bits[i] < 0 || bits[i] > 8)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("bits[%d] is %d: a dimension takes 0 to 8 bits", i + 1, bits[i])));
+		total += bits[i];
+	}
+	code = new_bits(total);
+	for (int i = 0; i < n; i++)
+	{
+		int			b = bits[i];
+		float		d;
+		float		s;
+		int			level;
+
+		if (b == 0)
+			continue;
+		d = v->x[i] - lo->x[i];
+		s = d * inv->x[i];
+		level = clip_level(s, (1 << b) - 1);
+		for (int t = b - 1; t >= 0; t--, position++)
+			if ((level >> t) & 1)
+				set_bit(code, position);
+	}
+	PG_RETURN_DATUM(bits_datum(code));
+}
+
+/*
+ * --- product quantization ---
+ * Sub-space m's K scores start at norms[m] (|c_j|^2) and lose (2 x_k) * columns[m * sub_dim + k] for each
+ * of its sub_dim coordinates, one float32 subtraction after one float32 product, in that order: the twin's
+ * elementwise pgvector expression. The code byte is the first index of the smallest score (NaN last).
+ */
+PQShape
+pq_shape(const KVector *v, VectorList columns, VectorList norms, int32 sub_dim)
+{
+	PQShape		shape;
+
+	if (sub_dim < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sub_dim must be positive, got %d", sub_dim)));
+	if (norms.n == 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("norms is empty")));
+	shape.m = norms.n;
+	shape.sub = sub_dim;
+	shape.centroids = norms.items[0]->dim;
+	if ((long) shape.m * sub_dim != v->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("the vector has %d dimensions; the codebook has %d sub-spaces of %d",
+						v->dim, shape.m, sub_dim)));
+	if (columns.n != v->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("columns has %d vectors; the codebook needs %d (sub-spaces x sub_dim)", columns.n, v->dim)));
+	if (shape.centroids > BYTE_CENTROIDS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a codebook of %d centroids does not fit in one byte a sub-space", shape.centroids)));
+	for (int i = 0; i < norms.n; i++)
+		check_same_dims(shape.centroids, norms.items[i]->dim);
+	for (int i = 0; i < columns.n; i++)
+		check_same_dims(shape.centroids, columns.items[i]->dim);
+	return shape;
+}
+
+PG_FUNCTION_INFO_V1(kernel_encode_pq);
+Datum
+kernel_encode_pq(PG_FUNCTION_ARGS)
+{
+	const KVector *v = arg_vector(fcinfo, 0, "v");
+	VectorList	columns = arg_vector_array(fcinfo, 1, "columns");
+	VectorList	norms = arg_vector_array(fcinfo, 2, "norms");
+	PQShape		shape = pq_shape(v, columns, norms, PG_GETARG_INT32(3));
+	int			K = shape.centroids;
+	bytea	   *code = new_bytea(shape.m);
+	uint8	   *out = (uint8 *) VARDATA(code);
+	float	   *scores = palloc(sizeof(float) * K);
+
+	for (int m = 0; m < shape.m; m++)
+	{
+		int			best = 0;
+
+		memcpy(scores, norms.items[m]->x, sizeof(float) * K);
+		for (int k = 0; k < shape.sub; k++)
+		{
+			float		two_x = 2.0f * v->x[m * shape.sub + k];
+			const float *c = columns.items[m * shape.sub + k]->x;
+
+			for (int j = 0; j < K; j++)
+			{
+				float		p = two_x * c[j];
+
+				scores[j] = scores[j] - p;
+			}
+		}
+		for (int j = 1; j < K; j++)
+			if (float8_lt_pg(scores[j], scores[best]))
+				best = j;
+		out[m] = (uint8) best;
+	}
+	PG_RETURN_DATUM(result_datum(code, VARSIZE(code)));
+}
+
+/*
+ * --- linear projections: y_r = <v - centre, row_r> ---
+ * As pgvector's `<#>` computes each inner product (the same function, called); where a difference v - centre
+ * overflows float32 or an inner product is not finite, every y_r in float64, summed in order and saturated.
+ */
+static void
+project_f64(const KVector *v, const KVector *centre, VectorList rows, KVector *out)
+{
+	for (int r = 0; r < rows.n; r++)
+	{
+		const float *w = rows.items[r]->x;
+		double		s = 0;
+
+		for (int i = 0; i < v->dim; i++)
+		{
+			double		t = ((double) v->x[i] - (centre ? (double) centre->x[i] : 0.0)) * (double) w[i];
+
+			s = i == 0 ? t : s + t;
+		}
+		out->x[r] = (float) (s > KFLT_MAX ? KFLT_MAX : (s < -KFLT_MAX ? -KFLT_MAX : s));
+	}
+}
+
+static bool
+project_f32(const KVector *v, VectorList rows, KVector *out)
+{
+	for (int r = 0; r < rows.n; r++)
+	{
+		float		y = (float) -pgvector_call(PGV_NEGATIVE_INNER_PRODUCT, v, rows.items[r]);
+
+		if (!isfinite(y))
+			return false;
+		out->x[r] = y;
+	}
+	return true;
+}
+
+static KVector *
+projection_result(const KVector *v, VectorList rows)
+{
+	if (rows.n == 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("projection_rows is empty")));
+	for (int r = 0; r < rows.n; r++)
+		check_same_dims(v->dim, rows.items[r]->dim);
+	return new_vector(rows.n);
+}
+
+/* v - centre in float32, or NULL where an element overflows (pgvector's vector_sub would raise). */
+static KVector *
+difference_f32(const KVector *v, const KVector *centre)
+{
+	KVector    *d = palloc(KVECTOR_SIZE(v->dim));
+
+	SET_VARSIZE(d, KVECTOR_SIZE(v->dim));
+	d->dim = v->dim;
+	d->unused = 0;
+	for (int i = 0; i < v->dim; i++)
+	{
+		d->x[i] = v->x[i] - centre->x[i];
+		if (isinf(d->x[i]))
+			return NULL;
+	}
+	return d;
+}
+
+PG_FUNCTION_INFO_V1(kernel_project);
+Datum
+kernel_project(PG_FUNCTION_ARGS)
+{
+	const KVector *v = arg_vector(fcinfo, 0, "v");
+	VectorList	rows = arg_vector_array(fcinfo, 1, "projection_rows");
+	KVector    *out = projection_result(v, rows);
+
+	if (!project_f32(v, rows, out))
+		project_f64(v, NULL, rows, out);
+	PG_RETURN_DATUM(vector_datum(out));
+}
+
+PG_FUNCTION_INFO_V1(kernel_project_centred);
+Datum
+kernel_project_centred(PG_FUNCTION_ARGS)
+{
+	const KVector *v = arg_vector(fcinfo, 0, "v");
+	const KVector *centre = arg_vector(fcinfo, 1, "centre");
+	VectorList	rows = arg_vector_array(fcinfo, 2, "projection_rows");
+	KVector    *d;
+	KVector    *out;
+
+	check_same_dims(v->dim, centre->dim);
+	out = projection_result(v, rows);
+	d = difference_f32(v, centre);
+	if (d == NULL || !project_f32(d, rows, out))
+		project_f64(v, centre, rows, out);
+	PG_RETURN_DATUM(vector_datum(out));
+}
+
+/*
+ * --- RaBitQ's correction factors: |v - centre| and <sign(o)/sqrt(d), o/|o|> = |o|_1 / (sqrt(d) |o|) ---
+ * with pgvector's vector_norm and l1_distance (against zeros), in float64 where those are not finite.
+ */
+static double
+clamp_float(double x)
+{
+	return x > KFLT_MAX ? KFLT_MAX : x;
+}
+
+PG_FUNCTION_INFO_V1(kernel_rabitq_factors);
+Datum
+kernel_rabitq_factors(PG_FUNCTION_ARGS)
+{
+	const KVector *v = arg_vector(fcinfo, 0, "v");
+	const KVector *centre = arg_vector(fcinfo, 1, "centre");
+	const KVector *rotated = arg_vector(fcinfo, 2, "rotated");
+	KVector    *out = new_vector(2);
+	KVector    *d;
+
+	check_same_dims(v->dim, centre->dim);
+	d = difference_f32(v, centre);
+	if (d != NULL)
+	{
+		double		norm = pgvector_call(PGV_NORM, d, NULL);
+		double		rotated_norm = pgvector_call(PGV_NORM, rotated, NULL);
+		double		overlap = 1;
+
+		if (rotated_norm != 0)
+		{
+			KVector    *zeros = palloc0(KVECTOR_SIZE(rotated->dim));
+
+			SET_VARSIZE(zeros, KVECTOR_SIZE(rotated->dim));
+			zeros->dim = rotated->dim;
+			overlap = float8_div(pgvector_call(PGV_L1_DISTANCE, rotated, zeros),
+								 float8_mul(pg_sqrt((double) rotated->dim), rotated_norm));
+		}
+		out->x[0] = (float) norm;
+		out->x[1] = (float) overlap;
+	}
+	if (d == NULL || !isfinite(out->x[0]) || !isfinite(out->x[1]))
+	{
+		double		norm = 0;
+		double		squares = 0;
+		double		l1 = 0;
+
+		for (int i = 0; i < v->dim; i++)
+		{
+			double		t = (double) v->x[i] - (double) centre->x[i];
+
+			norm = i == 0 ? t * t : norm + t * t;
+		}
+		for (int i = 0; i < rotated->dim; i++)
+		{
+			double		r = (double) rotated->x[i];
+
+			squares = i == 0 ? r * r : squares + r * r;
+			l1 = i == 0 ? fabs(r) : l1 + fabs(r);
+		}
+		out->x[0] = (float) clamp_float(sqrt(norm));
+		out->x[1] = (float) (squares == 0 ? 1.0 : clamp_float(l1 / (sqrt((double) rotated->dim) * sqrt(squares))));
+	}
+	PG_RETURN_DATUM(vector_datum(out));
+}

@@ -1,0 +1,526 @@
+/*
+ * exact_topk: one read of a relation (or of the rows a WHERE clause keeps), the exact top-k of many queries.
+ *
+ *   SELECT pgembed_kernels.exact_topk(id, embedding, $queries, $k, 'cosine') FROM docs WHERE ...
+ *
+ * returns, for every query, what `ORDER BY embedding <=> q, id LIMIT k` returns: the same rows, the same
+ * distances (pgvector's own, from the very function `<=>` runs), in the same order (ties by key, in the
+ * key's collation). Its twin is that statement, once per query (pgembed.scan_topk runs one or the other).
+ *
+ * How it is fast and still exact: rows are buffered in blocks and every (query, row) pair is scored with a
+ * float32 dot product (a register-blocked kernel, vectorised), from which the distance follows up to a
+ * rounding error with a proven bound (both this sum and pgvector's are within gamma_d * |q| |x| of the true
+ * inner product, gamma_d = d u / (1 - d u), u = 2^-24, in any order of summation). A pair is dismissed only
+ * when its estimate minus that bound is above the query's current k-th exact distance, so it cannot belong
+ * to the top k; every other pair gets pgvector's exact distance and competes in the query's heap on
+ * (distance, key). Non-finite estimates are never dismissed.
+ *
+ * Rows whose vector is NULL are skipped, as the twin's WHERE ... IS NOT NULL does; a NULL key is an error
+ * (pgembed calls this with a collection's primary key). queries, k and metric are read from the first row.
+ */
+#include "kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/typcache.h"
+
+#define BLOCK_ROWS 64
+#define MAX_QUERIES 100000
+#define MAX_HEAP_ENTRIES 50000000L
+
+typedef struct Candidate
+{
+	double		distance;
+	Datum		key;
+} Candidate;
+
+typedef struct TopkState
+{
+	int			nq;
+	int			dim;
+	int			k;
+	int			metric;
+	PgvectorFunction exact;
+	double		gamma;			/* the rounding bound's factor */
+	Size		vector_size;	/* KVECTOR_SIZE(dim) */
+	Size		stride;			/* vector_size rounded up to a cache line */
+	char	   *queries;		/* nq KVector copies, back to back */
+	double	   *query_norms;
+	Candidate  *heaps;			/* nq heaps of up to k, worst first */
+	int		   *sizes;
+	char	   *rows;			/* BLOCK_ROWS KVector copies */
+	double	   *row_norms;
+	Datum	   *row_keys;
+	int			buffered;
+	float	   *dots;			/* nq x BLOCK_ROWS */
+	const float **query_floats;
+	const float **row_floats;
+	MemoryContext state_context;
+	MemoryContext block_context;
+	int16		key_len;
+	bool		key_byval;
+	Oid			key_type;
+	Oid			collation;
+	FmgrInfo	key_cmp;
+	long		scored;
+	long		checked;
+} TopkState;
+
+/* Copies laid out so that each one's floats start on a cache line: the scoring kernel's loads never split. */
+#define QUERY(s, i) ((const KVector *) ((s)->queries + (Size) (i) * (s)->stride))
+#define ROW(s, i) ((KVector *) ((s)->rows + (Size) (i) * (s)->stride))
+#define CACHE_LINE 64
+
+static char *
+aligned_copies(Size stride, int n)
+{
+	char	   *block = palloc(stride * n + 2 * CACHE_LINE);
+	uintptr_t	line = ((uintptr_t) block + CACHE_LINE - 1) & ~(uintptr_t) (CACHE_LINE - 1);
+
+	return (char *) (line + CACHE_LINE - offsetof(KVector, x));
+}
+
+/* (distance, key) order: PostgreSQL's float8 order (NaN last), then the key's btree order. */
+static int
+candidate_cmp(const TopkState *s, const Candidate *a, const Candidate *b)
+{
+	int			c = float8_cmp_pg(a->distance, b->distance);
+
+	if (c != 0)
+		return c;
+	return DatumGetInt32(FunctionCall2Coll((FmgrInfo *) &s->key_cmp, s->collation, a->key, b->key));
+}
+
+static void
+sift_down(const TopkState *s, Candidate *heap, int size, int i)
+{
+	for (;;)
+	{
+		int			worst = i;
+		int			l = 2 * i + 1;
+		int			r = l + 1;
+		Candidate	t;
+
+		if (l < size && candidate_cmp(s, &heap[l], &heap[worst]) > 0)
+			worst = l;
+		if (r < size && candidate_cmp(s, &heap[r], &heap[worst]) > 0)
+			worst = r;
+		if (worst == i)
+			return;
+		t = heap[i];
+		heap[i] = heap[worst];
+		heap[worst] = t;
+		i = worst;
+	}
+}
+
+static void
+offer(TopkState *s, int q, double distance, Datum key)
+{
+	Candidate  *heap = s->heaps + (Size) q * s->k;
+	int		   *size = &s->sizes[q];
+	Candidate	c = {distance, key};
+	MemoryContext old;
+
+	if (*size == s->k && candidate_cmp(s, &c, &heap[0]) >= 0)
+		return;
+	old = MemoryContextSwitchTo(s->state_context);
+	c.key = datumCopy(key, s->key_byval, s->key_len);
+	MemoryContextSwitchTo(old);
+	if (*size < s->k)
+	{
+		int			i = (*size)++;
+
+		heap[i] = c;
+		while (i > 0 && candidate_cmp(s, &heap[(i - 1) / 2], &heap[i]) < 0)
+		{
+			Candidate	t = heap[i];
+
+			heap[i] = heap[(i - 1) / 2];
+			heap[(i - 1) / 2] = t;
+			i = (i - 1) / 2;
+		}
+		return;
+	}
+	if (!s->key_byval)
+		pfree(DatumGetPointer(heap[0].key));
+	heap[0] = c;
+	sift_down(s, heap, *size, 0);
+}
+
+/* The distance above which a pair cannot enter query q's top k (infinite while it holds fewer than k). */
+static inline double
+threshold(const TopkState *s, int q)
+{
+	double		worst;
+
+	if (s->sizes[q] < s->k)
+		return INFINITY;
+	worst = s->heaps[(Size) q * s->k].distance;
+	return isnan(worst) ? INFINITY : worst;
+}
+
+/*
+ * When a pair can be dismissed. With u = 2^-24 and gamma = d u / (1 - d u): both this scan's float32 dot
+ * product and pgvector's are within gamma |q| |x| of the exact inner product, whatever their order of
+ * summation or fusing; pgvector's norms within gamma |q|^2 and gamma |x|^2. So a distance estimated from the
+ * dot product is within 4 gamma (cosine), 4 gamma |q| |x| (ip) or 4 gamma (|q| + |x|)^2 (l2, squared) of
+ * pgvector's, and a pair whose estimate is beyond the query's k-th distance by more than that cannot enter.
+ * The tests below use 5 gamma: the extra gamma covers the float64 rounding of the tests themselves.
+ * Written as "dot < limit", so that a NaN dot is never dismissed; non-finite dots never are either.
+ */
+typedef struct Bound
+{
+	double		a;				/* cosine: (1 - t - 5 gamma) |q|; ip: -t; l2: |q|^2 - t^2 */
+	double		b;				/* ip: 5 gamma |q|; l2: 5 gamma */
+	bool		none;			/* nothing can be dismissed (fewer than k held, or a NaN k-th distance) */
+} Bound;
+
+static Bound
+bound_for(const TopkState *s, int q)
+{
+	double		t = threshold(s, q);
+	double		qn = s->query_norms[q];
+	Bound		limit = {0, 0, !isfinite(t) || !(qn > 0) || !isfinite(qn)};
+
+	switch (s->metric)
+	{
+		case METRIC_COSINE:
+			limit.a = (1 - t - 5 * s->gamma) * qn;
+			break;
+		case METRIC_IP:
+			limit.a = -t;
+			limit.b = 5 * s->gamma * qn;
+			break;
+		default:
+			limit.a = qn * qn - t * t;
+			limit.b = 5 * s->gamma;
+			break;
+	}
+	return limit;
+}
+
+static inline bool
+dismissed(const TopkState *s, const Bound *limit, float dot, double qn, double rn)
+{
+	if (limit->none || !isfinite(dot) || !(rn > 0) || !isfinite(rn))
+		return false;
+	switch (s->metric)
+	{
+		case METRIC_COSINE:		/* 1 - dot / (|q| |x|) - 5 gamma > t */
+			return dot < limit->a * rn;
+		case METRIC_IP:			/* -dot - 5 gamma |q| |x| > t */
+			return dot < limit->a - limit->b * rn;
+		default:				/* |q|^2 + |x|^2 - 2 dot - 5 gamma (|q| + |x|)^2 > t^2 */
+			return 2.0 * dot < limit->a + rn * rn - limit->b * (qn + rn) * (qn + rn);
+	}
+}
+
+/*
+ * dots[q * BLOCK_ROWS + r] = <query q, row r>, four queries by two rows at a time: eight accumulators of
+ * eight lanes and the six operands fit AVX's sixteen vector registers. An FMA build where the CPU has it
+ * (x86-64), portable C elsewhere.
+ */
+static void
+score_block_c(const float *const *q, int nq, const float *const *r, int nr, int dim, float *dots)
+{
+	for (int a = 0; a < nq; a++)
+		for (int b = 0; b < nr; b++)
+		{
+			float		acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+			float		sum = 0;
+			int			i = 0;
+
+			for (; i + 8 <= dim; i += 8)
+				for (int l = 0; l < 8; l++)
+					acc[l] += q[a][i + l] * r[b][i + l];
+			for (; i < dim; i++)
+				sum += q[a][i] * r[b][i];
+			for (int l = 0; l < 8; l++)
+				sum += acc[l];
+			dots[(Size) a * BLOCK_ROWS + b] = sum;
+		}
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(PGEMBED_SANITIZE)
+#include <immintrin.h>
+#define HAVE_FMA_KERNEL 1
+
+__attribute__((target("fma")))
+static void
+score_block_fma(const float *const *q, int nq, const float *const *r, int nr, int dim, float *dots)
+{
+	for (int q0 = 0; q0 < nq; q0 += 4)
+	{
+		const float *a0 = q[q0];
+		const float *a1 = q[Min(q0 + 1, nq - 1)];
+		const float *a2 = q[Min(q0 + 2, nq - 1)];
+		const float *a3 = q[Min(q0 + 3, nq - 1)];
+
+		for (int r0 = 0; r0 < nr; r0 += 2)
+		{
+			const float *x0 = r[r0];
+			const float *x1 = r[Min(r0 + 1, nr - 1)];
+			__m256		c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00;
+			__m256		c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+			__m256		h0, h1, h2, h3, g0, g1;
+			float		out[8];
+			int			i = 0;
+
+			for (; i + 8 <= dim; i += 8)
+			{
+				__m256		v0 = _mm256_loadu_ps(x0 + i);
+				__m256		v1 = _mm256_loadu_ps(x1 + i);
+				__m256		y;
+
+				y = _mm256_loadu_ps(a0 + i);
+				c00 = _mm256_fmadd_ps(y, v0, c00);
+				c01 = _mm256_fmadd_ps(y, v1, c01);
+				y = _mm256_loadu_ps(a1 + i);
+				c10 = _mm256_fmadd_ps(y, v0, c10);
+				c11 = _mm256_fmadd_ps(y, v1, c11);
+				y = _mm256_loadu_ps(a2 + i);
+				c20 = _mm256_fmadd_ps(y, v0, c20);
+				c21 = _mm256_fmadd_ps(y, v1, c21);
+				y = _mm256_loadu_ps(a3 + i);
+				c30 = _mm256_fmadd_ps(y, v0, c30);
+				c31 = _mm256_fmadd_ps(y, v1, c31);
+			}
+			/* the eight horizontal sums at once: q0r0 q1r0 q2r0 q3r0 q0r1 q1r1 q2r1 q3r1 */
+			h0 = _mm256_hadd_ps(c00, c10);
+			h1 = _mm256_hadd_ps(c20, c30);
+			h2 = _mm256_hadd_ps(c01, c11);
+			h3 = _mm256_hadd_ps(c21, c31);
+			g0 = _mm256_hadd_ps(h0, h1);
+			g1 = _mm256_hadd_ps(h2, h3);
+			_mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(g0, g1, 0x20),
+												_mm256_permute2f128_ps(g0, g1, 0x31)));
+			for (; i < dim; i++)
+			{
+				out[0] += a0[i] * x0[i];
+				out[1] += a1[i] * x0[i];
+				out[2] += a2[i] * x0[i];
+				out[3] += a3[i] * x0[i];
+				out[4] += a0[i] * x1[i];
+				out[5] += a1[i] * x1[i];
+				out[6] += a2[i] * x1[i];
+				out[7] += a3[i] * x1[i];
+			}
+			for (int a = 0; a < 4 && q0 + a < nq; a++)
+				for (int b = 0; b < 2 && r0 + b < nr; b++)
+					dots[(Size) (q0 + a) * BLOCK_ROWS + r0 + b] = out[b * 4 + a];
+		}
+	}
+}
+#endif
+
+static void
+score_block(const float *const *q, int nq, const float *const *r, int nr, int dim, float *dots)
+{
+#ifdef HAVE_FMA_KERNEL
+	if (__builtin_cpu_supports("fma"))
+	{
+		score_block_fma(q, nq, r, nr, dim, dots);
+		return;
+	}
+#endif
+	score_block_c(q, nq, r, nr, dim, dots);
+}
+
+static double
+norm_of(const KVector *v)
+{
+	double		s = 0;
+
+	for (int i = 0; i < v->dim; i++)
+		s += (double) v->x[i] * v->x[i];
+	return sqrt(s);
+}
+
+static void
+flush_block(TopkState *s)
+{
+	if (s->buffered == 0)
+		return;
+	for (int r = 0; r < s->buffered; r++)
+		s->row_floats[r] = ROW(s, r)->x;
+	score_block(s->query_floats, s->nq, s->row_floats, s->buffered, s->dim, s->dots);
+	for (int q = 0; q < s->nq; q++)
+	{
+		const float *dots = s->dots + (Size) q * BLOCK_ROWS;
+		double		qn = s->query_norms[q];
+		Bound		limit = bound_for(s, q);
+
+		for (int r = 0; r < s->buffered; r++)
+		{
+			if (dismissed(s, &limit, dots[r], qn, s->row_norms[r]))
+				continue;
+			s->checked++;
+			offer(s, q, pgvector_call(s->exact, QUERY(s, q), ROW(s, r)), s->row_keys[r]);
+			limit = bound_for(s, q);
+		}
+	}
+	s->scored += (long) s->nq * s->buffered;
+	s->buffered = 0;
+	MemoryContextReset(s->block_context);
+}
+
+static TopkState *
+new_state(FunctionCallInfo fcinfo, MemoryContext context)
+{
+	MemoryContext old = MemoryContextSwitchTo(context);
+	TopkState  *s = palloc0(sizeof(TopkState));
+	VectorList	queries;
+	TypeCacheEntry *key_type;
+
+	if (PG_ARGISNULL(3) || PG_ARGISNULL(4) || PG_ARGISNULL(5))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("queries, k and metric must not be NULL")));
+	queries = arg_vector_array(fcinfo, 3, "queries");
+	s->k = PG_GETARG_INT32(4);
+	s->metric = arg_metric(fcinfo, 5);
+	if (queries.n < 1 || queries.n > MAX_QUERIES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a scan takes 1 to %d queries, got %d", MAX_QUERIES, queries.n)));
+	if (s->k < 1 || (long) s->k * queries.n > MAX_HEAP_ENTRIES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("k must be at least 1, and queries x k at most %ld (got k = %d for %d queries)",
+						MAX_HEAP_ENTRIES, s->k, queries.n)));
+	s->nq = queries.n;
+	s->dim = queries.items[0]->dim;
+	s->vector_size = KVECTOR_SIZE(s->dim);
+	s->stride = TYPEALIGN(CACHE_LINE, s->vector_size);
+	s->queries = aligned_copies(s->stride, s->nq);
+	s->query_norms = palloc(sizeof(double) * s->nq);
+	for (int i = 0; i < s->nq; i++)
+	{
+		check_same_dims(s->dim, queries.items[i]->dim);
+		memcpy((char *) QUERY(s, i), queries.items[i], s->vector_size);
+		s->query_norms[i] = norm_of(queries.items[i]);
+	}
+	s->exact = s->metric == METRIC_COSINE ? PGV_COSINE_DISTANCE :
+		(s->metric == METRIC_IP ? PGV_NEGATIVE_INNER_PRODUCT : PGV_L2_DISTANCE);
+	pgvector_function(s->exact);
+	s->gamma = (s->dim + 2) * ldexp(1.0, -24) / (1 - (s->dim + 2) * ldexp(1.0, -24));
+	s->heaps = palloc(sizeof(Candidate) * s->nq * (Size) s->k);
+	s->sizes = palloc0(sizeof(int) * s->nq);
+	s->rows = aligned_copies(s->stride, BLOCK_ROWS);
+	s->row_norms = palloc(sizeof(double) * BLOCK_ROWS);
+	s->row_keys = palloc(sizeof(Datum) * BLOCK_ROWS);
+	s->dots = palloc(sizeof(float) * (Size) s->nq * BLOCK_ROWS);
+	s->query_floats = palloc(sizeof(float *) * s->nq);
+	for (int i = 0; i < s->nq; i++)
+		s->query_floats[i] = QUERY(s, i)->x;
+	s->row_floats = palloc(sizeof(float *) * BLOCK_ROWS);
+	s->state_context = context;
+	s->block_context = AllocSetContextCreate(context, "exact_topk block", ALLOCSET_DEFAULT_SIZES);
+	s->key_type = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	if (!OidIsValid(s->key_type))
+		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH), errmsg("cannot tell the type of the key")));
+	get_typlenbyval(s->key_type, &s->key_len, &s->key_byval);
+	key_type = lookup_type_cache(s->key_type, TYPECACHE_CMP_PROC_FINFO);
+	if (!OidIsValid(key_type->cmp_proc))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("keys of type %s cannot be ordered", format_type_be(s->key_type))));
+	fmgr_info_copy(&s->key_cmp, &key_type->cmp_proc_finfo, context);
+	s->collation = PG_GET_COLLATION();
+	MemoryContextSwitchTo(old);
+	return s;
+}
+
+PG_FUNCTION_INFO_V1(kernel_exact_topk_step);
+Datum
+kernel_exact_topk_step(PG_FUNCTION_ARGS)
+{
+	MemoryContext context;
+	TopkState  *s;
+	const KVector *v;
+	MemoryContext old;
+
+	if (!AggCheckCallContext(fcinfo, &context))
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("exact_topk is an aggregate")));
+	s = PG_ARGISNULL(0) ? new_state(fcinfo, context) : (TopkState *) PG_GETARG_POINTER(0);
+	if (PG_ARGISNULL(2))
+		PG_RETURN_POINTER(s);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("a row's key is NULL: keys must not be NULL")));
+	v = arg_vector(fcinfo, 2, "the row's vector");
+	check_same_dims(s->dim, v->dim);
+	memcpy(ROW(s, s->buffered), v, s->vector_size);
+	s->row_norms[s->buffered] = norm_of(v);
+	old = MemoryContextSwitchTo(s->block_context);
+	s->row_keys[s->buffered] = datumCopy(PG_GETARG_DATUM(1), s->key_byval, s->key_len);
+	MemoryContextSwitchTo(old);
+	if (++s->buffered == BLOCK_ROWS)
+		flush_block(s);
+	PG_RETURN_POINTER(s);
+}
+
+static int
+candidate_qsort_cmp(const void *a, const void *b, void *arg)
+{
+	return candidate_cmp((const TopkState *) arg, (const Candidate *) a, (const Candidate *) b);
+}
+
+PG_FUNCTION_INFO_V1(kernel_exact_topk_final);
+Datum
+kernel_exact_topk_final(PG_FUNCTION_ARGS)
+{
+	TopkState  *s;
+	TupleDesc	desc;
+	long		total = 0;
+	Datum	   *numbers;
+	Datum	   *ids;
+	Datum	   *distances;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	Oid			output;
+	bool		varlena;
+	FmgrInfo	out;
+	long		n = 0;
+
+	if (!AggCheckCallContext(fcinfo, NULL))
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("exact_topk is an aggregate")));
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	s = (TopkState *) PG_GETARG_POINTER(0);
+	flush_block(s);
+	elog(DEBUG1, "exact_topk: %ld pairs scored, %ld checked exactly", s->scored, s->checked);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH), errmsg("exact_topk must return a composite")));
+	desc = BlessTupleDesc(desc);
+	for (int q = 0; q < s->nq; q++)
+		total += s->sizes[q];
+	numbers = palloc(sizeof(Datum) * Max(total, 1));
+	ids = palloc(sizeof(Datum) * Max(total, 1));
+	distances = palloc(sizeof(Datum) * Max(total, 1));
+	getTypeOutputInfo(s->key_type, &output, &varlena);
+	fmgr_info(output, &out);
+	for (int q = 0; q < s->nq; q++)
+	{
+		Candidate  *heap = s->heaps + (Size) q * s->k;
+
+		qsort_arg(heap, s->sizes[q], sizeof(Candidate), candidate_qsort_cmp, s);
+		for (int i = 0; i < s->sizes[q]; i++, n++)
+		{
+			numbers[n] = Int32GetDatum(q + 1);
+			ids[n] = CStringGetTextDatum(OutputFunctionCall(&out, heap[i].key));
+			distances[n] = Float8GetDatum(heap[i].distance);
+		}
+	}
+	values[0] = PointerGetDatum(construct_array_builtin(numbers, (int) n, INT4OID));
+	values[1] = PointerGetDatum(construct_array_builtin(ids, (int) n, TEXTOID));
+	values[2] = PointerGetDatum(construct_array_builtin(distances, (int) n, FLOAT8OID));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}

@@ -1,0 +1,25 @@
+"""The kernels' tests talk to pgembed_kernels.* and pgembed_twins.* directly, in one database of the module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector
+
+from pgembed.db.kernels import kernels_wanted_by_environment
+
+
+@pytest.fixture(scope="module")
+def kernel_conn(server_dsn_for_module: str) -> Iterator[psycopg.Connection]:
+    """A connection to a database where both the kernels and the twins are installed."""
+    if kernels_wanted_by_environment() is False:
+        pytest.skip("PGEMBED_KERNELS=off: this run is on the SQL twins (tests/kernels compare the kernels with them)")
+    with psycopg.connect(server_dsn_for_module, autocommit=True) as conn:
+        register_vector(conn)
+        installed = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pgembed_kernels'").fetchone()
+        assert installed is not None, ("pgembed_kernels is not installed in the test database: `make kernels` "
+                                       "builds it for the embedded server, `pgembed kernels install --pg-config` "
+                                       "for the server of PGEMBED_TEST_DSN")
+        yield conn

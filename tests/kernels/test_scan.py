@@ -1,0 +1,121 @@
+"""The multi-query scan (pgembed.scan_topk) and SQL search_batch() in both modes: the kernel's one pass over
+the rows and the twins' statement per query give the same rows, distances and order as pgembed.search()."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector
+
+import pgembed
+from pgembed import KernelMode
+from tests.helpers import unit_vectors
+
+DIM = 24
+
+
+def rows_of(conn: psycopg.Connection, query: str, params: list[Any]) -> list[tuple[int, str, float | str]]:
+    """The rows, a NaN distance (a zero vector's cosine) spelled "NaN" so that equal answers compare equal."""
+    return [(n, key, "NaN" if distance != distance else distance)
+            for n, key, distance in conn.execute(query, params).fetchall()]
+
+
+def in_both_modes(db: pgembed.Database, conn: psycopg.Connection, query: str, params: list[Any]) -> list[tuple]:
+    """The query's rows with the kernels bound and with the twins bound, asserted equal."""
+    assert db.kernels().active is KernelMode.KERNELS
+    kernels = rows_of(conn, query, params)
+    db.use_kernels(False)
+    try:
+        assert db.kernels().active is KernelMode.TWINS
+        twins = rows_of(conn, query, params)
+    finally:
+        db.use_kernels(True)
+    assert kernels == twins
+    return kernels
+
+
+def one_at_a_time(conn: psycopg.Connection, queries: np.ndarray, k: int, filters: list[str | None],
+                  plan: str = "auto") -> list[tuple]:
+    out = []
+    for i, q in enumerate(queries):
+        found = conn.execute("SELECT id, distance FROM pgembed.search('docs', %s, %s, %s::jsonb, plan => %s)",
+                             [q, k, filters[i], plan]).fetchall()
+        out += [(i + 1, key, "NaN" if distance != distance else distance) for key, distance in found]
+    return out
+
+
+@pytest.fixture
+def conn(dsn: str) -> Any:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        register_vector(c)
+        yield c
+
+
+@pytest.mark.parametrize(("metric", "key_type"), [("cosine", "bigint"), ("l2", "text"), ("ip", "integer")])
+def test_scan_topk_is_the_exact_plan_in_both_modes(db: pgembed.Database, conn: psycopg.Connection, metric: str,
+                                                   key_type: str) -> None:
+    x = unit_vectors(600, DIM, seed=3)
+    x[100:110] = x[7]  # ties: equal distances are ordered by key
+    docs = db.create_collection("docs", DIM, attrs={"part": "integer"}, metric=metric, key_type=key_type)
+    keys = [str(i) if key_type == "text" else i for i in range(600)]
+    docs.ingest(keys, x, {"part": [i % 4 for i in range(600)]})
+    conn.execute("INSERT INTO docs (id, embedding, part) VALUES ('600', NULL, 1)")  # no vector: never found
+    if metric == "cosine":  # a zero vector has no cosine distance: pgvector gives NaN, ranked last
+        conn.execute("INSERT INTO docs (id, embedding, part) VALUES ('601', %s, 1)", [np.zeros(DIM, np.float32)])
+    queries = list(unit_vectors(9, DIM, seed=4)) + [x[7]]
+    scanned = in_both_modes(db, conn, "SELECT * FROM pgembed.scan_topk('docs', %s, 12)", [queries])
+    assert scanned == one_at_a_time(conn, np.array(queries), 12, [None] * 10, plan="exact")
+    assert len(scanned) == 10 * 12
+    filtered = in_both_modes(db, conn, "SELECT * FROM pgembed.scan_topk('docs', %s, 700, '{\"part\": 1}')",
+                             [queries[:2]])
+    assert filtered == one_at_a_time(conn, np.array(queries[:2]), 700, ['{"part": 1}'] * 2, plan="exact")
+    assert len(filtered) == 2 * (150 + (2 if metric == "cosine" else 1) - 1)  # every match with a vector
+
+
+def test_scan_topk_reads_a_list_of_keys(db: pgembed.Database, conn: psycopg.Connection) -> None:
+    x = unit_vectors(300, DIM, seed=5)
+    docs = db.create_collection("docs", DIM, attrs={"part": "integer"})
+    docs.ingest(np.arange(300), x, {"part": [i % 2 for i in range(300)]})
+    wanted = [str(i) for i in range(0, 300, 3)]
+    found = in_both_modes(db, conn, "SELECT * FROM pgembed.scan_topk('docs', %s, 5, '{\"part\": 0}', %s)",
+                          [list(x[:3]), wanted])
+    assert {key for _, key, _ in found} <= {str(i) for i in range(0, 300, 6)}
+    assert [n for n, _, _ in found] == [1] * 5 + [2] * 5 + [3] * 5
+    assert found[0][1] == "0" and found[0][2] == pytest.approx(0, abs=1e-6)
+
+
+def test_search_batch_in_sql_equals_search_one_query_at_a_time(db: pgembed.Database,
+                                                               conn: psycopg.Connection) -> None:
+    x = unit_vectors(3000, DIM, seed=6)
+    docs = db.create_collection("docs", DIM, attrs={"section": "text"})
+    docs.ingest(np.arange(3000), x, {"section": [str(i % 7) for i in range(3000)]})
+    docs.add_codec("bq2", "bq2")
+    docs.create_index("bq2")
+    db.execute("ANALYZE docs")
+    queries = unit_vectors(30, DIM, seed=7)
+    filters = [None if i % 3 == 0 else json.dumps({"section": str(i % 7)}) for i in range(30)]
+    filters[5] = '{"section": "none"}'  # matches nothing
+    batch = in_both_modes(db, conn, "SELECT * FROM pgembed.search_batch('docs', %s, 10, %s::jsonb[])",
+                          [list(queries), filters])
+    assert batch == one_at_a_time(conn, queries, 10, filters)
+    assert {n for n, _, _ in batch} == set(range(1, 31)) - {6}
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    ("pgembed.scan_topk('docs', ARRAY[]::vector[])", "queries is empty"),
+    ("pgembed.scan_topk('docs', ARRAY['[1,2]'::vector])", "dimensions"),
+    ("pgembed.scan_topk('docs', ARRAY[%s::vector], 0)", "k"),
+    ("pgembed.search_batch('docs', ARRAY[%s::vector, %s::vector], 3, ARRAY[NULL, NULL, NULL]::jsonb[])",
+     "3 filters for 2 queries"),
+    ("pgembed_kernels.exact_topk(1, NULL::vector, ARRAY[%s::vector], 3, 'hamming')", "unknown metric"),
+])
+def test_bad_scans_raise(db: pgembed.Database, conn: psycopg.Connection, call: str, message: str) -> None:
+    db.create_collection("docs", DIM).ingest(np.arange(5), unit_vectors(5, DIM, seed=1))
+    q = unit_vectors(1, DIM, seed=2)[0]
+    with pytest.raises(psycopg.errors.DatabaseError, match=message):
+        conn.execute(f"SELECT {call}", [q] * call.count("%s"))
+    assert conn.execute("SELECT 1").fetchone() == (1,)
