@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 
 import pgembed
-from pgembed.cli import bench, catalog, datasets, jobs, search, server
+from pgembed.cli import bench, catalog, datasets, jobs, kernels, search, server
 from pgembed.cli._common import Handler, console, parents
 from pgembed.errors import PgembedError
 
-COMMAND_MODULES = (server, catalog, search, jobs, bench, datasets)
+COMMAND_MODULES = (server, catalog, kernels, search, jobs, bench, datasets)
 
 
 def build_parser() -> argparse.ArgumentParser:
