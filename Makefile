@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup kernels kernels-sanitize demo test lint bench-ingest bench-search bench-workload bench-codecs dataset clean
+.PHONY: setup kernels kernels-sanitize demo test lint bench-kernels bench-ingest bench-search bench-workload bench-codecs dataset clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ bench-search: $(STAMP)
 bench-workload: $(STAMP)
 	$(BIN)/pgembed bench workload --base $(DATA)/base.f16.npy --queries $(DATA)/queries.npy \
 	  --attrs $(DATA)/attrs.parquet --workload generate --k 10 --out docs/results
+
+# docs/benchmarks.md, "In-database kernels" (issue 13): the kernels against their SQL twins on DATA, same run.
+bench-kernels: $(KERNELS)
+	$(BIN)/pgembed bench kernels --dataset $(DATA) --out docs/results
 
 # docs/benchmarks.md, "Compression benchmark and advisor" (issue 6): every codec and plain pgvector on DATA,
 # then the advisor's pick for each memory budget.

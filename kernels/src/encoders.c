@@ -42,6 +42,30 @@ set_bit(VarBit *bits, long position)
 	VARBITS(bits)[position >> 3] |= (bits8) (0x80 >> (position & 7));
 }
 
+/* Bit base + i set where v[i] > t[i], for i < n; whole bytes at a time where base falls on one. */
+static void
+set_bits_greater(VarBit *bits, long base, const float *v, const float *t, int n)
+{
+	int			i = 0;
+
+	if ((base & 7) == 0)
+	{
+		bits8	   *out = VARBITS(bits) + (base >> 3);
+
+		for (; i + 8 <= n; i += 8)
+		{
+			unsigned	byte = 0;
+
+			for (int l = 0; l < 8; l++)
+				byte |= (unsigned) (v[i + l] > t[i + l]) << (7 - l);
+			out[i >> 3] |= (bits8) byte;
+		}
+	}
+	for (; i < n; i++)
+		if (v[i] > t[i])
+			set_bit(bits, base + i);
+}
+
 static Datum
 bits_datum(VarBit *bits)
 {
@@ -104,9 +128,7 @@ kernel_encode_binary(PG_FUNCTION_ARGS)
 
 	check_same_dims(v->dim, mean->dim);
 	code = new_bits(v->dim);
-	for (int i = 0; i < v->dim; i++)
-		if (v->x[i] > mean->x[i])
-			set_bit(code, i);
+	set_bits_greater(code, 0, v->x, mean->x, v->dim);
 	PG_RETURN_DATUM(bits_datum(code));
 }
 
@@ -124,14 +146,7 @@ kernel_encode_thermometer(PG_FUNCTION_ARGS)
 		check_same_dims(v->dim, thresholds.items[j]->dim);
 	code = new_bits((long) thresholds.n * v->dim);
 	for (int j = 0; j < thresholds.n; j++)
-	{
-		const float *t = thresholds.items[j]->x;
-		long		base = (long) j * v->dim;
-
-		for (int i = 0; i < v->dim; i++)
-			if (v->x[i] > t[i])
-				set_bit(code, base + i);
-	}
+		set_bits_greater(code, (long) j * v->dim, v->x, thresholds.items[j]->x, v->dim);
 	PG_RETURN_DATUM(bits_datum(code));
 }
 
@@ -171,6 +186,9 @@ kernel_encode_sq_bits(PG_FUNCTION_ARGS)
 	const int32 *bits = arg_int4_array(fcinfo, 3, "bits", &n);
 	long		total = 0;
 	long		position = 0;
+	uint32		pending = 0;
+	int			held = 0;
+	bits8	   *out;
 	VarBit	   *code;
 
 	check_same_dims(v->dim, lo->dim);
@@ -188,22 +206,29 @@ kernel_encode_sq_bits(PG_FUNCTION_ARGS)
 		total += bits[i];
 	}
 	code = new_bits(total);
+	out = VARBITS(code);
+	/* each level's bits, most significant first, gathered in `pending` and written a byte at a time */
 	for (int i = 0; i < n; i++)
 	{
 		int			b = bits[i];
 		float		d;
 		float		s;
-		int			level;
 
 		if (b == 0)
 			continue;
 		d = v->x[i] - lo->x[i];
 		s = d * inv->x[i];
-		level = clip_level(s, (1 << b) - 1);
-		for (int t = b - 1; t >= 0; t--, position++)
-			if ((level >> t) & 1)
-				set_bit(code, position);
+		pending = (pending << b) | (uint32) clip_level(s, (1 << b) - 1);
+		held += b;
+		if (held >= 8)
+		{
+			held -= 8;
+			out[position++] = (bits8) (pending >> held);
+			pending &= (1u << held) - 1;
+		}
 	}
+	if (held > 0)
+		out[position] = (bits8) (pending << (8 - held));
 	PG_RETURN_DATUM(bits_datum(code));
 }
 
@@ -247,6 +272,140 @@ pq_shape(const KVector *v, VectorList columns, VectorList norms, int32 sub_dim)
 	return shape;
 }
 
+/*
+ * One sub-space's code byte: the first index of its smallest score, NaN counting as greater than every number
+ * (PostgreSQL's order, as the twin's ORDER BY score, index; -0 equals 0). Each centroid's score is the same
+ * float32 operations in the same order as the twin's, so the same bits.
+ */
+static float
+pq_score(const float *norms, const float *const *columns, const float *two_x, int sub, int j)
+{
+	float		acc = norms[j];
+
+	for (int k = 0; k < sub; k++)
+		acc = acc - two_x[k] * columns[k][j];
+	return acc;
+}
+
+/* Every score, in PostgreSQL's order: for the rare sub-space whose least score is infinite or NaN. */
+static int
+pq_nearest_exactly(const float *norms, const float *const *columns, const float *two_x, int sub, int K)
+{
+	int			best = 0;
+	float		best_score = pq_score(norms, columns, two_x, sub, 0);
+
+	for (int j = 1; j < K; j++)
+	{
+		float		score = pq_score(norms, columns, two_x, sub, j);
+
+		if (float8_lt_pg(score, best_score))
+		{
+			best = j;
+			best_score = score;
+		}
+	}
+	return best;
+}
+
+/* Any machine: centroid by centroid. */
+static int
+pq_nearest_portable(const float *norms, const float *const *columns, const float *two_x, int sub, int K)
+{
+	float		best_score = INFINITY;
+	int			best = -1;
+
+	for (int j = 0; j < K; j++)
+	{
+		float		score = pq_score(norms, columns, two_x, sub, j);
+
+		if (score < best_score)	/* never for NaN or +Inf */
+		{
+			best_score = score;
+			best = j;
+		}
+	}
+	return best < 0 ? pq_nearest_exactly(norms, columns, two_x, sub, K) : best;
+}
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(PGEMBED_SANITIZE)
+#include <immintrin.h>
+#define PQ_AVX 1
+
+/*
+ * With AVX, for 8 centroids at a time: the sub-space's scores in a buffer, each coordinate in turn taken off
+ * all of them (mul, then sub: the portable order, never fused); then each lane's least score and first index.
+ */
+__attribute__((target("avx")))
+static int
+pq_nearest_avx(const float *norms, const float *const *columns, const float *two_x, int sub, int K)
+{
+	float		scores[BYTE_CENTROIDS] __attribute__((aligned(32)));
+	float		least_out[8];
+	float		where_out[8];
+	__m256		least = _mm256_set1_ps(INFINITY);
+	__m256		where = _mm256_set1_ps(-1);
+	__m256		index = _mm256_set_ps(7, 6, 5, 4, 3, 2, 1, 0);
+	__m256		eight = _mm256_set1_ps(8);
+	float		best_score = INFINITY;
+	float		best = -1;
+	int			blocks = K / 8;
+
+	for (int b = 0; b < blocks; b++)
+		_mm256_store_ps(scores + 8 * b, _mm256_loadu_ps(norms + 8 * b));
+	for (int k = 0; k < sub; k++)
+	{
+		__m256		t = _mm256_set1_ps(two_x[k]);
+		const float *c = columns[k];
+
+		for (int b = 0; b < blocks; b++)
+			_mm256_store_ps(scores + 8 * b, _mm256_sub_ps(_mm256_load_ps(scores + 8 * b),
+														   _mm256_mul_ps(t, _mm256_loadu_ps(c + 8 * b))));
+	}
+	for (int b = 0; b < blocks; b++)
+	{
+		__m256		s = _mm256_load_ps(scores + 8 * b);
+		__m256		smaller = _mm256_cmp_ps(s, least, _CMP_LT_OQ);	/* false for NaN, +Inf */
+
+		least = _mm256_blendv_ps(least, s, smaller);
+		where = _mm256_blendv_ps(where, index, smaller);
+		index = _mm256_add_ps(index, eight);
+	}
+	_mm256_storeu_ps(least_out, least);
+	_mm256_storeu_ps(where_out, where);
+	for (int l = 0; l < 8; l++)
+		if (where_out[l] >= 0 && (least_out[l] < best_score || (least_out[l] == best_score && where_out[l] < best)))
+		{
+			best_score = least_out[l];
+			best = where_out[l];
+		}
+	for (int j = blocks * 8; j < K; j++)
+	{
+		float		score = pq_score(norms, columns, two_x, sub, j);
+
+		if (score < best_score)
+		{
+			best_score = score;
+			best = (float) j;
+		}
+	}
+	return best < 0 ? pq_nearest_exactly(norms, columns, two_x, sub, K) : (int) best;
+}
+#endif
+
+static int
+pq_nearest(const float *norms, const float *const *columns, const float *two_x, int sub, int K)
+{
+#ifdef PQ_AVX
+	static int	has_avx = -1;
+
+	if (has_avx < 0)
+		has_avx = __builtin_cpu_supports("avx") ? 1 : 0;
+	if (has_avx)
+		return pq_nearest_avx(norms, columns, two_x, sub, K);
+#endif
+	return pq_nearest_portable(norms, columns, two_x, sub, K);
+}
+
 PG_FUNCTION_INFO_V1(kernel_encode_pq);
 Datum
 kernel_encode_pq(PG_FUNCTION_ARGS)
@@ -258,29 +417,17 @@ kernel_encode_pq(PG_FUNCTION_ARGS)
 	int			K = shape.centroids;
 	bytea	   *code = new_bytea(shape.m);
 	uint8	   *out = (uint8 *) VARDATA(code);
-	float	   *scores = palloc(sizeof(float) * K);
+	const float **rows = palloc(sizeof(float *) * shape.sub);
+	float	   *two_x = palloc(sizeof(float) * shape.sub);
 
 	for (int m = 0; m < shape.m; m++)
 	{
-		int			best = 0;
-
-		memcpy(scores, norms.items[m]->x, sizeof(float) * K);
 		for (int k = 0; k < shape.sub; k++)
 		{
-			float		two_x = 2.0f * v->x[m * shape.sub + k];
-			const float *c = columns.items[m * shape.sub + k]->x;
-
-			for (int j = 0; j < K; j++)
-			{
-				float		p = two_x * c[j];
-
-				scores[j] = scores[j] - p;
-			}
+			two_x[k] = 2.0f * v->x[m * shape.sub + k];
+			rows[k] = columns.items[m * shape.sub + k]->x;
 		}
-		for (int j = 1; j < K; j++)
-			if (float8_lt_pg(scores[j], scores[best]))
-				best = j;
-		out[m] = (uint8) best;
+		out[m] = (uint8) pq_nearest(norms.items[m]->x, rows, two_x, shape.sub, K);
 	}
 	PG_RETURN_DATUM(result_datum(code, VARSIZE(code)));
 }

@@ -134,6 +134,16 @@ def cmd_ingest(args: argparse.Namespace) -> None:
     emit(args, result, lambda _r: None)
 
 
+def cmd_kernels(args: argparse.Namespace) -> None:
+    from pgembed.tools.bench.kernels import run_kernels_bench
+
+    result = run_kernels_bench(args.dataset, dsn=args.dsn, data_dir=args.data_dir, rows=args.rows,
+                               queries=args.queries, k=args.k, repeats=args.repeats,
+                               twin_seconds=args.twin_seconds, quiet=args.json)
+    _keep(args, "kernels", result)
+    emit(args, result, lambda _r: None)
+
+
 def cmd_advise_codec(args: argparse.Namespace) -> None:
     from pgembed.tools.bench.advisor import advise_codec
 
@@ -209,8 +219,9 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     db = [parents["db"]]
     bench = add("bench", _usage, "the benchmarks: compression (every codec and plain pgvector), search (filtered "
                 "search against plain pgvector), workload (batches against loops), quality (codecs in numpy), "
-                "ingest", [])
-    sub = bench.add_subparsers(dest="bench", required=True, metavar="{compression,search,workload,quality,ingest}")
+                "ingest, kernels (the C kernels against their SQL twins)", [])
+    sub = bench.add_subparsers(dest="bench", required=True,
+                               metavar="{compression,search,workload,quality,ingest,kernels}")
 
     def subcommand(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=help_text, description=help_text, parents=db)
@@ -272,6 +283,18 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/ingest.json")
+
+    p = subcommand("kernels", cmd_kernels, "the C kernels against their SQL twins, same run: encoding rows/s per "
+                   "codec, ingest with pq48+bq2+f16, estimator distances/s, search_batch() in SQL against one "
+                   "query at a time, build time, memory over a million calls")
+    p.add_argument("--dataset", required=True, metavar="DIR", help="a dataset folder with attrs.parquet")
+    p.add_argument("--rows", type=int, default=20_000, help="rows each encoder and the ingest run on (kernels)")
+    p.add_argument("--queries", type=int, default=1000, help="queries of the search_batch workloads")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--twin-seconds", type=float, default=3.0,
+                   help="about how long one timing of a twin takes (its prefix of the rows is sized so)")
+    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/kernels.json")
 
     p = add("advise-codec", cmd_advise_codec, "the codec to use within a memory budget, from a measured frontier "
             "(--results R.json of `pgembed bench compression`) or measured now on the data given", db)

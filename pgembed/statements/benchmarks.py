@@ -208,3 +208,41 @@ def create_stored_codes(name: str, sample: str, encoders: Sequence[SqlExpr], row
 
 def stored_code_bytes(name: str, encoders: int, rows: int = SIZED_ROWS) -> sql.Composed:
     return column_bytes(_temp(name), [_code_column(i) for i in range(encoders)], rows)
+
+
+# -- the kernels against their twins (pgembed.tools.bench.kernels) --------------------------------------------
+ONE_BACKEND = sql.SQL("SET max_parallel_workers_per_gather = 0")  # a figure per backend, not per machine
+BIND_KERNELS = sql.SQL("SELECT pgembed.bind_kernels(%s)")
+BACKEND_MEMORY = sql.SQL("SELECT sum(total_bytes)::bigint, pg_backend_pid() FROM pg_backend_memory_contexts")
+
+
+def truncate(table: sql.Composable) -> sql.Composed:
+    return sql.SQL("TRUNCATE {}").format(table)
+
+
+def count_encoded(table: sql.Composable, key: str, expressions: Sequence[SqlExpr], vector: str) -> sql.Composed:
+    """Every expression computed for the rows whose key is below %s: count() is strict, so each is evaluated."""
+    counts = sql.SQL(" + ").join(sql.SQL("count({})").format(render(e, sql.Identifier(vector))) for e in expressions)
+    return sql.SQL("SELECT {} FROM {} WHERE {} < %s").format(counts, table, sql.Identifier(key))
+
+
+def count_estimated(table: sql.Composable, key: str, estimator: str, arguments: Sequence[str],
+                    times: int = 1) -> sql.Composed:
+    """estimator(columns..., %s table) for the rows whose key is below %s, each row `times` times."""
+    args = sql.SQL(", ").join([*(sql.Identifier(a) for a in arguments), sql.SQL("%s::float8[]")])
+    return sql.SQL("SELECT count({}({})) FROM {} CROSS JOIN generate_series(1, {}) WHERE {} < %s").format(
+        sql.Identifier(*estimator.split(".")), args, table, sql.Literal(times), sql.Identifier(key))
+
+
+def count_distances(table: sql.Composable, key: str, column: str, operator: str, cast: str) -> sql.Composed:
+    """pgvector's own distance (`operator`) from %s for the rows whose key is below %s: the same run's scale."""
+    return sql.SQL("SELECT count({} {} %s::{}) FROM {} WHERE {} < %s").format(
+        sql.Identifier(column), sql.SQL(operator), sql.SQL(cast), table, sql.Identifier(key))
+
+
+QUERY_TABLE = sql.SQL("SELECT pgembed.query_table(%s, %s, %s)")
+SEARCH_ONE = sql.SQL("SELECT id, distance FROM pgembed.search(%s, %s, %s, %s::jsonb)")
+SEARCH_BATCH = sql.SQL("SELECT query_no, id, distance FROM pgembed.search_batch(%s, %s, %s, %s::jsonb[])")
+SEARCH_PLAN_KIND = sql.SQL("SELECT pgembed.search_plan(%s, %s, %s, %s::jsonb) ->> 'kind'")
+
+

@@ -14,6 +14,7 @@ out. The build runs in a temporary copy of the sources, so an installed package 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -142,7 +143,8 @@ def install_embedded(*, sanitize: bool = False, directory: Path | None = None) -
 
 def install_prefix(pg_config: Path, prefix: Path, *, sanitize: bool = False) -> Installed:
     version = _pg_config(Path(pg_config), "--version")  # "PostgreSQL 18.6"
-    major = int(version.split()[-1].split(".")[0].rstrip("develbetarc")) if version else 0
+    number = re.match(r"\d+", version.split()[-1]) if version else None
+    major = int(number.group()) if number else 0
     if major < 18:
         raise KernelBuildError(f"{version}: a prefix outside the server's folders needs PostgreSQL 18's "
                                "extension_control_path; install into its own folders instead (no --prefix)")

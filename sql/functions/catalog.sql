@@ -59,7 +59,7 @@ CREATE OR REPLACE FUNCTION pgembed._outside_dependents(schemas regnamespace[]) R
     WHERE d.deptype = 'n'
       AND NOT (d.classid = 'pg_proc'::regclass
                AND (SELECT pronamespace FROM pg_proc WHERE oid = d.objid)
-                   IN ('pgembed'::regnamespace, to_regnamespace('pgembed_twins')))
+                   IN ('pgembed'::regnamespace, to_regnamespace('pgembed_twins'), to_regnamespace('pgembed_kernels')))
       AND NOT (d.classid = 'pg_trigger'::regclass
                AND (SELECT tgname FROM pg_trigger WHERE oid = d.objid) LIKE 'pgembed\_keep\_codes\_%')
 $$;

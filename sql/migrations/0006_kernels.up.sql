@@ -3,3 +3,6 @@
 -- kernels where the extension pgembed_kernels is installed, the twins elsewhere (pgembed.bind_kernels()).
 CREATE SCHEMA pgembed_twins;
 GRANT USAGE ON SCHEMA pgembed_twins TO PUBLIC;
+-- Its result gained a column (the multi-query scan's statement): CREATE OR REPLACE cannot change that, so the
+-- function files write it anew.
+DROP FUNCTION IF EXISTS pgembed._search_statements(integer, jsonb, text, text[]);

@@ -1,0 +1,348 @@
+"""The C kernels against their SQL twins (issue 13), in one database and one run, interleaved and repeated:
+SQL encoding rows/s for every codec, ingest into a table keeping pq48 + bq2 + f16 codes, code distances/s of
+the estimators, search_batch() in SQL against its one-query-at-a-time form (the same answers checked), the
+extension's build time, and a backend's memory over a million kernel calls.
+
+Everything runs on one backend (no parallel workers). The twins are timed on a prefix of the rows sized to
+take about `twin_seconds` (their rates are per row, so the prefix only bounds the run's length).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psycopg import sql
+from rich.console import Console
+from rich.table import Table
+
+import pgembed
+from pgembed.codecs import SOURCE, make_codec
+from pgembed.statements import benchmarks as q
+from pgembed.tools.bench.environment import describe_environment
+from pgembed.tools.bench.search import load_attrs
+from pgembed.tools.datasets.files import load_dataset_dir
+from pgembed.vocabulary import KernelMode
+
+TABLE = "pgembed_bench_kernels"
+INGEST_TABLE = "pgembed_bench_kernels_ingest"
+CODECS = ("f16", "bq", "bq2", "bq4", "sq8", "osq4", "pq48", "mrl128", "pca128", "pca128,bq2", "leanvec128",
+          "rabitq")
+INGEST_CODECS = ("pq48", "bq2", "f16")
+ESTIMATORS = (("pq48", "pq_distance"), ("sq8", "sq8_distance"), ("bq2", "bits_distance"),
+              ("rabitq", "rabitq_distance"))
+MODES = (KernelMode.KERNELS, KernelMode.TWINS)
+FIT_ROWS = 20_000
+
+
+def _bind(db: pgembed.Database, mode: KernelMode) -> None:
+    active = db.session.value(q.BIND_KERNELS, (mode is KernelMode.KERNELS,))
+    if active != mode.value:
+        raise pgembed.PgembedError(f"asked for the {mode.value}, the database runs the {active}: "
+                                   f"{db.kernels().reason}")
+
+
+def _orders(repeats: int) -> list[tuple[KernelMode, ...]]:
+    """Kernels first in even repeats, twins first in odd ones: drift on a noisy machine hits both alike."""
+    return [MODES if r % 2 == 0 else MODES[::-1] for r in range(repeats)]
+
+
+def _timed(db: pgembed.Database, statement: sql.Composable, params: Any) -> float:
+    started = time.perf_counter()
+    db.session.execute(statement, params).fetchall()
+    return time.perf_counter() - started
+
+
+def _rate(db: pgembed.Database, statement: sql.Composable, params: Any, rows: int) -> float:
+    return rows / _timed(db, statement, params)
+
+
+def _sized(db: pgembed.Database, statement: sql.Composable, extra: tuple[Any, ...], rows: int,
+           seconds: float) -> int:
+    """Rows of the prefix that take about `seconds` (a probe on 100 rows), at least 200, at most `rows`."""
+    probe = _rate(db, statement, (*extra, 100), 100)
+    return int(min(rows, max(200, probe * seconds)))
+
+
+def _median_rates(samples: dict[str, list[float]]) -> dict[str, float]:
+    return {mode: round(statistics.median(v)) for mode, v in samples.items()}
+
+
+def _summary(samples: dict[str, list[float]]) -> dict[str, Any]:
+    medians = _median_rates(samples)
+    return {"per_s": medians, "runs": {m: [round(x) for x in v] for m, v in samples.items()},
+            "kernel_over_twin": round(medians["kernels"] / medians["twins"], 1) if medians.get("twins") else None}
+
+
+def measure_build(repeats: int) -> dict[str, Any]:
+    from pgembed.tools import kernels
+
+    seconds = []
+    for _ in range(repeats):
+        built = kernels.build()
+        seconds.append(built.seconds)
+        shutil.rmtree(built.directory, ignore_errors=True)
+    return {"seconds": [round(s, 2) for s in seconds], "median_s": round(statistics.median(seconds), 2),
+            "cflags": built.cflags}
+
+
+def measure_encoders(db: pgembed.Database, sample: np.ndarray, queries: np.ndarray, rows: int, repeats: int,
+                     twin_seconds: float, console: Console) -> dict[str, Any]:
+    table = sql.Identifier(TABLE)
+    results: dict[str, Any] = {}
+    for spec in CODECS:
+        codec = make_codec(spec, sample.shape[1])
+        codec.fit(sample, queries if codec.uses_queries else None)
+        expressions = [codec.sql_encoder(SOURCE), *(codec.sql_extra_encoder(e.suffix) for e in codec.extra_columns())]
+        statement = q.count_encoded(table, "id", expressions, "embedding")
+        samples: dict[str, list[float]] = {m.value: [] for m in MODES}
+        sizes: dict[str, int] = {}
+        for order in _orders(repeats):
+            for mode in order:
+                _bind(db, mode)
+                if mode.value not in sizes:
+                    sizes[mode.value] = rows if mode is KernelMode.KERNELS else _sized(db, statement, (), rows,
+                                                                                        twin_seconds)
+                samples[mode.value].append(_rate(db, statement, (sizes[mode.value],), sizes[mode.value]))
+        results[spec] = {**_summary(samples), "rows": sizes}
+        console.print(f"  encode {spec}: {results[spec]['per_s']}")
+    return results
+
+
+def measure_ingest(db: pgembed.Database, vectors: np.ndarray, sample: np.ndarray, rows: int, repeats: int,
+                   twin_seconds: float, console: Console) -> dict[str, Any]:
+    collection = _fresh(db, INGEST_TABLE, vectors.shape[1], {})
+    for spec in INGEST_CODECS:
+        collection.add_codec(spec, spec, fit_on=sample)
+    table = sql.Identifier(INGEST_TABLE)
+    samples: dict[str, list[float]] = {m.value: [] for m in MODES}
+    sizes: dict[str, int] = {}
+    for order in _orders(repeats):
+        for mode in order:
+            _bind(db, mode)
+            if mode.value not in sizes:
+                if mode is KernelMode.KERNELS:
+                    sizes[mode.value] = rows
+                else:
+                    db.session.execute(q.truncate(table))
+                    started = time.perf_counter()
+                    collection.ingest(np.arange(100), vectors[:100])
+                    sizes[mode.value] = int(min(rows, max(200, 100 / (time.perf_counter() - started) * twin_seconds)))
+            n = sizes[mode.value]
+            db.session.execute(q.truncate(table))
+            db.session.execute(q.CHECKPOINT)
+            started = time.perf_counter()
+            collection.ingest(np.arange(n), vectors[:n])
+            samples[mode.value].append(n / (time.perf_counter() - started))
+    console.print(f"  ingest pq48+bq2+f16: {_median_rates(samples)}")
+    collection.drop(drop_table=True)
+    return {**_summary(samples), "rows": sizes, "codecs": list(INGEST_CODECS)}
+
+
+def measure_estimators(db: pgembed.Database, collection: pgembed.Collection, query: np.ndarray, rows: int,
+                       repeats: int, twin_seconds: float, console: Console) -> dict[str, Any]:
+    table = collection.info.table
+    results: dict[str, Any] = {}
+    for codec, estimator in ESTIMATORS:
+        column = _column(collection, codec)
+        arguments = [column, f"{column}_factors"] if codec == "rabitq" else [column]
+        lut = db.session.value(q.QUERY_TABLE, (collection.name, codec, query))
+        statement = q.count_estimated(table, collection.info.key_column, f"pgembed.{estimator}", arguments)
+        samples: dict[str, list[float]] = {m.value: [] for m in MODES}
+        sizes: dict[str, int] = {}
+        for order in _orders(repeats):
+            for mode in order:
+                _bind(db, mode)
+                if mode.value not in sizes:
+                    sizes[mode.value] = rows if mode is KernelMode.KERNELS else _sized(db, statement, (lut,), rows,
+                                                                                        twin_seconds)
+                samples[mode.value].append(_rate(db, statement, (lut, sizes[mode.value]), sizes[mode.value]))
+        results[codec] = {"estimator": estimator, **_summary(samples), "rows": sizes}
+        console.print(f"  estimate {codec} ({estimator}): {results[codec]['per_s']}")
+    # pgvector's exact distance on the float vectors and its Hamming distance on bit codes, same scan, same run
+    for name, column, operator, cast, value in (
+            ("pgvector <#> on vector(384)", collection.info.vector_column, "<#>", "vector", query),
+            ("pgvector <~> on bq2 bits", _column(collection, "bq2"), "<~>", "varbit",
+             "1" * (2 * len(query)))):
+        statement = q.count_distances(table, collection.info.key_column, column, operator, cast)
+        results[name] = {"per_s": {"pgvector": round(statistics.median(
+            _rate(db, statement, (value, rows), rows) for _ in range(repeats)))}}
+        console.print(f"  {name}: {results[name]['per_s']}")
+    return results
+
+
+def _column(collection: pgembed.Collection, codec: str) -> str:
+    return next(c.column_name for c in collection.codecs() if c.name == codec)
+
+
+def _answers(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return [(*r[:-1], "NaN" if r[-1] != r[-1] else r[-1]) for r in rows]
+
+
+def measure_search_batch(db: pgembed.Database, collection: pgembed.Collection, queries: np.ndarray,
+                         workloads: dict[str, list[str | None]], k: int, repeats: int,
+                         console: Console) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    name = collection.name
+    qlist = list(queries)
+    for workload, filters in workloads.items():
+        kinds: dict[str, int] = {}
+        for f in dict.fromkeys(filters):
+            kind = db.session.value(q.SEARCH_PLAN_KIND, (name, queries[0], k, f))
+            kinds[kind] = kinds.get(kind, 0) + filters.count(f)
+        times: dict[str, list[float]] = {f"{m.value} {form}": [] for m in MODES for form in ("batch", "loop")}
+        answers: dict[str, list[tuple[Any, ...]]] = {}
+        for order in _orders(repeats):
+            for mode in order:
+                _bind(db, mode)
+                started = time.perf_counter()
+                batch = db.session.rows(q.SEARCH_BATCH, (name, qlist, k, filters))
+                times[f"{mode.value} batch"].append(time.perf_counter() - started)
+                started = time.perf_counter()
+                loop: list[tuple[Any, ...]] = []
+                for i, vector in enumerate(qlist):
+                    loop += [(i + 1, *r) for r in db.session.rows(q.SEARCH_ONE, (name, vector, k, filters[i]))]
+                times[f"{mode.value} loop"].append(time.perf_counter() - started)
+                answers.setdefault(f"{mode.value} batch", _answers(batch))
+                answers.setdefault(f"{mode.value} loop", _answers(loop))
+        reference = answers["kernels loop"]
+        same = {key: value == reference for key, value in answers.items()}
+        qps = {key: round(len(qlist) / statistics.median(v), 1) for key, v in times.items()}
+        results[workload] = {
+            "queries": len(qlist), "k": k, "plans": kinds, "q_per_s": qps,
+            "batch_over_loop": {m.value: round(qps[f"{m.value} batch"] / qps[f"{m.value} loop"], 2) for m in MODES},
+            "same_answers_as_kernels_loop": same, "rows_returned": len(reference),
+            "seconds": {key: [round(x, 3) for x in v] for key, v in times.items()},
+        }
+        console.print(f"  search_batch {workload}: {qps} same={same}")
+    return results
+
+
+def _resident(pid: int) -> int | None:
+    status = Path(f"/proc/{pid}/status")
+    if not status.exists():
+        return None
+    for line in status.read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def measure_memory(db: pgembed.Database, collection: pgembed.Collection, query: np.ndarray, rows: int,
+                   console: Console) -> dict[str, Any]:
+    """A million calls of each estimator in one session, in rounds: the backend's memory after each round."""
+    _bind(db, KernelMode.KERNELS)
+    table = collection.info.table
+    times = max(1, round(1_000_000 / rows))
+    results: dict[str, Any] = {}
+    for codec, estimator in ESTIMATORS:
+        column = _column(collection, codec)
+        arguments = [column, f"{column}_factors"] if codec == "rabitq" else [column]
+        lut = db.session.value(q.QUERY_TABLE, (collection.name, codec, query))
+        statement = q.count_estimated(table, collection.info.key_column, f"pgembed.{estimator}", arguments, times)
+        seen: list[dict[str, Any]] = []
+        for _round in range(3):
+            calls = db.session.value(statement, (lut, rows))
+            contexts, pid = db.session.row(q.BACKEND_MEMORY) or (0, 0)
+            seen.append({"calls": int(calls), "contexts_bytes": int(contexts), "resident_bytes": _resident(pid)})
+        results[codec] = {"estimator": estimator, "rounds": seen,
+                          "contexts_growth_bytes": seen[-1]["contexts_bytes"] - seen[0]["contexts_bytes"],
+                          "resident_growth_bytes": (seen[-1]["resident_bytes"] - seen[0]["resident_bytes"]
+                                                    if seen[0]["resident_bytes"] is not None else None)}
+        console.print(f"  memory {estimator}: {seen}")
+    return results
+
+
+def _fresh(db: pgembed.Database, name: str, dim: int, attrs: dict[str, str]) -> pgembed.Collection:
+    if any(c.name == name for c in db.collections()):
+        db.collection(name).drop(drop_table=True)
+    db.session.execute(q.drop_table_if_exists(name))
+    return db.create_collection(name, dim, attrs=attrs)
+
+
+def _workloads(n: int) -> dict[str, list[str | None]]:
+    """Two workloads of n queries: every query filtered (exact plans: one scan a filter group), and a mix the
+    planner answers both ways (unfiltered and 49% filters through the index, selective ones exactly)."""
+    man2 = json.dumps({"source": "man", "section": "2"})
+    library = json.dumps({"source": "pydoc", "section": "library"})
+    man5 = json.dumps({"source": "man", "section": "5"})
+    short = json.dumps({"n_words": {"$lt": 40}})
+    return {"filtered": [(man2, library, man5)[i % 3] for i in range(n)],
+            "mixed": [(None, man2, short, library)[i % 4] for i in range(n)]}
+
+
+def run_kernels_bench(dataset: str | Path, dsn: str | None = None, data_dir: str | Path | None = None, *,
+                      rows: int = 20_000, queries: int = 1000, k: int = 10, repeats: int = 3,
+                      twin_seconds: float = 3.0, quiet: bool = False) -> dict[str, Any]:
+    console = Console(quiet=quiet, stderr=True)
+    ds = load_dataset_dir(dataset)
+    base = np.ascontiguousarray(ds.base, dtype=np.float32)
+    qs = np.ascontiguousarray(ds.queries[:queries], dtype=np.float32)
+    if ds.attrs_path is None:
+        raise pgembed.InvalidInputError(f"{dataset} has no attrs.parquet (the search workloads filter on it)")
+    types, values = load_attrs(ds.attrs_path, len(base))
+    keep = [c for c in ("source", "section", "n_words") if c in types]
+    sample = base[:FIT_ROWS]
+    fit_queries = base[FIT_ROWS: FIT_ROWS + 1000]  # LeanVec's query sample: base rows, never the timed queries
+    console.print(f"kernels bench on {ds.name}: {len(base):,} x {base.shape[1]}, {len(qs)} queries")
+    result: dict[str, Any] = {"benchmark": "kernels", "dataset": ds.name, "base_rows": len(base),
+                              "dim": int(base.shape[1]), "queries": len(qs), "k": k, "repeats": repeats,
+                              "encode_rows": rows, "twin_seconds": twin_seconds}
+    result["build"] = measure_build(repeats)
+    console.print(f"  build: {result['build']['median_s']} s")
+    with pgembed.connect(dsn, data_dir=data_dir, migrate=True) as db:
+        chosen = db.kernels().active  # the database's own choice, given back at the end
+        status = db.use_kernels(True)
+        if status.active is not KernelMode.KERNELS:
+            raise pgembed.PgembedError(f"the kernels cannot run in this database: {status.reason}")
+        result["environment"] = describe_environment(db)
+        db.session.execute(q.ONE_BACKEND)
+        collection = _fresh(db, TABLE, base.shape[1], {c: types[c] for c in keep})
+        collection.ingest(np.arange(len(base)), base, {c: values[c] for c in keep})
+        db.session.execute(q.vacuum_analyze(collection.info.table))
+        result["encode"] = measure_encoders(db, sample, fit_queries, rows, repeats, twin_seconds, console)
+        result["ingest"] = measure_ingest(db, base, sample, rows, repeats, twin_seconds, console)
+        _bind(db, KernelMode.KERNELS)
+        for spec in ("pq48", "sq8", "bq2", "rabitq"):
+            collection.add_codec(spec, spec, fit_on=sample)
+        db.session.execute(q.vacuum_analyze(collection.info.table))
+        result["estimators"] = measure_estimators(db, collection, qs[0], len(base), repeats, twin_seconds, console)
+        result["memory"] = measure_memory(db, collection, qs[0], len(base), console)
+        collection.create_index("bq2", "hnsw")
+        db.session.execute(q.create_btree(collection.info, "section"))
+        db.session.execute(q.vacuum_analyze(collection.info.table))
+        result["search_batch"] = measure_search_batch(db, collection, qs, _workloads(len(qs)), k,
+                                                      max(2, repeats - 1), console)
+        collection.drop(drop_table=True)
+        db.use_kernels(chosen is KernelMode.KERNELS)
+    _render(result, console)
+    return result
+
+
+def _render(result: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"kernels against twins on {result['dataset']} (one backend)")
+    for column in ("measure", "kernels", "twins", "ratio"):
+        table.add_column(column)
+    for spec, r in result["encode"].items():
+        table.add_row(f"encode {spec} rows/s", f"{r['per_s']['kernels']:,}", f"{r['per_s']['twins']:,}",
+                      f"{r['kernel_over_twin']}x")
+    r = result["ingest"]
+    table.add_row("ingest pq48+bq2+f16 vectors/s", f"{r['per_s']['kernels']:,}", f"{r['per_s']['twins']:,}",
+                  f"{r['kernel_over_twin']}x")
+    for codec, r in result["estimators"].items():
+        per_s = r["per_s"]
+        if "pgvector" in per_s:
+            table.add_row(f"{codec} distances/s", f"{per_s['pgvector']:,}", "", "")
+        else:
+            table.add_row(f"{r['estimator']} ({codec}) distances/s", f"{per_s['kernels']:,}", f"{per_s['twins']:,}",
+                          f"{r['kernel_over_twin']}x")
+    for workload, r in result["search_batch"].items():
+        table.add_row(f"search_batch {workload}: batch/loop", f"{r['batch_over_loop']['kernels']}x",
+                      f"{r['batch_over_loop']['twins']}x", "")
+    table.add_row("build s (median)", f"{result['build']['median_s']}", "", "")
+    console.print(table)
