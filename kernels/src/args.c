@@ -163,7 +163,8 @@ arg_vector_array(FunctionCallInfo fcinfo, int argno, const char *name)
 	{
 		const struct varlena *element = (const struct varlena *) p;
 
-		if (p + VARHDRSZ_SHORT > end || p + VARSIZE_ANY(element) > end)
+		if (p + VARHDRSZ_SHORT > end || (!VARATT_IS_1B(element) && p + VARHDRSZ > end) ||
+			p + VARSIZE_ANY(element) > end)
 			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("%s is not a valid array", name)));
 		if (!VARATT_IS_4B_U(element))
 			element = PG_DETOAST_DATUM(PointerGetDatum(element));

@@ -43,7 +43,7 @@ typedef struct Table
 } Table;
 
 static const char *
-kind_name(int tag, int kind)
+kind_name(double tag, double kind)
 {
 	if (tag == TAG_INT8)
 		return "sq8_query";
@@ -71,8 +71,8 @@ arg_table(FunctionCallInfo fcinfo, int argno, int tag, int kind)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the table was made by pgembed.%s; this function takes one made by pgembed.%s",
-						kind_name((int) h[0], (int) h[10]), kind_name(tag, kind))));
-	if (!(h[2] == METRIC_L2 || h[2] == METRIC_IP || h[2] == METRIC_COSINE) || !(h[3] >= 1 && h[3] <= 1000000) ||
+						kind_name(h[0], h[10]), kind_name(tag, kind))));
+	if (!(h[2] == METRIC_L2 || h[2] == METRIC_IP || h[2] == METRIC_COSINE) || !(h[3] >= 1 && h[3] <= (tag == TAG_INT8 ? KVECTOR_MAX_DIM : 1000000)) ||
 		h[3] != rint(h[3]))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("the table's header is not valid")));
 	if (tag == TAG_BYTES && (h[11] != rint(h[11]) ||

@@ -25,6 +25,7 @@
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "parser/parse_coerce.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
@@ -33,7 +34,7 @@
 
 #define BLOCK_ROWS 64
 #define MAX_QUERIES 100000
-#define MAX_HEAP_ENTRIES 50000000L
+#define MAX_HEAP_ENTRIES 10000000L
 
 typedef struct Candidate
 {
@@ -334,13 +335,25 @@ score_block(const float *const *q, int nq, const float *const *r, int nr, int di
 	score_block_c(q, nq, r, nr, dim, dots);
 }
 
+/*
+ * |v| in float64, or NaN, so that no pair with v is ever dismissed, when a component lies outside the range
+ * where the bound holds: the error bound assumes that float32 products and sums neither underflow nor
+ * overflow (pgvector's norms of a vector of 1e-24s are 0), which holds for components of magnitude 1e-18 to
+ * 1e16 (or 0) in up to 16,000 dimensions. Such rows and queries are checked exactly, one by one.
+ */
 static double
 norm_of(const KVector *v)
 {
 	double		s = 0;
 
 	for (int i = 0; i < v->dim; i++)
-		s += (double) v->x[i] * v->x[i];
+	{
+		double		x = fabs((double) v->x[i]);
+
+		if (x != 0 && !(x >= 1e-18 && x <= 1e16))
+			return NAN;
+		s += x * x;
+	}
 	return sqrt(s);
 }
 
@@ -486,6 +499,7 @@ kernel_exact_topk_final(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 	Oid			output;
+	Oid			cast;
 	bool		varlena;
 	FmgrInfo	out;
 	long		n = 0;
@@ -505,8 +519,16 @@ kernel_exact_topk_final(PG_FUNCTION_ARGS)
 	numbers = palloc(sizeof(Datum) * Max(total, 1));
 	ids = palloc(sizeof(Datum) * Max(total, 1));
 	distances = palloc(sizeof(Datum) * Max(total, 1));
-	getTypeOutputInfo(s->key_type, &output, &varlena);
-	fmgr_info(output, &out);
+	/* keys as `key::text` spells them (its cast where the type has one: char(n) trimmed, inet, boolean) */
+	if (find_coercion_pathway(TEXTOID, s->key_type, COERCION_EXPLICIT, &cast) != COERCION_PATH_FUNC)
+		cast = InvalidOid;
+	if (OidIsValid(cast))
+		fmgr_info(cast, &out);
+	else
+	{
+		getTypeOutputInfo(s->key_type, &output, &varlena);
+		fmgr_info(output, &out);
+	}
 	for (int q = 0; q < s->nq; q++)
 	{
 		Candidate  *heap = s->heaps + (Size) q * s->k;
@@ -515,7 +537,8 @@ kernel_exact_topk_final(PG_FUNCTION_ARGS)
 		for (int i = 0; i < s->sizes[q]; i++, n++)
 		{
 			numbers[n] = Int32GetDatum(q + 1);
-			ids[n] = CStringGetTextDatum(OutputFunctionCall(&out, heap[i].key));
+			ids[n] = OidIsValid(cast) ? FunctionCall1Coll(&out, s->collation, heap[i].key)
+				: CStringGetTextDatum(OutputFunctionCall(&out, heap[i].key));
 			distances[n] = Float8GetDatum(heap[i].distance);
 		}
 	}

@@ -185,9 +185,12 @@ class Pipeline(Codec):
         return self.codec.estimator
 
     def sql_query_table(self, query: SqlExpr, metric: str) -> SqlCall | None:
+        """The projected query's table: for l2 projected as the data is (P(q - c) against P(x - c): their
+        difference is P(q - x)); for ip and cosine as queries are (Pq: <P(x - c), Pq> is <x, q> less a
+        constant of the query)."""
         self._require_fitted()
         for p in self.projections:
-            query = p.sql_apply_query(query)
+            query = p.sql_apply(query) if metric == "l2" else p.sql_apply_query(query)
         return self.codec.sql_query_table(query, metric)
 
     def extra_columns(self) -> list[ExtraColumn]:

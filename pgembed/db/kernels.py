@@ -1,9 +1,9 @@
 """pgembed's C kernels in one database: installed where the server has them and the role may, bound, and
 reported. The SQL side is sql/functions/kernels.sql; building them is pgembed.tools.kernels.
 
-The choice is kept by the database: `pgembed.bind_kernels(false)` (db.use_kernels(False), `pgembed kernels
-disable`) stays until bound again, and every migrate() keeps it. `PGEMBED_KERNELS=off` or `=on` in the
-environment of a migrate() overrides it.
+The choice is kept by the database (pgembed.kernel_choice): `pgembed.bind_kernels(false)` (db.use_kernels(False),
+`pgembed kernels disable`) stays until bound again, and every migrate() binds by it; with no choice made, the
+kernels. `PGEMBED_KERNELS=off` or `=on` in the environment of a migrate() overrides it for that migrate.
 """
 
 from __future__ import annotations
@@ -55,22 +55,24 @@ def kernels_wanted_by_environment() -> bool | None:
 def ensure_kernels(conn: psycopg.Connection, *, use: bool | None = None) -> KernelStatus:
     """Install the extension in this database when the server has the version pgembed wants and the role may
     (a savepoint: a refusal leaves the caller's transaction as it was), then bind pgembed's functions to the
-    kernels, or to the twins when `use` is False. `use=None`: $PGEMBED_KERNELS when set, else the database's
-    own choice (twins only where the wanted kernels are installed and were unbound on purpose)."""
-    available, installed, wanted, active = conn.execute(q.KERNELS_AVAILABILITY).fetchone()  # type: ignore[misc]
+    kernels, or to the twins when `use` is False, and record that as the database's choice. `use=None`:
+    $PGEMBED_KERNELS when set, else the database's recorded choice, else the kernels; nothing recorded."""
+    available, installed, wanted, chosen = conn.execute(q.KERNELS_AVAILABILITY).fetchone()  # type: ignore[misc]
+    remember = use is not None
     if use is None:
         use = kernels_wanted_by_environment()
     if use is None:
-        use = not (installed == wanted and not active)
+        use = chosen is not False
     if use and available == wanted and installed != wanted:
         try:
             with conn.transaction():
                 conn.execute(introspection.ADVISORY_XACT_LOCK, (EXTENSION_LOCK,))
                 conn.execute(q.CREATE_KERNELS if installed is None else q.UPDATE_KERNELS)
-        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.FeatureNotSupported,
-                psycopg.errors.UndefinedFile):
-            pass  # the twins serve; pgembed.kernels() says why
-    conn.execute(q.BIND_KERNELS, (use,))
+        except psycopg.errors.DatabaseError:
+            # not allowed, or a library this server cannot load: the twins serve, and pgembed.kernels() says
+            # the extension is available but not installed (CREATE EXTENSION shows the server's reason)
+            pass
+    conn.execute(q.BIND_KERNELS, (use, remember))
     return kernel_status(conn)
 
 

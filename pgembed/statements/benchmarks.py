@@ -212,7 +212,6 @@ def stored_code_bytes(name: str, encoders: int, rows: int = SIZED_ROWS) -> sql.C
 
 # -- the kernels against their twins (pgembed.tools.bench.kernels) --------------------------------------------
 ONE_BACKEND = sql.SQL("SET max_parallel_workers_per_gather = 0")  # a figure per backend, not per machine
-BIND_KERNELS = sql.SQL("SELECT pgembed.bind_kernels(%s)")
 BACKEND_MEMORY = sql.SQL("SELECT sum(total_bytes)::bigint, pg_backend_pid() FROM pg_backend_memory_contexts")
 
 

@@ -82,9 +82,9 @@ RECORD_FUNCTION_FILE = sql.SQL(
 KERNELS_AVAILABILITY = sql.SQL(
     "SELECT (SELECT default_version FROM pg_available_extensions WHERE name = 'pgembed_kernels'), "
     "(SELECT extversion FROM pg_extension WHERE extname = 'pgembed_kernels'), pgembed.kernels_wanted(), "
-    "pgembed._kernels_active()"
+    "(SELECT use_kernels FROM pgembed.kernel_choice)"
 )
 CREATE_KERNELS = sql.SQL("CREATE EXTENSION IF NOT EXISTS pgembed_kernels")
 UPDATE_KERNELS = sql.SQL("ALTER EXTENSION pgembed_kernels UPDATE")
-BIND_KERNELS = sql.SQL("SELECT pgembed.bind_kernels(%s)")
+BIND_KERNELS = sql.SQL("SELECT pgembed.bind_kernels(%s, %s)")  # (use the kernels, record it as the choice)
 KERNELS_STATUS = sql.SQL("SELECT pgembed.kernels()")

@@ -70,6 +70,12 @@ def _pg_config(pg_config: Path, option: str) -> str:
         raise KernelBuildError(f"cannot run {pg_config} {option}: {err}") from err
 
 
+def _major_version(pg_config: Path) -> int:
+    version = _pg_config(pg_config, "--version")  # "PostgreSQL 18.6", "PostgreSQL 19devel"
+    number = re.match(r"\d+", version.split()[-1]) if version else None
+    return int(number.group()) if number else 0
+
+
 def _compiler(pg_config: Path) -> str:
     recorded = shlex.split(_pg_config(pg_config, "--cc") or "cc")
     if shutil.which(recorded[0]):
@@ -94,6 +100,9 @@ def accepted_cflags(compiler: str, flags: list[str]) -> list[str]:
 def build(pg_config: Path | None = None, *, sanitize: bool = False) -> Build:
     """Compile the kernels against `pg_config` (default: the embedded server's) in a temporary directory."""
     pg_config = Path(pg_config).resolve() if pg_config else embedded_pg_config()
+    if _major_version(pg_config) < 18:
+        raise KernelBuildError(f"the kernels build against PostgreSQL 18 or later; {pg_config} is "
+                               f"{_pg_config(pg_config, '--version')}: pgembed runs there on its SQL twins")
     compiler = _compiler(pg_config)
     cflags = " ".join(accepted_cflags(compiler, shlex.split(_pg_config(pg_config, "--cflags"))))
     directory = Path(tempfile.mkdtemp(prefix="pgembed-kernels-"))
@@ -142,12 +151,7 @@ def install_embedded(*, sanitize: bool = False, directory: Path | None = None) -
 
 
 def install_prefix(pg_config: Path, prefix: Path, *, sanitize: bool = False) -> Installed:
-    version = _pg_config(Path(pg_config), "--version")  # "PostgreSQL 18.6"
-    number = re.match(r"\d+", version.split()[-1]) if version else None
-    major = int(number.group()) if number else 0
-    if major < 18:
-        raise KernelBuildError(f"{version}: a prefix outside the server's folders needs PostgreSQL 18's "
-                               "extension_control_path; install into its own folders instead (no --prefix)")
+    """Into prefix/extension and prefix/lib (PostgreSQL 18's extension_control_path finds them there)."""
     built = build(pg_config, sanitize=sanitize)
     _copy(built, prefix / "extension", prefix / "lib")
     return Installed(built, prefix / "extension", prefix / "lib", kernel_settings(prefix))

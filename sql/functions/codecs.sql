@@ -218,12 +218,13 @@ END $$;
 CREATE OR REPLACE FUNCTION pgembed_twins.encode_pq(v vector, columns vector[], norms vector[], sub_dim integer) RETURNS bytea
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 BEGIN
-    PERFORM pgembed_twins._check_pq(v, columns, norms, sub_dim);
-    columns := array(SELECT unnest(columns));  -- subscripts from 1, whatever the caller's bounds
+    columns := array(SELECT unnest(columns));  -- one dimension, subscripts from 1, as the kernel reads them
     norms := array(SELECT unnest(norms));
+    PERFORM pgembed_twins._check_pq(v, columns, norms, sub_dim);
     BEGIN
         RETURN pgembed_twins._pq_f32(v::real[], columns, norms, sub_dim);
-    EXCEPTION WHEN data_exception THEN  -- out of float32's range: an elementwise product or 2 x
+    EXCEPTION WHEN data_exception THEN  -- out of float32's range: an elementwise product or 2 x (pgvector says
+        -- "value out of range" or "infinite value not allowed"); the shape was checked above
         RETURN pgembed_twins._pq_ieee(v::real[], columns, norms, sub_dim);
     END;
 END $$;

@@ -53,7 +53,8 @@ BEGIN
             pgembed_twins._table_name(t[1], t[11]), pgembed_twins._table_name(tag, kind)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT (t[3] IN (1, 2, 3) AND t[4] >= 1 AND t[4] <= 1000000 AND t[4] = round(t[4])) THEN
+    -- int8 tables: at most 16,000 dimensions, so that every sum of entries stays below 2^53
+    IF NOT (t[3] IN (1, 2, 3) AND t[4] >= 1 AND t[4] <= CASE WHEN tag = 2 THEN 16000 ELSE 1000000 END AND t[4] = round(t[4])) THEN
         RAISE EXCEPTION 'the table''s header is not valid' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF tag = 1 AND (t[12] <> round(t[12]) OR CASE WHEN kind = 1 THEN NOT (t[12] BETWEEN 1 AND 256)
@@ -145,7 +146,7 @@ CREATE OR REPLACE FUNCTION pgembed_twins.pq_lut(query vector, columns vector[], 
                                                 metric text) RETURNS double precision[]
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
-    code integer := pgembed_twins._metric_code(metric);
+    code integer;
     m integer;
     k integer;
     nq double precision;
@@ -153,13 +154,18 @@ DECLARE
     e double precision[];
     quantized record;
 BEGIN
-    PERFORM pgembed_twins._check_pq(query, columns, norms, sub_dim);
+    -- in the kernel's order: the arrays, the metric, a cosine query's norm, the codebook's shape
+    columns := array(SELECT unnest(columns));  -- one dimension, subscripts from 1, as the kernel reads them
+    norms := array(SELECT unnest(norms));
+    PERFORM pgembed_twins._check_array(columns, 'columns', false);
+    PERFORM pgembed_twins._check_array(norms, 'norms', false);
+    code := pgembed_twins._metric_code(metric);
     IF code = 3 THEN
         nq := pgembed_twins._query_norm(query);
     END IF;
-    columns := array(SELECT unnest(columns));
+    PERFORM pgembed_twins._check_pq(query, columns, norms, sub_dim);
     m := cardinality(norms);
-    k := vector_dims(norms[array_lower(norms, 1)]);
+    k := vector_dims(norms[1]);
     WITH terms AS (
         SELECT s, j - 1 AS j, kk,
                CASE code WHEN 1 THEN (q[s * sub_dim + kk + 1]::float8 - c::float8) * (q[s * sub_dim + kk + 1]::float8 - c::float8)

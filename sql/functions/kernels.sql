@@ -10,9 +10,10 @@ CREATE OR REPLACE FUNCTION pgembed.kernels_wanted() RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN '1.0';
 
 -- Point every public twin's pgembed namesake at the kernel of the same signature (when `use_kernels` and the
--- wanted version is installed) or at the twin. Returns what pgembed.kernels() then reports as active.
-CREATE OR REPLACE FUNCTION pgembed.bind_kernels(use_kernels boolean DEFAULT true) RETURNS text
-    LANGUAGE plpgsql VOLATILE AS $$
+-- wanted version is installed) or at the twin. `remember`: record this as the database's choice
+-- (pgembed.kernel_choice), which every migrate() then binds by. Returns what pgembed.kernels() reports active.
+CREATE OR REPLACE FUNCTION pgembed.bind_kernels(use_kernels boolean DEFAULT true, remember boolean DEFAULT true)
+    RETURNS text LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     installed text := (SELECT extversion FROM pg_extension WHERE extname = 'pgembed_kernels');
     kernels boolean := use_kernels AND installed IS NOT DISTINCT FROM pgembed.kernels_wanted();
@@ -38,6 +39,10 @@ BEGIN
         EXECUTE format('CREATE OR REPLACE FUNCTION pgembed.%I(%s) RETURNS %s LANGUAGE sql %s %s PARALLEL %s RETURN %I.%I(%s)',
                        f.proname, f.args, f.result, f.volatility, f.strictness, f.parallel, target, f.proname, f.names);
     END LOOP;
+    IF remember THEN
+        INSERT INTO pgembed.kernel_choice AS k (use_kernels) VALUES (bind_kernels.use_kernels)
+        ON CONFLICT (one) DO UPDATE SET use_kernels = excluded.use_kernels, chosen_at = now();
+    END IF;
     RETURN (pgembed.kernels()) ->> 'active';
 END $$;
 
@@ -68,7 +73,10 @@ BEGIN
             WHEN installed IS NOT NULL AND installed <> pgembed.kernels_wanted() THEN
                 format('pgembed_kernels %s is installed; this pgembed wants %s: ALTER EXTENSION pgembed_kernels UPDATE, then SELECT pgembed.bind_kernels()',
                        installed, pgembed.kernels_wanted())
-            WHEN installed IS NOT NULL THEN 'pgembed_kernels is installed but pgembed.bind_kernels(false) chose the twins'
+            WHEN installed IS NOT NULL AND (SELECT NOT k.use_kernels FROM pgembed.kernel_choice AS k) THEN
+                'pgembed_kernels is installed but this database chose the twins (pgembed.bind_kernels(false)); pgembed kernels enable, or SELECT pgembed.bind_kernels(true), binds the kernels'
+            WHEN installed IS NOT NULL THEN
+                'pgembed_kernels is installed but the twins are bound (PGEMBED_KERNELS=off at the last migrate): SELECT pgembed.bind_kernels(true) binds the kernels'
             WHEN available IS NOT NULL THEN
                 'pgembed_kernels is available on this server but not installed in this database: CREATE EXTENSION pgembed_kernels (pgembed migrate does it where the role may)'
             ELSE 'pgembed_kernels is not installed on this server (pgembed kernels install): the SQL twins run' END);

@@ -17,7 +17,7 @@ import pgembed
 from pgembed.db import functions, migrate
 from pgembed.errors import CatalogError
 
-CATALOG_TABLES = {"collections", "codecs", "indexes", "tuning", "function_files"}
+CATALOG_TABLES = {"collections", "codecs", "indexes", "tuning", "function_files", "kernel_choice"}
 
 
 def catalog_tables(conn: psycopg.Connection) -> set[str]:
@@ -198,3 +198,26 @@ def test_a_catalog_an_earlier_pgembed_made_upgrades(bare_dsn: str, fixture: str,
                    (json.dumps(v.tolist()),))
         stored = db.value("SELECT embedding_bq::text FROM docs WHERE id = 1000")
         assert stored == "".join(str(b) for b in np.unpackbits(docs.codec("bq").encode(v))[:8])
+
+
+def test_downgrading_the_kernels_keeps_the_collections_generated_functions(dsn: str) -> None:
+    """0006's downgrade removes the twins and the kernels, but not what the collections' generated functions
+    call: pgembed's encoders stay (as calls of the twins, until the older pgembed's migrate() writes its own), so
+    the query encoders an older pgembed reuses are still there; upgraded again, search works."""
+    import numpy as np
+
+    from tests.helpers import unit_vectors
+
+    with pgembed.connect(dsn) as db:
+        docs = db.create_collection("docs", 8)
+        docs.ingest(np.arange(50), unit_vectors(50, 8, seed=1))
+        docs.add_codec("bq", "bq")
+        encoder = f"pgembed.query_code_{docs.info.id}(text,vector)"
+    migrate.downgrade(dsn, "0005_functions")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regprocedure(%s) IS NOT NULL, to_regprocedure('pgembed.encode_binary(vector,"
+                            "vector)') IS NOT NULL, to_regnamespace('pgembed_twins') IS NULL", [encoder]).fetchone() \
+            == (True, True, True)
+    with pgembed.connect(dsn, migrate=True) as db:
+        docs = db.collection("docs")
+        assert docs.search(unit_vectors(50, 8, seed=1)[3], 3, plan="index").ids[0] == 3

@@ -31,6 +31,7 @@ def test_the_choice_is_the_databases_and_migrate_keeps_it(db: pgembed.Database,
     twins = db.use_kernels(False)
     assert twins.active is KernelMode.TWINS and twins.functions == ()
     assert "chose the twins" in twins.reason
+    assert db.value("SELECT use_kernels FROM pgembed.kernel_choice") is False
     assert docs.describe()["kernels"] == "twins"
     body = db.value("SELECT prosrc || coalesce(pg_get_function_sqlbody(oid), '') FROM pg_proc "
                     "WHERE oid = 'pgembed.encode_pq(vector,vector[],vector[],integer)'::regprocedure")
@@ -45,9 +46,33 @@ def test_the_choice_is_the_databases_and_migrate_keeps_it(db: pgembed.Database,
     monkeypatch.setenv(KERNELS_ENV, "on")
     db.migrate()
     assert db.kernels().active is KernelMode.KERNELS
+    monkeypatch.delenv(KERNELS_ENV)
+    db.migrate()  # the override held for its migrate only: the database chose the kernels (use_kernels(True))
+    assert db.kernels().active is KernelMode.KERNELS
+    db.use_kernels(False)
+    monkeypatch.setenv(KERNELS_ENV, "on")
+    db.migrate()
+    monkeypatch.delenv(KERNELS_ENV)
+    db.migrate()
+    assert db.kernels().active is KernelMode.TWINS
     monkeypatch.setenv(KERNELS_ENV, "sometimes")
     with pytest.raises(pgembed.InvalidInputError, match="PGEMBED_KERNELS"):
         db.migrate()
+
+
+def test_an_extension_created_by_hand_is_bound_at_the_next_migrate(db: pgembed.Database,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no choice recorded, the kernels: a DBA's CREATE EXTENSION (what pgembed.kernels() suggests) takes
+    effect at the next migrate()."""
+    monkeypatch.delenv(KERNELS_ENV, raising=False)
+    db.execute("SELECT pgembed.bind_kernels(false, false)")
+    db.execute("DROP EXTENSION pgembed_kernels")
+    db.execute("DELETE FROM pgembed.kernel_choice")
+    assert "not installed in this database" in db.kernels().reason
+    db.execute("CREATE EXTENSION pgembed_kernels")
+    assert db.kernels().active is KernelMode.TWINS
+    db.migrate()
+    assert db.kernels().active is KernelMode.KERNELS
 
 
 def test_the_kernels_cannot_be_dropped_from_under_pgembed(db: pgembed.Database) -> None:

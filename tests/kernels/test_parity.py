@@ -275,6 +275,22 @@ def test_a_run_the_metric_does_not_use_is_never_read(kernel_conn: psycopg.Connec
         assert both(kernel_conn, "sq8_distance", [b"\x00", foreign], ["bytea", "double precision[]"])[0] == "ok"
 
 
+def test_multidimensional_arrays_are_read_as_their_elements_in_both(kernel_conn: psycopg.Connection) -> None:
+    """A codebook passed as a 2-D array (rows of vectors) is its elements in order, for kernel and twin alike."""
+    rng = np.random.default_rng(3)
+    columns, norms = pq_parameters(rng, 2, 2, 16, 1.0)
+    columns_2d = "{" + ",".join("{" + c + "}" for c in columns[1:-1].split('","')) + "}"
+    columns_2d = columns_2d.replace("{[", '{"[').replace("]}", ']"}')
+    norms_2d = "{" + norms.replace('","', '"},{"') + "}"
+    v = vector_text(rng.standard_normal(4).astype(np.float32))
+    flat = both(kernel_conn, "encode_pq", [v, columns, norms, 2], ["vector", "vector[]", "vector[]", "integer"])
+    assert both(kernel_conn, "encode_pq", [v, columns, norms_2d, 2],
+                ["vector", "vector[]", "vector[]", "integer"]) == flat
+    for metric in ("l2", "ip", "cosine"):
+        assert both(kernel_conn, "pq_lut", [v, columns, norms_2d, 2, metric],
+                    ["vector", "vector[]", "vector[]", "integer", "text"])[0] == "ok"
+
+
 # -- what no fuzzer draws by chance --------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("function", "args", "types"), [

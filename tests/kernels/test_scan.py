@@ -108,7 +108,7 @@ def test_search_batch_in_sql_equals_search_one_query_at_a_time(db: pgembed.Datab
 @pytest.mark.parametrize(("call", "message"), [
     ("pgembed.scan_topk('docs', ARRAY[]::vector[])", "queries is empty"),
     ("pgembed.scan_topk('docs', ARRAY['[1,2]'::vector])", "dimensions"),
-    ("pgembed.scan_topk('docs', ARRAY[%s::vector], 0)", "k"),
+    ("pgembed.scan_topk('docs', ARRAY[%s::vector], 0)", "k must be"),
     ("pgembed.search_batch('docs', ARRAY[%s::vector, %s::vector], 3, ARRAY[NULL, NULL, NULL]::jsonb[])",
      "3 filters for 2 queries"),
     ("pgembed_kernels.exact_topk(1, NULL::vector, ARRAY[%s::vector], 3, 'hamming')", "unknown metric"),
@@ -119,3 +119,35 @@ def test_bad_scans_raise(db: pgembed.Database, conn: psycopg.Connection, call: s
     with pytest.raises(psycopg.errors.DatabaseError, match=message):
         conn.execute(f"SELECT {call}", [q] * call.count("%s"))
     assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(("metric", "scale"), [("cosine", 1e-24), ("ip", 1e20), ("l2", 1e-21), ("cosine", 1e19)])
+def test_scan_is_exact_for_tiny_and_huge_vectors(db: pgembed.Database, conn: psycopg.Connection, metric: str,
+                                                 scale: float) -> None:
+    """Where float32 squares underflow or sums overflow, pgvector's distances are not the true ones (a cosine of
+    vectors of 1e-24s is 0, 2 or NaN): the scan then dismisses nothing by its bound, and answers as the exact
+    plan does."""
+    x = unit_vectors(200, DIM, seed=8) * np.float32(scale)
+    x[::7] /= np.float32(scale)  # ordinary rows among them
+    db.create_collection("docs", DIM, metric=metric)
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO docs (id, embedding) VALUES (%s, %s)", [(i, v) for i, v in enumerate(x)])
+    queries = [unit_vectors(1, DIM, seed=9)[0] * np.float32(scale), unit_vectors(1, DIM, seed=10)[0]]
+    scanned = in_both_modes(db, conn, "SELECT * FROM pgembed.scan_topk('docs', %s, 15)", [queries])
+    assert scanned == one_at_a_time(conn, np.array(queries), 15, [None, None], plan="exact")
+
+
+@pytest.mark.parametrize(("key_type", "keys"), [("char(6)", ["ab", "cd", "e"]), ("inet", ["10.0.0.1", "10.0.0.2",
+                                                                                    "10.0.0.3"]),
+                                                 ("boolean", ["true", "false"])])
+def test_scan_spells_keys_as_key_text(db: pgembed.Database, conn: psycopg.Connection, key_type: str,
+                                      keys: list[str]) -> None:
+    """Keys come back as `key::text` in both modes: char(n) without its padding, inet as its cast writes it."""
+    x = unit_vectors(len(keys), DIM, seed=12)
+    conn.execute(f"CREATE TABLE kt (k {key_type} PRIMARY KEY, embedding vector({DIM}))")
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO kt VALUES (%s, %s)", list(zip(keys, x, strict=True)))
+    db.collection("kt")
+    found = in_both_modes(db, conn, "SELECT * FROM pgembed.scan_topk('kt', %s, 5)", [[x[0]]])
+    expected = {r[0] for r in conn.execute("SELECT k::text FROM kt").fetchall()}
+    assert {key for _, key, _ in found} == expected

@@ -23,7 +23,9 @@ from rich.table import Table
 
 import pgembed
 from pgembed.codecs import SOURCE, make_codec
+from pgembed.db.kernels import ensure_kernels
 from pgembed.statements import benchmarks as q
+from pgembed.statements import catalog as catalog_statements
 from pgembed.tools.bench.environment import describe_environment
 from pgembed.tools.bench.search import load_attrs
 from pgembed.tools.datasets.files import load_dataset_dir
@@ -41,7 +43,7 @@ FIT_ROWS = 20_000
 
 
 def _bind(db: pgembed.Database, mode: KernelMode) -> None:
-    active = db.session.value(q.BIND_KERNELS, (mode is KernelMode.KERNELS,))
+    active = db.session.value(catalog_statements.BIND_KERNELS, (mode is KernelMode.KERNELS, False))
     if active != mode.value:
         raise pgembed.PgembedError(f"asked for the {mode.value}, the database runs the {active}: "
                                    f"{db.kernels().reason}")
@@ -296,10 +298,8 @@ def run_kernels_bench(dataset: str | Path, dsn: str | None = None, data_dir: str
     result["build"] = measure_build(repeats)
     console.print(f"  build: {result['build']['median_s']} s")
     with pgembed.connect(dsn, data_dir=data_dir, migrate=True) as db:
-        chosen = db.kernels().active  # the database's own choice, given back at the end
-        status = db.use_kernels(True)
-        if status.active is not KernelMode.KERNELS:
-            raise pgembed.PgembedError(f"the kernels cannot run in this database: {status.reason}")
+        chosen = ensure_kernels(db.conn).active  # installed where it may be; the database's own binding, kept
+        _bind(db, KernelMode.KERNELS)
         result["environment"] = describe_environment(db)
         db.session.execute(q.ONE_BACKEND)
         collection = _fresh(db, TABLE, base.shape[1], {c: types[c] for c in keep})
@@ -319,7 +319,7 @@ def run_kernels_bench(dataset: str | Path, dsn: str | None = None, data_dir: str
         result["search_batch"] = measure_search_batch(db, collection, qs, _workloads(len(qs)), k,
                                                       max(2, repeats - 1), console)
         collection.drop(drop_table=True)
-        db.use_kernels(chosen is KernelMode.KERNELS)
+        _bind(db, chosen)
     _render(result, console)
     return result
 
