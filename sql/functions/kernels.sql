@@ -82,7 +82,13 @@ BEGIN
             ELSE 'pgembed_kernels is not installed on this server (pgembed kernels install): the SQL twins run' END);
 END $$;
 
--- Whether pgembed's functions run the kernels now (what search_batch() and scan_topk() branch on).
+-- Whether pgembed's functions run the kernels now (what every search's scan statement branches on).
+-- bind_kernels() binds them all or none, so one wrapper tells: an index lookup in pg_depend, where listing
+-- them all (_kernel_bound_functions) scans it, ten times the cost on every search().
 CREATE OR REPLACE FUNCTION pgembed._kernels_active() RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN cardinality(pgembed._kernel_bound_functions()) > 0;
+    RETURN EXISTS (SELECT FROM pg_depend AS d JOIN pg_proc AS k ON k.oid = d.refobjid
+                   WHERE d.classid = 'pg_proc'::regclass
+                     AND d.objid = to_regprocedure('pgembed.encode_float16(vector)')
+                     AND d.refclassid = 'pg_proc'::regclass
+                     AND k.pronamespace = to_regnamespace('pgembed_kernels'));

@@ -257,7 +257,9 @@ BEGIN
         END LOOP;
         -- A query that found fewer than k rows through the index takes the exact plan, as pgembed.search() does.
         short := array(SELECT x.no FROM unnest(g.nos) AS x(no)
-                       WHERE (SELECT count(*) FROM unnest(found_nos) AS f(no) WHERE f.no = x.no) < k);
+                       LEFT JOIN (SELECT f.no, count(*) AS hits FROM unnest(found_nos) AS f(no) GROUP BY f.no) AS per_query
+                           USING (no)
+                       WHERE coalesce(per_query.hits, 0) < k ORDER BY x.no);
         FOR i IN 1 .. coalesce(cardinality(found_nos), 0) LOOP
             IF NOT found_nos[i] = ANY (short) THEN
                 nos := nos || found_nos[i];

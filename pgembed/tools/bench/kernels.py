@@ -13,6 +13,8 @@ import json
 import shutil
 import statistics
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from pgembed.db.kernels import ensure_kernels
 from pgembed.statements import benchmarks as q
 from pgembed.statements import catalog as catalog_statements
 from pgembed.tools.bench.environment import describe_environment
-from pgembed.tools.bench.search import load_attrs
+from pgembed.tools.bench.search import fresh_collection, load_attrs
 from pgembed.tools.datasets.files import load_dataset_dir
 from pgembed.vocabulary import KernelMode
 
@@ -60,15 +62,25 @@ def _timed(db: pgembed.Database, statement: sql.Composable, params: Any) -> floa
     return time.perf_counter() - started
 
 
-def _rate(db: pgembed.Database, statement: sql.Composable, params: Any, rows: int) -> float:
-    return rows / _timed(db, statement, params)
+def _rate(db: pgembed.Database, statement: sql.Composable, fixed: tuple[Any, ...], rows: int) -> float:
+    """Rows/s of `statement` with parameters (*fixed, rows): its rows are the first `rows` of the table."""
+    return rows / _timed(db, statement, (*fixed, rows))
 
 
-def _sized(db: pgembed.Database, statement: sql.Composable, extra: tuple[Any, ...], rows: int,
-           seconds: float) -> int:
-    """Rows of the prefix that take about `seconds` (a probe on 100 rows), at least 200, at most `rows`."""
-    probe = _rate(db, statement, (*extra, 100), 100)
-    return int(min(rows, max(200, probe * seconds)))
+def _interleaved(db: pgembed.Database, rate: Callable[[int], float], rows: int, repeats: int,
+                 twin_seconds: float) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """`rate(n)`, rows/s on the first n rows with the mode bound now, in both modes and every repeat: the kernels
+    on `rows`, the twins on a prefix that takes about `twin_seconds` (a probe on 100 rows; 200 to `rows`)."""
+    samples: dict[str, list[float]] = {m.value: [] for m in MODES}
+    sizes: dict[str, int] = {}
+    for order in _orders(repeats):
+        for mode in order:
+            _bind(db, mode)
+            if mode.value not in sizes:
+                sizes[mode.value] = rows if mode is KernelMode.KERNELS else int(
+                    min(rows, max(200, rate(100) * twin_seconds)))
+            samples[mode.value].append(rate(sizes[mode.value]))
+    return samples, sizes
 
 
 def _median_rates(samples: dict[str, list[float]]) -> dict[str, float]:
@@ -102,15 +114,7 @@ def measure_encoders(db: pgembed.Database, sample: np.ndarray, queries: np.ndarr
         codec.fit(sample, queries if codec.uses_queries else None)
         expressions = [codec.sql_encoder(SOURCE), *(codec.sql_extra_encoder(e.suffix) for e in codec.extra_columns())]
         statement = q.count_encoded(table, "id", expressions, "embedding")
-        samples: dict[str, list[float]] = {m.value: [] for m in MODES}
-        sizes: dict[str, int] = {}
-        for order in _orders(repeats):
-            for mode in order:
-                _bind(db, mode)
-                if mode.value not in sizes:
-                    sizes[mode.value] = rows if mode is KernelMode.KERNELS else _sized(db, statement, (), rows,
-                                                                                        twin_seconds)
-                samples[mode.value].append(_rate(db, statement, (sizes[mode.value],), sizes[mode.value]))
+        samples, sizes = _interleaved(db, partial(_rate, db, statement, ()), rows, repeats, twin_seconds)
         results[spec] = {**_summary(samples), "rows": sizes}
         console.print(f"  encode {spec}: {results[spec]['per_s']}")
     return results
@@ -118,29 +122,19 @@ def measure_encoders(db: pgembed.Database, sample: np.ndarray, queries: np.ndarr
 
 def measure_ingest(db: pgembed.Database, vectors: np.ndarray, sample: np.ndarray, rows: int, repeats: int,
                    twin_seconds: float, console: Console) -> dict[str, Any]:
-    collection = _fresh(db, INGEST_TABLE, vectors.shape[1], {})
+    collection = fresh_collection(db, INGEST_TABLE, vectors.shape[1], {})
     for spec in INGEST_CODECS:
         collection.add_codec(spec, spec, fit_on=sample)
     table = sql.Identifier(INGEST_TABLE)
-    samples: dict[str, list[float]] = {m.value: [] for m in MODES}
-    sizes: dict[str, int] = {}
-    for order in _orders(repeats):
-        for mode in order:
-            _bind(db, mode)
-            if mode.value not in sizes:
-                if mode is KernelMode.KERNELS:
-                    sizes[mode.value] = rows
-                else:
-                    db.session.execute(q.truncate(table))
-                    started = time.perf_counter()
-                    collection.ingest(np.arange(100), vectors[:100])
-                    sizes[mode.value] = int(min(rows, max(200, 100 / (time.perf_counter() - started) * twin_seconds)))
-            n = sizes[mode.value]
-            db.session.execute(q.truncate(table))
-            db.session.execute(q.CHECKPOINT)
-            started = time.perf_counter()
-            collection.ingest(np.arange(n), vectors[:n])
-            samples[mode.value].append(n / (time.perf_counter() - started))
+
+    def rate(n: int) -> float:
+        db.session.execute(q.truncate(table))
+        db.session.execute(q.CHECKPOINT)
+        started = time.perf_counter()
+        collection.ingest(np.arange(n), vectors[:n])
+        return n / (time.perf_counter() - started)
+
+    samples, sizes = _interleaved(db, rate, rows, repeats, twin_seconds)
     console.print(f"  ingest pq48+bq2+f16: {_median_rates(samples)}")
     collection.drop(drop_table=True)
     return {**_summary(samples), "rows": sizes, "codecs": list(INGEST_CODECS)}
@@ -155,15 +149,8 @@ def measure_estimators(db: pgembed.Database, collection: pgembed.Collection, que
         arguments = [column, f"{column}_factors"] if codec == "rabitq" else [column]
         lut = db.session.value(q.QUERY_TABLE, (collection.name, codec, query))
         statement = q.count_estimated(table, collection.info.key_column, f"pgembed.{estimator}", arguments)
-        samples: dict[str, list[float]] = {m.value: [] for m in MODES}
-        sizes: dict[str, int] = {}
-        for order in _orders(repeats):
-            for mode in order:
-                _bind(db, mode)
-                if mode.value not in sizes:
-                    sizes[mode.value] = rows if mode is KernelMode.KERNELS else _sized(db, statement, (lut,), rows,
-                                                                                        twin_seconds)
-                samples[mode.value].append(_rate(db, statement, (lut, sizes[mode.value]), sizes[mode.value]))
+        samples, sizes = _interleaved(db, partial(_rate, db, statement, (lut,)), rows, repeats,
+                                      twin_seconds)
         results[codec] = {"estimator": estimator, **_summary(samples), "rows": sizes}
         console.print(f"  estimate {codec} ({estimator}): {results[codec]['per_s']}")
     # pgvector's exact distance on the float vectors and its Hamming distance on bit codes, same scan, same run
@@ -173,7 +160,7 @@ def measure_estimators(db: pgembed.Database, collection: pgembed.Collection, que
              "1" * (2 * len(query)))):
         statement = q.count_distances(table, collection.info.key_column, column, operator, cast)
         results[name] = {"per_s": {"pgvector": round(statistics.median(
-            _rate(db, statement, (value, rows), rows) for _ in range(repeats)))}}
+            _rate(db, statement, (value,), rows) for _ in range(repeats)))}}
         console.print(f"  {name}: {results[name]['per_s']}")
     return results
 
@@ -260,13 +247,6 @@ def measure_memory(db: pgembed.Database, collection: pgembed.Collection, query: 
     return results
 
 
-def _fresh(db: pgembed.Database, name: str, dim: int, attrs: dict[str, str]) -> pgembed.Collection:
-    if any(c.name == name for c in db.collections()):
-        db.collection(name).drop(drop_table=True)
-    db.session.execute(q.drop_table_if_exists(name))
-    return db.create_collection(name, dim, attrs=attrs)
-
-
 def _workloads(n: int) -> dict[str, list[str | None]]:
     """Two workloads of n queries: every query filtered (exact plans: one scan a filter group), and a mix the
     planner answers both ways (unfiltered and 49% filters through the index, selective ones exactly)."""
@@ -290,7 +270,8 @@ def run_kernels_bench(dataset: str | Path, dsn: str | None = None, data_dir: str
     types, values = load_attrs(ds.attrs_path, len(base))
     keep = [c for c in ("source", "section", "n_words") if c in types]
     sample = base[:FIT_ROWS]
-    fit_queries = base[FIT_ROWS: FIT_ROWS + 1000]  # LeanVec's query sample: base rows, never the timed queries
+    # LeanVec's query sample: base rows after the fit sample (the last 1,000 of a smaller set), never the timed queries
+    fit_queries = base[FIT_ROWS: FIT_ROWS + 1000] if len(base) >= FIT_ROWS + 1000 else base[-1000:]
     console.print(f"kernels bench on {ds.name}: {len(base):,} x {base.shape[1]}, {len(qs)} queries")
     result: dict[str, Any] = {"benchmark": "kernels", "dataset": ds.name, "base_rows": len(base),
                               "dim": int(base.shape[1]), "queries": len(qs), "k": k, "repeats": repeats,
@@ -302,7 +283,7 @@ def run_kernels_bench(dataset: str | Path, dsn: str | None = None, data_dir: str
         _bind(db, KernelMode.KERNELS)
         result["environment"] = describe_environment(db)
         db.session.execute(q.ONE_BACKEND)
-        collection = _fresh(db, TABLE, base.shape[1], {c: types[c] for c in keep})
+        collection = fresh_collection(db, TABLE, base.shape[1], {c: types[c] for c in keep})
         collection.ingest(np.arange(len(base)), base, {c: values[c] for c in keep})
         db.session.execute(q.vacuum_analyze(collection.info.table))
         result["encode"] = measure_encoders(db, sample, fit_queries, rows, repeats, twin_seconds, console)
