@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup kernels kernels-sanitize demo test lint bench-kernels bench-ingest bench-search bench-workload bench-codecs dataset clean
+.PHONY: setup kernels kernels-sanitize demo test lint bench-kernels bench-memory bench-ingest bench-search bench-workload bench-codecs dataset clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ bench-workload: $(STAMP)
 # docs/benchmarks.md, "In-database kernels" (issue 13): the kernels against their SQL twins on DATA, same run.
 bench-kernels: $(KERNELS)
 	$(BIN)/pgembed bench kernels --dataset $(DATA) --out docs/results
+
+# docs/benchmarks.md, "When memory is short" (issue 14): a server of its own with shared_buffers at 1/4 of plain
+# pgvector's float32 HNSW and direct I/O, then all in memory; pgvector's configurations and pgembed's, same run.
+bench-memory: $(KERNELS)
+	$(BIN)/pgembed bench memory --dataset $(DATA) --out docs/results
 
 # docs/benchmarks.md, "Compression benchmark and advisor" (issue 6): every codec and plain pgvector on DATA,
 # then the advisor's pick for each memory budget.

@@ -72,7 +72,8 @@ class Collection:
         return lifecycle.load(self.context, self.context.active_codec(name))
 
     def add_codec(self, name: str, spec: Any, *, fit_on: np.ndarray | None = None,
-                  fit_queries: np.ndarray | None = None, sample: int = 50_000, progress: bool = False) -> CodecInfo:
+                  fit_queries: np.ndarray | None = None, sample: int = 50_000, progress: bool = False,
+                  backfill: bool = True) -> CodecInfo:
         """Add a code column (spec: see pgembed.codecs.spec, e.g. "bq", "sq8", "pca128,bq2") kept in step with
         the vectors by a trigger, and fill it for existing rows.
 
@@ -80,9 +81,11 @@ class Collection:
         cannot fit them: pass fit_on); LeanVec also needs `fit_queries`. Backfill runs in batches that commit on
         their own unless you called this inside your own transaction; an interrupted backfill is finished by
         `backfill()`. `spec` may also be what the codec advisor recommended (the object, or its --json
-        mapping): its codec spec is taken as is."""
+        mapping): its codec spec is taken as is. `backfill=False` leaves the codec building (kept in step for new
+        writes, readers not using it yet): add several, then one `backfill()` encodes them in one pass, and a
+        companion table gets each row written once."""
         return lifecycle.add_codec(self.context, name, spec, fit_on=fit_on, fit_queries=fit_queries, sample=sample,
-                                progress=progress)
+                                   progress=progress, backfill_now=backfill)
 
     def backfill(self, *, progress: bool = False, batch_rows: int = lifecycle.BACKFILL_ROWS) -> int:
         """Compute missing codes of every codec version still building, then make each the active one.

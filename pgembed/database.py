@@ -24,7 +24,7 @@ from pgembed.engine.context import CollectionContext
 from pgembed.errors import CatalogError
 from pgembed.records import CollectionInfo
 from pgembed.server import EmbeddedServer
-from pgembed.vocabulary import Metric
+from pgembed.vocabulary import Metric, Placement
 
 DSN_ENV_VARS = ("PGEMBED_DSN", "DATABASE_URL")
 
@@ -161,32 +161,40 @@ class Database:
 
     # -- collections ----------------------------------------------------------------------------------
     def collection(self, table: str, *, vector: str | None = None, key: str | None = None,
-                   metric: Metric | str = Metric.COSINE, name: str | None = None) -> Collection:
+                   metric: Metric | str = Metric.COSINE, name: str | None = None,
+                   placement: Placement | str = Placement.TABLE) -> Collection:
         """The collection named `name` (default: `table`), attaching it to the existing `table` if new.
 
         `vector` and `key` default to the table's only vector column and its single-column primary key.
+        `placement`: where a new collection's codes live: "table" (columns beside the vector) or "companion"
+        (pgembed.codes_<id>, key plus codes, kept by a trigger: candidates come from a narrow heap, and adding
+        or re-fitting a codec never rewrites the table's rows).
         """
         self._require_current()
         name = name or table
         info = catalog.find_collection(self.session, name)
         if info is None:
             with self.session.transaction():
-                info = collections.attach_table(self.session, name, table, vector=vector, key=key, metric=metric)
+                info = collections.attach_table(self.session, name, table, vector=vector, key=key, metric=metric,
+                                                placement=placement)
         else:
             collections.check_attachment(info, vector=vector, key=key)
         return Collection(self.session, info)
 
     def create_collection(self, name: str, dim: int, *, attrs: Mapping[str, str] | None = None,
                           metric: Metric | str = Metric.COSINE, key: str = "id", key_type: str = "bigint",
-                          vector: str = "embedding", if_not_exists: bool = False) -> Collection:
+                          vector: str = "embedding", if_not_exists: bool = False,
+                          placement: Placement | str = Placement.TABLE) -> Collection:
         """Create a table `name` (key, vector(dim), attribute columns) and attach it.
 
         `attrs` maps column names to PostgreSQL types, e.g. {"category": "text", "year": "integer"}.
+        `placement`: where its codes live (see collection()).
         """
         self._require_current()
         with self.session.transaction():
             info = collections.create_table(self.session, name, dim, attrs=dict(attrs or {}), metric=metric, key=key,
-                                            key_type=key_type, vector=vector, if_not_exists=if_not_exists)
+                                            key_type=key_type, vector=vector, if_not_exists=if_not_exists,
+                                            placement=placement)
         return Collection(self.session, info)
 
     def collections(self) -> list[CollectionInfo]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from psycopg import sql
 
-from pgembed.vocabulary import CodecState, IndexMethod, Metric
+from pgembed.vocabulary import CodecState, IndexMethod, Metric, Placement
 
 
 @dataclass(frozen=True)
@@ -22,9 +22,25 @@ class CollectionInfo:
     vector_column: str
     dim: int
     metric: Metric
+    placement: Placement = Placement.TABLE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metric", Metric(self.metric))
+        object.__setattr__(self, "placement", Placement(self.placement))
+
+    @property
+    def codes_schema(self) -> str:
+        """The schema of the table holding the code columns (and their indexes)."""
+        return "pgembed" if self.placement is Placement.COMPANION else self.table_schema
+
+    @property
+    def codes_table_name(self) -> str:
+        return f"codes_{self.id}" if self.placement is Placement.COMPANION else self.table_name
+
+    @property
+    def codes_table(self) -> sql.Identifier:
+        """The user's table, or for companion placement pgembed.codes_<id> (key plus code columns)."""
+        return sql.Identifier(self.codes_schema, self.codes_table_name)
 
     @property
     def table(self) -> sql.Identifier:
@@ -57,6 +73,7 @@ class CodecInfo:
     sql_type: str
     params: dict[str, Any] = field(default_factory=dict)
     fitted_rows: int | None = None
+    estimator: str | None = None  # the SQL function estimating distances from these codes (a refine tier's)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", CodecState(self.state))

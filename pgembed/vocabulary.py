@@ -41,6 +41,13 @@ class Storage(StrEnum):
         return cls(sql_type.split("(", 1)[0])
 
 
+class Placement(StrEnum):
+    """Where a collection's codes live."""
+
+    TABLE = "table"  # code columns in the user's table, beside the vector
+    COMPANION = "companion"  # pgembed.codes_<collection id>: key plus code columns, kept by a trigger
+
+
 class PlanKind(StrEnum):
     """How one query is answered (pgembed._plan, sql/functions/planner.sql)."""
 

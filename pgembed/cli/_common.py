@@ -71,11 +71,15 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ef-search", type=int, default=None, help="pgvector's hnsw.ef_search")
     g.add_argument("--oversample", type=float, default=None, help="candidates fetched per result")
     g.add_argument("--plan", default=PlanKind.AUTO.value, choices=[p.value for p in PlanKind])
+    g.add_argument("--refine", default=None, help="a codec whose codes re-rank the candidates (a compact tier)")
+    g.add_argument("--refine-oversample", type=float, default=None, help="results per k the tier keeps")
+    g.add_argument("--no-rerank", action="store_true", help="no exact re-rank: distances are the codes' estimates")
 
 
 def search_params(args: argparse.Namespace) -> SearchParams:
     return SearchParams(recall=args.recall, codec=args.codec, ef_search=args.ef_search, oversample=args.oversample,
-                        plan=args.plan)
+                        plan=args.plan, refine=args.refine, refine_oversample=args.refine_oversample,
+                        rerank=not args.no_rerank)
 
 
 METRICS = [m.value for m in Metric]

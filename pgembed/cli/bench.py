@@ -1,4 +1,4 @@
-"""`pgembed bench compression | search | workload | quality | ingest` and `pgembed advise-codec`: the
+"""`pgembed bench compression | search | workload | quality | ingest | kernels | memory` and `pgembed advise-codec`: the
 benchmarks (pgembed.tools.bench), each the library runner of the same name. Every one prints its table, or the
 whole result with --json; --out DIR keeps the result as DIR/<bench>.json (the compression bench also writes its
 CSV and plots there)."""
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,22 @@ def cmd_kernels(args: argparse.Namespace) -> None:
                                twin_seconds=args.twin_seconds, quiet=args.json)
     _keep(args, "kernels", result)
     emit(args, result, lambda _r: None)
+
+
+def cmd_memory(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from pgembed.tools.bench.memory import run_memory_bench
+    from pgembed.tools.datasets.files import load_dataset_dir
+
+    data_dir = args.server_dir or str(Path(tempfile.gettempdir()) / "pgembed-bench-memory")
+    result = run_memory_bench(load_dataset_dir(args.dataset), folder=args.dataset, data_dir=data_dir,
+                              fraction=args.fraction, queries=args.queries, rounds=args.rounds, k=args.k,
+                              floor=args.floor, clients=args.clients, reuse=args.reuse,
+                              codecs=[c.strip() for c in args.codecs.split(";") if c.strip()],
+                              console=Console(stderr=True, quiet=args.json))
+    _keep(args, "memory", result)
+    emit(args, result, lambda r: print(json.dumps(r["summary"], indent=2, default=str)))
 
 
 def cmd_advise_codec(args: argparse.Namespace) -> None:
@@ -295,6 +312,22 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--twin-seconds", type=float, default=3.0,
                    help="about how long one timing of a twin takes (its prefix of the rows is sized so)")
     p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/kernels.json")
+
+    p = subcommand("memory", cmd_memory, "search when RAM is short: a server of its own with shared_buffers at a "
+                   "fraction of plain pgvector's float32 HNSW index and direct I/O, every configuration of pgvector "
+                   "and pgembed (companion codes, stages) cold and warm, 1 and several clients; then all in memory")
+    p.add_argument("--dataset", required=True, metavar="DIR", help="a dataset folder (ground truth needed)")
+    p.add_argument("--fraction", type=float, default=0.25, help="the budget, as a fraction of the float32 HNSW's bytes")
+    p.add_argument("--queries", type=int, default=300)
+    p.add_argument("--rounds", type=int, default=2, help="warm sweeps, in rotated order (the median is kept)")
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--floor", type=float, default=0.95, help="the recall@k a configuration must reach")
+    p.add_argument("--server-dir", default=None, metavar="DIR", help="the bench server's data directory")
+    p.add_argument("--reuse", action="store_true", help="keep the table and indexes a previous run loaded")
+    p.add_argument("--codecs", default="bq2;sq8", help="pgembed's codecs, ';'-separated: candidates from the first's "
+                   "HNSW index, the others compact tiers")
+    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/memory.json")
 
     p = add("advise-codec", cmd_advise_codec, "the codec to use within a memory budget, from a measured frontier "
             "(--results R.json of `pgembed bench compression`) or measured now on the data given", db)

@@ -16,7 +16,7 @@ import pgembed
 from pgembed.cli._common import METRICS, Add, console, emit, json_arg, table_console
 from pgembed.db import migrate as migrations
 from pgembed.errors import InvalidInputError
-from pgembed.vocabulary import IndexMethod
+from pgembed.vocabulary import IndexMethod, Placement
 
 
 def open_db(args: argparse.Namespace) -> pgembed.Database:
@@ -58,7 +58,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 def cmd_attach(args: argparse.Namespace) -> None:
     with open_db(args) as db:
         info = db.collection(args.table, vector=args.vector, key=args.key, metric=args.metric,
-                             name=args.name).describe()
+                             name=args.name, placement=args.placement).describe()
     emit(args, info, lambda d: console.print(f"collection {d['name']}: {d['rows']} rows, dim {d['dim']}"))
 
 
@@ -110,6 +110,8 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--key", default=None, help="its key column (default: the single-column primary key)")
     p.add_argument("--metric", default="cosine", choices=METRICS)
     p.add_argument("--name", default=None, help="the collection's name (default: the table's)")
+    p.add_argument("--placement", default=Placement.TABLE.value, choices=[x.value for x in Placement],
+                   help="where codes live: columns of the table, or a companion table pgembed keeps")
     p = add("add-codec", cmd_add_codec, "add a code column (kept in step by the database) and fill it", db)
     p.add_argument("collection")
     p.add_argument("codec_name")

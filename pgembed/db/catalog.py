@@ -10,7 +10,7 @@ from psycopg.types.json import Jsonb
 from pgembed.db.session import Session
 from pgembed.records import CoarseSource, CodecInfo, CollectionInfo, IndexInfo, Tuned
 from pgembed.statements import catalog as q
-from pgembed.vocabulary import CodecState, IndexMethod, Metric
+from pgembed.vocabulary import CodecState, IndexMethod, Metric, Placement
 
 
 def installed_revision(session: Session) -> str | None:
@@ -32,10 +32,11 @@ def list_collections(session: Session) -> list[CollectionInfo]:
 
 
 def insert_collection(session: Session, name: str, schema: str, table: str, key: str, vector: str, dim: int,
-                      metric: Metric) -> CollectionInfo:
+                      metric: Metric, placement: Placement) -> CollectionInfo:
     """Raises psycopg.errors.UniqueViolation when the name or the (table, vector) is taken."""
     with session.conn.cursor(row_factory=class_row(CollectionInfo)) as cur:
-        row = cur.execute(q.INSERT_COLLECTION, (name, schema, table, key, vector, dim, metric.value)).fetchone()
+        row = cur.execute(q.INSERT_COLLECTION, (name, schema, table, key, vector, dim, metric.value,
+                                                placement.value)).fetchone()
     assert row is not None
     return row
 
@@ -51,12 +52,17 @@ def list_codecs(session: Session, collection_id: int, *, include_retired: bool =
 
 
 def insert_codec(session: Session, collection_id: int, name: str, kind: str, *, version: int, state: CodecState,
-                 column_name: str, sql_type: str, params: dict[str, Any], fitted_rows: int | None) -> CodecInfo:
+                 column_name: str, sql_type: str, params: dict[str, Any], fitted_rows: int | None,
+                 estimator: str | None) -> CodecInfo:
     with session.conn.cursor(row_factory=class_row(CodecInfo)) as cur:
         row = cur.execute(q.INSERT_CODEC, (collection_id, name, kind, version, state.value, column_name, sql_type,
-                                           Jsonb(params), fitted_rows)).fetchone()
+                                           Jsonb(params), fitted_rows, estimator)).fetchone()
     assert row is not None
     return row
+
+
+def set_codec_estimator(session: Session, codec_id: int, estimator: str | None) -> None:
+    session.execute(q.SET_CODEC_ESTIMATOR, (estimator, codec_id, estimator))
 
 
 def set_codec_state(session: Session, codec_id: int, state: CodecState) -> None:

@@ -6,6 +6,12 @@ Re-fitting without stopping readers: fit() makes version n+1 of every trainable 
 moment; the batched backfill fills them while readers keep version n (the catalog's active row). When a
 version is complete, its predecessor's indexes are rebuilt on the new column, and one transaction retires
 version n, activates n+1, regenerates the trigger and drops version n's columns (with their indexes).
+
+Where the columns are depends on the collection's placement. TABLE: in the user's table, which a BEFORE
+trigger fills and a backfill rewrites row by row. COMPANION: in pgembed.codes_<id> (key plus codes), which an
+AFTER trigger on the user's table keeps (insert, update of key or vector, delete, truncate) and a backfill
+fills by key ranges, reading the user's rows FOR SHARE and never writing them: adding or re-fitting a codec
+leaves the user's table, its size and its columns as they were.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ from pgembed.progress import advancer, progress_bar
 from pgembed.records import CodecInfo, CollectionInfo
 from pgembed.statements import ddl
 from pgembed.statements import rows as q
+from pgembed.statements.introspection import PGVECTOR_SCHEMA
 from pgembed.vectors import as_matrix
-from pgembed.vocabulary import CodecState
+from pgembed.vocabulary import CodecState, Placement
 
 CODEC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")  # the catalog's CHECK on pgembed.codecs.name
 MAX_IDENTIFIER = 63  # NAMEDATALEN - 1
@@ -69,7 +76,8 @@ def load(ctx: CollectionContext, info: CodecInfo) -> Codec:
 
 # -- adding, fitting, dropping -------------------------------------------------------------------------------
 def add_codec(ctx: CollectionContext, name: str, spec: Any, *, fit_on: np.ndarray | None = None,
-              fit_queries: np.ndarray | None = None, sample: int = 50_000, progress: bool = False) -> CodecInfo:
+              fit_queries: np.ndarray | None = None, sample: int = 50_000, progress: bool = False,
+              backfill_now: bool = True) -> CodecInfo:
     codec = make_codec(codec_spec_of(spec), ctx.info.dim)
     if not CODEC_NAME.match(name):
         raise SchemaError(f"invalid codec name {name!r}: lower-case letters, digits and _, starting with a letter")
@@ -84,17 +92,20 @@ def add_codec(ctx: CollectionContext, name: str, spec: Any, *, fit_on: np.ndarra
     with ctx.session.transaction():
         catalog.insert_codec(ctx.session, ctx.info.id, name, codec.spec, version=1, state=CodecState.BUILDING,
                              column_name=column, sql_type=codec.sql_type(), params=codec.params(),
-                             fitted_rows=fitted_rows)
+                             fitted_rows=fitted_rows, estimator=codec.estimator)
         for column_name, sql_type in code_columns(column, codec):
             _add_column(ctx, column_name, sql_type)
         install_trigger(ctx)
+    if not backfill_now:
+        return next(c for c in ctx.codecs() if c.name == name)
     backfill(ctx, progress=progress)
     return ctx.active_codec(name)
 
 
 def _add_column(ctx: CollectionContext, column: str, sql_type: str) -> None:
-    if column in table_columns(ctx.session, ctx.info.table):
-        raise SchemaError(f"table {ctx.info.qualified_name} already has a column {column!r}; pick another codec name")
+    if column in table_columns(ctx.session, ctx.info.codes_table):
+        table = ctx.info.codes_table.as_string(ctx.session.conn)
+        raise SchemaError(f"table {table} already has a column {column!r}; pick another codec name")
     ctx.session.execute(ddl.add_column(ctx.info, column, sql_type))
     ctx.forget()
 
@@ -126,7 +137,8 @@ def fit(ctx: CollectionContext, *, sample: int = 50_000, fit_on: np.ndarray | No
             column = code_column_name(ctx.info, info.name, info.version + 1)
             catalog.insert_codec(ctx.session, ctx.info.id, info.name, codec.spec, version=info.version + 1,
                                  state=CodecState.BUILDING, column_name=column, sql_type=codec.sql_type(),
-                                 params=codec.params(), fitted_rows=int(data.shape[0]))
+                                 params=codec.params(), fitted_rows=int(data.shape[0]),
+                                 estimator=codec.estimator)
             for column_name, sql_type in code_columns(column, codec):
                 _add_column(ctx, column_name, sql_type)
         install_trigger(ctx)
@@ -146,6 +158,8 @@ def backfill(ctx: CollectionContext, *, progress: bool = False, batch_rows: int 
     """Compute missing codes of every codec version still building, then make each the active one (retiring
     the version it replaces, in one transaction). Batches commit on their own unless the caller's transaction
     is open; an interrupted backfill resumes where it stopped. Returns the rows encoded."""
+    if ctx.info.placement is Placement.COMPANION:
+        return _fill_companion(ctx, progress=progress, batch_rows=batch_rows)
     total = 0
     for info in [c for c in ctx.codecs() if c.state is CodecState.BUILDING]:
         todo = int(ctx.session.value(q.count_missing_codes(ctx.info, info.column_name)))
@@ -170,6 +184,37 @@ def _backfill_column(ctx: CollectionContext, column: str, batch_rows: int, on_ba
             return total
 
 
+def _fill_companion(ctx: CollectionContext, *, progress: bool, batch_rows: int) -> int:
+    """One pass over the user's rows in key order fills every building codec's columns in the companion (and
+    inserts a row missing there with all its codes); then each building version becomes the active one."""
+    building = [c for c in ctx.codecs() if c.state is CodecState.BUILDING]
+    if not building:
+        return 0
+    assigned, _, _ = _targets(ctx)
+    ids = {c.id for c in building}
+    building_targets = [t for info in building for t in _codec_targets(ctx, info)[0]]
+    statement = ddl.fill_companion_batch(ctx.info, assigned, building_targets, ctx.key_type())
+    commit_batches = not ctx.session.in_transaction
+    todo = int(ctx.session.value(q.count_vectors(ctx.info)))
+    total, after = 0, None
+    with progress_bar(f"codes {', '.join(f'{c.name} v{c.version}' for c in building)}", todo, progress) as bar:
+        step = advancer(bar)
+        while True:
+            with ctx.session.transaction() if commit_batches else nullcontext():
+                row = ctx.session.row(statement, {"after": after, "rows": batch_rows})
+            assert row is not None
+            last, done = row
+            total += int(done)
+            if done:
+                step(int(done))
+            if done < batch_rows:
+                break
+            after = last
+    for info in [c for c in ctx.codecs() if c.id in ids]:
+        _activate(ctx, info)
+    return total
+
+
 def _activate(ctx: CollectionContext, info: CodecInfo) -> None:
     previous = next((c for c in ctx.codecs() if c.name == info.name and c.state is CodecState.ACTIVE), None)
     # Readers keep the previous version's index until the switch: build the new version's first.
@@ -191,23 +236,41 @@ def _activate(ctx: CollectionContext, info: CodecInfo) -> None:
 
 
 # -- the trigger -------------------------------------------------------------------------------------------------
-def install_trigger(ctx: CollectionContext) -> None:
-    """(Re)generate the collection's trigger (every column of every building or active codec) and its query
-    encoder (their main columns) from the catalog; no codec left removes them."""
+def _codec_targets(ctx: CollectionContext, info: CodecInfo) -> tuple[list[ddl.CodeTarget], ddl.CodeTarget,
+                                                                       ddl.CodeTarget | None]:
+    """A codec version's columns with their encoders (main first), its query encoder, and its query table's."""
+    codec = load(ctx, info)
+    main = ddl.CodeTarget(info.column_name, codec.sql_encoder())
+    table = codec.sql_query_table(SOURCE, ctx.info.metric.value)
+    columns = [main, *(ddl.CodeTarget(info.column_name + e.suffix, codec.sql_extra_encoder(e.suffix))
+                       for e in codec.extra_columns())]
+    return columns, main, ddl.CodeTarget(info.column_name, table) if table is not None else None
+
+
+def _targets(ctx: CollectionContext) -> tuple[list[ddl.CodeTarget], list[ddl.CodeTarget], list[ddl.CodeTarget]]:
+    """Every column of every building or active codec, their query encoders, and their query tables'."""
     assigned: list[ddl.CodeTarget] = []
     queried: list[ddl.CodeTarget] = []
     tables: list[ddl.CodeTarget] = []
     for info in ctx.codecs():
-        codec = load(ctx, info)
-        main = ddl.CodeTarget(info.column_name, codec.sql_encoder())
+        columns, main, table = _codec_targets(ctx, info)
+        assigned += columns
         queried.append(main)
-        table = codec.sql_query_table(SOURCE, ctx.info.metric.value)
         if table is not None:
-            tables.append(ddl.CodeTarget(info.column_name, table))
-        assigned += [main, *(ddl.CodeTarget(info.column_name + e.suffix, codec.sql_extra_encoder(e.suffix))
-                             for e in codec.extra_columns())]
+            tables.append(table)
+    return assigned, queried, tables
+
+
+def install_trigger(ctx: CollectionContext) -> None:
+    """(Re)generate the collection's trigger (every column of every building or active codec) and its query
+    encoder (their main columns) from the catalog; no codec left removes them."""
+    assigned, queried, tables = _targets(ctx)
     if not assigned:
         statements = ddl.drop_trigger(ctx.info)
+    elif ctx.info.placement is Placement.COMPANION:
+        vector_schema = ctx.session.value(PGVECTOR_SCHEMA)
+        statements = [*ddl.install_companion_trigger(ctx.info, assigned, vector_schema),
+                      ddl.install_query_encoder(ctx.info, queried), ddl.install_query_tables(ctx.info, tables)]
     else:
         statements = [*ddl.install_trigger(ctx.info, assigned), ddl.install_query_encoder(ctx.info, queried),
                       ddl.install_query_tables(ctx.info, tables)]
@@ -217,6 +280,9 @@ def install_trigger(ctx: CollectionContext) -> None:
 
 
 def reinstall_trigger(ctx: CollectionContext) -> None:
-    """Regenerate the trigger and the query encoder (what migrate() does for every collection after an upgrade)."""
+    """Regenerate the trigger and the query encoder, and record each codec's estimator (what migrate() does for
+    every collection after an upgrade)."""
     with ctx.session.transaction():
+        for info in ctx.codecs():
+            catalog.set_codec_estimator(ctx.session, info.id, load(ctx, info).estimator)
         install_trigger(ctx)

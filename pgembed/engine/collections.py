@@ -16,7 +16,7 @@ from pgembed.engine.context import CollectionContext
 from pgembed.errors import SchemaError
 from pgembed.records import CollectionInfo
 from pgembed.statements import ddl
-from pgembed.vocabulary import Metric
+from pgembed.vocabulary import Metric, Placement
 
 MAX_IDENTIFIER = 63  # NAMEDATALEN - 1
 MAX_DIM = 16_000  # pgvector's limit for vector
@@ -36,8 +36,16 @@ def check_attachment(info: CollectionInfo, *, vector: str | None, key: str | Non
         raise SchemaError(f"collection {info.name!r} uses key column {info.key_column!r}, not {key!r}")
 
 
+def placement_of(placement: Any) -> Placement:
+    try:
+        return Placement(placement)
+    except ValueError:
+        raise SchemaError(f"unknown placement {placement!r}; use one of "
+                          f"{', '.join(p.value for p in Placement)}") from None
+
+
 def attach_table(session: Session, name: str, table: str, *, vector: str | None, key: str | None,
-                 metric: Metric | str) -> CollectionInfo:
+                 metric: Metric | str, placement: Placement | str = Placement.TABLE) -> CollectionInfo:
     """Make an existing table a collection: its only vector column and single-column primary key unless
     named; the vector column must declare its dimension, the key must be unique on its own."""
     metric = metric_of(metric)
@@ -62,13 +70,15 @@ def attach_table(session: Session, name: str, table: str, *, vector: str | None,
         key = primary
     if key not in unique:
         raise SchemaError(f"key column {key!r} of {table!r} needs a unique index (or primary key) on that column alone")
-    return _insert(session, name, found.schema, found.name, key, vector, dim, metric)
+    return _insert(session, name, found.schema, found.name, key, vector, dim, metric, placement_of(placement))
 
 
 def create_table(session: Session, name: str, dim: int, *, attrs: Mapping[str, str], metric: Metric | str,
-                 key: str, key_type: str, vector: str, if_not_exists: bool) -> CollectionInfo:
+                 key: str, key_type: str, vector: str, if_not_exists: bool,
+                 placement: Placement | str = Placement.TABLE) -> CollectionInfo:
     """Create a table `name` (key, vector(dim), attribute columns of the given PostgreSQL types) and attach it."""
     metric = metric_of(metric)
+    placement = placement_of(placement)
     if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= MAX_DIM:
         raise SchemaError(f"dimension must be an integer between 1 and {MAX_DIM}, got {dim!r}")
     existing = catalog.find_collection(session, name)
@@ -93,16 +103,28 @@ def create_table(session: Session, name: str, dim: int, *, attrs: Mapping[str, s
     except psycopg.errors.InvalidSchemaName as err:
         raise SchemaError(f"schema of {name!r} does not exist") from err
     found = resolve_table(session, table.as_string(session.conn))
-    return _insert(session, name, found.schema, found.name, key, vector, dim, metric)
+    return _insert(session, name, found.schema, found.name, key, vector, dim, metric, placement)
 
 
 def _insert(session: Session, name: str, schema: str, table: str, key: str, vector: str, dim: int,
-            metric: Metric) -> CollectionInfo:
+            metric: Metric, placement: Placement) -> CollectionInfo:
     try:
-        return catalog.insert_collection(session, name, schema, table, key, vector, dim, metric)
+        info = catalog.insert_collection(session, name, schema, table, key, vector, dim, metric, placement)
     except psycopg.errors.UniqueViolation as err:
         raise SchemaError(f"{schema}.{table}.{vector} already belongs to another collection, or {name!r} is taken"
                           ) from err
+    if placement is Placement.COMPANION:
+        _create_companion(session, info)
+    return info
+
+
+def _create_companion(session: Session, info: CollectionInfo) -> None:
+    """The companion table, empty until a codec comes (its backfill fills it), readable by the user table's
+    readers."""
+    key_type = table_columns(session, info.table)[info.key_column].type_name
+    session.execute(ddl.create_companion(info, key_type))
+    for (grantee,) in session.execute(ddl.TABLE_READERS, (info.table_schema, info.table_name)).fetchall():
+        session.execute(ddl.grant_select(info, grantee))
 
 
 def _table_identifier(name: str) -> sql.Identifier:
@@ -117,6 +139,8 @@ def describe(ctx: CollectionContext) -> dict[str, Any]:
     """Everything the catalog and the server know about the collection, as JSON-ready data."""
     info = ctx.info
     sizes = index_sizes(ctx.session, info.table)
+    if info.placement is Placement.COMPANION:
+        sizes |= index_sizes(ctx.session, info.codes_table)
     return {
         "name": info.name,
         "table": info.qualified_name,
@@ -124,8 +148,11 @@ def describe(ctx: CollectionContext) -> dict[str, Any]:
         "vector": info.vector_column,
         "dim": info.dim,
         "metric": info.metric.value,
+        "placement": info.placement.value,
         "rows": rows.count(ctx),
         "table_bytes": table_size(ctx.session, info.table),
+        "companion_bytes": (table_size(ctx.session, info.codes_table)
+                            if info.placement is Placement.COMPANION else None),
         "codecs": [
             {"name": c.name, "kind": c.kind, "version": c.version, "state": c.state.value, "column": c.column_name,
              "type": c.sql_type, "fitted_rows": c.fitted_rows}
@@ -141,9 +168,10 @@ def describe(ctx: CollectionContext) -> dict[str, Any]:
 
 
 def drop(ctx: CollectionContext, *, drop_table: bool = False) -> None:
-    """Forget the collection: its trigger, code columns and pgembed indexes go; the table and its rows stay
-    unless `drop_table`."""
+    """Forget the collection: its trigger, code columns (or companion table) and pgembed indexes go; the table
+    and its rows stay unless `drop_table`."""
     info = ctx.info
+    companion = info.placement is Placement.COMPANION
     with ctx.session.transaction():
         if drop_table:
             ctx.session.execute(ddl.drop_table(info))
@@ -153,9 +181,12 @@ def drop(ctx: CollectionContext, *, drop_table: bool = False) -> None:
             for statement in ddl.drop_trigger(info):
                 ctx.session.execute(statement)
             for index in indexes.list_indexes(ctx):
-                ctx.session.execute(ddl.drop_index(info, index.index_name))
-            for codec in ctx.codecs(include_retired=True):
+                if not (companion and index.codec_id is not None):
+                    ctx.session.execute(ddl.drop_index(indexes.index_schema(ctx, index), index.index_name))
+            for codec in ctx.codecs(include_retired=True) if not companion else []:
                 for column in codecs.column_names(ctx, codec):
                     ctx.session.execute(ddl.drop_column(info, column))
+        if companion:
+            ctx.session.execute(ddl.drop_companion(info))
         catalog.delete_collection(ctx.session, info.id)
     ctx.forget()

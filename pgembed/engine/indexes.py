@@ -65,13 +65,17 @@ def create_index(ctx: CollectionContext, on: str = "vector", method: IndexMethod
 def build(ctx: CollectionContext, codec_id: int | None, column: str, method: IndexMethod, params: dict[str, int], *,
           concurrently: bool, progress: bool, predicate: dict[str, Any] | None = None) -> str:
     """Build one index and record it; returns its name. `predicate`: a partial index's filter."""
-    column_info = table_columns(ctx.session, ctx.info.table)[column]
+    table = ctx.info.codes_table if codec_id is not None else ctx.info.table
+    column_info = table_columns(ctx.session, table)[column]
     try:
         opclass = ctx.info.metric.opclass(Storage(column_info.type_name))
     except ValueError:
         raise SchemaError(f"pgvector cannot build a {method.value} index on a column of type "
                           f"{column_info.type_name}") from None
     clause = canonical = None
+    if predicate is not None and table != ctx.info.table:
+        raise SchemaError(f"collection {ctx.info.name!r} keeps its codes in a companion table, which has none of "
+                          "the filter's columns: a partial index on codes needs placement='table'")
     if predicate is not None:
         compiled = as_filter(predicate)
         clause, canonical = compile_filter(ctx, compiled), compiled.json
@@ -90,7 +94,7 @@ def build(ctx: CollectionContext, codec_id: int | None, column: str, method: Ind
                     bar.update(bar.task_ids[0], description=f"{name}: {p.phase}", completed=p.done,
                                total=p.total or None)
 
-            statement = ddl.create_index(ctx.info, name=name, column=column, method=method.value, opclass=opclass,
+            statement = ddl.create_index(table, name=name, column=column, method=method.value, opclass=opclass,
                                          with_params=params, concurrently=concurrently, where=clause)
             with nullcontext() if concurrently else ctx.session.transaction():
                 seconds = _run_build(ctx, statement, monitor, report)
@@ -106,12 +110,18 @@ def build(ctx: CollectionContext, codec_id: int | None, column: str, method: Ind
 
 
 def drop_index(ctx: CollectionContext, index_name: str) -> None:
-    if index_name not in {i.index_name for i in list_indexes(ctx)}:
+    index = next((i for i in list_indexes(ctx) if i.index_name == index_name), None)
+    if index is None:
         raise SchemaError(f"collection {ctx.info.name!r} has no index {index_name!r}")
     with ctx.session.transaction():
-        ctx.session.execute(ddl.drop_index(ctx.info, index_name))
+        ctx.session.execute(ddl.drop_index(index_schema(ctx, index), index_name))
         catalog.delete_index(ctx.session, ctx.info.id, index_name)
     ctx.forget()
+
+
+def index_schema(ctx: CollectionContext, index: IndexInfo) -> str:
+    """An index on codes lives beside them; one on the vector, in the user's schema."""
+    return ctx.info.codes_schema if index.codec_id is not None else ctx.info.table_schema
 
 
 def index_name(ctx: CollectionContext, column: str, method: IndexMethod, predicate: str | None = None) -> str:

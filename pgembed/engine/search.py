@@ -71,7 +71,8 @@ def prepare(ctx: CollectionContext, where: Filter, k: int, params: SearchParams,
                 "collection_id": ctx.info.id, "filter": where.json, "clause": where.clause, "k": k,
                 "recall": params.recall, "codec": params.codec, "ef_search": params.ef_search,
                 "oversample": params.oversample, "plan": params.plan.value, "columns": list(columns),
-                "estimated_rows": estimated_rows, "only_index": only_index,
+                "estimated_rows": estimated_rows, "only_index": only_index, "refine": params.refine,
+                "refine_oversample": params.refine_oversample, "rerank": params.rerank,
             })
         return PreparedSearch.from_json(data)
 

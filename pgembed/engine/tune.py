@@ -72,7 +72,8 @@ def tune(ctx: CollectionContext, recall: float = 0.95, *, k: int = 10, sample: i
     SearchParams(recall=recall)  # its type; its range is the planner's:
     with server_refusals(ctx, NO_FILTER):
         ctx.session.execute(CHECK_SEARCH_PARAMS, {"k": k, "recall": recall, "ef_search": None, "oversample": None,
-                                                  "plan": PlanKind.AUTO.value})
+                                                  "plan": PlanKind.AUTO.value, "refine": None,
+                                                  "refine_oversample": None, "rerank": True})
     if not selectivities or any(isinstance(s, bool) or not 0 < s <= 1 for s in selectivities):
         raise InvalidInputError(f"selectivities must be in (0, 1], got {list(selectivities)!r}")
     ctx.forget()

@@ -23,23 +23,38 @@ class SearchKnobs(TypedDict, total=False):
     ef_search: int | None
     oversample: float | None
     plan: PlanKind | str
+    refine: str | None
+    refine_oversample: float | None
+    rerank: bool
 
 
 @dataclass(frozen=True)
 class SearchParams:
     """recall: a recall@k target (uses what tune() measured; none measured: the exact plan); codec: the code
     column to take candidates from; ef_search: pgvector's hnsw.ef_search; oversample: candidates fetched per
-    result; plan: "auto" (the planner chooses), "exact" or "index". Unset knobs are the planner's choice."""
+    result; plan: "auto" (the planner chooses), "exact" or "index". Unset knobs are the planner's choice.
+
+    The stages of an index plan after the coarse candidates: refine, a codec whose codes (an estimator, or
+    vectors' distance) keep refine_oversample * k of them (default 2, or 1 without the re-rank); rerank, the
+    exact distance from the user's rows (False: distances are the last stage's estimates)."""
 
     recall: float | None = None
     codec: str | None = None
     ef_search: int | None = None
     oversample: float | None = None
     plan: PlanKind = PlanKind.AUTO
+    refine: str | None = None
+    refine_oversample: float | None = None
+    rerank: bool = True
 
     def __post_init__(self) -> None:
         _check_number("recall", self.recall)
         _check_number("oversample", self.oversample)
+        _check_number("refine_oversample", self.refine_oversample)
+        if self.refine is not None and not isinstance(self.refine, str):
+            raise InvalidInputError(f"refine must be a codec's name, got {self.refine!r}")
+        if not isinstance(self.rerank, bool):
+            raise InvalidInputError(f"rerank must be True or False, got {self.rerank!r}")
         if self.ef_search is not None and (isinstance(self.ef_search, bool) or not isinstance(self.ef_search, int)):
             raise InvalidInputError(f"ef_search must be an integer, got {self.ef_search!r}")
         if self.codec is not None and not isinstance(self.codec, str):
@@ -64,7 +79,8 @@ class SearchParams:
     @property
     def per_query_only(self) -> bool:
         """Knobs only a per-query plan honours: a batch does not scan under them."""
-        return self.recall is not None or self.codec is not None or self.plan is not PlanKind.AUTO
+        return (self.recall is not None or self.codec is not None or self.plan is not PlanKind.AUTO
+                or self.refine is not None or not self.rerank)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "plan": self.plan.value}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from pgembed.vocabulary import IterativeScan, PlanKind
+from pgembed.vocabulary import IterativeScan, Placement, PlanKind
 
 Pieces = tuple[str, ...]  # a statement: SQL text at even offsets, parameter names at odd ones
 
@@ -29,6 +29,11 @@ class Plan:
     estimated_rows: float | None = None
     total_rows: float | None = None
     tuned: bool = False
+    placement: Placement = Placement.TABLE
+    refine: str | None = None  # the compact tier's codec
+    refine_column: str | None = None
+    refine_candidates: int | None = None  # what the tier keeps of the candidates
+    rerank: bool = True  # exact distances from the user's rows; False: the last stage's estimates
     fallback: bool = field(default=False, compare=False)  # an index plan that found fewer than k rows
 
     @classmethod
@@ -39,17 +44,19 @@ class Plan:
                 known[name] = float(known[name])
         known["kind"] = PlanKind(data["kind"])
         known["iterative_scan"] = IterativeScan(data.get("iterative_scan") or "off")
+        known["placement"] = Placement(data.get("placement") or "table")
         return cls(**known)
 
     def exact_fallback(self, found: int) -> Plan:
         """The exact plan that answers a query whose index plan found `found` < k rows."""
         return replace(self, kind=PlanKind.EXACT, fallback=True, codec=None, column=None, index=None,
                        candidates=None, ef_search=None, oversample=None, iterative_scan=IterativeScan.OFF,
-                       max_scan_tuples=None,
+                       max_scan_tuples=None, refine=None, refine_column=None, refine_candidates=None, rerank=True,
                        reason=f"{self.reason}; the index plan found {found} < k rows, answered exactly")
 
     def describe(self) -> dict[str, Any]:
-        return {**asdict(self), "kind": self.kind.value, "iterative_scan": self.iterative_scan.value}
+        return {**asdict(self), "kind": self.kind.value, "iterative_scan": self.iterative_scan.value,
+                "placement": self.placement.value}
 
 
 @dataclass(frozen=True)

@@ -8,25 +8,28 @@ CATALOG_PRESENT = sql.SQL("SELECT to_regclass('pgembed.alembic_version') IS NOT 
 INSTALLED_REVISION = sql.SQL("SELECT version_num FROM pgembed.alembic_version")
 
 # -- collections ----------------------------------------------------------------------------------------
-_COLLECTION_COLUMNS = sql.SQL("id, name, table_schema, table_name, key_column, vector_column, dim, metric")
+_COLLECTION_COLUMNS = sql.SQL("id, name, table_schema, table_name, key_column, vector_column, dim, metric, placement")
 FIND_COLLECTION = sql.SQL("SELECT {} FROM pgembed.collections WHERE name = %s").format(_COLLECTION_COLUMNS)
 LIST_COLLECTIONS = sql.SQL("SELECT {} FROM pgembed.collections ORDER BY name").format(_COLLECTION_COLUMNS)
 INSERT_COLLECTION = sql.SQL(
-    "INSERT INTO pgembed.collections (name, table_schema, table_name, key_column, vector_column, dim, metric) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {}"
+    "INSERT INTO pgembed.collections (name, table_schema, table_name, key_column, vector_column, dim, metric, "
+    "placement) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {}"
 ).format(_COLLECTION_COLUMNS)
 DELETE_COLLECTION = sql.SQL("DELETE FROM pgembed.collections WHERE id = %s")
 
 # -- codecs ---------------------------------------------------------------------------------------------
-_CODEC_COLUMNS = sql.SQL("id, collection_id, name, kind, version, state, column_name, sql_type, params, fitted_rows")
+_CODEC_COLUMNS = sql.SQL(
+    "id, collection_id, name, kind, version, state, column_name, sql_type, params, fitted_rows, estimator")
 LIST_CODECS = sql.SQL(
     "SELECT {} FROM pgembed.codecs WHERE collection_id = %s AND (%s OR state <> 'retired') ORDER BY name, version"
 ).format(_CODEC_COLUMNS)
 INSERT_CODEC = sql.SQL(
     "INSERT INTO pgembed.codecs (collection_id, name, kind, version, state, column_name, sql_type, params, "
-    "fitted_rows) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {}"
+    "fitted_rows, estimator) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {}"
 ).format(_CODEC_COLUMNS)
 SET_CODEC_STATE = sql.SQL("UPDATE pgembed.codecs SET state = %s WHERE id = %s")
+SET_CODEC_ESTIMATOR = sql.SQL(
+    "UPDATE pgembed.codecs SET estimator = %s WHERE id = %s AND estimator IS DISTINCT FROM %s")
 DELETE_CODEC = sql.SQL("DELETE FROM pgembed.codecs WHERE id = %s")
 
 # -- indexes --------------------------------------------------------------------------------------------

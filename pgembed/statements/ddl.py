@@ -45,6 +45,10 @@ def trigger_name(info: CollectionInfo) -> sql.Identifier:
     return sql.Identifier(f"pgembed_keep_codes_{info.id}")
 
 
+def truncate_trigger_name(info: CollectionInfo) -> sql.Identifier:
+    return sql.Identifier(f"pgembed_keep_codes_{info.id}_truncate")
+
+
 def create_table(table: sql.Identifier, key: str, key_type: str, vector: str, dim: int,
                  attrs: Mapping[str, str]) -> sql.Composed:
     """A collection's own table. Types are format_type() spellings the server resolved, never user text.
@@ -64,12 +68,99 @@ def drop_table(info: CollectionInfo) -> sql.Composed:
 
 
 def add_column(info: CollectionInfo, column: str, sql_type: str) -> sql.Composed:
+    """A code column, in the table of codes (the user's, or the companion)."""
     # sql_type comes from a Codec (e.g. "bit(384)"), never from user input.
-    return sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(info.table, sql.Identifier(column), sql.SQL(sql_type))
+    return sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(info.codes_table, sql.Identifier(column),
+                                                              sql.SQL(sql_type))
 
 
 def drop_column(info: CollectionInfo, column: str) -> sql.Composed:
-    return sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(info.table, sql.Identifier(column))
+    return sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(info.codes_table, sql.Identifier(column))
+
+
+# -- the companion table ---------------------------------------------------------------------------------------
+def create_companion(info: CollectionInfo, key_type: str) -> sql.Composed:
+    """pgembed.codes_<id>: the key (the user's key column's name and type, format_type() spelling) and, as
+    codecs come, their code columns."""
+    return sql.SQL("CREATE TABLE {} ({} {} PRIMARY KEY)").format(info.codes_table, info.key, sql.SQL(key_type))
+
+
+def drop_companion(info: CollectionInfo) -> sql.Composed:
+    return sql.SQL("DROP TABLE IF EXISTS {}").format(info.codes_table)
+
+
+def grant_select(info: CollectionInfo, grantee: str) -> sql.Composed:
+    """Readers of the user's table read the codes too (search runs with the caller's rights)."""
+    role = sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee)
+    return sql.SQL("GRANT SELECT ON {} TO {}").format(info.codes_table, role)
+
+
+TABLE_READERS = sql.SQL(
+    "SELECT DISTINCT grantee FROM information_schema.role_table_grants "
+    "WHERE table_schema = %s AND table_name = %s AND privilege_type = 'SELECT' AND grantee <> current_user")
+
+
+def install_companion_trigger(info: CollectionInfo, targets: Sequence[CodeTarget],
+                              vector_schema: str) -> list[sql.Composed]:
+    """The statements that (re)generate the trigger keeping the companion table in step: every insert,
+    update of the key or the vector, delete and truncate of the user's table, in the same transaction.
+
+    SECURITY DEFINER, so that writers of the user's table need no right on the companion, which nobody but
+    its owner writes; its search_path is pinned (pgvector's schema for its types and operators), so no
+    caller's schema can put a function or operator of its own in the trigger's way."""
+    source = sql.SQL("NEW.{}").format(info.vector)
+    columns = [sql.Identifier(t.column) for t in targets]
+    values = [render(t.encoder, source) for t in targets]
+    upsert = sql.SQL(
+        "INSERT INTO {codes} ({k}, {cols}) VALUES (NEW.{k}, {vals}) ON CONFLICT ({k}) DO UPDATE SET {sets};"
+    ).format(codes=info.codes_table, k=info.key, cols=sql.SQL(", ").join(columns),
+             vals=sql.SQL(", ").join(values),
+             sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=c) for c in columns))
+    body = sql.SQL(
+        "BEGIN "
+        "IF TG_OP = 'TRUNCATE' THEN TRUNCATE {codes}; RETURN NULL; END IF; "
+        "IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND (NEW.{k} IS DISTINCT FROM OLD.{k} OR NEW.{v} IS NULL)) THEN "
+        "DELETE FROM {codes} WHERE {k} = OLD.{k}; END IF; "
+        "IF TG_OP = 'DELETE' OR NEW.{v} IS NULL THEN RETURN NULL; END IF; "
+        "IF TG_OP = 'UPDATE' AND NEW.{k} IS NOT DISTINCT FROM OLD.{k} "
+        "AND NEW.{v}::text IS NOT DISTINCT FROM OLD.{v}::text THEN RETURN NULL; END IF; "
+        "{upsert} RETURN NULL; END"
+    ).format(codes=info.codes_table, k=info.key, v=info.vector, upsert=upsert)
+    return [
+        sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+                "SET search_path = pg_catalog, {}, pg_temp AS {}").format(
+            trigger_function(info), sql.Identifier(vector_schema), BodyLiteral(body)),
+        sql.SQL("CREATE OR REPLACE TRIGGER {} AFTER INSERT OR DELETE OR UPDATE OF {}, {} ON {} FOR EACH ROW "
+                "EXECUTE FUNCTION {}()").format(trigger_name(info), info.key, info.vector, info.table,
+                                                trigger_function(info)),
+        sql.SQL("CREATE OR REPLACE TRIGGER {} AFTER TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()").format(
+            truncate_trigger_name(info), info.table, trigger_function(info)),
+    ]
+
+
+def fill_companion_batch(info: CollectionInfo, all_targets: Sequence[CodeTarget], building: Sequence[CodeTarget],
+                         key_type: str) -> sql.Composed:
+    """Up to %(rows)s rows of the user's table after key %(after)s, in key order: their companion rows get the
+    building codecs' codes, and a row missing there gets every code. The user's rows are locked FOR SHARE, so
+    a concurrent delete or change of the vector waits for this batch and its trigger then has the last word.
+    Returns the batch's last key and its rows."""
+    source = sql.SQL("pgembed_batch.{}").format(info.vector)
+    return sql.SQL(
+        "WITH pgembed_batch AS (SELECT {k}, {v} FROM {t} WHERE {v} IS NOT NULL "
+        "AND (%(after)s::{kt} IS NULL OR {k} > %(after)s::{kt}) ORDER BY {k} LIMIT %(rows)s FOR SHARE), "
+        "pgembed_updated AS (UPDATE {codes} AS pgembed_codes SET {sets} FROM pgembed_batch "
+        "WHERE pgembed_codes.{k} = pgembed_batch.{k}), "
+        "pgembed_inserted AS (INSERT INTO {codes} ({k}, {cols}) SELECT pgembed_batch.{k}, {vals} FROM pgembed_batch "
+        "WHERE NOT EXISTS (SELECT 1 FROM {codes} AS pgembed_codes WHERE pgembed_codes.{k} = pgembed_batch.{k}) "
+        "ON CONFLICT ({k}) DO NOTHING) "
+        "SELECT (SELECT {k} FROM pgembed_batch ORDER BY {k} DESC LIMIT 1), (SELECT count(*) FROM pgembed_batch)"
+    ).format(
+        k=info.key, v=info.vector, t=info.table, kt=sql.SQL(key_type), codes=info.codes_table,
+        sets=sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(b.column), render(b.encoder, source))
+                                for b in building),
+        cols=sql.SQL(", ").join(sql.Identifier(a.column) for a in all_targets),
+        vals=sql.SQL(", ").join(render(a.encoder, source) for a in all_targets),
+    )
 
 
 def install_trigger(info: CollectionInfo, targets: Sequence[CodeTarget]) -> list[sql.Composed]:
@@ -138,6 +229,7 @@ def install_query_tables(info: CollectionInfo, targets: Sequence[CodeTarget]) ->
 def drop_trigger(info: CollectionInfo) -> list[sql.Composed]:
     return [
         sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger_name(info), info.table),
+        sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(truncate_trigger_name(info), info.table),
         sql.SQL("DROP FUNCTION IF EXISTS {}()").format(trigger_function(info)),
         sql.SQL("DROP FUNCTION IF EXISTS {}(text, vector)").format(query_encoder(info)),
         sql.SQL("DROP FUNCTION IF EXISTS {}(text, vector)").format(query_tables(info)),
@@ -146,10 +238,10 @@ def drop_trigger(info: CollectionInfo) -> list[sql.Composed]:
 
 def drop_generated_functions(info: CollectionInfo) -> list[sql.Composed]:
     """The collection's generated functions, once its table (and with it the trigger) is gone."""
-    return drop_trigger(info)[1:]
+    return drop_trigger(info)[2:]
 
 
-def create_index(info: CollectionInfo, *, name: str, column: str, method: str, opclass: str,
+def create_index(table: sql.Identifier, *, name: str, column: str, method: str, opclass: str,
                  with_params: Mapping[str, int], concurrently: bool, where: str | None) -> sql.Composed:
     """CREATE INDEX ... USING hnsw|ivfflat; `where`: a partial index's compiled predicate. Executed without
     parameters (the predicate's literals may hold '%')."""
@@ -159,7 +251,7 @@ def create_index(info: CollectionInfo, *, name: str, column: str, method: str, o
     return sql.SQL("CREATE INDEX {conc} {name} ON {table} USING {method} ({column} {opclass}){with_}{where}").format(
         conc=sql.SQL("CONCURRENTLY") if concurrently else sql.SQL(""),
         name=sql.Identifier(name),
-        table=info.table,
+        table=table,
         method=sql.Identifier(method),
         column=sql.Identifier(column),
         opclass=sql.Identifier(opclass),
@@ -168,5 +260,5 @@ def create_index(info: CollectionInfo, *, name: str, column: str, method: str, o
     )
 
 
-def drop_index(info: CollectionInfo, index_name: str) -> sql.Composed:
-    return sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(info.table_schema, index_name))
+def drop_index(schema: str, index_name: str) -> sql.Composed:
+    return sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(schema, index_name))

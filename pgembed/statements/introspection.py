@@ -46,6 +46,9 @@ INDEX_BUILD_PROGRESS = sql.SQL(
 )
 
 # -- the server -------------------------------------------------------------------------------------------
+PGVECTOR_SCHEMA = sql.SQL(
+    "SELECT n.nspname FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace "
+    "WHERE e.extname = 'vector'")
 PGVECTOR_VERSION = sql.SQL("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
 PGVECTOR_AVAILABLE = sql.SQL("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
 ADVISORY_XACT_LOCK = sql.SQL("SELECT pg_advisory_xact_lock(%s)")

@@ -18,6 +18,10 @@ def count(info: CollectionInfo) -> sql.Composed:
     return sql.SQL("SELECT count(*) FROM {}").format(info.table)
 
 
+def count_vectors(info: CollectionInfo) -> sql.Composed:
+    return sql.SQL("SELECT count(*) FROM {} WHERE {} IS NOT NULL").format(info.table, info.vector)
+
+
 def count_missing_codes(info: CollectionInfo, column: str) -> sql.Composed:
     return sql.SQL("SELECT count(*) FROM {} WHERE {} IS NULL AND {} IS NOT NULL").format(
         info.table, sql.Identifier(column), info.vector)

@@ -9,9 +9,10 @@ from psycopg import sql
 PREPARE_SEARCH = sql.SQL(
     "SELECT pgembed._prepare_search(%(collection_id)s, %(filter)s::jsonb, %(clause)s, %(k)s, %(recall)s, "
     "%(codec)s, %(ef_search)s, %(oversample)s, %(plan)s, %(columns)s::text[], %(estimated_rows)s, "
-    "%(only_index)s)"
+    "%(only_index)s, %(refine)s, %(refine_oversample)s, %(rerank)s)"
 )
 CHECK_SEARCH_PARAMS = sql.SQL(
-    "SELECT pgembed.check_search_params(%(k)s, %(recall)s, %(ef_search)s, %(oversample)s, %(plan)s)"
+    "SELECT pgembed.check_search_params(%(k)s, %(recall)s, %(ef_search)s, %(oversample)s, %(plan)s, "
+    "%(refine)s, %(refine_oversample)s, %(rerank)s)"
 )
 COMPILE_FILTER = sql.SQL("SELECT pgembed.filter_sql(%s::regclass, %s::jsonb)")  # sql/functions/filters.sql

@@ -12,7 +12,8 @@ CREATE OR REPLACE FUNCTION pgembed.search_sources(collection_id integer)
     FROM pgembed.codecs x
     JOIN pgembed.indexes i ON i.codec_id = x.id AND i.method = 'hnsw'
     JOIN pgembed.collections c ON c.id = x.collection_id
-    LEFT JOIN pg_class r ON r.oid = to_regclass(format('%I.%I', c.table_schema, i.index_name))
+    LEFT JOIN pg_class r ON r.oid = to_regclass(format('%I.%I',
+        CASE WHEN c.placement = 'companion' THEN 'pgembed' ELSE c.table_schema END, i.index_name))
     WHERE x.collection_id = search_sources.collection_id AND x.state = 'active'
     ORDER BY x.name, i.index_name
 $$;

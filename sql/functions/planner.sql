@@ -33,7 +33,8 @@ $$;
 
 -- The search knobs' ranges: an error naming the knob (SQLSTATE 22023) for anything outside them.
 CREATE OR REPLACE FUNCTION pgembed.check_search_params(
-    k integer, recall double precision, ef_search integer, oversample double precision, plan text)
+    k integer, recall double precision, ef_search integer, oversample double precision, plan text,
+    refine text DEFAULT NULL, refine_oversample double precision DEFAULT NULL, rerank boolean DEFAULT true)
     RETURNS void LANGUAGE plpgsql STABLE AS $$
 DECLARE
     lim record;
@@ -58,6 +59,17 @@ BEGIN
         RAISE EXCEPTION 'plan must be one of %, got %', array_to_string(pgembed.plan_kinds(), ', '), quote_nullable(plan)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF refine_oversample IS NOT NULL AND NOT (refine_oversample BETWEEN 1 AND lim.max_oversample) THEN
+        RAISE EXCEPTION 'refine_oversample must be between 1 and %, got %', lim.max_oversample, refine_oversample
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF refine_oversample IS NOT NULL AND refine IS NULL THEN
+        RAISE EXCEPTION 'refine_oversample needs refine, the codec whose codes re-rank the candidates'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF rerank IS NULL THEN
+        RAISE EXCEPTION 'rerank must be true or false, got NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
 END $$;
 
 -- Candidates per result when nothing was tuned: coarser codes need more (docs/benchmarks.md). Bit codes of at
@@ -79,7 +91,8 @@ CREATE OR REPLACE FUNCTION pgembed.default_oversample(sql_type text, dim integer
 CREATE OR REPLACE FUNCTION pgembed._plan(
     collection_id integer, k integer, recall double precision, codec text, ef_search integer,
     oversample double precision, plan text, filter jsonb, filtered boolean, estimated_rows double precision,
-    total_rows double precision, only_index text DEFAULT NULL
+    total_rows double precision, only_index text DEFAULT NULL, refine text DEFAULT NULL,
+    refine_oversample double precision DEFAULT NULL, rerank boolean DEFAULT true
 ) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 DECLARE
     lim record;
@@ -102,11 +115,16 @@ DECLARE
     scan bigint;
     base jsonb;
     why text;
+    placement text;
+    tier record;
+    kept integer;
 BEGIN
-    PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan);
+    PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan, refine, refine_oversample, rerank);
     SELECT * INTO lim FROM pgembed.planner_limits();
-    SELECT c.dim INTO dim FROM pgembed.collections AS c WHERE c.id = _plan.collection_id;
-    base := jsonb_build_object('k', k, 'estimated_rows', CASE WHEN filtered THEN estimated_rows END,
+    SELECT c.dim, c.placement INTO dim, placement FROM pgembed.collections AS c WHERE c.id = _plan.collection_id;
+    base := jsonb_build_object('k', k, 'placement', placement, 'refine', NULL, 'refine_column', NULL,
+        'refine_type', NULL, 'refine_estimator', NULL, 'refine_candidates', NULL, 'rerank', true,
+        'estimated_rows', CASE WHEN filtered THEN estimated_rows END,
         'total_rows', total_rows, 'codec', NULL, 'column', NULL, 'index', NULL, 'candidates', NULL,
         'ef_search', NULL, 'oversample', NULL, 'iterative_scan', 'off', 'max_scan_tuples', NULL, 'tuned', false,
         'fallback', false);
@@ -198,6 +216,26 @@ BEGIN
         iterative := 'relaxed_order';
         scan := least(lim.max_scan_tuples, greatest(lim.min_scan_tuples, ceil(lim.scan_safety * candidates / sel)::bigint));
     END IF;
+    -- The stages after the coarse codes: a compact tier keeps refine_candidates of them by its own codes (its
+    -- estimator, or its vectors' distance), and the exact re-rank, unless asked not to, orders what is left
+    -- by the true distance.
+    IF refine IS NOT NULL THEN
+        SELECT x.column_name, x.sql_type, x.estimator INTO tier FROM pgembed.codecs AS x
+        WHERE x.collection_id = _plan.collection_id AND x.name = refine AND x.state = 'active';
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'refine: collection has no active codec %', quote_literal(refine)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF (tier.estimator IS NULL AND split_part(tier.sql_type, '(', 1) NOT IN ('vector', 'halfvec'))
+           OR tier.estimator = 'pgembed.rabitq_distance' THEN  -- RaBitQ's also needs its factors' column
+            RAISE EXCEPTION 'refine: codec % has no distance estimator to re-rank with', quote_literal(refine)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        kept := least(candidates, greatest(k, ceil(k * coalesce(refine_oversample, CASE WHEN rerank THEN 2 ELSE 1 END))::integer));
+        base := base || jsonb_build_object('refine', refine, 'refine_column', tier.column_name,
+            'refine_type', tier.sql_type, 'refine_estimator', tier.estimator, 'refine_candidates', kept);
+    END IF;
+    base := base || jsonb_build_object('rerank', rerank);
     why := CASE WHEN tuned_over IS NOT NULL THEN format('tuned for recall %s at selectivity %s', tuned_recall, tuned_sel)
                 WHEN _plan.ef_search IS NOT NULL OR _plan.oversample IS NOT NULL THEN 'knobs given'
                 ELSE 'default knobs (not tuned)' END;

@@ -8,7 +8,8 @@
 CREATE OR REPLACE FUNCTION pgembed._prepare_search(
     collection_id integer, filter jsonb, clause text, k integer, recall double precision, codec text,
     ef_search integer, oversample double precision, plan text, columns text[] DEFAULT '{}',
-    estimated_rows double precision DEFAULT NULL, only_index text DEFAULT NULL
+    estimated_rows double precision DEFAULT NULL, only_index text DEFAULT NULL, refine text DEFAULT NULL,
+    refine_oversample double precision DEFAULT NULL, rerank boolean DEFAULT true
 ) RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     c pgembed.collections;
@@ -23,14 +24,15 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no collection with id %', collection_id USING ERRCODE = 'undefined_object';
     END IF;
-    PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan);
+    PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan, refine, refine_oversample, rerank);
     tbl := format('%I.%I', c.table_schema, c.table_name)::regclass;
     clause := coalesce(clause, pgembed.filter_sql(tbl, filter));
     filtered := clause <> 'true';
     estimate := CASE WHEN filtered THEN coalesce(estimated_rows, pgembed.estimate_rows(tbl, clause)) END;
     total := pgembed.table_rows(tbl);
     chosen := pgembed._plan(c.id, k, recall, codec, ef_search, oversample, plan,
-                            CASE WHEN filtered THEN filter END, filtered, estimate, total, only_index);
+                            CASE WHEN filtered THEN filter END, filtered, estimate, total, only_index, refine,
+                            refine_oversample, rerank);
     SELECT * INTO statements FROM pgembed._search_statements(c.id, chosen, clause, coalesce(columns, '{}'));
     RETURN jsonb_build_object('clause', clause, 'plan', chosen, 'run', to_jsonb(statements.run),
                               'exact', to_jsonb(statements.exact), 'many', to_jsonb(statements.many),
@@ -70,14 +72,16 @@ END $$;
 CREATE OR REPLACE FUNCTION pgembed.search_plan(
     collection text, query vector, k integer DEFAULT 10, filter jsonb DEFAULT NULL,
     recall double precision DEFAULT NULL, codec text DEFAULT NULL, ef_search integer DEFAULT NULL,
-    oversample double precision DEFAULT NULL, plan text DEFAULT 'auto'
+    oversample double precision DEFAULT NULL, plan text DEFAULT 'auto', refine text DEFAULT NULL,
+    refine_oversample double precision DEFAULT NULL, rerank boolean DEFAULT true
 ) RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     c pgembed.collections := pgembed._collection(collection);
 BEGIN
-    PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan);
+    PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan, refine, refine_oversample, rerank);
     PERFORM pgembed._check_query(c, query);
-    RETURN pgembed._prepare_search(c.id, filter, NULL, k, recall, codec, ef_search, oversample, plan) -> 'plan';
+    RETURN pgembed._prepare_search(c.id, filter, NULL, k, recall, codec, ef_search, oversample, plan, '{}', NULL, NULL,
+                                      refine, refine_oversample, rerank) -> 'plan';
 END $$;
 
 -- Hybrid search: the k rows of the collection nearest to `query` among those `filter` keeps, with exact
@@ -86,7 +90,8 @@ END $$;
 CREATE OR REPLACE FUNCTION pgembed.search(
     collection text, query vector, k integer DEFAULT 10, filter jsonb DEFAULT NULL,
     recall double precision DEFAULT NULL, codec text DEFAULT NULL, ef_search integer DEFAULT NULL,
-    oversample double precision DEFAULT NULL, plan text DEFAULT 'auto'
+    oversample double precision DEFAULT NULL, plan text DEFAULT 'auto', refine text DEFAULT NULL,
+    refine_oversample double precision DEFAULT NULL, rerank boolean DEFAULT true
 ) RETURNS TABLE (id text, distance double precision) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     c pgembed.collections := pgembed._collection(collection);
@@ -101,9 +106,10 @@ DECLARE
     collect constant text := 'SELECT array_agg(s.%1$I::text ORDER BY s.distance, s.%1$I), '
                              'array_agg(s.distance ORDER BY s.distance, s.%1$I) FROM (%2$s) AS s';
 BEGIN
-    PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan);
+    PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan, refine, refine_oversample, rerank);
     PERFORM pgembed._check_query(c, query);
-    prepared := pgembed._prepare_search(c.id, filter, NULL, k, recall, codec, ef_search, oversample, plan);
+    prepared := pgembed._prepare_search(c.id, filter, NULL, k, recall, codec, ef_search, oversample, plan, '{}', NULL, NULL,
+                                      refine, refine_oversample, rerank);
     p := prepared -> 'plan';
     IF p ->> 'kind' = 'index' THEN
         IF to_regprocedure(format('pgembed.%I(text, vector)', 'query_code_' || c.id)) IS NULL THEN

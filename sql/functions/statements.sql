@@ -50,6 +50,14 @@ DECLARE
     settings text;
     candidates text;
     queries text;
+    companion boolean;
+    refine_col text;
+    rerank boolean;
+    codes text;
+    stage text[];
+    estimate text;
+    body text[];
+    kept_columns text;
 BEGIN
     SELECT * INTO c FROM pgembed.collections AS x WHERE x.id = collection_id;
     tbl := format('%I.%I', c.table_schema, c.table_name);
@@ -101,18 +109,94 @@ BEGIN
                        '|| set_config(''hnsw.max_scan_tuples'', %L, true)) IS NOT NULL',
                        plan ->> 'ef_search', plan ->> 'iterative_scan',
                        coalesce(plan ->> 'max_scan_tuples', (SELECT l.min_scan_tuples::text FROM pgembed.planner_limits() AS l)));
-    candidates := format('FROM %s WHERE %s AND (%s) ORDER BY %s %s ', tbl, settings, clause, code, code_op);
-    run := ARRAY[format('SELECT %s, %s %s ', key, v, op), 'q',
-                 format(' AS distance%s FROM (SELECT %s, %s%s %s', extra, key, v, extra, candidates), 'qcode',
-                 format('::%s LIMIT %s) AS candidates ORDER BY distance, %s LIMIT %s',
-                        code_type, plan ->> 'candidates', key, k)];
+    companion := plan ->> 'placement' = 'companion';
+    refine_col := plan ->> 'refine_column';
+    rerank := coalesce((plan ->> 'rerank')::boolean, true);
+    IF NOT companion AND refine_col IS NULL AND rerank THEN
+        -- The codes beside the vector: each candidate's heap row carries both.
+        candidates := format('FROM %s WHERE %s AND (%s) ORDER BY %s %s ', tbl, settings, clause, code, code_op);
+        body := ARRAY[format('SELECT %s, %s %s ', key, v, op), 'q',
+                      format(' AS distance%s FROM (SELECT %s, %s%s %s', extra, key, v, extra, candidates), 'qcode',
+                      format('::%s LIMIT %s) AS candidates ORDER BY distance, %s LIMIT %s',
+                             code_type, plan ->> 'candidates', key, k)];
+    ELSE
+        -- Stages: coarse candidates (pgembed_key, the refine tier's codes, the coarse estimate), then the refine
+        -- tier's best (its estimate), then the exact distance from the user's heap, or the last estimate.
+        IF companion THEN
+            codes := format('pgembed.%I', 'codes_' || c.id);
+            stage := ARRAY[format('SELECT pgembed_codes.%s AS pgembed_key%s, pgembed_codes.%s %s ', key,
+                                  CASE WHEN refine_col IS NOT NULL THEN format(', pgembed_codes.%I AS pgembed_refine', refine_col) ELSE '' END,
+                                  code, code_op), 'qcode',
+                           format('::%s AS pgembed_estimate FROM %s AS pgembed_codes WHERE %s AND %s ORDER BY pgembed_codes.%s %s ',
+                                  code_type, codes, settings,
+                                  CASE WHEN clause = 'true' THEN 'true'
+                                       ELSE format('EXISTS (SELECT 1 FROM %1$s WHERE %1$s.%2$s = pgembed_codes.%2$s AND (%3$s))',
+                                                   tbl, key, clause) END,
+                                  code, code_op), 'qcode',
+                           format('::%s LIMIT %s', code_type, plan ->> 'candidates')];
+        ELSE
+            stage := ARRAY[format('SELECT %1$s AS pgembed_key, %2$s%3$s%4$s, %5$s %6$s ', key, v, extra,
+                                  CASE WHEN refine_col IS NOT NULL THEN format(', %I AS pgembed_refine', refine_col) ELSE '' END,
+                                  code, code_op), 'qcode',
+                           format('::%s AS pgembed_estimate FROM %s WHERE %s AND (%s) ORDER BY %s %s ',
+                                  code_type, tbl, settings, clause, code, code_op), 'qcode',
+                           format('::%s LIMIT %s', code_type, plan ->> 'candidates')];
+        END IF;
+        IF refine_col IS NOT NULL THEN
+            -- The query's table for the estimator (or its code, for codes compared as vectors) once per query.
+            estimate := CASE WHEN plan ->> 'refine_estimator' IS NOT NULL
+                             THEN format('%s(pgembed_coarse.pgembed_refine, pgembed_query.pgembed_table)', plan ->> 'refine_estimator')
+                             ELSE format('pgembed_coarse.pgembed_refine %s pgembed_query.pgembed_table', op) END;
+            stage := pgembed._wrap(
+                         format('SELECT pgembed_coarse.pgembed_key%s, %s AS pgembed_estimate FROM (',
+                                CASE WHEN companion THEN '' ELSE
+                                    (SELECT string_agg(format(', pgembed_coarse.%I', u.name), '' ORDER BY u.n)
+                                     FROM unnest(ARRAY[c.vector_column] || columns) WITH ORDINALITY AS u(name, n)) END,
+                                estimate),
+                         stage,
+                         format(') AS pgembed_coarse, (SELECT pgembed.%I(%L, ',
+                                CASE WHEN plan ->> 'refine_estimator' IS NOT NULL THEN 'query_table_' ELSE 'query_code_' END || c.id,
+                                refine_col))
+                     || ARRAY['q', format(')%s AS pgembed_table) AS pgembed_query ORDER BY pgembed_estimate, pgembed_coarse.pgembed_key LIMIT %s',
+                                          CASE WHEN plan ->> 'refine_estimator' IS NOT NULL THEN ''
+                                               ELSE '::' || (plan ->> 'refine_type') END,
+                                          plan ->> 'refine_candidates')];
+        END IF;
+        kept_columns := (SELECT coalesce(string_agg(format(', pgembed_kept.%I', u.name), '' ORDER BY u.n), '')
+                         FROM unnest(columns) WITH ORDINALITY AS u(name, n));
+        IF companion AND rerank THEN
+            -- The user's rows of the kept keys in one scan, best by the exact distance.
+            body := ARRAY[format('SELECT %s, %s %s ', key, v, op), 'q']
+                    || pgembed._wrap(format(' AS distance%s FROM %s WHERE %s = ANY (ARRAY(SELECT pgembed_kept.pgembed_key FROM (',
+                                            extra, tbl, key),
+                                     stage,
+                                     format(') AS pgembed_kept)) AND (%s) AND %s IS NOT NULL ORDER BY distance, %s LIMIT %s',
+                                            clause, v, key, k));
+        ELSIF companion THEN
+            -- The user's rows of the best keys by the last estimate: the rows the caller may see, and their columns.
+            body := pgembed._wrap(format('SELECT %s, pgembed_kept.pgembed_estimate AS distance%s FROM %s, (', key, extra, tbl),
+                                  stage,
+                                  format(') AS pgembed_kept WHERE %s = pgembed_kept.pgembed_key AND (%s) AND %s IS NOT NULL '
+                                         'ORDER BY distance, %s LIMIT %s', key, clause, v, key, k));
+        ELSIF rerank THEN
+            body := ARRAY[format('SELECT pgembed_kept.pgembed_key AS %s, pgembed_kept.%s %s ', key, v, op), 'q']
+                    || pgembed._wrap(format(' AS distance%s FROM (', kept_columns), stage,
+                                     format(') AS pgembed_kept ORDER BY distance, pgembed_kept.pgembed_key LIMIT %s', k));
+        ELSE
+            body := pgembed._wrap(format('SELECT pgembed_kept.pgembed_key AS %s, pgembed_kept.pgembed_estimate AS distance%s FROM (',
+                                         key, kept_columns),
+                                  stage,
+                                  format(') AS pgembed_kept ORDER BY distance, pgembed_kept.pgembed_key LIMIT %s', k));
+        END IF;
+    END IF;
+    run := body;
     many := ARRAY[format('SELECT %s.pgembed_no, c.%s, c.distance FROM unnest(', queries, key), 'qs',
                   '::vector[], ', 'qcodes',
-                  format('::%1$s[]) WITH ORDINALITY AS %2$s(pgembed_q, pgembed_qcode, pgembed_no) CROSS JOIN LATERAL ('
-                         'SELECT %3$s, %4$s %5$s %2$s.pgembed_q AS distance FROM (SELECT %3$s, %4$s %6$s'
-                         '%2$s.pgembed_qcode LIMIT %7$s) AS candidates ORDER BY distance, %3$s LIMIT %8$s) AS c '
-                         'ORDER BY %2$s.pgembed_no, c.distance, c.%3$s',
-                         code_type, queries, key, v, op, candidates, plan ->> 'candidates', k)];
+                  format('::%1$s[]) WITH ORDINALITY AS %2$s(pgembed_q, pgembed_qcode, pgembed_no) CROSS JOIN LATERAL (%3$s) AS c '
+                         'ORDER BY %2$s.pgembed_no, c.distance, c.%4$s',
+                         code_type, queries,
+                         pgembed._pieces_text(body, ARRAY['q', 'qcode'],
+                                              ARRAY[queries || '.pgembed_q', queries || '.pgembed_qcode']), key)];
 END $$;
 
 -- A statement's pieces joined into text for EXECUTE, each parameter named in `parameters` becoming $n (its
@@ -122,3 +206,18 @@ CREATE OR REPLACE FUNCTION pgembed._statement_text(pieces text[], parameters tex
     RETURN (SELECT string_agg(CASE WHEN u.n % 2 = 1 THEN u.piece
                                    ELSE '$' || array_position(parameters, u.piece) END, '' ORDER BY u.n)
             FROM unnest(pieces) WITH ORDINALITY AS u(piece, n));
+
+-- A statement's pieces joined into text with each parameter named in `names` replaced by the SQL expression at
+-- the same position in `exprs` (a query's columns inside a LATERAL subquery, for many queries at once).
+CREATE OR REPLACE FUNCTION pgembed._pieces_text(pieces text[], names text[], exprs text[]) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN (SELECT string_agg(CASE WHEN u.n % 2 = 1 THEN u.piece
+                                   ELSE '(' || exprs[array_position(names, u.piece)] || ')' END, '' ORDER BY u.n)
+            FROM unnest(pieces) WITH ORDINALITY AS u(piece, n));
+
+-- `pieces` (text, parameter, text, ...) with `prefix` joined to its first text and `suffix` to its last.
+CREATE OR REPLACE FUNCTION pgembed._wrap(prefix text, pieces text[], suffix text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN CASE WHEN cardinality(pieces) = 1 THEN ARRAY[prefix || pieces[1] || suffix]
+                ELSE ARRAY[prefix || pieces[1]] || pieces[2:cardinality(pieces) - 1]
+                     || ARRAY[pieces[cardinality(pieces)] || suffix] END;
