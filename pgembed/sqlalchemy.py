@@ -54,6 +54,9 @@ def search_table(collection: str, query: Any, k: int = 10, *, where: Mapping[str
         sa.literal(p.ef_search, sa.Integer),
         sa.literal(p.oversample, sa.Float),
         sa.literal(p.plan.value, sa.Text),
+        sa.literal(p.refine, sa.Text),
+        sa.literal(p.refine_oversample, sa.Float),
+        sa.literal(p.rerank, sa.Boolean),
     )
     return call.table_valued(sa.column("id", sa.Text), sa.column("distance", sa.Float), name=name)
 

@@ -148,7 +148,7 @@ def cmd_kernels(args: argparse.Namespace) -> None:
 def cmd_memory(args: argparse.Namespace) -> None:
     from rich.console import Console
 
-    from pgembed.tools.bench.memory import run_memory_bench
+    from pgembed.tools.bench.memory import DEFAULT_CODECS, codec_name, run_memory_bench
     from pgembed.tools.datasets.files import load_dataset_dir
 
     data_dir = args.server_dir or str(Path(tempfile.gettempdir()) / "pgembed-bench-memory")
@@ -157,7 +157,8 @@ def cmd_memory(args: argparse.Namespace) -> None:
                               floor=args.floor, clients=args.clients, reuse=args.reuse,
                               codecs=[c.strip() for c in args.codecs.split(";") if c.strip()],
                               console=Console(stderr=True, quiet=args.json))
-    _keep(args, "memory", result)
+    codecs = "-".join(codec_name(c) for c in result["codecs"])
+    _keep(args, "memory" if codecs == "-".join(DEFAULT_CODECS) else f"memory-{codecs}", result)
     emit(args, result, lambda r: print(json.dumps(r["summary"], indent=2, default=str)))
 
 
@@ -327,7 +328,8 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--reuse", action="store_true", help="keep the table and indexes a previous run loaded")
     p.add_argument("--codecs", default="bq2;sq8", help="pgembed's codecs, ';'-separated: candidates from the first's "
                    "HNSW index, the others compact tiers")
-    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/memory.json")
+    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/memory.json "
+                   "(DIR/memory-<codecs>.json for other --codecs)")
 
     p = add("advise-codec", cmd_advise_codec, "the codec to use within a memory budget, from a measured frontier "
             "(--results R.json of `pgembed bench compression`) or measured now on the data given", db)

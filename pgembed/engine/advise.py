@@ -27,7 +27,7 @@ from pgembed.planning.costs import CostModel
 from pgembed.planning.filters import Filter, as_filter, same_value
 from pgembed.planning.params import SearchParams
 from pgembed.planning.plans import PreparedSearch
-from pgembed.vocabulary import IndexMethod, PlanKind
+from pgembed.vocabulary import IndexMethod, Placement, PlanKind
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,9 @@ def advise(ctx: CollectionContext, workload: Any, *, codec: str | None = None, m
         raise InvalidInputError("advise needs a workload: a list of filters, one per query")
     if not 0 < min_share <= 1:
         raise InvalidInputError(f"min_share must be in (0, 1], got {min_share!r}")
+    if ctx.info.placement is Placement.COMPANION:
+        raise SchemaError(f"collection {ctx.info.name!r} keeps its codes in a companion table, which has none of "
+                          "the filters' columns: advise's partial indexes need placement='table'")
     full = [s for s in ctx.sources() if s.predicate is None]
     if codec is None:
         if not full:

@@ -118,6 +118,9 @@ def drop_codec(ctx: CollectionContext, name: str) -> None:
         install_trigger(ctx)
         for column in columns:
             ctx.session.execute(ddl.drop_column(ctx.info, column))
+        if ctx.info.placement is Placement.COMPANION and not ctx.codecs(include_retired=True):
+            # No trigger keeps the companion from here on: its keys would go stale. The next codec fills it anew.
+            ctx.session.execute(ddl.truncate_companion(ctx.info))
     ctx.forget()
 
 
@@ -157,7 +160,8 @@ def training_data(ctx: CollectionContext, fit_on: np.ndarray | None, sample: int
 def backfill(ctx: CollectionContext, *, progress: bool = False, batch_rows: int = BACKFILL_ROWS) -> int:
     """Compute missing codes of every codec version still building, then make each the active one (retiring
     the version it replaces, in one transaction). Batches commit on their own unless the caller's transaction
-    is open; an interrupted backfill resumes where it stopped. Returns the rows encoded."""
+    is open; an interrupted backfill resumes where it stopped (a companion's walks its keys again, re-encoding
+    rows already done: the same codes). Returns the rows encoded."""
     if ctx.info.placement is Placement.COMPANION:
         return _fill_companion(ctx, progress=progress, batch_rows=batch_rows)
     total = 0

@@ -85,6 +85,10 @@ def create_companion(info: CollectionInfo, key_type: str) -> sql.Composed:
     return sql.SQL("CREATE TABLE {} ({} {} PRIMARY KEY)").format(info.codes_table, info.key, sql.SQL(key_type))
 
 
+def truncate_companion(info: CollectionInfo) -> sql.Composed:
+    return sql.SQL("TRUNCATE {}").format(info.codes_table)
+
+
 def drop_companion(info: CollectionInfo) -> sql.Composed:
     return sql.SQL("DROP TABLE IF EXISTS {}").format(info.codes_table)
 

@@ -241,3 +241,37 @@ def test_codecs_added_without_backfill_are_encoded_in_one_pass(docs: pgembed.Col
     assert docs.backfill() == ROWS + 1
     assert {c.name for c in docs.codecs() if c.state == "active"} == {"bq2", "f16"}
     assert_in_step(sql_conn, docs)
+
+
+def test_dropping_the_last_codec_leaves_no_stale_keys(docs: pgembed.Collection, sql_conn: psycopg.Connection) -> None:
+    docs.add_codec("bq2", "bq2")
+    docs.drop_codec("bq2")
+    sql_conn.execute("DELETE FROM docs WHERE id < 100")  # no trigger keeps the companion now
+    docs.add_codec("bq2", "bq2")
+    docs.add_codec("f16", "f16")
+    assert_in_step(sql_conn, docs)
+
+
+def test_sqlalchemy_search_table_takes_the_stages(pair: tuple[pgembed.Collection, pgembed.Collection],
+                                                  dsn: str) -> None:
+    import sqlalchemy as sa
+
+    from pgembed.sqlalchemy import search_table
+
+    _, beside = pair
+    q = unit_vectors(1, DIM, seed=16)[0]
+    hits = search_table("beside", q, k=10, plan="index", oversample=30, ef_search=ROWS, refine="sq8", rerank=False)
+    engine = sa.create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn))
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(hits.c.id, hits.c.distance)).all()
+    engine.dispose()
+    want = beside.search(q, 10, plan="index", oversample=30, ef_search=ROWS, refine="sq8", rerank=False)
+    assert [int(r[0]) for r in rows] == want.ids.tolist()
+    assert np.allclose([r[1] for r in rows], want.distances, rtol=0, atol=0)
+
+
+def test_advise_says_partial_indexes_need_the_codes_in_the_table(docs: pgembed.Collection) -> None:
+    docs.add_codec("bq2", "bq2")
+    docs.create_index("bq2")
+    with pytest.raises(SchemaError, match="placement='table'"):
+        docs.advise([{"cat": "b"}] * 10)

@@ -74,6 +74,7 @@ def configs(k: int, codecs: Sequence[str] = DEFAULT_CODECS) -> list[Config]:
     out += [Config(Baseline.BIT_RERANK.value, {"candidates": c}) for c in (100, 160, 240)]
     coarse, *tiers = [codec_name(c) for c in codecs]
     out += [Config("pgembed", {"codec": coarse, "oversample": o}) for o in (6.0, 8.0, 12.0)]
+    out += [Config("pgembed", {"codec": coarse, "oversample": 1.0, "rerank": False})]  # the codes alone (f16)
     for tier in tiers:
         out += [Config("pgembed", {"codec": coarse, "oversample": o, "refine": tier, "refine_oversample": 2.0})
                 for o in (8.0, 12.0)]
