@@ -162,11 +162,12 @@ class Database:
     # -- collections ----------------------------------------------------------------------------------
     def collection(self, table: str, *, vector: str | None = None, key: str | None = None,
                    metric: Metric | str = Metric.COSINE, name: str | None = None,
-                   placement: Placement | str = Placement.TABLE) -> Collection:
+                   placement: Placement | str | None = None) -> Collection:
         """The collection named `name` (default: `table`), attaching it to the existing `table` if new.
 
         `vector` and `key` default to the table's only vector column and its single-column primary key.
-        `placement`: where a new collection's codes live: "table" (columns beside the vector) or "companion"
+        `placement`: where a new collection's codes live (default "table"): "table" (columns beside the vector) or
+        "companion"
         (pgembed.codes_<id>, key plus codes, kept by a trigger: candidates come from a narrow heap, and adding
         or re-fitting a codec never rewrites the table's rows).
         """
@@ -176,9 +177,9 @@ class Database:
         if info is None:
             with self.session.transaction():
                 info = collections.attach_table(self.session, name, table, vector=vector, key=key, metric=metric,
-                                                placement=placement)
+                                                placement=placement or Placement.TABLE)
         else:
-            collections.check_attachment(info, vector=vector, key=key)
+            collections.check_attachment(info, vector=vector, key=key, placement=placement)
         return Collection(self.session, info)
 
     def create_collection(self, name: str, dim: int, *, attrs: Mapping[str, str] | None = None,

@@ -110,7 +110,7 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--key", default=None, help="its key column (default: the single-column primary key)")
     p.add_argument("--metric", default="cosine", choices=METRICS)
     p.add_argument("--name", default=None, help="the collection's name (default: the table's)")
-    p.add_argument("--placement", default=Placement.TABLE.value, choices=[x.value for x in Placement],
+    p.add_argument("--placement", default=None, choices=[x.value for x in Placement],
                    help="where codes live: columns of the table, or a companion table pgembed keeps")
     p = add("add-codec", cmd_add_codec, "add a code column (kept in step by the database) and fill it", db)
     p.add_argument("collection")

@@ -90,6 +90,7 @@ def add_codec(ctx: CollectionContext, name: str, spec: Any, *, fit_on: np.ndarra
         fitted_rows = int(data.shape[0])
     column = code_column_name(ctx.info, name)
     with ctx.session.transaction():
+        _lock_for_codes(ctx)
         catalog.insert_codec(ctx.session, ctx.info.id, name, codec.spec, version=1, state=CodecState.BUILDING,
                              column_name=column, sql_type=codec.sql_type(), params=codec.params(),
                              fitted_rows=fitted_rows, estimator=codec.estimator)
@@ -100,6 +101,11 @@ def add_codec(ctx: CollectionContext, name: str, spec: Any, *, fit_on: np.ndarra
         return next(c for c in ctx.codecs() if c.name == name)
     backfill(ctx, progress=progress)
     return ctx.active_codec(name)
+
+
+def _lock_for_codes(ctx: CollectionContext) -> None:
+    if ctx.info.placement is Placement.COMPANION:
+        ctx.session.execute(ddl.lock_for_codes(ctx.info))
 
 
 def _add_column(ctx: CollectionContext, column: str, sql_type: str) -> None:
@@ -114,11 +120,12 @@ def drop_codec(ctx: CollectionContext, name: str) -> None:
     info = ctx.active_codec(name)
     columns = column_names(ctx, info)
     with ctx.session.transaction():
+        _lock_for_codes(ctx)
         catalog.delete_codec(ctx.session, info.id)
         install_trigger(ctx)
         for column in columns:
             ctx.session.execute(ddl.drop_column(ctx.info, column))
-        if ctx.info.placement is Placement.COMPANION and not ctx.codecs(include_retired=True):
+        if ctx.info.placement is Placement.COMPANION and not ctx.codecs():
             # No trigger keeps the companion from here on: its keys would go stale. The next codec fills it anew.
             ctx.session.execute(ddl.truncate_companion(ctx.info))
     ctx.forget()
@@ -135,6 +142,7 @@ def fit(ctx: CollectionContext, *, sample: int = 50_000, fit_on: np.ndarray | No
         return 0
     data = training_data(ctx, fit_on, sample)
     with ctx.session.transaction():
+        _lock_for_codes(ctx)
         for info in trainable:
             codec = make_codec(info.kind, ctx.info.dim).fit(data, fit_queries)
             column = code_column_name(ctx.info, info.name, info.version + 1)
@@ -207,13 +215,17 @@ def _fill_companion(ctx: CollectionContext, *, progress: bool, batch_rows: int) 
             with ctx.session.transaction() if commit_batches else nullcontext():
                 row = ctx.session.row(statement, {"after": after, "rows": batch_rows})
             assert row is not None
-            last, done = row
+            bound, done = row
             total += int(done)
             if done:
                 step(int(done))
-            if done < batch_rows:
+            if bound is None:
                 break
-            after = last
+            after = bound
+    missing = int(ctx.session.value(ddl.missing_codes(ctx.info, [t.column for t in building_targets])))
+    if missing:  # would be a bug: the trigger and the batches cover every row
+        raise SchemaError(f"{missing} rows of {ctx.info.qualified_name} still lack codes in the companion: "
+                          "run backfill() again")
     for info in [c for c in ctx.codecs() if c.id in ids]:
         _activate(ctx, info)
     return total
@@ -227,6 +239,7 @@ def _activate(ctx: CollectionContext, info: CodecInfo) -> None:
         indexes.build(ctx, info.id, info.column_name, index.method, index.params, concurrently=False,
                       progress=False, predicate=index.predicate)
     with ctx.session.transaction():
+        _lock_for_codes(ctx)
         if previous is not None:
             catalog.set_codec_state(ctx.session, previous.id, CodecState.RETIRED)
             for index in rebuilt:

@@ -29,11 +29,15 @@ def metric_of(metric: Any) -> Metric:
         raise SchemaError(f"unknown metric {metric!r}; use one of {', '.join(m.value for m in Metric)}") from None
 
 
-def check_attachment(info: CollectionInfo, *, vector: str | None, key: str | None) -> None:
+def check_attachment(info: CollectionInfo, *, vector: str | None, key: str | None,
+                     placement: Placement | str | None = None) -> None:
     if vector is not None and vector != info.vector_column:
         raise SchemaError(f"collection {info.name!r} uses vector column {info.vector_column!r}, not {vector!r}")
     if key is not None and key != info.key_column:
         raise SchemaError(f"collection {info.name!r} uses key column {info.key_column!r}, not {key!r}")
+    if placement is not None and placement_of(placement) is not info.placement:
+        raise SchemaError(f"collection {info.name!r} keeps its codes in placement {info.placement.value!r}, not "
+                          f"{placement_of(placement).value!r}")
 
 
 def placement_of(placement: Any) -> Placement:
@@ -114,8 +118,22 @@ def _insert(session: Session, name: str, schema: str, table: str, key: str, vect
         raise SchemaError(f"{schema}.{table}.{vector} already belongs to another collection, or {name!r} is taken"
                           ) from err
     if placement is Placement.COMPANION:
+        _check_companion_key(session, info)
         _create_companion(session, info)
     return info
+
+
+def _check_companion_key(session: Session, info: CollectionInfo) -> None:
+    """The companion's primary key mirrors the user's key: it must be NOT NULL and unique at once (a NULL key
+    has no companion row; a deferred unique check lets two rows swap keys, which a row trigger cannot follow)."""
+    row = session.row(ddl.KEY_FACTS, (info.table.as_string(session.conn), info.key_column))
+    not_null, immediate = row if row is not None else (False, False)
+    if not not_null:
+        raise SchemaError(f"key column {info.key_column!r} of {info.qualified_name} may be NULL: companion placement "
+                          "needs a NOT NULL key (a primary key is)")
+    if not immediate:
+        raise SchemaError(f"the unique index on {info.key_column!r} of {info.qualified_name} is deferrable: "
+                          "companion placement needs a key checked at once")
 
 
 def _create_companion(session: Session, info: CollectionInfo) -> None:
@@ -123,7 +141,7 @@ def _create_companion(session: Session, info: CollectionInfo) -> None:
     readers."""
     key_type = table_columns(session, info.table)[info.key_column].type_name
     session.execute(ddl.create_companion(info, key_type))
-    for (grantee,) in session.execute(ddl.TABLE_READERS, (info.table_schema, info.table_name)).fetchall():
+    for (grantee,) in session.execute(ddl.TABLE_READERS, (info.table.as_string(session.conn),)).fetchall():
         session.execute(ddl.grant_select(info, grantee))
 
 

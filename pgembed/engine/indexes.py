@@ -84,7 +84,7 @@ def build(ctx: CollectionContext, codec_id: int | None, column: str, method: Ind
                      and i.predicate is not None and as_filter(i.predicate).identity == compiled.identity), None)
         if twin is not None:  # the planner would choose between the two by name
             raise SchemaError(f"index {twin!r} already serves that predicate")
-    name = index_name(ctx, column, method, canonical)
+    name = index_name(ctx, column, method, canonical, on_codes=codec_id is not None)
     monitor = _monitor_connection(ctx) if progress else None
     try:
         with progress_bar(f"index {name}", None, progress) as bar:
@@ -124,11 +124,15 @@ def index_schema(ctx: CollectionContext, index: IndexInfo) -> str:
     return ctx.info.codes_schema if index.codec_id is not None else ctx.info.table_schema
 
 
-def index_name(ctx: CollectionContext, column: str, method: IndexMethod, predicate: str | None = None) -> str:
-    """A full index's name says what it is; a partial one adds a digest of its predicate (canonical JSON)."""
+def index_name(ctx: CollectionContext, column: str, method: IndexMethod, predicate: str | None = None, *,
+               on_codes: bool = False) -> str:
+    """A full index's name says what it is; a partial one adds a digest of its predicate (canonical JSON). An
+    index on codes is named after their table: in a companion, codes_<id> (every companion is in schema
+    pgembed)."""
     digest = hashlib.sha1(predicate.encode()).hexdigest()[:8] if predicate else None
     suffix = f"_{method.value}_idx" if digest is None else f"_{method.value}_{digest}"
-    name = f"{ctx.info.table_name}_{column}{suffix}"
+    table = ctx.info.codes_table_name if on_codes else ctx.info.table_name
+    name = f"{table}_{column}{suffix}"
     if len(name.encode()) > MAX_IDENTIFIER:
         name = f"pgembed_{ctx.info.id}_{hashlib.sha1(column.encode()).hexdigest()[:8]}{suffix}"
     return name

@@ -85,6 +85,21 @@ def create_companion(info: CollectionInfo, key_type: str) -> sql.Composed:
     return sql.SQL("CREATE TABLE {} ({} {} PRIMARY KEY)").format(info.codes_table, info.key, sql.SQL(key_type))
 
 
+def missing_codes(info: CollectionInfo, columns: Sequence[str]) -> sql.Composed:
+    """The user's rows with a vector whose companion row is missing or lacks one of `columns`."""
+    lacking = sql.SQL(" OR ").join(sql.SQL("c.{} IS NULL").format(sql.Identifier(x)) for x in columns)
+    return sql.SQL(
+        "SELECT count(*) FROM {t} AS t LEFT JOIN {codes} AS c ON c.{k} = t.{k} WHERE t.{v} IS NOT NULL "
+        "AND (c.{k} IS NULL OR {lacking})").format(t=info.table, codes=info.codes_table, k=info.key, v=info.vector,
+                                                   lacking=lacking)
+
+
+def lock_for_codes(info: CollectionInfo) -> sql.Composed:
+    """The user's table before the companion: writers take them in that order too (their trigger writes the
+    companion), so DDL on both cannot deadlock with them."""
+    return sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(info.table)
+
+
 def truncate_companion(info: CollectionInfo) -> sql.Composed:
     return sql.SQL("TRUNCATE {}").format(info.codes_table)
 
@@ -99,9 +114,14 @@ def grant_select(info: CollectionInfo, grantee: str) -> sql.Composed:
     return sql.SQL("GRANT SELECT ON {} TO {}").format(info.codes_table, role)
 
 
+KEY_FACTS = sql.SQL(
+    "SELECT a.attnotnull, EXISTS (SELECT 1 FROM pg_index AS i WHERE i.indrelid = a.attrelid AND i.indisunique "
+    "AND i.indimmediate AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL) "
+    "FROM pg_attribute AS a WHERE a.attrelid = %s::regclass AND a.attname = %s")
 TABLE_READERS = sql.SQL(
-    "SELECT DISTINCT grantee FROM information_schema.role_table_grants "
-    "WHERE table_schema = %s AND table_name = %s AND privilege_type = 'SELECT' AND grantee <> current_user")
+    "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END "
+    "FROM pg_class AS c, aclexplode(c.relacl) AS a "
+    "WHERE c.oid = %s::regclass AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner")
 
 
 def install_companion_trigger(info: CollectionInfo, targets: Sequence[CodeTarget],
@@ -110,8 +130,10 @@ def install_companion_trigger(info: CollectionInfo, targets: Sequence[CodeTarget
     update of the key or the vector, delete and truncate of the user's table, in the same transaction.
 
     SECURITY DEFINER, so that writers of the user's table need no right on the companion, which nobody but
-    its owner writes; its search_path is pinned (pgvector's schema for its types and operators), so no
-    caller's schema can put a function or operator of its own in the trigger's way."""
+    its owner writes: EXECUTE is revoked from PUBLIC (no one can attach it to a table of their own) and it
+    refuses to run for any table but the collection's. Its search_path is pinned to pg_catalog, pgvector's
+    schema and pg_temp last, so a caller's own schemas never come in its way (pgvector's schema, often public,
+    must then not be writable by roles you do not trust, as for every use of pgvector)."""
     source = sql.SQL("NEW.{}").format(info.vector)
     columns = [sql.Identifier(t.column) for t in targets]
     values = [render(t.encoder, source) for t in targets]
@@ -122,6 +144,9 @@ def install_companion_trigger(info: CollectionInfo, targets: Sequence[CodeTarget
              sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=c) for c in columns))
     body = sql.SQL(
         "BEGIN "
+        "IF TG_TABLE_SCHEMA <> {schema} OR TG_TABLE_NAME <> {name} THEN "
+        "RAISE EXCEPTION 'pgembed: % keeps the codes of %, not of %.%', TG_NAME, {table_text}, TG_TABLE_SCHEMA, "
+        "TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege'; END IF; "
         "IF TG_OP = 'TRUNCATE' THEN TRUNCATE {codes}; RETURN NULL; END IF; "
         "IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND (NEW.{k} IS DISTINCT FROM OLD.{k} OR NEW.{v} IS NULL)) THEN "
         "DELETE FROM {codes} WHERE {k} = OLD.{k}; END IF; "
@@ -129,11 +154,15 @@ def install_companion_trigger(info: CollectionInfo, targets: Sequence[CodeTarget
         "IF TG_OP = 'UPDATE' AND NEW.{k} IS NOT DISTINCT FROM OLD.{k} "
         "AND NEW.{v}::text IS NOT DISTINCT FROM OLD.{v}::text THEN RETURN NULL; END IF; "
         "{upsert} RETURN NULL; END"
-    ).format(codes=info.codes_table, k=info.key, v=info.vector, upsert=upsert)
+    ).format(codes=info.codes_table, k=info.key, v=info.vector, upsert=upsert, schema=sql.Literal(info.table_schema),
+             name=sql.Literal(info.table_name), table_text=sql.Literal(info.qualified_name))
     return [
         sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
                 "SET search_path = pg_catalog, {}, pg_temp AS {}").format(
             trigger_function(info), sql.Identifier(vector_schema), BodyLiteral(body)),
+        # Run with its owner's rights: nobody else may attach it to a table of theirs (PostgreSQL checks EXECUTE
+        # when a trigger is created, not when it fires, so the table's writers need none).
+        sql.SQL("REVOKE EXECUTE ON FUNCTION {}() FROM PUBLIC").format(trigger_function(info)),
         sql.SQL("CREATE OR REPLACE TRIGGER {} AFTER INSERT OR DELETE OR UPDATE OF {}, {} ON {} FOR EACH ROW "
                 "EXECUTE FUNCTION {}()").format(trigger_name(info), info.key, info.vector, info.table,
                                                 trigger_function(info)),
@@ -144,22 +173,27 @@ def install_companion_trigger(info: CollectionInfo, targets: Sequence[CodeTarget
 
 def fill_companion_batch(info: CollectionInfo, all_targets: Sequence[CodeTarget], building: Sequence[CodeTarget],
                          key_type: str) -> sql.Composed:
-    """Up to %(rows)s rows of the user's table after key %(after)s, in key order: their companion rows get the
-    building codecs' codes, and a row missing there gets every code. The user's rows are locked FOR SHARE, so
-    a concurrent delete or change of the vector waits for this batch and its trigger then has the last word.
-    Returns the batch's last key and its rows."""
+    """The rows of the user's table with keys in (%(after)s, bound], bound being the %(rows)s-th key after it
+    (none: to the end): their companion rows get the building codecs' codes, and a row missing there gets every
+    code. The range is fixed before the rows are locked FOR SHARE, so a row whose key another transaction moves
+    meanwhile cannot make a batch skip keys (that write's trigger encodes it); a concurrent delete or change
+    of the vector waits for this batch, and its trigger then has the last word. Returns the bound (NULL: the
+    last batch) and the rows done."""
     source = sql.SQL("pgembed_batch.{}").format(info.vector)
+    after = sql.SQL("(%(after)s::{kt} IS NULL OR {k} > %(after)s::{kt})").format(kt=sql.SQL(key_type), k=info.key)
     return sql.SQL(
-        "WITH pgembed_batch AS (SELECT {k}, {v} FROM {t} WHERE {v} IS NOT NULL "
-        "AND (%(after)s::{kt} IS NULL OR {k} > %(after)s::{kt}) ORDER BY {k} LIMIT %(rows)s FOR SHARE), "
+        "WITH pgembed_bound AS (SELECT (SELECT {k} FROM {t} WHERE {after} ORDER BY {k} OFFSET %(rows)s - 1 LIMIT 1) "
+        "AS bound), "
+        "pgembed_batch AS (SELECT {k}, {v} FROM {t} WHERE {v} IS NOT NULL AND {after} "
+        "AND ((SELECT bound FROM pgembed_bound) IS NULL OR {k} <= (SELECT bound FROM pgembed_bound)) FOR SHARE), "
         "pgembed_updated AS (UPDATE {codes} AS pgembed_codes SET {sets} FROM pgembed_batch "
         "WHERE pgembed_codes.{k} = pgembed_batch.{k}), "
         "pgembed_inserted AS (INSERT INTO {codes} ({k}, {cols}) SELECT pgembed_batch.{k}, {vals} FROM pgembed_batch "
         "WHERE NOT EXISTS (SELECT 1 FROM {codes} AS pgembed_codes WHERE pgembed_codes.{k} = pgembed_batch.{k}) "
         "ON CONFLICT ({k}) DO NOTHING) "
-        "SELECT (SELECT {k} FROM pgembed_batch ORDER BY {k} DESC LIMIT 1), (SELECT count(*) FROM pgembed_batch)"
+        "SELECT (SELECT bound FROM pgembed_bound), (SELECT count(*) FROM pgembed_batch)"
     ).format(
-        k=info.key, v=info.vector, t=info.table, kt=sql.SQL(key_type), codes=info.codes_table,
+        k=info.key, v=info.vector, t=info.table, after=after, codes=info.codes_table,
         sets=sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(b.column), render(b.encoder, source))
                                 for b in building),
         cols=sql.SQL(", ").join(sql.Identifier(a.column) for a in all_targets),

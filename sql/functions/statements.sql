@@ -58,6 +58,8 @@ DECLARE
     estimate text;
     body text[];
     kept_columns text;
+    codes_alias text;
+    kept text;
 BEGIN
     SELECT * INTO c FROM pgembed.collections AS x WHERE x.id = collection_id;
     tbl := format('%I.%I', c.table_schema, c.table_name);
@@ -124,15 +126,18 @@ BEGIN
         -- tier's best (its estimate), then the exact distance from the user's heap, or the last estimate.
         IF companion THEN
             codes := format('pgembed.%I', 'codes_' || c.id);
-            stage := ARRAY[format('SELECT pgembed_codes.%s AS pgembed_key%s, pgembed_codes.%s %s ', key,
-                                  CASE WHEN refine_col IS NOT NULL THEN format(', pgembed_codes.%I AS pgembed_refine', refine_col) ELSE '' END,
+            -- Aliases of pgembed's relations, never the user's table's own name (which a filter may qualify).
+            codes_alias := CASE WHEN c.table_name = 'pgembed_codes' THEN 'pgembed_codes_' ELSE 'pgembed_codes' END;
+            kept := CASE WHEN c.table_name = 'pgembed_kept' THEN 'pgembed_kept_' ELSE 'pgembed_kept' END;
+            stage := ARRAY[format('SELECT %1$s.%2$s AS pgembed_key%3$s, %1$s.%4$s %5$s ', codes_alias, key,
+                                  CASE WHEN refine_col IS NOT NULL THEN format(', %s.%I AS pgembed_refine', codes_alias, refine_col) ELSE '' END,
                                   code, code_op), 'qcode',
-                           format('::%s AS pgembed_estimate FROM %s AS pgembed_codes WHERE %s AND %s ORDER BY pgembed_codes.%s %s ',
-                                  code_type, codes, settings,
+                           format('::%s AS pgembed_estimate FROM %s AS %s WHERE %s AND %s ORDER BY %s.%s %s ',
+                                  code_type, codes, codes_alias, settings,
                                   CASE WHEN clause = 'true' THEN 'true'
-                                       ELSE format('EXISTS (SELECT 1 FROM %1$s WHERE %1$s.%2$s = pgembed_codes.%2$s AND (%3$s))',
-                                                   tbl, key, clause) END,
-                                  code, code_op), 'qcode',
+                                       ELSE format('EXISTS (SELECT 1 FROM %1$s WHERE %1$s.%2$s = %4$s.%2$s AND (%3$s))',
+                                                   tbl, key, clause, codes_alias) END,
+                                  codes_alias, code, code_op), 'qcode',
                            format('::%s LIMIT %s', code_type, plan ->> 'candidates')];
         ELSE
             stage := ARRAY[format('SELECT %1$s AS pgembed_key, %2$s%3$s%4$s, %5$s %6$s ', key, v, extra,
@@ -174,10 +179,13 @@ BEGIN
                                             clause, v, key, k));
         ELSIF companion THEN
             -- The user's rows of the best keys by the last estimate: the rows the caller may see, and their columns.
-            body := pgembed._wrap(format('SELECT %s, pgembed_kept.pgembed_estimate AS distance%s FROM %s, (', key, extra, tbl),
-                                  stage,
-                                  format(') AS pgembed_kept WHERE %s = pgembed_kept.pgembed_key AND (%s) AND %s IS NOT NULL '
-                                         'ORDER BY distance, %s LIMIT %s', key, clause, v, key, k));
+            -- The stages are a CTE read by subqueries only, so the filter's and the key's names resolve to the
+            -- user's table alone.
+            body := pgembed._wrap(format('WITH %s AS (', kept), stage,
+                                  format(') SELECT %1$s, (SELECT %2$s.pgembed_estimate FROM %2$s WHERE %2$s.pgembed_key = %3$s.%1$s) '
+                                         'AS distance%4$s FROM %3$s WHERE %1$s = ANY (ARRAY(SELECT %2$s.pgembed_key FROM %2$s)) '
+                                         'AND (%5$s) AND %6$s IS NOT NULL ORDER BY distance, %1$s LIMIT %7$s',
+                                         key, kept, tbl, extra, clause, v, k));
         ELSIF rerank THEN
             body := ARRAY[format('SELECT pgembed_kept.pgembed_key AS %s, pgembed_kept.%s %s ', key, v, op), 'q']
                     || pgembed._wrap(format(' AS distance%s FROM (', kept_columns), stage,

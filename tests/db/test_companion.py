@@ -275,3 +275,52 @@ def test_advise_says_partial_indexes_need_the_codes_in_the_table(docs: pgembed.C
     docs.create_index("bq2")
     with pytest.raises(SchemaError, match="placement='table'"):
         docs.advise([{"cat": "b"}] * 10)
+
+
+def test_nobody_can_turn_the_trigger_on_a_table_of_their_own(docs: pgembed.Collection,
+                                                              sql_conn: psycopg.Connection) -> None:
+    docs.add_codec("bq2", "bq2")
+    function = f"pgembed.keep_codes_{docs.info.id}"
+    sql_conn.execute("CREATE ROLE pgembed_mallory")
+    sql_conn.execute("GRANT USAGE, CREATE ON SCHEMA public TO pgembed_mallory")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), sql_conn.transaction():
+        sql_conn.execute("SET LOCAL ROLE pgembed_mallory")
+        sql_conn.execute("CREATE TABLE forged (id bigint, embedding vector(24))")
+        sql_conn.execute(f"CREATE TRIGGER t AFTER TRUNCATE ON forged EXECUTE FUNCTION {function}()")
+    # Even its owner cannot make it write the companion from another table.
+    sql_conn.execute("CREATE TABLE other (id bigint, embedding vector(24))")
+    sql_conn.execute(f"CREATE TRIGGER t AFTER TRUNCATE ON other EXECUTE FUNCTION {function}()")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="keeps the codes of public.docs"):
+        sql_conn.execute("TRUNCATE other")
+    assert sql_conn.execute(sql.SQL("SELECT count(*) FROM {}").format(companion(docs))).fetchone() == (ROWS,)
+
+
+def test_a_companion_needs_a_key_that_is_never_null_and_checked_at_once(db: pgembed.Database,
+                                                                         sql_conn: psycopg.Connection) -> None:
+    sql_conn.execute("CREATE TABLE loose (id bigint UNIQUE, embedding vector(24))")
+    with pytest.raises(SchemaError, match="may be NULL"):
+        db.collection("loose", key="id", placement="companion")
+    sql_conn.execute("CREATE TABLE late (id bigint NOT NULL, embedding vector(24), "
+                     "CONSTRAINT late_id UNIQUE (id) DEFERRABLE)")
+    with pytest.raises(SchemaError):  # a deferrable index is no key pgembed attaches to at all
+        db.collection("late", key="id", placement="companion")
+
+
+def test_placement_is_the_collections_own(docs: pgembed.Collection, db: pgembed.Database) -> None:
+    with pytest.raises(SchemaError, match="placement 'companion', not 'table'"):
+        db.collection("docs", placement="table")
+    assert db.collection("docs").info.placement == "companion"
+
+
+def test_indexes_on_companion_codes_are_named_after_the_companion(docs: pgembed.Collection) -> None:
+    docs.add_codec("bq2", "bq2")
+    index = docs.create_index("bq2")
+    assert index.index_name == f"codes_{docs.info.id}_embedding_bq2_hnsw_idx"
+
+
+def test_after_a_refit_dropping_the_last_codec_empties_the_companion(docs: pgembed.Collection,
+                                                                      sql_conn: psycopg.Connection) -> None:
+    docs.add_codec("bq2", "bq2")
+    docs.fit()
+    docs.drop_codec("bq2")
+    assert sql_conn.execute(sql.SQL("SELECT count(*) FROM {}").format(companion(docs))).fetchone() == (0,)
