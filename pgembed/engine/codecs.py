@@ -204,7 +204,8 @@ def _fill_companion(ctx: CollectionContext, *, progress: bool, batch_rows: int) 
         return 0
     assigned, _, _ = _targets(ctx)
     ids = {c.id for c in building}
-    building_targets = [t for info in building for t in _codec_targets(ctx, info)[0]]
+    building_columns = {column for info in building for column in column_names(ctx, info)}
+    building_targets = [t for t in assigned if t.column in building_columns]
     statement = ddl.fill_companion_batch(ctx.info, assigned, building_targets, ctx.key_type())
     commit_batches = not ctx.session.in_transaction
     todo = int(ctx.session.value(q.count_vectors(ctx.info)))

@@ -245,3 +245,26 @@ SEARCH_BATCH = sql.SQL("SELECT query_no, id, distance FROM pgembed.search_batch(
 SEARCH_PLAN_KIND = sql.SQL("SELECT pgembed.search_plan(%s, %s, %s, %s::jsonb) ->> 'kind'")
 
 
+
+
+# -- the memory bench (pgembed/tools/bench/memory.py) -----------------------------------------------------------
+WAL_POSITION = sql.SQL("SELECT pg_current_wal_lsn()")
+WAL_SINCE = sql.SQL("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)")
+CLEAR_STATS_SNAPSHOT = sql.SQL("SELECT pg_stat_clear_snapshot()")
+BLOCKS_READ = sql.SQL("SELECT blks_read FROM pg_stat_database WHERE datname = current_database()")
+BUILD_MEMORY = sql.SQL("SET maintenance_work_mem = '1GB'")
+LOAD_FACTS_PRESENT = sql.SQL("SELECT to_regclass('memory_bench_load') IS NOT NULL")
+LOAD_FACTS = sql.SQL("SELECT facts FROM memory_bench_load")
+CREATE_LOAD_FACTS = sql.SQL("CREATE TABLE IF NOT EXISTS memory_bench_load (one boolean PRIMARY KEY, facts jsonb)")
+SAVE_LOAD_FACTS = sql.SQL(
+    "INSERT INTO memory_bench_load VALUES (true, %s) ON CONFLICT (one) DO UPDATE SET facts = EXCLUDED.facts")
+
+
+def set_system(name: str, value: str) -> sql.Composed:
+    """ALTER SYSTEM for a setting the bench's own server restarts with."""
+    return sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+
+
+def copy_table(source: str, target: str, key: str) -> list[sql.Composed]:
+    return [sql.SQL("CREATE TABLE {} AS TABLE {}").format(sql.Identifier(target), sql.Identifier(source)),
+            sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(sql.Identifier(target), sql.Identifier(key))]

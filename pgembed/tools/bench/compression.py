@@ -31,7 +31,6 @@ measured: the first `fit_queries` queries fit, the others measure every configur
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -72,6 +71,7 @@ from pgembed.tools.bench.search import (
     fresh_collection,
     mean_bytes,
     relation_size,
+    run_concurrently,
     time_queries,
 )
 
@@ -492,25 +492,13 @@ def concurrent_qps(connect: Callable[[], psycopg.Connection], statement: Compose
             for setting in benchmarks.set_hnsw(ef_search):
                 conn.execute(setting)
             conn.execute(statement, {"q": queries[0]}, prepare=True).fetchall()
-        errors: list[BaseException] = []
-
-        def work(conn: psycopg.Connection, share: np.ndarray) -> None:
-            try:
+        def work(conn: psycopg.Connection, share: np.ndarray) -> Callable[[], None]:
+            def run() -> None:
                 for q in share:
                     conn.execute(statement, {"q": q}, prepare=True).fetchall()
-            except BaseException as err:  # re-raised below, in the caller's thread
-                errors.append(err)
+            return run
 
-        threads = [threading.Thread(target=work, args=(conn, queries[i::workers]))
-                   for i, conn in enumerate(connections)]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - started
-        if errors:
-            raise errors[0]
+        elapsed = run_concurrently([work(conn, queries[i::workers]) for i, conn in enumerate(connections)])
         return len(queries) / elapsed
     finally:
         for conn in connections:

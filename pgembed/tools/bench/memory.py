@@ -21,7 +21,6 @@ from __future__ import annotations
 import gzip
 import re
 import statistics
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from psycopg import sql
 from rich.console import Console
 
 import pgembed
@@ -39,7 +37,7 @@ from pgembed.groundtruth import recall_at_k
 from pgembed.server import EmbeddedServer
 from pgembed.statements import benchmarks
 from pgembed.statements.benchmarks import Baseline
-from pgembed.tools.bench.search import load_attrs
+from pgembed.tools.bench.search import load_attrs, relation_size, run_concurrently
 from pgembed.tools.datasets.files import Dataset
 
 TABLE = "memory_docs"
@@ -90,6 +88,12 @@ class Truth:
     base: np.ndarray
     metric: str
     ids: np.ndarray
+    distances: list[np.ndarray]  # of `ids`, per query
+
+    @classmethod
+    def of(cls, base: np.ndarray, metric: str, queries: np.ndarray, ids: np.ndarray) -> Truth:
+        return cls(base, metric, ids, [distances(base, q, row, metric) for q, row in zip(queries, ids.tolist(),
+                                                                                       strict=True)])
 
 
 @dataclass
@@ -121,9 +125,8 @@ class BudgetServer:
 
     def restart(self, shared_buffers: str, direct_io: bool) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(shared_buffers)))
-            conn.execute(sql.SQL("ALTER SYSTEM SET debug_io_direct = {}").format(
-                sql.Literal("data" if direct_io else "")))
+            conn.execute(benchmarks.set_system("shared_buffers", shared_buffers))
+            conn.execute(benchmarks.set_system("debug_io_direct", "data" if direct_io else ""))
         self.server.stop()
         self.dsn = self.server.ensure_running()
 
@@ -158,19 +161,19 @@ def load(db: pgembed.Database, ds: Dataset, folder: Path | None, codecs: Sequenc
     docs = db.create_collection(TABLE, ds.dim, attrs=types, metric=ds.metric, placement="companion")
     console.print(f"loading {n:,} rows into {TABLE}")
     docs.ingest(np.arange(n), ds.base, values)
-    db.execute("VACUUM ANALYZE " + TABLE)
-    db.execute("SET maintenance_work_mem = '1GB'")
-    sizes: dict[str, Any] = {"table_bytes": _size(db, TABLE)}
+    db.execute(benchmarks.vacuum_analyze(docs.info.table))
+    db.execute(benchmarks.BUILD_MEMORY)
+    sizes: dict[str, Any] = {"table_bytes": relation_size(db.session, TABLE)}
     build = {"companion": _add_codecs(db, docs, codecs)}
-    sizes["table_bytes_after_codecs"] = _size(db, TABLE)
+    sizes["table_bytes_after_codecs"] = relation_size(db.session, TABLE)
     # The same codecs in the user's table, on a copy: today's placement, for the build-time comparison.
-    db.execute(sql.SQL("CREATE TABLE {} AS TABLE {}").format(sql.Identifier(TABLE + "_intable"), sql.Identifier(TABLE)))
-    db.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(sql.Identifier(TABLE + "_intable")))
+    for statement in benchmarks.copy_table(TABLE, TABLE + "_intable", docs.info.key_column):
+        db.execute(statement)
     copy = db.collection(TABLE + "_intable")
-    before = _size(db, TABLE + "_intable")
+    before = relation_size(db.session, TABLE + "_intable")
     build["table"] = _add_codecs(db, copy, codecs)
     build["table"]["table_bytes_before"] = before
-    build["table"]["table_bytes_after"] = _size(db, TABLE + "_intable")
+    build["table"]["table_bytes_after"] = relation_size(db.session, TABLE + "_intable")
     copy.drop(drop_table=True)
     console.print(f"codecs added: companion {build['companion']['seconds']:.1f} s "
                   f"(filled in {build['companion']['fill_seconds']:.1f} s), in the table "
@@ -180,30 +183,26 @@ def load(db: pgembed.Database, ds: Dataset, folder: Path | None, codecs: Sequenc
                          (Baseline.BIT_RERANK, "memory_bit")):
         console.print(f"building {name}")
         db.execute(benchmarks.create_baseline_index(docs.info, method, name, **HNSW))
-        indexes[method.value] = _size(db, name)
+        indexes[method.value] = relation_size(db.session, name)
     console.print(f"building pgembed's {codecs[0]} index")
     index = docs.create_index(codec_name(codecs[0]), m=HNSW["m"], ef_construction=HNSW["ef_construction"])
-    indexes[f"pgembed-{codec_name(codecs[0])}"] = _size(db, f"pgembed.{index.index_name}")
-    indexes["pgembed-companion"] = _size(db, f"pgembed.codes_{docs.info.id}")
-    db.execute("VACUUM ANALYZE " + TABLE)
-    db.execute(sql.SQL("VACUUM ANALYZE {}").format(docs.info.codes_table))
+    indexes[f"pgembed-{codec_name(codecs[0])}"] = relation_size(db.session, f"pgembed.{index.index_name}")
+    indexes["pgembed-companion"] = relation_size(db.session, f"pgembed.codes_{docs.info.id}")
+    db.execute(benchmarks.vacuum_analyze(docs.info.table))
+    db.execute(benchmarks.vacuum_analyze(docs.info.codes_table))
     return {"sizes": {**sizes, "indexes": indexes}, "build": build, "rows": n, "codecs": list(codecs)}
-
-
-def _size(db: pgembed.Database, relation: str) -> int:
-    return int(db.value("SELECT pg_relation_size(%s::regclass)", (relation,)))
 
 
 def _add_codecs(db: pgembed.Database, c: pgembed.Collection, codecs: Sequence[str]) -> dict[str, Any]:
     """The codecs added (fitted) and then encoded in one backfill: the seconds of each part, WAL written."""
-    wal = db.value("SELECT pg_current_wal_lsn()")
+    wal = db.value(benchmarks.WAL_POSITION)
     started = time.perf_counter()
     for spec in codecs:
         c.add_codec(codec_name(spec), spec, backfill=False)
     fitted = time.perf_counter()
     c.backfill()
     filled = time.perf_counter()
-    written = db.value("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", (wal,))
+    written = db.value(benchmarks.WAL_SINCE, (wal,))
     return {"seconds": filled - started, "fit_seconds": fitted - started, "fill_seconds": filled - fitted,
             "wal_bytes": int(written)}
 
@@ -237,8 +236,8 @@ def _runner(family: str, knobs: dict[str, Any], conn: psycopg.Connection, k: int
 
 
 def _blocks_read(conn: psycopg.Connection) -> int:
-    conn.execute("SELECT pg_stat_clear_snapshot()")
-    row = conn.execute("SELECT blks_read FROM pg_stat_database WHERE datname = current_database()").fetchone()
+    conn.execute(benchmarks.CLEAR_STATS_SNAPSHOT)
+    row = conn.execute(benchmarks.BLOCKS_READ).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -268,29 +267,18 @@ def measure(server: BudgetServer, config: Config, queries: np.ndarray, truth: Tr
                 runners[0](q)
         found: list[list[int]] = [[] for _ in range(len(queries))]
         latencies: list[float] = []
-        errors: list[BaseException] = []
 
-        def work(runner: Runner, rows: Sequence[int]) -> None:
-            try:
+        def work(runner: Runner, rows: Sequence[int]) -> Callable[[], None]:
+            def run() -> None:
                 for i in rows:
                     t = time.perf_counter()
                     found[i] = runner(queries[i])
                     if clients == 1:
                         latencies.append(time.perf_counter() - t)
-            except BaseException as err:  # re-raised in the caller's thread
-                errors.append(err)
+            return run
 
         before = _blocks_read(monitor)
-        threads = [threading.Thread(target=work, args=(runners[c], range(c, len(queries), clients)))
-                   for c in range(clients)]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - started
-        if errors:
-            raise errors[0]
+        elapsed = run_concurrently([work(runners[c], range(c, len(queries), clients)) for c in range(clients)])
     finally:
         for conn in connections:
             conn.close()
@@ -301,10 +289,9 @@ def measure(server: BudgetServer, config: Config, queries: np.ndarray, truth: Tr
         monitor.close()
     got = [distances(truth.base, q, row + [-1] * (k - len(row)), truth.metric)
            for q, row in zip(queries, found, strict=True)]
-    want = [distances(truth.base, q, row, truth.metric) for q, row in zip(queries, truth.ids.tolist(), strict=True)]
     p50 = float(np.median(latencies)) * 1e3 if latencies else None
     p99 = float(np.percentile(latencies, 99)) * 1e3 if latencies else None
-    return len(queries) / elapsed, p50, p99, recall_at_k(got, want, k), read
+    return len(queries) / elapsed, p50, p99, recall_at_k(got, truth.distances, k), read
 
 
 def sweep(server: BudgetServer, setting: str, queries: np.ndarray, truth: Truth, warmup: np.ndarray,
@@ -352,14 +339,13 @@ def run_memory_bench(ds: Dataset, *, folder: str | Path | None = None, data_dir:
         loaded = _reuse(db, len(ds.base), codecs) if reuse else None
         if loaded is None:
             loaded = load(db, ds, Path(folder) if folder else None, codecs, console)
-            db.execute("CREATE TABLE IF NOT EXISTS memory_bench_load (one boolean PRIMARY KEY, facts jsonb)")
-            db.execute("INSERT INTO memory_bench_load VALUES (true, %s) ON CONFLICT (one) DO UPDATE SET facts = "
-                       "EXCLUDED.facts", (psycopg.types.json.Jsonb(loaded),))
+            db.execute(benchmarks.CREATE_LOAD_FACTS)
+            db.execute(benchmarks.SAVE_LOAD_FACTS, (psycopg.types.json.Jsonb(loaded),))
     f32_bytes = loaded["sizes"]["indexes"][Baseline.HNSW_F32.value]
     budget = int(f32_bytes * fraction)
     budget_setting = f"{max(budget // 1024, 128)}kB"
     q = ds.queries[:queries]
-    truth = Truth(ds.base, ds.metric, ds.gt[:queries, :k])
+    truth = Truth.of(ds.base, ds.metric, q, ds.gt[:queries, :k])
     warmup = ds.queries[queries:queries + 200] if len(ds.queries) >= queries + 200 else ds.queries[:200]
     result: dict[str, Any] = {"dataset": ds.name, "rows": loaded["rows"], "dim": ds.dim, "k": k, "queries": len(q),
                               "rounds": rounds, "floor": floor, "fraction": fraction, "budget_bytes": budget,
@@ -384,9 +370,9 @@ def run_memory_bench(ds: Dataset, *, folder: str | Path | None = None, data_dir:
 
 
 def _reuse(db: pgembed.Database, rows: int, codecs: Sequence[str]) -> dict[str, Any] | None:
-    if db.value("SELECT to_regclass('memory_bench_load')") is None:
+    if not db.value(benchmarks.LOAD_FACTS_PRESENT):
         return None
-    facts = db.value("SELECT facts FROM memory_bench_load")
+    facts = db.value(benchmarks.LOAD_FACTS)
     return facts if facts and facts.get("rows") == rows and facts.get("codecs") == list(codecs) else None
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -205,6 +206,29 @@ class Timed:
     results: list[np.ndarray]
     latencies: np.ndarray
     extra: list[Any]
+
+
+def run_concurrently(jobs: Sequence[Callable[[], None]]) -> float:
+    """Run each job in a thread of its own, all at once; the wall seconds they took. The first error a job
+    raised is raised here, in the caller's thread."""
+    errors: list[BaseException] = []
+
+    def guarded(job: Callable[[], None]) -> None:
+        try:
+            job()
+        except BaseException as err:  # re-raised below
+            errors.append(err)
+
+    threads = [threading.Thread(target=guarded, args=(job,)) for job in jobs]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return elapsed
 
 
 def time_queries(run: Callable[[int], tuple[np.ndarray, Any]], n: int, warmup: int = WARMUP) -> Timed:
