@@ -184,9 +184,10 @@ class Collection:
         """Answer a whole batch of queries (n x dim), planned together: `where` is one filter for all or a list
         of one per query. Queries are grouped by filter; a group whose rows are cheaper to read once than to
         search query by query is scanned (exact; one matrix product for all its queries), the others go
-        through search()'s plan (`strategy` forces one way). `workers` > 1 adds connections from the same DSN
-        (without this session's state; never inside a transaction). The plan of each group is in
-        result.groups; `explain=True` prints them. See pgembed.engine.batch."""
+        through search()'s plan (`strategy` forces one way). `workers` > 1 adds connections from the same DSN,
+        which carry this session's role and settings, or the batch is refused (see engine.batch.workers); inside
+        the application's transaction the batch runs on its connection alone (result.connections says). The
+        plan of each group is in result.groups; `explain=True` prints them. See pgembed.engine.batch."""
         result = batch.search_batch(self.context, queries, k, where=where, params=SearchParams.of(params, **knobs),
                                     strategy=strategy, cost=cost, workers=workers, progress=progress)
         if explain:

@@ -21,7 +21,7 @@ from pgembed.db.kernels import KernelStatus, ensure_kernels, kernel_status
 from pgembed.db.session import Session
 from pgembed.engine import codecs, collections
 from pgembed.engine.context import CollectionContext
-from pgembed.errors import CatalogError
+from pgembed.errors import CatalogError, SchemaError
 from pgembed.records import CollectionInfo
 from pgembed.server import EmbeddedServer
 from pgembed.vocabulary import Metric, Placement
@@ -121,6 +121,9 @@ class Database:
         existing catalog, regenerate every collection's code-keeping trigger and query encoder, so that
         collections made by an older pgembed get what the new catalog's SQL functions expect of them."""
         before = catalog.installed_revision(self.session)
+        if (revision == "head" and before == migrate.head_revision() and not functions.stale_functions(self.conn)
+                and not catalog.may_administer(self.session)):
+            return  # current, and a role that may only read: nothing it could write (the kernels' binding)
         migrate.upgrade(self.conninfo, revision, password=self.session.password)
         after = catalog.installed_revision(self.session)
         # Only when the catalog moved: regenerating takes a brief lock on each collection's table.
@@ -180,6 +183,15 @@ class Database:
                                                 placement=placement or Placement.TABLE)
         else:
             collections.check_attachment(info, vector=vector, key=key, placement=placement)
+        return Collection(self.session, info)
+
+    def get_collection(self, name: str) -> Collection:
+        """The collection named `name`; never attaches a table (SchemaError when there is none)."""
+        self._require_current()
+        info = catalog.find_collection(self.session, name)
+        if info is None:
+            raise SchemaError(f"no collection named {name!r} (that this role may read): attach its table first "
+                              "(db.collection(table), or pgembed attach TABLE)")
         return Collection(self.session, info)
 
     def create_collection(self, name: str, dim: int, *, attrs: Mapping[str, str] | None = None,

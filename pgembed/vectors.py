@@ -17,6 +17,9 @@ def as_matrix(vectors: Any, dim: int | None = None, *, what: str = "vectors") ->
     """
     if vectors is None:
         raise InvalidVectorsError(f"{what} is None")
+    if isinstance(vectors, str | bytes):
+        raise InvalidVectorsError(f"{what} must be a vector of numbers (a list or numpy array of floats), got "
+                                  f"{type(vectors).__name__} {vectors[:40]!r}: embed the text first")
     try:
         arr = np.asarray(vectors)
     except ValueError as err:  # numpy refuses ragged nested lists

@@ -7,6 +7,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+import psycopg
+
 import pgembed
 from pgembed.cli import bench, catalog, datasets, jobs, kernels, search, server
 from pgembed.cli._common import Handler, console, parents
@@ -37,11 +39,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.handler(args)
     except PgembedError as err:
-        if getattr(args, "json", False):
-            print(json.dumps({"error": type(err).__name__, "message": str(err)}))
-        console.print(f"[red]error:[/] {err}", highlight=False)
-        return 1
+        return _failed(args, type(err).__name__, str(err))
+    except psycopg.Error as err:  # the server refused (a privilege, a lock, a constraint): its message, no traceback
+        message = err.diag.message_primary or str(err)
+        return _failed(args, type(err).__name__, message, err.sqlstate)
     return 0
+
+
+def _failed(args: argparse.Namespace, error: str, message: str, sqlstate: str | None = None) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": error, "message": message,
+                          **({"sqlstate": sqlstate} if sqlstate else {})}))
+    console.print(f"[red]error:[/] {message}", highlight=False)
+    return 1
 
 
 if __name__ == "__main__":

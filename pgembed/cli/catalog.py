@@ -51,7 +51,7 @@ def cmd_collections(args: argparse.Namespace) -> None:
 
 def cmd_info(args: argparse.Namespace) -> None:
     with open_db(args) as db:
-        info = db.collection(args.name).describe()
+        info = db.get_collection(args.name).describe()
     emit(args, info, lambda d: table_console().print_json(json.dumps(d, default=str)))
 
 
@@ -64,7 +64,7 @@ def cmd_attach(args: argparse.Namespace) -> None:
 
 def cmd_add_codec(args: argparse.Namespace) -> None:
     with open_db(args) as db:
-        collection = db.collection(args.collection)
+        collection = db.get_collection(args.collection)
         queries = np.load(args.fit_queries) if args.fit_queries else None
         collection.add_codec(args.codec_name, args.spec, sample=args.sample, fit_queries=queries,
                              progress=not args.json)
@@ -74,7 +74,7 @@ def cmd_add_codec(args: argparse.Namespace) -> None:
 
 def cmd_index(args: argparse.Namespace) -> None:
     with open_db(args) as db:
-        index = db.collection(args.collection).create_index(
+        index = db.get_collection(args.collection).create_index(
             args.on, args.method, m=args.m, ef_construction=args.ef_construction, lists=args.lists,
             where=json_arg(args.where, "--where"), concurrently=args.concurrently, progress=not args.json,
         )
@@ -89,7 +89,7 @@ def cmd_ingest(args: argparse.Namespace) -> None:
     except (OSError, ValueError) as err:
         raise InvalidInputError(f"cannot read {args.vectors if not args.ids else args.ids}: {err}") from err
     with open_db(args) as db:
-        collection = db.collection(args.collection)
+        collection = db.get_collection(args.collection)
         batches = ((ids[i : i + args.batch], vectors[i : i + args.batch], None)
                    for i in range(0, len(vectors), args.batch))
         rows = collection.ingest_batches(batches, progress=not args.json, total=len(vectors))

@@ -27,7 +27,7 @@ def _query_vector(args: argparse.Namespace) -> np.ndarray:
 def cmd_search(args: argparse.Namespace) -> None:
     columns = args.columns.split(",") if args.columns else None
     with open_db(args) as db:
-        result = db.collection(args.collection).search(
+        result = db.get_collection(args.collection).search(
             _query_vector(args), args.k, where=json_arg(args.where, "--where"), params=search_params(args),
             columns=columns)
     data = {"ids": result.ids.tolist(), "distances": result.distances.tolist(), "rows": result.rows,
@@ -47,7 +47,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 def cmd_tune(args: argparse.Namespace) -> None:
     with open_db(args) as db:
         queries = np.load(args.queries) if args.queries else None
-        results = db.collection(args.collection).tune(
+        results = db.get_collection(args.collection).tune(
             args.recall, k=args.k, sample=args.sample, queries=queries, progress=not args.json,
             selectivities=[float(s) for s in args.selectivities.split(",")])
     data = [r.describe() for r in results]
@@ -71,7 +71,7 @@ def cmd_advise(args: argparse.Namespace) -> None:
     except (OSError, ValueError) as err:
         raise InvalidInputError(f"--workload {args.workload}: {err}") from err
     with open_db(args) as db:
-        advice = db.collection(args.collection).advise(
+        advice = db.get_collection(args.collection).advise(
             workload, codec=args.codec, min_share=args.min_share, max_indexes=args.max_indexes,
             partition=args.partition, max_partitions=args.max_partitions, apply=args.apply, progress=not args.json)
     data = advice.describe()

@@ -20,6 +20,11 @@ def installed_revision(session: Session) -> str | None:
     return row[0] if row else None
 
 
+def may_administer(session: Session) -> bool:
+    """Whether this role may write pgembed's schema: its owner, or a role it trusts with CREATE there."""
+    return bool(session.value(q.MAY_ADMINISTER))
+
+
 # -- collections ------------------------------------------------------------------------------------------
 def find_collection(session: Session, name: str) -> CollectionInfo | None:
     with session.conn.cursor(row_factory=class_row(CollectionInfo)) as cur:

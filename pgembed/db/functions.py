@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 
 from pgembed.statements import catalog as q
+from pgembed.statements import introspection, search_path
 from pgembed.statements.vocabulary import GENERATED
 
 FUNCTION_FILES = ("vocabulary", "codecs", "estimators", "kernels", "filters", "catalog", "planner", "statements",
@@ -48,17 +49,24 @@ def function_sha256(name: str) -> str:
 
 
 def apply_functions(conn: psycopg.Connection, names: tuple[str, ...] = FUNCTION_FILES) -> None:
-    """(Re)create the functions of these files, in FUNCTION_FILES' order, in the current transaction."""
+    """(Re)create the functions of these files, in FUNCTION_FILES' order, in the current transaction, then pin
+    the search_path of every function of pgembed's that resolves names when it runs. The files are applied
+    under that path too, so what SQL-standard bodies bind at creation is pgvector's and pgembed's own."""
     unknown = set(names) - set(FUNCTION_FILES)
     if unknown:
         raise ValueError(f"no function file(s) {sorted(unknown)}; known: {FUNCTION_FILES}")
+    schema = conn.execute(introspection.PGVECTOR_SCHEMA).fetchone()
+    pinned = search_path.pinned(schema[0] if schema else None)
     checking = conn.execute(q.SHOW_CHECK_FUNCTION_BODIES).fetchone()
+    before = conn.execute(search_path.PIN, (pinned,)).fetchone()
     conn.execute(q.set_check_function_bodies("off"))
     for name in FUNCTION_FILES:
         if name in names:
             # A file holds many statements and '%' signs, which psycopg sends as they are without parameters.
             conn.execute(sql.SQL(function_text(name)))  # type: ignore[arg-type]
+    conn.execute(search_path.PIN_FUNCTIONS, (pinned,))
     conn.execute(q.set_check_function_bodies(checking[0] if checking else "on"))
+    conn.execute(search_path.RESTORE, (before[0] if before else pinned,))
 
 
 def stale_functions(conn: psycopg.Connection) -> list[str]:

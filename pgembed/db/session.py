@@ -12,6 +12,8 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from pgembed.errors import CatalogError
+from pgembed.statements import introspection
+from pgembed.statements import search_path as path
 
 Statement = sql.Composable | str
 
@@ -22,11 +24,42 @@ class Session:
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
+        self._vector_schema: str | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection]:
         with self.conn.transaction():
             yield self.conn
+
+    @contextmanager
+    def pinned_search_path(self) -> Iterator[None]:
+        """Inside a transaction: what runs inside resolves names under pgembed's pinned search_path
+        (pgembed.statements.search_path), as statements that create functions or run encoders must; the path
+        the session had is put back after (a rollback puts it back anyway). Names the caller gave (a table to
+        create or attach) are resolved outside it, under the caller's own path."""
+        if not self.in_transaction:
+            raise RuntimeError("pinned_search_path() needs a transaction: set_config(..., true) ends with it")
+        before = self.value(path.PIN, (self.pinned_path,))
+        yield
+        self.execute(path.RESTORE, (before,))
+
+    @property
+    def vector_schema(self) -> str | None:
+        """The schema of pgvector's extension; None before it is created (and then not remembered)."""
+        if self._vector_schema is None:
+            row = self.row(introspection.PGVECTOR_SCHEMA)
+            self._vector_schema = row[0] if row else None
+        return self._vector_schema
+
+    def require_vector_schema(self) -> str:
+        schema = self.vector_schema
+        if schema is None:
+            raise CatalogError("pgvector is not installed in this database (CREATE EXTENSION vector)")
+        return schema
+
+    @property
+    def pinned_path(self) -> str:
+        return path.pinned(self.vector_schema)
 
     @contextmanager
     def isolated(self) -> Iterator[None]:

@@ -23,6 +23,7 @@ from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
+import psycopg
 
 from pgembed.codecs import SOURCE, Codec, load_codec, make_codec
 from pgembed.codecs.spec import codec_spec_of
@@ -36,7 +37,6 @@ from pgembed.progress import advancer, progress_bar
 from pgembed.records import CodecInfo, CollectionInfo
 from pgembed.statements import ddl
 from pgembed.statements import rows as q
-from pgembed.statements.introspection import PGVECTOR_SCHEMA
 from pgembed.vectors import as_matrix
 from pgembed.vocabulary import CodecState, Placement
 
@@ -83,6 +83,7 @@ def add_codec(ctx: CollectionContext, name: str, spec: Any, *, fit_on: np.ndarra
         raise SchemaError(f"invalid codec name {name!r}: lower-case letters, digits and _, starting with a letter")
     if any(c.name == name for c in ctx.codecs()):
         raise SchemaError(f"collection {ctx.info.name!r} already has a codec {name!r}")
+    require_every_row(ctx, "add_codec()")
     fitted_rows = None
     if codec.trainable:
         data = training_data(ctx, fit_on, sample)
@@ -101,6 +102,23 @@ def add_codec(ctx: CollectionContext, name: str, spec: Any, *, fit_on: np.ndarra
         return next(c for c in ctx.codecs() if c.name == name)
     backfill(ctx, progress=progress)
     return ctx.active_codec(name)
+
+
+def require_every_row(ctx: CollectionContext, operation: str) -> None:
+    """Codes are filled from every row of the table: refused, before anything is changed, where row-level
+    security would hide some of them from this role (its policies under FORCE ROW LEVEL SECURITY, or a role
+    that does not own the table), which would leave their codes missing. With row_security off, PostgreSQL
+    raises instead of filtering."""
+    try:
+        with ctx.session.transaction():
+            ctx.session.execute(q.ROW_SECURITY_OFF)
+            ctx.session.execute(q.probe(ctx.info))
+    except psycopg.errors.InsufficientPrivilege as err:
+        role = ctx.session.value(q.CURRENT_ROLE)
+        raise SchemaError(
+            f"{operation} on {ctx.info.qualified_name}: row-level security hides rows of it from role {role!r} "
+            f"({err.diag.message_primary}), and every row needs its codes; run it as a role that bypasses the "
+            "policies (the table's owner without FORCE ROW LEVEL SECURITY, or a role WITH BYPASSRLS)") from err
 
 
 def _lock_for_codes(ctx: CollectionContext) -> None:
@@ -140,6 +158,7 @@ def fit(ctx: CollectionContext, *, sample: int = 50_000, fit_on: np.ndarray | No
     trainable = [c for c in codecs if c.state is CodecState.ACTIVE and make_codec(c.kind, ctx.info.dim).trainable]
     if not trainable:
         return 0
+    require_every_row(ctx, "fit()")
     data = training_data(ctx, fit_on, sample)
     with ctx.session.transaction():
         _lock_for_codes(ctx)
@@ -170,6 +189,7 @@ def backfill(ctx: CollectionContext, *, progress: bool = False, batch_rows: int 
     the version it replaces, in one transaction). Batches commit on their own unless the caller's transaction
     is open; an interrupted backfill resumes where it stopped (a companion's walks its keys again, re-encoding
     rows already done: the same codes). Returns the rows encoded."""
+    require_every_row(ctx, "backfill()")
     if ctx.info.placement is Placement.COMPANION:
         return _fill_companion(ctx, progress=progress, batch_rows=batch_rows)
     total = 0
@@ -213,7 +233,8 @@ def _fill_companion(ctx: CollectionContext, *, progress: bool, batch_rows: int) 
     with progress_bar(f"codes {', '.join(f'{c.name} v{c.version}' for c in building)}", todo, progress) as bar:
         step = advancer(bar)
         while True:
-            with ctx.session.transaction() if commit_batches else nullcontext():
+            # The encoders run in this session: under the pinned search_path, as in the trigger.
+            with ctx.session.transaction() if commit_batches else nullcontext(), ctx.session.pinned_search_path():
                 row = ctx.session.row(statement, {"after": after, "rows": batch_rows})
             assert row is not None
             bound, done = row
@@ -286,14 +307,15 @@ def install_trigger(ctx: CollectionContext) -> None:
     if not assigned:
         statements = ddl.drop_trigger(ctx.info)
     elif ctx.info.placement is Placement.COMPANION:
-        vector_schema = ctx.session.value(PGVECTOR_SCHEMA)
-        statements = [*ddl.install_companion_trigger(ctx.info, assigned, vector_schema),
+        statements = [*ddl.install_companion_trigger(ctx.info, assigned, ctx.session.pinned_path),
                       ddl.install_query_encoder(ctx.info, queried), ddl.install_query_tables(ctx.info, tables)]
     else:
-        statements = [*ddl.install_trigger(ctx.info, assigned), ddl.install_query_encoder(ctx.info, queried),
-                      ddl.install_query_tables(ctx.info, tables)]
-    for statement in statements:
-        ctx.session.execute(statement)
+        statements = [*ddl.install_trigger(ctx.info, assigned, ctx.session.pinned_path),
+                      ddl.install_query_encoder(ctx.info, queried), ddl.install_query_tables(ctx.info, tables)]
+    # What the generated SQL-standard functions name is bound now, under the pinned search_path.
+    with ctx.session.pinned_search_path():
+        for statement in statements:
+            ctx.session.execute(statement)
     ctx.forget()
 
 

@@ -95,7 +95,8 @@ def build(ctx: CollectionContext, codec_id: int | None, column: str, method: Ind
                                total=p.total or None)
 
             statement = ddl.create_index(table, name=name, column=column, method=method.value, opclass=opclass,
-                                         with_params=params, concurrently=concurrently, where=clause)
+                                         opclass_schema=ctx.session.require_vector_schema(), with_params=params,
+                                         concurrently=concurrently, where=clause)
             with nullcontext() if concurrently else ctx.session.transaction():
                 seconds = _run_build(ctx, statement, monitor, report)
                 catalog.insert_index(ctx.session, ctx.info.id, codec_id, name, method, opclass, params, seconds,

@@ -6,6 +6,8 @@ from psycopg import sql
 
 CATALOG_PRESENT = sql.SQL("SELECT to_regclass('pgembed.alembic_version') IS NOT NULL")
 INSTALLED_REVISION = sql.SQL("SELECT version_num FROM pgembed.alembic_version")
+# Whether this role may write pgembed's schema (its functions): the catalog's owner, or a role trusted with it.
+MAY_ADMINISTER = sql.SQL("SELECT has_schema_privilege('pgembed', 'CREATE')")
 
 # -- collections ----------------------------------------------------------------------------------------
 _COLLECTION_COLUMNS = sql.SQL("id, name, table_schema, table_name, key_column, vector_column, dim, metric, placement")

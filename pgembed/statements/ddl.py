@@ -125,15 +125,15 @@ TABLE_READERS = sql.SQL(
 
 
 def install_companion_trigger(info: CollectionInfo, targets: Sequence[CodeTarget],
-                              vector_schema: str) -> list[sql.Composed]:
+                              pinned_path: str) -> list[sql.Composed]:
     """The statements that (re)generate the trigger keeping the companion table in step: every insert,
     update of the key or the vector, delete and truncate of the user's table, in the same transaction.
 
     SECURITY DEFINER, so that writers of the user's table need no right on the companion, which nobody but
     its owner writes: EXECUTE is revoked from PUBLIC (no one can attach it to a table of their own) and it
-    refuses to run for any table but the collection's. Its search_path is pinned to pg_catalog, pgvector's
-    schema and pg_temp last, so a caller's own schemas never come in its way (pgvector's schema, often public,
-    must then not be writable by roles you do not trust, as for every use of pgvector)."""
+    refuses to run for any table but the collection's. Its search_path is pinned (`pinned_path`,
+    pgembed.statements.search_path), so a caller's own schemas never come in its way (pgvector's schema, often
+    public, must then not be writable by roles you do not trust, as for every use of pgvector)."""
     source = sql.SQL("NEW.{}").format(info.vector)
     columns = [sql.Identifier(t.column) for t in targets]
     values = [render(t.encoder, source) for t in targets]
@@ -158,8 +158,7 @@ def install_companion_trigger(info: CollectionInfo, targets: Sequence[CodeTarget
              name=sql.Literal(info.table_name), table_text=sql.Literal(info.qualified_name))
     return [
         sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
-                "SET search_path = pg_catalog, {}, pg_temp AS {}").format(
-            trigger_function(info), sql.Identifier(vector_schema), BodyLiteral(body)),
+                "SET search_path = {} AS {}").format(trigger_function(info), sql.SQL(pinned_path), BodyLiteral(body)),
         # Run with its owner's rights: nobody else may attach it to a table of theirs (PostgreSQL checks EXECUTE
         # when a trigger is created, not when it fires, so the table's writers need none).
         sql.SQL("REVOKE EXECUTE ON FUNCTION {}() FROM PUBLIC").format(trigger_function(info)),
@@ -201,8 +200,9 @@ def fill_companion_batch(info: CollectionInfo, all_targets: Sequence[CodeTarget]
     )
 
 
-def install_trigger(info: CollectionInfo, targets: Sequence[CodeTarget]) -> list[sql.Composed]:
-    """The statements that (re)generate the trigger function and the trigger for exactly these columns.
+def install_trigger(info: CollectionInfo, targets: Sequence[CodeTarget], pinned_path: str) -> list[sql.Composed]:
+    """The statements that (re)generate the trigger function and the trigger for exactly these columns. The
+    function runs under `pinned_path` (pgembed.statements.search_path), whoever writes the row.
 
     An UPDATE that leaves the vector as it was recomputes only the code columns that are missing or that the
     statement changed: a backfill then costs one encoder, not all of them. Values are compared as text, i.e.
@@ -221,8 +221,8 @@ def install_trigger(info: CollectionInfo, targets: Sequence[CodeTarget]) -> list
     ).format(v=info.vector, clear=clear, assign=assign, repair=repair)
     watched = sql.SQL(", ").join(sql.Identifier(c) for c in [info.vector_column, *(t.column for t in targets)])
     return [
-        sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS {}").format(
-            trigger_function(info), BodyLiteral(body)),
+        sql.SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SET search_path = {} AS {}").format(
+            trigger_function(info), sql.SQL(pinned_path), BodyLiteral(body)),
         sql.SQL("CREATE OR REPLACE TRIGGER {} BEFORE INSERT OR UPDATE OF {} ON {} FOR EACH ROW EXECUTE FUNCTION {}()")
         .format(trigger_name(info), watched, info.table, trigger_function(info)),
     ]
@@ -279,10 +279,11 @@ def drop_generated_functions(info: CollectionInfo) -> list[sql.Composed]:
     return drop_trigger(info)[2:]
 
 
-def create_index(table: sql.Identifier, *, name: str, column: str, method: str, opclass: str,
+def create_index(table: sql.Identifier, *, name: str, column: str, method: str, opclass: str, opclass_schema: str,
                  with_params: Mapping[str, int], concurrently: bool, where: str | None) -> sql.Composed:
     """CREATE INDEX ... USING hnsw|ivfflat; `where`: a partial index's compiled predicate. Executed without
-    parameters (the predicate's literals may hold '%')."""
+    parameters (the predicate's literals may hold '%'). The operator class is named by its schema
+    (pgvector's): no schema of the caller's search_path can put one of its own in its place."""
     options = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(int(v))) for k, v in with_params.items()
     )
@@ -292,7 +293,7 @@ def create_index(table: sql.Identifier, *, name: str, column: str, method: str, 
         table=table,
         method=sql.Identifier(method),
         column=sql.Identifier(column),
-        opclass=sql.Identifier(opclass),
+        opclass=sql.Identifier(opclass_schema, opclass),
         with_=sql.SQL(" WITH ({})").format(options) if with_params else sql.SQL(""),
         where=sql.SQL(" WHERE {}").format(literal_clause(where)) if where is not None else sql.SQL(""),
     )

@@ -54,9 +54,28 @@ PGVECTOR_AVAILABLE = sql.SQL("SELECT default_version FROM pg_available_extension
 ADVISORY_XACT_LOCK = sql.SQL("SELECT pg_advisory_xact_lock(%s)")
 CREATE_PGVECTOR = sql.SQL("CREATE EXTENSION IF NOT EXISTS vector")
 
-# Whether new connections from the same DSN would see what this session sees of a table: the same role (no SET
-# ROLE in force) and no row-level security on it (a policy may read this session's role or settings).
-SAME_VIEW_ON_NEW_CONNECTIONS = sql.SQL(
-    "SELECT current_user = session_user AND NOT (c.relrowsecurity OR c.relforcerowsecurity) "
-    "FROM pg_class AS c WHERE c.oid = %s::regclass"
-)
+# -- what a worker connection must carry to see what this session sees (pgembed.engine.batch.workers) ----------
+# The role in force, the login, whether row-level security applies to the table for this role, and the custom
+# settings its policies read (current_setting('name'), the usual way a policy is told its tenant).
+SESSION_VIEW = sql.SQL(
+    "SELECT current_user, session_user, row_security_active(c.oid), "
+    "ARRAY(SELECT DISTINCT m[1] FROM pg_policy AS p, regexp_matches("
+    "coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), ''), "
+    "$$current_setting\\('([^']+)'$$, 'g') AS m WHERE p.polrelid = c.oid) "
+    "FROM pg_class AS c WHERE c.oid = %s::regclass")
+SESSION_ROLES = sql.SQL("SELECT current_user, session_user")
+# Settings this session changed (SET), which a new connection has not.
+SESSION_SETTINGS = sql.SQL(
+    "SELECT name, setting FROM pg_settings WHERE source = 'session' AND name NOT IN ('role', 'session_authorization')")
+CURRENT_SETTING = sql.SQL("SELECT current_setting(%s, true)")
+SET_SESSION_SETTING = sql.SQL("SELECT set_config(%s, %s, false)")
+
+
+def set_role(role: str) -> sql.Composed:
+    return sql.SQL("SET ROLE {}").format(sql.Identifier(role))
+
+
+def visible_rows(table: sql.Composable, key: sql.Composable) -> sql.Composed:
+    """What a session sees of a table: its rows and a digest of their keys (compared between connections
+    where row-level security decides it)."""
+    return sql.SQL("SELECT count(*), coalesce(sum(hashtextextended({}::text, 0)), 0) FROM {}").format(key, table)

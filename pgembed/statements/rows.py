@@ -14,6 +14,16 @@ TABLE_ROWS = sql.SQL("SELECT pgembed.table_rows(%s::regclass)")  # sql/functions
 HASH_BUCKETS = 4096  # the resolution of a synthetic filter's selectivity
 
 
+# With row_security off, a statement that row-level security would filter raises instead (SQLSTATE 42501).
+ROW_SECURITY_OFF = sql.SQL("SELECT set_config('row_security', 'off', true)")
+CURRENT_ROLE = sql.SQL("SELECT current_user")
+
+
+def probe(info: CollectionInfo) -> sql.Composed:
+    """Reads no row, but is planned as a read of the whole table (what row_security = off checks)."""
+    return sql.SQL("SELECT FROM {} LIMIT 0").format(info.table)
+
+
 def count(info: CollectionInfo) -> sql.Composed:
     return sql.SQL("SELECT count(*) FROM {}").format(info.table)
 

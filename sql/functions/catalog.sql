@@ -64,3 +64,27 @@ CREATE OR REPLACE FUNCTION pgembed._outside_dependents(schemas regnamespace[]) R
       AND NOT (d.classid = 'pg_trigger'::regclass
                AND (SELECT tgname FROM pg_trigger WHERE oid = d.objid) LIKE 'pgembed\_keep\_codes\_%')
 $$;
+
+-- Pins `path` (pgembed.statements.search_path.pinned) on every function of pgembed's schemas whose body is
+-- resolved when it runs (PL/pgSQL, and SQL with a string body), so that no caller's search_path decides which
+-- operator, function or type they use. SQL-standard bodies (RETURN ...) are resolved once, at creation, and
+-- keep their inlining: they are left alone. Run after every (re)application of the function files, which
+-- CREATE OR REPLACE resets.
+CREATE OR REPLACE FUNCTION pgembed._pin_search_paths(path text) RETURNS integer
+    LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    f regprocedure;
+    pinned integer := 0;
+BEGIN
+    FOR f IN
+        SELECT p.oid FROM pg_proc AS p JOIN pg_language AS l ON l.oid = p.prolang
+        WHERE p.pronamespace IN (SELECT n.oid FROM pg_namespace AS n WHERE n.nspname IN ('pgembed', 'pgembed_twins'))
+          AND p.prokind = 'f' AND p.prosqlbody IS NULL AND l.lanname IN ('plpgsql', 'sql')
+          AND pg_has_role(p.proowner, 'USAGE')  -- a collection's generated functions of another owner pin their own
+          AND p.proconfig IS DISTINCT FROM ARRAY['search_path=' || path]
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = %s', f, path);
+        pinned := pinned + 1;
+    END LOOP;
+    RETURN pinned;
+END $$;

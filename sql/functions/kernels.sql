@@ -49,7 +49,7 @@ END $$;
 -- The functions of pgembed that run a kernel now (their wrappers' bodies call pgembed_kernels).
 CREATE OR REPLACE FUNCTION pgembed._kernel_bound_functions() RETURNS text[]
     LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN array(SELECT DISTINCT w.oid::regprocedure::text
+    RETURN array(SELECT DISTINCT 'pgembed.' || regexp_replace(w.oid::regprocedure::text, '^pgembed\.', '')  -- whatever the search_path
                  FROM pg_depend AS d JOIN pg_proc AS w ON d.classid = 'pg_proc'::regclass AND w.oid = d.objid
                       JOIN pg_proc AS k ON d.refclassid = 'pg_proc'::regclass AND k.oid = d.refobjid
                  WHERE w.pronamespace = 'pgembed'::regnamespace AND k.pronamespace = to_regnamespace('pgembed_kernels')

@@ -27,6 +27,9 @@
 --          order as `exact` run once per query.
 -- k and n are literals, not parameters: a prepared statement's generic plan, not knowing the LIMIT, may pick
 -- a worse plan (measured: 3x slower).
+-- The statements run in the caller's session, under its search_path: pgvector's operators and types are named
+-- by their schema (OPERATOR(public.<=>), public.vector), pg_catalog's by theirs, pgembed's by pgembed, so no
+-- schema of the caller's path can put its own in their place (pgembed.statements.search_path).
 
 -- The statements of a plan (pgembed._plan's jsonb) over a compiled WHERE clause, returning `columns` of the
 -- table after key and distance. `run`: the plan's statement; `exact`: the exact plan's (the fallback of an
@@ -47,6 +50,7 @@ DECLARE
     code text;
     code_type text;
     code_op text;
+    vector_array constant text := pgembed._qualified_type('vector') || '[]';
     settings text;
     candidates text;
     queries text;
@@ -65,7 +69,7 @@ BEGIN
     tbl := format('%I.%I', c.table_schema, c.table_name);
     key := format('%I', c.key_column);
     v := format('%I', c.vector_column);
-    op := pgembed.distance_operator(c.metric);
+    op := pgembed._qualified_operator(pgembed.distance_operator(c.metric));
     SELECT array_agg(u.name ORDER BY u.n) INTO missing FROM unnest(columns) WITH ORDINALITY AS u(name, n)
     WHERE NOT EXISTS (SELECT 1 FROM pg_attribute AS a WHERE a.attrelid = tbl::regclass AND a.attname = u.name
                       AND a.attnum > 0 AND NOT a.attisdropped);
@@ -86,16 +90,16 @@ BEGIN
     IF pgembed._kernels_active() THEN
         scan := ARRAY[format('SELECT u.query_no, u.id, u.distance FROM (SELECT pgembed_kernels.exact_topk(%s, %s, ',
                              key, v), 'qs',
-                      format('::vector[], %s, %L) AS r FROM %s WHERE (%s) AND %s IS NOT NULL) AS %s, '
+                      format('::%s, %s, %L) AS r FROM %s WHERE (%s) AND %s IS NOT NULL) AS %s, '
                              'unnest((%s.r).query_no, (%s.r).id, (%s.r).distance) WITH ORDINALITY AS u(query_no, id, distance, n) '
-                             'ORDER BY u.n', k, c.metric, tbl, clause, v, queries, queries, queries, queries)];
+                             'ORDER BY u.n', vector_array, k, c.metric, tbl, clause, v, queries, queries, queries, queries)];
     ELSE
         scan := ARRAY[format('SELECT %s.pgembed_no::integer AS query_no, c.%s::text AS id, c.distance FROM unnest(', queries, key), 'qs',
-                      format('::vector[]) WITH ORDINALITY AS %1$s(pgembed_q, pgembed_no) CROSS JOIN LATERAL ('
+                      format('::%8$s) WITH ORDINALITY AS %1$s(pgembed_q, pgembed_no) CROSS JOIN LATERAL ('
                              'SELECT %2$s, distance FROM (SELECT %2$s, %3$s %4$s %1$s.pgembed_q AS distance FROM %5$s '
                              'WHERE (%6$s) AND %3$s IS NOT NULL OFFSET 0) AS matching ORDER BY distance, %2$s LIMIT %7$s) AS c '
                              'ORDER BY %1$s.pgembed_no, c.distance, c.%2$s',
-                             queries, key, v, op, tbl, clause, k)];
+                             queries, key, v, op, tbl, clause, k, vector_array)];
     END IF;
     IF plan ->> 'kind' <> 'index' THEN
         run := exact;
@@ -105,7 +109,8 @@ BEGIN
     code := format('%I', plan ->> 'column');
     SELECT x.sql_type INTO code_type FROM pgembed.codecs AS x
     WHERE x.collection_id = c.id AND x.column_name = plan ->> 'column';
-    code_op := CASE WHEN split_part(code_type, '(', 1) = 'bit' THEN '<~>' ELSE op END;
+    code_op := CASE WHEN split_part(code_type, '(', 1) = 'bit' THEN pgembed._qualified_operator('<~>') ELSE op END;
+    code_type := pgembed._qualified_type(code_type);
     settings := format('(SELECT set_config(''hnsw.ef_search'', %L, true) '
                        '|| set_config(''hnsw.iterative_scan'', %L, true) '
                        '|| set_config(''hnsw.max_scan_tuples'', %L, true)) IS NOT NULL',
@@ -164,7 +169,7 @@ BEGIN
                                 refine_col))
                      || ARRAY['q', format(')%s AS pgembed_table) AS pgembed_query ORDER BY pgembed_estimate, pgembed_coarse.pgembed_key LIMIT %s',
                                           CASE WHEN plan ->> 'refine_estimator' IS NOT NULL THEN ''
-                                               ELSE '::' || (plan ->> 'refine_type') END,
+                                               ELSE '::' || pgembed._qualified_type(plan ->> 'refine_type') END,
                                           plan ->> 'refine_candidates')];
         END IF;
         kept_columns := (SELECT coalesce(string_agg(format(', pgembed_kept.%I', u.name), '' ORDER BY u.n), '')
@@ -199,7 +204,7 @@ BEGIN
     END IF;
     run := body;
     many := ARRAY[format('SELECT %s.pgembed_no, c.%s, c.distance FROM unnest(', queries, key), 'qs',
-                  '::vector[], ', 'qcodes',
+                  format('::%s, ', vector_array), 'qcodes',
                   format('::%1$s[]) WITH ORDINALITY AS %2$s(pgembed_q, pgembed_qcode, pgembed_no) CROSS JOIN LATERAL (%3$s) AS c '
                          'ORDER BY %2$s.pgembed_no, c.distance, c.%4$s',
                          code_type, queries,
@@ -229,3 +234,22 @@ CREATE OR REPLACE FUNCTION pgembed._wrap(prefix text, pieces text[], suffix text
     RETURN CASE WHEN cardinality(pieces) = 1 THEN ARRAY[prefix || pieces[1] || suffix]
                 ELSE ARRAY[prefix || pieces[1]] || pieces[2:cardinality(pieces) - 1]
                      || ARRAY[pieces[cardinality(pieces)] || suffix] END;
+
+-- pgvector's schema (where CREATE EXTENSION vector put it).
+CREATE OR REPLACE FUNCTION pgembed._vector_schema() RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN (SELECT n.nspname::text FROM pg_catalog.pg_extension AS e
+            JOIN pg_catalog.pg_namespace AS n ON n.oid = e.extnamespace WHERE e.extname = 'vector');
+
+-- pgvector's operator `op` (<=>, <~>, ...) named by its schema: OPERATOR(public.<=>).
+CREATE OR REPLACE FUNCTION pgembed._qualified_operator(op text) RETURNS text
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    RETURN format('OPERATOR(%I.%s)', pgembed._vector_schema(), op);
+
+-- A code or vector type as pgembed writes it (vector(384), halfvec(384), bit(768), bytea) named by its schema:
+-- pgvector's types by pgvector's, the others by pg_catalog.
+CREATE OR REPLACE FUNCTION pgembed._qualified_type(sql_type text) RETURNS text
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    RETURN CASE WHEN split_part(sql_type, '(', 1) IN ('vector', 'halfvec', 'sparsevec')
+                THEN format('%I.%s', pgembed._vector_schema(), sql_type)
+                ELSE 'pg_catalog.' || sql_type END;

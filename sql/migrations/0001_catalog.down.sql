@@ -19,8 +19,9 @@ BEGIN
         RAISE EXCEPTION 'cannot remove pgembed''s catalog: these use its functions: %', users
             USING HINT = 'drop them first, or keep the catalog', ERRCODE = 'dependent_objects_still_exist';
     END IF;
-    -- Signatures as text, read before any goes: CASCADE may drop a later one first.
-    FOR f IN SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'pgembed'::regnamespace LOOP
+    -- Signatures as text, all read before any goes (a FOR over a query reads it as it goes): CASCADE may drop
+    -- a later one first.
+    FOREACH f IN ARRAY ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'pgembed'::regnamespace) LOOP
         EXECUTE format('DROP FUNCTION IF EXISTS %s CASCADE', f);
     END LOOP;
 END $$;

@@ -71,7 +71,7 @@ def test_attach_codec_ingest_index_info(capsys: pytest.CaptureFixture[str], dsn:
 
 def test_errors_are_json_too(capsys: pytest.CaptureFixture[str], dsn: str) -> None:
     code, error = run_json(capsys, "info", "nosuch", "--dsn", dsn)
-    assert code == 1 and error["error"] == "SchemaError" and "does not exist" in error["message"]
+    assert code == 1 and error["error"] == "SchemaError" and "no collection named 'nosuch'" in error["message"]
     code, error = run_json(capsys, "add-codec", "nosuch", "x", "pq7", "--dsn", dsn)
     assert code == 1
 
@@ -161,3 +161,15 @@ def test_dataset_commands_take_json_before_or_after_the_subcommand() -> None:
     assert args.json is False and (args.rows, args.dim, args.intrinsic_dim, args.queries) == (10, 4, 32, 1000)
     args = parser.parse_args(["dataset", "build", "out", "--passages", "5000", "--queries", "200", "--seed", "1"])
     assert (args.passages, args.queries, args.seed, args.sections) == (5000, 200, 1, "1,2,3,4,5,6,7,8")
+
+
+def test_errors_are_json_and_info_never_attaches(capsys: pytest.CaptureFixture[str], dsn: str,
+                                                 sql_conn: psycopg.Connection) -> None:
+    sql_conn.execute("CREATE TABLE items (id bigint PRIMARY KEY, v vector(8))")
+    code, error = run_json(capsys, "info", "items", "--dsn", dsn)
+    assert code == 1 and error["error"] == "SchemaError" and "no collection named 'items'" in error["message"]
+    assert sql_conn.execute("SELECT count(*) FROM pgembed.collections").fetchone() == (0,)
+    # The server's refusal: its message and SQLSTATE, not a traceback.
+    read_only = psycopg.conninfo.make_conninfo(dsn, options="-c default_transaction_read_only=on")
+    code, error = run_json(capsys, "attach", "items", "--dsn", read_only)
+    assert code == 1 and error["sqlstate"] == "25006" and "read-only transaction" in error["message"]

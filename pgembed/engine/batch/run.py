@@ -68,6 +68,7 @@ class BatchResult:
     distances: np.ndarray  # (n, k) float64
     counts: np.ndarray  # (n,) int
     groups: list[GroupPlan] = field(default_factory=list)
+    connections: int = 1  # connections that worked on it (the caller's and its workers)
 
     def plan_mix(self) -> dict[str, int]:
         """Queries answered by each strategy."""
@@ -169,10 +170,11 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
         if bar is not None and copies:  # answered by their twins
             bar.advance(bar.task_ids[0], len(copies))
         _drain(pool, tasks, run, lambda done: bar.advance(bar.task_ids[0], done) if bar is not None else None)
+        connections = len(pool)
     for i, source in copies:
         ids[i], distances[i], counts[i] = ids[source], distances[source], counts[source]
     plans = [replace(p, seconds=seconds[i], exact_fallbacks=fallbacks[i]) for i, p in enumerate(plans)]
-    return BatchResult(ids, distances, counts, plans)
+    return BatchResult(ids, distances, counts, plans, connections)
 
 
 def _answer_repeats_once(q: np.ndarray, entries: list[_Group]) -> list[tuple[int, int]]:

@@ -1,9 +1,12 @@
-"""The connections a batch works on: the caller's, plus extra ones when asked for and allowed."""
+"""The connections a batch works on: the caller's, plus extra ones when asked for, each seeing what the caller's
+sees of the table."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+import psycopg
 
 from pgembed.db.session import Session
 from pgembed.engine.context import CollectionContext
@@ -14,19 +17,79 @@ from pgembed.statements import introspection as q
 @contextmanager
 def worker_contexts(ctx: CollectionContext, workers: int | None) -> Iterator[list[CollectionContext]]:
     """The caller's context, plus workers - 1 on connections of their own (new connections from the same DSN).
-    Extra connections only where they see what the caller's does: its connection idle in autocommit (inside
-    the application's transaction another connection would not see its uncommitted rows), no SET ROLE in
-    force, and no row-level security on the table (its policies may read this session's role or settings,
-    which a new connection has not). Otherwise the batch runs on the caller's connection alone."""
+
+    A worker carries the caller's view: the role in force (SET ROLE), the settings the session changed (SET),
+    and the custom settings the table's row-level security policies read (current_setting('app.tenant')).
+    Where row-level security applies, each worker's visible rows are then compared with the caller's (count and
+    a digest of their keys): a policy that reads something else a worker cannot carry refuses the batch rather
+    than answer from other rows. A login other than the DSN's (SET SESSION AUTHORIZATION) is refused too.
+    Inside the application's transaction the batch runs on its connection alone (another connection would not
+    see its uncommitted rows)."""
     wanted = 1 if workers is None else workers
     if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 1:
         raise InvalidInputError(f"workers must be an integer of at least 1, got {workers!r}")
     extra: list[Session] = []
     try:
-        if wanted > 1 and ctx.session.idle_autocommit and ctx.session.value(
-                q.SAME_VIEW_ON_NEW_CONNECTIONS, (ctx.info.table.as_string(ctx.session.conn),)):
-            extra = [Session(ctx.session.new_connection()) for _ in range(wanted - 1)]
+        if wanted > 1 and ctx.session.idle_autocommit:
+            view = _SessionView.of(ctx)
+            for _ in range(wanted - 1):
+                extra.append(Session(ctx.session.new_connection()))
+                view.carry_to(ctx, extra[-1])
         yield [ctx, *(CollectionContext(session, ctx.info) for session in extra)]
     finally:
         for session in extra:
             session.conn.close()
+
+
+class _SessionView:
+    """What decides which rows a session sees of a collection's table."""
+
+    def __init__(self, role: str, login: str, rls: bool, settings: list[tuple[str, str]],
+                 visible: tuple[int, int] | None) -> None:
+        self.role, self.login, self.rls, self.settings, self.visible = role, login, rls, settings, visible
+
+    @classmethod
+    def of(cls, ctx: CollectionContext) -> _SessionView:
+        table = ctx.info.table.as_string(ctx.session.conn)
+        row = ctx.session.row(q.SESSION_VIEW, (table,))
+        assert row is not None
+        role, login, rls, policy_settings = row
+        settings = [(str(n), str(v)) for n, v in ctx.session.rows(q.SESSION_SETTINGS)]
+        named = {n for n, _ in settings}
+        for name in policy_settings:
+            value = ctx.session.value(q.CURRENT_SETTING, (name,))
+            if name not in named and value is not None:
+                settings.append((name, value))
+        visible = _visible(ctx.session, ctx) if rls else None
+        return cls(role, login, bool(rls), settings, visible)
+
+    def carry_to(self, ctx: CollectionContext, worker: Session) -> None:
+        def refuse(why: str) -> InvalidInputError:
+            return InvalidInputError(f"search_batch(workers > 1) on {ctx.info.qualified_name}: {why}; "
+                                     "use workers=1, which runs on this connection")
+
+        row = worker.row(q.SESSION_ROLES)
+        assert row is not None
+        current, login = row
+        if login != self.login:
+            raise refuse(f"a new connection logs in as {login!r}, this session as {self.login!r}")
+        if current != self.role:
+            try:
+                worker.execute(q.set_role(self.role))
+            except psycopg.Error as err:
+                raise refuse(f"a new connection cannot SET ROLE {self.role!r} ({err.diag.message_primary})") from err
+        for name, value in self.settings:
+            try:
+                worker.execute(q.SET_SESSION_SETTING, (name, value))
+            except psycopg.Error as err:
+                raise refuse(f"a new connection cannot set {name} as this session has it "
+                             f"({err.diag.message_primary})") from err
+        if self.visible is not None and _visible(worker, ctx) != self.visible:
+            raise refuse("a new connection, with this session's role and settings, sees other rows of it under "
+                         "its row-level security policies (they read something a connection cannot be given)")
+
+
+def _visible(session: Session, ctx: CollectionContext) -> tuple[int, int]:
+    row = session.row(q.visible_rows(ctx.info.table, ctx.info.key))
+    assert row is not None
+    return int(row[0]), int(row[1])

@@ -1,0 +1,28 @@
+"""The search_path pgembed's code runs under: the one definition of it.
+
+A caller's search_path may name schemas that other roles can create objects in; anything resolved through it
+(pgvector's operators and functions, a type, a function called by name) could then be theirs, run with the
+caller's rights. So every function of pgembed's whose body is resolved when it runs is pinned to this path
+(`pgembed._pin_search_paths`, after every (re)application of the function files; the generated triggers in their
+own DDL), every transaction pgembed opens runs under it (`Session.transaction`), and the statements a search
+runs in the caller's session name pgvector's operators and types by their schema (sql/functions/statements.sql).
+pg_temp is last: otherwise PostgreSQL searches it first for relations and functions.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+
+def pinned(vector_schema: str | None) -> str:
+    """pg_catalog, pgembed, pgvector's schema (where it is installed), pg_temp last."""
+    schemas = ["pg_catalog", "pgembed", *([vector_schema] if vector_schema else []), "pg_temp"]
+    return ", ".join(sql.Identifier(s).as_string(None) if s not in ("pg_catalog", "pgembed", "pg_temp") else s
+                     for s in schemas)
+
+
+# For the rest of the transaction (or until restored): the path in force before, and the pinned one set.
+PIN = sql.SQL("SELECT current_setting('search_path'), set_config('search_path', %s, true)")
+RESTORE = sql.SQL("SELECT set_config('search_path', %s, true)")
+# Every function of pgembed's schemas whose body is resolved when it runs (sql/functions/catalog.sql).
+PIN_FUNCTIONS = sql.SQL("SELECT pgembed._pin_search_paths(%s)")

@@ -1,0 +1,12 @@
+DROP POLICY owners_of_the_table ON pgembed.tuning;
+DROP POLICY owners_of_the_table ON pgembed.indexes;
+DROP POLICY owners_of_the_table ON pgembed.codecs;
+DROP POLICY owners_of_the_table ON pgembed.collections;
+DROP POLICY readers_of_the_table ON pgembed.tuning;
+ALTER TABLE pgembed.tuning DISABLE ROW LEVEL SECURITY;
+DROP POLICY readers_of_the_table ON pgembed.indexes;
+ALTER TABLE pgembed.indexes DISABLE ROW LEVEL SECURITY;
+DROP POLICY readers_of_the_table ON pgembed.codecs;
+ALTER TABLE pgembed.codecs DISABLE ROW LEVEL SECURITY;
+DROP POLICY readers_of_the_table ON pgembed.collections;
+ALTER TABLE pgembed.collections DISABLE ROW LEVEL SECURITY;
