@@ -22,8 +22,9 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
+from pgembed.db.session import Session
 from pgembed.statements import catalog as q
-from pgembed.statements import introspection, search_path
+from pgembed.statements import search_path
 from pgembed.statements.vocabulary import GENERATED
 
 FUNCTION_FILES = ("vocabulary", "codecs", "estimators", "kernels", "filters", "catalog", "planner", "statements",
@@ -55,18 +56,16 @@ def apply_functions(conn: psycopg.Connection, names: tuple[str, ...] = FUNCTION_
     unknown = set(names) - set(FUNCTION_FILES)
     if unknown:
         raise ValueError(f"no function file(s) {sorted(unknown)}; known: {FUNCTION_FILES}")
-    schema = conn.execute(introspection.PGVECTOR_SCHEMA).fetchone()
-    pinned = search_path.pinned(schema[0] if schema else None)
+    session = Session(conn)
     checking = conn.execute(q.SHOW_CHECK_FUNCTION_BODIES).fetchone()
-    before = conn.execute(search_path.PIN, (pinned,)).fetchone()
     conn.execute(q.set_check_function_bodies("off"))
-    for name in FUNCTION_FILES:
-        if name in names:
-            # A file holds many statements and '%' signs, which psycopg sends as they are without parameters.
-            conn.execute(sql.SQL(function_text(name)))  # type: ignore[arg-type]
-    conn.execute(search_path.PIN_FUNCTIONS, (pinned,))
+    with session.pinned_search_path():
+        for name in FUNCTION_FILES:
+            if name in names:
+                # A file holds many statements and '%' signs, which psycopg sends as they are without parameters.
+                conn.execute(sql.SQL(function_text(name)))  # type: ignore[arg-type]
+        conn.execute(search_path.PIN_FUNCTIONS, (session.pinned_path,))
     conn.execute(q.set_check_function_bodies(checking[0] if checking else "on"))
-    conn.execute(search_path.RESTORE, (before[0] if before else pinned,))
 
 
 def stale_functions(conn: psycopg.Connection) -> list[str]:

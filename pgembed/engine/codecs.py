@@ -37,6 +37,7 @@ from pgembed.progress import advancer, progress_bar
 from pgembed.records import CodecInfo, CollectionInfo
 from pgembed.statements import ddl
 from pgembed.statements import rows as q
+from pgembed.statements.introspection import SESSION_ROLES
 from pgembed.vectors import as_matrix
 from pgembed.vocabulary import CodecState, Placement
 
@@ -100,7 +101,7 @@ def add_codec(ctx: CollectionContext, name: str, spec: Any, *, fit_on: np.ndarra
         install_trigger(ctx)
     if not backfill_now:
         return next(c for c in ctx.codecs() if c.name == name)
-    backfill(ctx, progress=progress)
+    _fill(ctx, progress=progress)
     return ctx.active_codec(name)
 
 
@@ -114,7 +115,7 @@ def require_every_row(ctx: CollectionContext, operation: str) -> None:
             ctx.session.execute(q.ROW_SECURITY_OFF)
             ctx.session.execute(q.probe(ctx.info))
     except psycopg.errors.InsufficientPrivilege as err:
-        role = ctx.session.value(q.CURRENT_ROLE)
+        role = ctx.session.value(SESSION_ROLES)
         raise SchemaError(
             f"{operation} on {ctx.info.qualified_name}: row-level security hides rows of it from role {role!r} "
             f"({err.diag.message_primary}), and every row needs its codes; run it as a role that bypasses the "
@@ -172,7 +173,7 @@ def fit(ctx: CollectionContext, *, sample: int = 50_000, fit_on: np.ndarray | No
             for column_name, sql_type in code_columns(column, codec):
                 _add_column(ctx, column_name, sql_type)
         install_trigger(ctx)
-    return backfill(ctx, progress=progress) if backfill_now else 0
+    return _fill(ctx, progress=progress) if backfill_now else 0
 
 
 def training_data(ctx: CollectionContext, fit_on: np.ndarray | None, sample: int) -> np.ndarray:
@@ -190,6 +191,11 @@ def backfill(ctx: CollectionContext, *, progress: bool = False, batch_rows: int 
     is open; an interrupted backfill resumes where it stopped (a companion's walks its keys again, re-encoding
     rows already done: the same codes). Returns the rows encoded."""
     require_every_row(ctx, "backfill()")
+    return _fill(ctx, progress=progress, batch_rows=batch_rows)
+
+
+def _fill(ctx: CollectionContext, *, progress: bool, batch_rows: int = BACKFILL_ROWS) -> int:
+    """backfill() once add_codec() or fit() have checked that every row is visible."""
     if ctx.info.placement is Placement.COMPANION:
         return _fill_companion(ctx, progress=progress, batch_rows=batch_rows)
     total = 0

@@ -56,18 +56,18 @@ CREATE_PGVECTOR = sql.SQL("CREATE EXTENSION IF NOT EXISTS vector")
 
 # -- what a worker connection must carry to see what this session sees (pgembed.engine.batch.workers) ----------
 # The role in force, the login, whether row-level security applies to the table for this role, and the custom
-# settings its policies read (current_setting('name'), the usual way a policy is told its tenant).
+# settings its policies read (current_setting('name'), the usual way a policy is told its tenant) that this
+# session has, as [name, value] pairs.
 SESSION_VIEW = sql.SQL(
     "SELECT current_user, session_user, row_security_active(c.oid), "
-    "ARRAY(SELECT DISTINCT m[1] FROM pg_policy AS p, regexp_matches("
+    "ARRAY(SELECT DISTINCT ARRAY[m[1], current_setting(m[1], true)] FROM pg_policy AS p, regexp_matches("
     "coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), ''), "
-    "$$current_setting\\('([^']+)'$$, 'g') AS m WHERE p.polrelid = c.oid) "
+    "$$current_setting\\('([^']+)'$$, 'g') AS m WHERE p.polrelid = c.oid AND current_setting(m[1], true) IS NOT NULL) "
     "FROM pg_class AS c WHERE c.oid = %s::regclass")
 SESSION_ROLES = sql.SQL("SELECT current_user, session_user")
 # Settings this session changed (SET), which a new connection has not.
 SESSION_SETTINGS = sql.SQL(
     "SELECT name, setting FROM pg_settings WHERE source = 'session' AND name NOT IN ('role', 'session_authorization')")
-CURRENT_SETTING = sql.SQL("SELECT current_setting(%s, true)")
 SET_SESSION_SETTING = sql.SQL("SELECT set_config(%s, %s, false)")
 
 

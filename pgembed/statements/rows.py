@@ -16,7 +16,6 @@ HASH_BUCKETS = 4096  # the resolution of a synthetic filter's selectivity
 
 # With row_security off, a statement that row-level security would filter raises instead (SQLSTATE 42501).
 ROW_SECURITY_OFF = sql.SQL("SELECT set_config('row_security', 'off', true)")
-CURRENT_ROLE = sql.SQL("SELECT current_user")
 
 
 def probe(info: CollectionInfo) -> sql.Composed:

@@ -16,9 +16,8 @@ from psycopg import sql
 
 def pinned(vector_schema: str | None) -> str:
     """pg_catalog, pgembed, pgvector's schema (where it is installed), pg_temp last."""
-    schemas = ["pg_catalog", "pgembed", *([vector_schema] if vector_schema else []), "pg_temp"]
-    return ", ".join(sql.Identifier(s).as_string(None) if s not in ("pg_catalog", "pgembed", "pg_temp") else s
-                     for s in schemas)
+    vector = [sql.Identifier(vector_schema).as_string(None)] if vector_schema else []
+    return ", ".join(["pg_catalog", "pgembed", *vector, "pg_temp"])
 
 
 # For the rest of the transaction (or until restored): the path in force before, and the pinned one set.

@@ -20,32 +20,20 @@ ALTER TABLE pgembed.tuning ENABLE ROW LEVEL SECURITY;
 CREATE POLICY readers_of_the_table ON pgembed.tuning FOR SELECT
     USING (EXISTS (SELECT FROM pgembed.collections AS c WHERE c.id = collection_id));
 
--- Writers of the catalog: the rows of the tables they own.
+-- Writers of the catalog: the rows of the tables they own (a FOR ALL policy's USING checks new rows too).
 CREATE POLICY owners_of_the_table ON pgembed.collections FOR ALL
     USING (EXISTS (SELECT FROM pg_catalog.pg_class AS r
                    WHERE r.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', table_schema, table_name))
-                     AND pg_catalog.pg_has_role(r.relowner, 'USAGE')))
-    WITH CHECK (EXISTS (SELECT FROM pg_catalog.pg_class AS r
-                        WHERE r.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', table_schema, table_name))
-                          AND pg_catalog.pg_has_role(r.relowner, 'USAGE')));
+                     AND pg_catalog.pg_has_role(r.relowner, 'USAGE')));
 CREATE POLICY owners_of_the_table ON pgembed.codecs FOR ALL
     USING (EXISTS (SELECT FROM pgembed.collections AS c JOIN pg_catalog.pg_class AS r
-                   ON r.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.table_schema, c.table_name))
-                   WHERE c.id = collection_id AND pg_catalog.pg_has_role(r.relowner, 'USAGE')))
-    WITH CHECK (EXISTS (SELECT FROM pgembed.collections AS c JOIN pg_catalog.pg_class AS r
                    ON r.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.table_schema, c.table_name))
                    WHERE c.id = collection_id AND pg_catalog.pg_has_role(r.relowner, 'USAGE')));
 CREATE POLICY owners_of_the_table ON pgembed.indexes FOR ALL
     USING (EXISTS (SELECT FROM pgembed.collections AS c JOIN pg_catalog.pg_class AS r
                    ON r.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.table_schema, c.table_name))
-                   WHERE c.id = collection_id AND pg_catalog.pg_has_role(r.relowner, 'USAGE')))
-    WITH CHECK (EXISTS (SELECT FROM pgembed.collections AS c JOIN pg_catalog.pg_class AS r
-                   ON r.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.table_schema, c.table_name))
                    WHERE c.id = collection_id AND pg_catalog.pg_has_role(r.relowner, 'USAGE')));
 CREATE POLICY owners_of_the_table ON pgembed.tuning FOR ALL
     USING (EXISTS (SELECT FROM pgembed.collections AS c JOIN pg_catalog.pg_class AS r
-                   ON r.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.table_schema, c.table_name))
-                   WHERE c.id = collection_id AND pg_catalog.pg_has_role(r.relowner, 'USAGE')))
-    WITH CHECK (EXISTS (SELECT FROM pgembed.collections AS c JOIN pg_catalog.pg_class AS r
                    ON r.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.table_schema, c.table_name))
                    WHERE c.id = collection_id AND pg_catalog.pg_has_role(r.relowner, 'USAGE')));

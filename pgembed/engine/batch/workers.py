@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import psycopg
 
@@ -41,27 +42,25 @@ def worker_contexts(ctx: CollectionContext, workers: int | None) -> Iterator[lis
             session.conn.close()
 
 
+@dataclass(frozen=True)
 class _SessionView:
-    """What decides which rows a session sees of a collection's table."""
+    """What decides which rows a session sees of a collection's table: its role and login, the settings to
+    carry, and, where row-level security applies, what it sees (to compare a worker's with)."""
 
-    def __init__(self, role: str, login: str, rls: bool, settings: list[tuple[str, str]],
-                 visible: tuple[int, int] | None) -> None:
-        self.role, self.login, self.rls, self.settings, self.visible = role, login, rls, settings, visible
+    role: str
+    login: str
+    settings: list[tuple[str, str]]
+    visible: tuple[int, int] | None
 
     @classmethod
     def of(cls, ctx: CollectionContext) -> _SessionView:
-        table = ctx.info.table.as_string(ctx.session.conn)
-        row = ctx.session.row(q.SESSION_VIEW, (table,))
+        row = ctx.session.row(q.SESSION_VIEW, (ctx.info.table.as_string(ctx.session.conn),))
         assert row is not None
         role, login, rls, policy_settings = row
         settings = [(str(n), str(v)) for n, v in ctx.session.rows(q.SESSION_SETTINGS)]
         named = {n for n, _ in settings}
-        for name in policy_settings:
-            value = ctx.session.value(q.CURRENT_SETTING, (name,))
-            if name not in named and value is not None:
-                settings.append((name, value))
-        visible = _visible(ctx.session, ctx) if rls else None
-        return cls(role, login, bool(rls), settings, visible)
+        settings += [(name, value) for name, value in policy_settings if name not in named]
+        return cls(role, login, settings, _visible(ctx.session, ctx) if rls else None)
 
     def carry_to(self, ctx: CollectionContext, worker: Session) -> None:
         def refuse(why: str) -> InvalidInputError:
