@@ -49,3 +49,8 @@ class DuplicateKeyError(PgembedError):
 
 class NotDecodableError(PgembedError, TypeError):
     """The codec's codes do not determine a vector (sign bits, for instance): compare them, don't decode."""
+
+
+class LockBusyError(PgembedError):
+    """Other transactions held what pgembed needed past its bounded wait; nothing was changed, and the message
+    names the call that finishes the work."""

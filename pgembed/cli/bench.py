@@ -17,6 +17,7 @@ import pgembed
 from pgembed.cli._common import METRICS, Add, emit, float_list, int_list, table_console
 from pgembed.codecs.projection import PROJECTIONS
 from pgembed.errors import InvalidInputError
+from pgembed.vocabulary import Placement
 
 
 def split_specs(text: str) -> list[str]:
@@ -162,6 +163,33 @@ def cmd_memory(args: argparse.Namespace) -> None:
     emit(args, result, lambda r: print(json.dumps(r["summary"], indent=2, default=str)))
 
 
+def cmd_soak(args: argparse.Namespace) -> None:
+    from pgembed.tools.reliability.soak import SoakConfig, run_soak
+
+    config = SoakConfig(seconds=args.seconds, writers=args.writers, readers=args.readers, rows=args.rows,
+                        fit_at=args.fit_at, placement=Placement(args.placement), seed=args.seed)
+    result = run_soak(config, dsn=args.dsn, data_dir=args.data_dir)
+    _keep(args, f"soak-{config.placement.value}", result)
+    emit(args, result, _show_soak)
+
+
+def _show_soak(result: dict[str, Any]) -> None:
+    table = Table(title=f"soak: {result['config']['writers']} writers, {result['config']['readers']} readers, "
+                        f"{result['seconds']} s, fit() at {result['fit']['started_s']} s for "
+                        f"{result['fit']['seconds']} s ({result['config']['placement']} placement)")
+    for column in ("figure", "value"):
+        table.add_column(column)
+    for name in ("errors", "deadlocks", "short_results", "lost_writes", "stale_codes", "missing_codes",
+                 "rows_checked"):
+        table.add_row(name, str(result[name]))
+    for side in ("writes", "reads"):
+        for window in ("before_fit", "during_fit", "after_fit"):
+            w = result[side][window]
+            table.add_row(f"{side} {window}", f"{w['ops']} ops, p50 {w.get('p50_ms')} ms, p99 {w.get('p99_ms')} ms, "
+                                              f"max {w.get('max_ms')} ms")
+    table_console().print(table)
+
+
 def cmd_advise_codec(args: argparse.Namespace) -> None:
     from pgembed.tools.bench.advisor import advise_codec
 
@@ -237,9 +265,10 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     db = [parents["db"]]
     bench = add("bench", _usage, "the benchmarks: compression (every codec and plain pgvector), search (filtered "
                 "search against plain pgvector), workload (batches against loops), quality (codecs in numpy), "
-                "ingest, kernels (the C kernels against their SQL twins)", [])
+                "soak (writers and readers through a re-fit), ingest, kernels (the C kernels against their SQL "
+                "twins), memory", [])
     sub = bench.add_subparsers(dest="bench", required=True,
-                               metavar="{compression,search,workload,quality,ingest,kernels}")
+                               metavar="{compression,search,workload,quality,soak,ingest,kernels,memory}")
 
     def subcommand(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=help_text, description=help_text, parents=db)
@@ -295,6 +324,18 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--gt", default=None, help="exact top-k ids (.npy)")
     _codec_arguments(p)
     p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/codecs.json")
+
+    p = subcommand("soak", cmd_soak, "the soak test: writers (plain SQL and ingest) and readers (search, "
+                   "search_batch, SQL) on one collection of real vectors, fit() in the middle; then every row "
+                   "checked: errors, deadlocks, short results, lost writes, stale codes, latency")
+    p.add_argument("--seconds", type=float, default=600.0)
+    p.add_argument("--writers", type=int, default=8)
+    p.add_argument("--readers", type=int, default=8)
+    p.add_argument("--rows", type=int, default=3000, help="rows before the load starts")
+    p.add_argument("--fit-at", type=float, default=0.5, help="fit() starts at this fraction of the run")
+    p.add_argument("--placement", choices=[x.value for x in Placement], default=Placement.TABLE.value)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/soak-<placement>.json")
 
     p = subcommand("ingest", cmd_ingest, "bulk ingest (vectors/s) and index build time")
     p.add_argument("--base", default=None, help=".npy base vectors (default: generated, labelled so)")

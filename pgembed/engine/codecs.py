@@ -18,21 +18,23 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from functools import partial
 from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
 from pgembed.codecs import SOURCE, Codec, load_codec, make_codec
 from pgembed.codecs.spec import codec_spec_of
-from pgembed.db import catalog
+from pgembed.db import catalog, locks
 from pgembed.db.introspection import table_columns
 from pgembed.engine import indexes
 from pgembed.engine.context import CollectionContext
 from pgembed.engine.rows import sample_rows
-from pgembed.errors import InvalidVectorsError, SchemaError
+from pgembed.errors import InvalidInputError, InvalidVectorsError, LockBusyError, SchemaError
 from pgembed.progress import advancer, progress_bar
 from pgembed.records import CodecInfo, CollectionInfo
 from pgembed.statements import ddl
@@ -43,7 +45,8 @@ from pgembed.vocabulary import CodecState, Placement
 
 CODEC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")  # the catalog's CHECK on pgembed.codecs.name
 MAX_IDENTIFIER = 63  # NAMEDATALEN - 1
-BACKFILL_ROWS = 20_000  # keys a backfill batch re-encodes: a large table is not locked whole
+BACKFILL_ROWS = 20_000  # the most keys a backfill batch re-encodes: a large table is not locked whole
+BATCH_SECONDS = 0.2  # what a backfill batch aims to take (pgembed.engine.codecs._BatchSizer)
 
 
 def code_column_name(info: CollectionInfo, codec_name: str, version: int = 1) -> str:
@@ -83,7 +86,10 @@ def add_codec(ctx: CollectionContext, name: str, spec: Any, *, fit_on: np.ndarra
     if not CODEC_NAME.match(name):
         raise SchemaError(f"invalid codec name {name!r}: lower-case letters, digits and _, starting with a letter")
     if any(c.name == name for c in ctx.codecs()):
-        raise SchemaError(f"collection {ctx.info.name!r} already has a codec {name!r}")
+        building = any(c.name == name and c.state is CodecState.BUILDING for c in ctx.codecs())
+        raise SchemaError(f"collection {ctx.info.name!r} already has a codec {name!r}" + (
+            ", still building (an add_codec() or fit() was interrupted, or ran with backfill=False): call "
+            "backfill() to finish it" if building else ""))
     require_every_row(ctx, "add_codec()")
     fitted_rows = None
     if codec.trainable:
@@ -91,7 +97,8 @@ def add_codec(ctx: CollectionContext, name: str, spec: Any, *, fit_on: np.ndarra
         codec.fit(data, fit_queries)
         fitted_rows = int(data.shape[0])
     column = code_column_name(ctx.info, name)
-    with ctx.session.transaction():
+
+    def create() -> None:
         _lock_for_codes(ctx)
         catalog.insert_codec(ctx.session, ctx.info.id, name, codec.spec, version=1, state=CodecState.BUILDING,
                              column_name=column, sql_type=codec.sql_type(), params=codec.params(),
@@ -99,6 +106,8 @@ def add_codec(ctx: CollectionContext, name: str, spec: Any, *, fit_on: np.ndarra
         for column_name, sql_type in code_columns(column, codec):
             _add_column(ctx, column_name, sql_type)
         install_trigger(ctx)
+
+    _change(ctx, create, f"add_codec({name!r})", "call add_codec() again")
     if not backfill_now:
         return next(c for c in ctx.codecs() if c.name == name)
     _fill(ctx, progress=progress)
@@ -122,6 +131,13 @@ def require_every_row(ctx: CollectionContext, operation: str) -> None:
             "policies (the table's owner without FORCE ROW LEVEL SECURITY, or a role WITH BYPASSRLS)") from err
 
 
+def _change(ctx: CollectionContext, work: Callable[[], None], what: str, finish: str) -> None:
+    """A change of codecs, columns and trigger in one transaction whose lock waits are bounded (a DDL queued
+    behind a long reader would stall every writer behind it): retried whole on a timeout or deadlock."""
+    locks.bounded(ctx.session, work, what=f"{what} on {ctx.info.qualified_name}", finish=finish,
+                  on_retry=ctx.forget)
+
+
 def _lock_for_codes(ctx: CollectionContext) -> None:
     if ctx.info.placement is Placement.COMPANION:
         ctx.session.execute(ddl.lock_for_codes(ctx.info))
@@ -138,7 +154,8 @@ def _add_column(ctx: CollectionContext, column: str, sql_type: str) -> None:
 def drop_codec(ctx: CollectionContext, name: str) -> None:
     info = ctx.active_codec(name)
     columns = column_names(ctx, info)
-    with ctx.session.transaction():
+
+    def drop() -> None:
         _lock_for_codes(ctx)
         catalog.delete_codec(ctx.session, info.id)
         install_trigger(ctx)
@@ -147,6 +164,8 @@ def drop_codec(ctx: CollectionContext, name: str) -> None:
         if ctx.info.placement is Placement.COMPANION and not ctx.codecs():
             # No trigger keeps the companion from here on: its keys would go stale. The next codec fills it anew.
             ctx.session.execute(ddl.truncate_companion(ctx.info))
+
+    _change(ctx, drop, f"drop_codec({name!r})", "call drop_codec() again")
     ctx.forget()
 
 
@@ -161,10 +180,11 @@ def fit(ctx: CollectionContext, *, sample: int = 50_000, fit_on: np.ndarray | No
         return 0
     require_every_row(ctx, "fit()")
     data = training_data(ctx, fit_on, sample)
-    with ctx.session.transaction():
+    fitted = [(info, make_codec(info.kind, ctx.info.dim).fit(data, fit_queries)) for info in trainable]
+
+    def create() -> None:
         _lock_for_codes(ctx)
-        for info in trainable:
-            codec = make_codec(info.kind, ctx.info.dim).fit(data, fit_queries)
+        for info, codec in fitted:
             column = code_column_name(ctx.info, info.name, info.version + 1)
             catalog.insert_codec(ctx.session, ctx.info.id, info.name, codec.spec, version=info.version + 1,
                                  state=CodecState.BUILDING, column_name=column, sql_type=codec.sql_type(),
@@ -173,6 +193,8 @@ def fit(ctx: CollectionContext, *, sample: int = 50_000, fit_on: np.ndarray | No
             for column_name, sql_type in code_columns(column, codec):
                 _add_column(ctx, column_name, sql_type)
         install_trigger(ctx)
+
+    _change(ctx, create, "fit()", "call fit() again")
     return _fill(ctx, progress=progress) if backfill_now else 0
 
 
@@ -201,30 +223,24 @@ def _fill(ctx: CollectionContext, *, progress: bool, batch_rows: int = BACKFILL_
     total = 0
     for info in [c for c in ctx.codecs() if c.state is CodecState.BUILDING]:
         todo = int(ctx.session.value(q.count_missing_codes(ctx.info, info.column_name)))
+        statement = q.backfill_batch(ctx.info, info.column_name, ctx.key_type())
+
+        def batch(after: Any, rows: int, lacking_only: bool, statement: sql.Composed = statement) -> tuple[int, Any]:
+            done, last = _one_row(ctx, statement, {"after": after, "rows": rows})
+            return int(done), last if done == rows else None  # fewer than asked for: the pass reached the end
+
+        def missing(column: str = info.column_name) -> int:
+            return int(ctx.session.value(q.count_missing_codes(ctx.info, column)))
+
         with progress_bar(f"codes {info.name} v{info.version}", todo, progress) as bar:
-            total += _backfill_column(ctx, info.column_name, batch_rows, advancer(bar))
+            total += _walk(ctx, batch, missing, batch_rows, advancer(bar), f"the backfill of codec {info.name!r}")
         _activate(ctx, info)
     return total
 
 
-def _backfill_column(ctx: CollectionContext, column: str, batch_rows: int, on_batch: Callable[[int], None]) -> int:
-    """Re-assigning the vector fires the trigger, which fills the row's missing codes."""
-    statement = q.backfill_batch(ctx.info, column)
-    commit_batches = not ctx.session.in_transaction
-    total = 0
-    while True:
-        with ctx.session.transaction() if commit_batches else nullcontext():
-            updated = ctx.session.execute(statement, (batch_rows,)).rowcount
-        total += updated
-        if updated:
-            on_batch(updated)
-        if updated < batch_rows:
-            return total
-
-
 def _fill_companion(ctx: CollectionContext, *, progress: bool, batch_rows: int) -> int:
-    """One pass over the user's rows in key order fills every building codec's columns in the companion (and
-    inserts a row missing there with all its codes); then each building version becomes the active one."""
+    """Passes over the user's rows in key order fill every building codec's columns in the companion (and
+    insert a row missing there with all its codes); then each building version becomes the active one."""
     building = [c for c in ctx.codecs() if c.state is CodecState.BUILDING]
     if not building:
         return 0
@@ -232,41 +248,95 @@ def _fill_companion(ctx: CollectionContext, *, progress: bool, batch_rows: int) 
     ids = {c.id for c in building}
     building_columns = {column for info in building for column in column_names(ctx, info)}
     building_targets = [t for t in assigned if t.column in building_columns]
-    statement = ddl.fill_companion_batch(ctx.info, assigned, building_targets, ctx.key_type())
-    commit_batches = not ctx.session.in_transaction
+    statements = {lacking: ddl.fill_companion_batch(ctx.info, assigned, building_targets, ctx.key_type(),
+                                                    lacking_only=lacking) for lacking in (False, True)}
+
+    def batch(after: Any, rows: int, lacking_only: bool) -> tuple[int, Any]:
+        bound, done = _one_row(ctx, statements[lacking_only], {"after": after, "rows": rows})
+        return int(done), bound
+
+    def missing() -> int:
+        return int(ctx.session.value(ddl.missing_codes(ctx.info, [t.column for t in building_targets])))
+
     todo = int(ctx.session.value(q.count_vectors(ctx.info)))
-    total, after = 0, None
     with progress_bar(f"codes {', '.join(f'{c.name} v{c.version}' for c in building)}", todo, progress) as bar:
-        step = advancer(bar)
-        while True:
-            # The encoders run in this session: under the pinned search_path, as in the trigger.
-            with ctx.session.transaction() if commit_batches else nullcontext(), ctx.session.pinned_search_path():
-                row = ctx.session.row(statement, {"after": after, "rows": batch_rows})
-            assert row is not None
-            bound, done = row
-            total += int(done)
-            if done:
-                step(int(done))
-            if bound is None:
-                break
-            after = bound
-    missing = int(ctx.session.value(ddl.missing_codes(ctx.info, [t.column for t in building_targets])))
-    if missing:  # would be a bug: the trigger and the batches cover every row
-        raise SchemaError(f"{missing} rows of {ctx.info.qualified_name} still lack codes in the companion: "
-                          "run backfill() again")
+        total = _walk(ctx, batch, missing, batch_rows, advancer(bar), "the companion's backfill")
     for info in [c for c in ctx.codecs() if c.id in ids]:
         _activate(ctx, info)
     return total
+
+
+def _one_row(ctx: CollectionContext, statement: sql.Composed, params: dict[str, Any]) -> tuple[Any, ...]:
+    # The encoders run in this session: under the pinned search_path, as in the trigger.
+    with ctx.session.pinned_search_path():
+        row = ctx.session.row(statement, params)
+    assert row is not None
+    return row
+
+
+class _BatchSizer:
+    """Rows per batch such that one takes about BATCH_SECONDS: how long a writer may wait for a row a batch
+    holds. Starts small, grows at most 2x a batch, never past the caller's `batch_rows`."""
+
+    def __init__(self, most: int) -> None:
+        if most < 1:
+            raise InvalidInputError(f"batch_rows must be at least 1, got {most}")
+        self.most = most
+        self.rows = min(most, 256)
+
+    def took(self, rows: int, seconds: float) -> None:
+        if rows == self.rows:
+            wanted = rows * BATCH_SECONDS / max(seconds, 1e-3)
+            self.rows = max(1, min(self.most, int(min(wanted, 2 * rows))))
+
+
+def _walk(ctx: CollectionContext, batch: Callable[[Any, int, bool], tuple[int, Any]], missing: Callable[[], int],
+          batch_rows: int, on_batch: Callable[[int], None], what: str) -> int:
+    """Passes of batches in key order until no row lacks its codes; the first pass takes every row, the later
+    ones the rows still lacking (skipped because another transaction held them). `batch(after, rows,
+    lacking_only)` returns the rows done and the key to go on after (None: the pass is over). Each batch is its
+    own transaction with bounded lock waits (pgembed.db.locks) unless the caller's transaction is open."""
+    sizer = _BatchSizer(batch_rows)
+    finish = "call backfill() to finish it"
+    total, lacking_only, stalled_since = 0, False, None
+    while True:
+        after: Any = None
+        while True:
+            started = time.perf_counter()
+            done, after = locks.bounded(ctx.session, partial(batch, after, sizer.rows, lacking_only), what=what,
+                                        finish=finish)
+            sizer.took(done, time.perf_counter() - started)
+            if done:
+                total += done
+                on_batch(done)
+                stalled_since = None
+            if after is None:
+                break
+        left = missing()
+        if not left:
+            return total
+        # Rows still held by other transactions: wait for them, without holding any lock of ours.
+        stalled_since = stalled_since or time.monotonic()
+        if time.monotonic() - stalled_since > locks.GIVE_UP_AFTER:
+            raise LockBusyError(f"{what}: {left} rows of {ctx.info.qualified_name} stayed locked by other "
+                                f"transactions for {locks.GIVE_UP_AFTER:.0f} s and still lack codes; {finish}")
+        lacking_only = True
+        time.sleep(0.1)
 
 
 def _activate(ctx: CollectionContext, info: CodecInfo) -> None:
     previous = next((c for c in ctx.codecs() if c.name == info.name and c.state is CodecState.ACTIVE), None)
     # Readers keep the previous version's index until the switch: build the new version's first.
     rebuilt = [i for i in indexes.list_indexes(ctx) if previous is not None and i.codec_id == previous.id]
+    # Concurrently where it can (writers go on meanwhile); an index left from an interrupted activation is
+    # kept if complete, rebuilt if not (pgembed.engine.indexes.build).
+    built = [(i.method, i.predicate) for i in indexes.list_indexes(ctx) if i.codec_id == info.id]
     for index in rebuilt:
-        indexes.build(ctx, info.id, info.column_name, index.method, index.params, concurrently=False,
-                      progress=False, predicate=index.predicate)
-    with ctx.session.transaction():
+        if (index.method, index.predicate) not in built:
+            indexes.build(ctx, info.id, info.column_name, index.method, index.params,
+                          concurrently=ctx.session.idle_autocommit, progress=False, predicate=index.predicate)
+
+    def switch() -> None:
         _lock_for_codes(ctx)
         if previous is not None:
             catalog.set_codec_state(ctx.session, previous.id, CodecState.RETIRED)
@@ -277,6 +347,8 @@ def _activate(ctx: CollectionContext, info: CodecInfo) -> None:
         if previous is not None:
             for column in column_names(ctx, previous):
                 ctx.session.execute(ddl.drop_column(ctx.info, column))  # its indexes go with it
+
+    _change(ctx, switch, f"the activation of codec {info.name!r} v{info.version}", "call backfill() to finish it")
     ctx.forget()
 
 

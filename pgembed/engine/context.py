@@ -63,6 +63,9 @@ class CollectionContext:
         for info in codecs:
             if info.name == name and info.state is CodecState.ACTIVE:
                 return info
+        if any(c.name == name and c.state is CodecState.BUILDING for c in codecs):
+            raise SchemaError(f"codec {name!r} of collection {self.info.name!r} is still building (its add_codec() "
+                              "was interrupted, or ran with backfill=False): call backfill() to finish it")
         known = ", ".join(c.name for c in codecs) or "none"
         raise SchemaError(f"collection {self.info.name!r} has no active codec {name!r} (codecs: {known})")
 

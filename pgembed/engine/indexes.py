@@ -85,6 +85,7 @@ def build(ctx: CollectionContext, codec_id: int | None, column: str, method: Ind
         if twin is not None:  # the planner would choose between the two by name
             raise SchemaError(f"index {twin!r} already serves that predicate")
     name = index_name(ctx, column, method, canonical, on_codes=codec_id is not None)
+    _drop_interrupted(ctx, ctx.info.codes_schema if codec_id is not None else ctx.info.table_schema, name)
     monitor = _monitor_connection(ctx) if progress else None
     try:
         with progress_bar(f"index {name}", None, progress) as bar:
@@ -103,11 +104,22 @@ def build(ctx: CollectionContext, codec_id: int | None, column: str, method: Ind
                                      predicate)
         ctx.forget()
     except psycopg.errors.DuplicateTable as err:
-        raise SchemaError(f"index {name!r} already exists") from err
+        known = any(i.index_name == name for i in list_indexes(ctx))
+        raise SchemaError(f"index {name!r} already exists" + ("" if known else (
+            ", and pgembed's catalog does not record it (made by hand, or a concurrent build interrupted just "
+            "after it finished): drop it to have pgembed build its own"))) from err
     finally:
         if monitor is not None:
             monitor.close()
     return name
+
+
+def _drop_interrupted(ctx: CollectionContext, schema: str, name: str) -> None:
+    """A CREATE INDEX CONCURRENTLY interrupted (a crash, a cancel) leaves an INVALID index that blocks its name
+    and slows every write; the catalog never recorded it. The next build of that index drops it first."""
+    valid = ctx.session.row(q.INDEX_VALID, (schema, name))
+    if valid is not None and not valid[0] and all(i.index_name != name for i in list_indexes(ctx)):
+        ctx.session.execute(ddl.drop_index(schema, name, concurrently=ctx.session.idle_autocommit))
 
 
 def drop_index(ctx: CollectionContext, index_name: str) -> None:

@@ -171,20 +171,29 @@ def install_companion_trigger(info: CollectionInfo, targets: Sequence[CodeTarget
 
 
 def fill_companion_batch(info: CollectionInfo, all_targets: Sequence[CodeTarget], building: Sequence[CodeTarget],
-                         key_type: str) -> sql.Composed:
+                         key_type: str, *, lacking_only: bool = False) -> sql.Composed:
     """The rows of the user's table with keys in (%(after)s, bound], bound being the %(rows)s-th key after it
     (none: to the end): their companion rows get the building codecs' codes, and a row missing there gets every
-    code. The range is fixed before the rows are locked FOR SHARE, so a row whose key another transaction moves
-    meanwhile cannot make a batch skip keys (that write's trigger encodes it); a concurrent delete or change
-    of the vector waits for this batch, and its trigger then has the last word. Returns the bound (NULL: the
-    last batch) and the rows done."""
+    code. `lacking_only`: only the rows whose companion row is missing or lacks a building code (a later pass).
+
+    The range is fixed before the rows are locked FOR SHARE, so a row whose key another transaction moves
+    meanwhile cannot make a batch skip keys (that write's trigger encodes it). A row another transaction has
+    locked is skipped, not waited for: a later pass takes it, so the batch never deadlocks with writers. A
+    concurrent delete or change of the vector waits for this batch, and its trigger then has the last word.
+    Returns the bound (NULL: the last batch) and the rows done."""
     source = sql.SQL("pgembed_batch.{}").format(info.vector)
     after = sql.SQL("(%(after)s::{kt} IS NULL OR {k} > %(after)s::{kt})").format(kt=sql.SQL(key_type), k=info.key)
+    if lacking_only:
+        complete = sql.SQL(" AND ").join(sql.SQL("pgembed_codes.{} IS NOT NULL").format(sql.Identifier(b.column))
+                                         for b in building)
+        after = sql.SQL("{} AND NOT EXISTS (SELECT 1 FROM {} AS pgembed_codes WHERE pgembed_codes.{} = {}.{} "
+                        "AND {})").format(after, info.codes_table, info.key, info.table, info.key, complete)
     return sql.SQL(
         "WITH pgembed_bound AS (SELECT (SELECT {k} FROM {t} WHERE {after} ORDER BY {k} OFFSET %(rows)s - 1 LIMIT 1) "
         "AS bound), "
         "pgembed_batch AS (SELECT {k}, {v} FROM {t} WHERE {v} IS NOT NULL AND {after} "
-        "AND ((SELECT bound FROM pgembed_bound) IS NULL OR {k} <= (SELECT bound FROM pgembed_bound)) FOR SHARE), "
+        "AND ((SELECT bound FROM pgembed_bound) IS NULL OR {k} <= (SELECT bound FROM pgembed_bound)) "
+        "FOR SHARE SKIP LOCKED), "
         "pgembed_updated AS (UPDATE {codes} AS pgembed_codes SET {sets} FROM pgembed_batch "
         "WHERE pgembed_codes.{k} = pgembed_batch.{k}), "
         "pgembed_inserted AS (INSERT INTO {codes} ({k}, {cols}) SELECT pgembed_batch.{k}, {vals} FROM pgembed_batch "
@@ -299,5 +308,6 @@ def create_index(table: sql.Identifier, *, name: str, column: str, method: str, 
     )
 
 
-def drop_index(schema: str, index_name: str) -> sql.Composed:
-    return sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(schema, index_name))
+def drop_index(schema: str, index_name: str, *, concurrently: bool = False) -> sql.Composed:
+    return sql.SQL("DROP INDEX {}IF EXISTS {}").format(sql.SQL("CONCURRENTLY " if concurrently else ""),
+                                                       sql.Identifier(schema, index_name))

@@ -40,6 +40,12 @@ INDEX_SIZES = sql.SQL(
 )
 TABLE_SIZE = sql.SQL("SELECT pg_table_size(%s::regclass)")
 
+# Whether an index of that name is valid (NULL: none): an interrupted CREATE INDEX CONCURRENTLY leaves one not.
+INDEX_VALID = sql.SQL(
+    "SELECT i.indisvalid FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid "
+    "JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s"
+)
+
 INDEX_BUILD_PROGRESS = sql.SQL(
     "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total "
     "FROM pg_stat_progress_create_index WHERE pid = %s"

@@ -16,6 +16,7 @@ HASH_BUCKETS = 4096  # the resolution of a synthetic filter's selectivity
 
 # With row_security off, a statement that row-level security would filter raises instead (SQLSTATE 42501).
 ROW_SECURITY_OFF = sql.SQL("SELECT set_config('row_security', 'off', true)")
+LOCK_TIMEOUT = sql.SQL("SELECT set_config('lock_timeout', %s, true)")  # for the rest of the transaction
 
 
 def probe(info: CollectionInfo) -> sql.Composed:
@@ -46,11 +47,19 @@ def sample(info: CollectionInfo, n: int, seed: int, table_rows: float) -> sql.Co
     ).format(k=info.key, v=info.vector, t=info.table, s=sampling, n=sql.Literal(n), seed=sql.Literal(str(seed)))
 
 
-def backfill_batch(info: CollectionInfo, column: str) -> sql.Composed:
-    """Re-assign the vector of up to %s rows whose `column` is still NULL: the trigger fills their codes."""
+def backfill_batch(info: CollectionInfo, column: str, key_type: str) -> sql.Composed:
+    """Re-assign the vector of up to %(rows)s rows with keys after %(after)s (NULL: from the first), taken in
+    key order, whose `column` is still NULL: the trigger fills their codes. A row another transaction has
+    locked is skipped, not waited for (the next pass takes it): a backfill never deadlocks with writers, and a
+    writer waits at most for one batch. Returns the rows done and the last key locked (NULL: none was)."""
+    after = sql.SQL("(%(after)s::{kt} IS NULL OR {k} > %(after)s::{kt})").format(kt=sql.SQL(key_type), k=info.key)
     return sql.SQL(
-        "UPDATE {t} SET {v} = {v} WHERE {k} IN (SELECT {k} FROM {t} WHERE {c} IS NULL AND {v} IS NOT NULL LIMIT %s)"
-    ).format(t=info.table, v=info.vector, k=info.key, c=sql.Identifier(column))
+        "WITH pgembed_batch AS (SELECT {k} FROM {t} WHERE {c} IS NULL AND {v} IS NOT NULL AND {after} "
+        "ORDER BY {k} LIMIT %(rows)s FOR UPDATE SKIP LOCKED), "
+        "pgembed_done AS (UPDATE {t} AS pgembed_row SET {v} = pgembed_row.{v} FROM pgembed_batch "
+        "WHERE pgembed_row.{k} = pgembed_batch.{k} RETURNING 1) "
+        "SELECT (SELECT count(*) FROM pgembed_done), (SELECT {k} FROM pgembed_batch ORDER BY {k} DESC LIMIT 1)"
+    ).format(t=info.table, v=info.vector, k=info.key, c=sql.Identifier(column), after=after)
 
 
 def copy_in(info: CollectionInfo, columns: Sequence[str]) -> sql.Composed:

@@ -139,6 +139,14 @@ BEGIN
       AND s.predicate IS NOT NULL AND pgembed.filter_includes(filter, s.predicate)
     ORDER BY s.name, s.index_name LIMIT 1;
 
+    IF _plan.codec IS NOT NULL AND n_sources = 0 AND plan <> 'exact'
+       AND NOT EXISTS (SELECT 1 FROM pgembed.codecs AS d WHERE d.collection_id = _plan.collection_id
+                       AND d.name = _plan.codec AND d.state = 'active')
+       AND EXISTS (SELECT 1 FROM pgembed.codecs AS d WHERE d.collection_id = _plan.collection_id
+                   AND d.name = _plan.codec AND d.state = 'building') THEN
+        RAISE EXCEPTION 'codec % is still building (its add_codec() was interrupted, or ran with backfill => false): '
+            'call backfill() to finish it', quote_literal(_plan.codec) USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
     IF _plan.codec IS NOT NULL AND n_sources = 0 AND plan <> 'exact' THEN
         RAISE EXCEPTION 'codec % has no HNSW index to search: create_index(%)', quote_literal(_plan.codec),
             quote_literal(_plan.codec) USING ERRCODE = 'object_not_in_prerequisite_state';

@@ -68,6 +68,19 @@ BEGIN
     END IF;
 END $$;
 
+-- Before a search reads which code columns are active: the codes' table (the user's, or the companion) held in
+-- ACCESS SHARE until the transaction ends. A re-fit's activation drops the replaced version's columns under
+-- ACCESS EXCLUSIVE, so it waits for the search (with a bounded wait, and again after) instead of removing a
+-- column the search's plan names between the plan and its statement.
+CREATE OR REPLACE FUNCTION pgembed._hold_codes(c pgembed.collections) RETURNS void LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF c.placement = 'companion' THEN
+        EXECUTE format('LOCK TABLE pgembed.%I IN ACCESS SHARE MODE', 'codes_' || c.id);
+    ELSE
+        EXECUTE format('LOCK TABLE %I.%I IN ACCESS SHARE MODE', c.table_schema, c.table_name);
+    END IF;
+END $$;
+
 -- The plan pgembed.search() (and Python's Collection.search()) takes for these arguments, as jsonb.
 CREATE OR REPLACE FUNCTION pgembed.search_plan(
     collection text, query vector, k integer DEFAULT 10, filter jsonb DEFAULT NULL,
@@ -108,6 +121,7 @@ DECLARE
 BEGIN
     PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan, refine, refine_oversample, rerank);
     PERFORM pgembed._check_query(c, query);
+    PERFORM pgembed._hold_codes(c);
     prepared := pgembed._prepare_search(c.id, filter, NULL, k, recall, codec, ef_search, oversample, plan, '{}', NULL, NULL,
                                       refine, refine_oversample, rerank);
     p := prepared -> 'plan';
@@ -223,6 +237,7 @@ BEGIN
     END IF;
     PERFORM pgembed.check_search_params(k, recall, NULL, NULL, 'auto');
     PERFORM pgembed._check_queries(c, queries);
+    PERFORM pgembed._hold_codes(c);
     FOR g IN
         SELECT u.f AS filter, array_agg(u.no ORDER BY u.no) AS nos, array_agg(u.q ORDER BY u.no) AS qs
         FROM (SELECT q, (array_lower(queries, 1) + i - 1)::integer AS no,
