@@ -225,7 +225,7 @@ def _fill(ctx: CollectionContext, *, progress: bool, batch_rows: int = BACKFILL_
         todo = int(ctx.session.value(q.count_missing_codes(ctx.info, info.column_name)))
         statement = q.backfill_batch(ctx.info, info.column_name, ctx.key_type())
 
-        def batch(after: Any, rows: int, lacking_only: bool, statement: sql.Composed = statement) -> tuple[int, Any]:
+        def batch(after: Any, rows: int, statement: sql.Composed = statement) -> tuple[int, Any]:
             done, last = _one_row(ctx, statement, {"after": after, "rows": rows})
             return int(done), last if done == rows else None  # fewer than asked for: the pass reached the end
 
@@ -248,11 +248,10 @@ def _fill_companion(ctx: CollectionContext, *, progress: bool, batch_rows: int) 
     ids = {c.id for c in building}
     building_columns = {column for info in building for column in column_names(ctx, info)}
     building_targets = [t for t in assigned if t.column in building_columns]
-    statements = {lacking: ddl.fill_companion_batch(ctx.info, assigned, building_targets, ctx.key_type(),
-                                                    lacking_only=lacking) for lacking in (False, True)}
+    statement = ddl.fill_companion_batch(ctx.info, assigned, building_targets, ctx.key_type())
 
-    def batch(after: Any, rows: int, lacking_only: bool) -> tuple[int, Any]:
-        bound, done = _one_row(ctx, statements[lacking_only], {"after": after, "rows": rows})
+    def batch(after: Any, rows: int) -> tuple[int, Any]:
+        bound, done = _one_row(ctx, statement, {"after": after, "rows": rows})
         return int(done), bound
 
     def missing() -> int:
@@ -290,20 +289,20 @@ class _BatchSizer:
             self.rows = max(1, min(self.most, int(min(wanted, 2 * rows))))
 
 
-def _walk(ctx: CollectionContext, batch: Callable[[Any, int, bool], tuple[int, Any]], missing: Callable[[], int],
+def _walk(ctx: CollectionContext, batch: Callable[[Any, int], tuple[int, Any]], missing: Callable[[], int],
           batch_rows: int, on_batch: Callable[[int], None], what: str) -> int:
-    """Passes of batches in key order until no row lacks its codes; the first pass takes every row, the later
-    ones the rows still lacking (skipped because another transaction held them). `batch(after, rows,
-    lacking_only)` returns the rows done and the key to go on after (None: the pass is over). Each batch is its
+    """Passes of batches in key order over the rows lacking codes, until none does (a later pass takes the rows
+    an earlier one skipped because another transaction held them). `batch(after, rows)` returns the rows done
+    and the key to go on after (None: the pass is over). Each batch is its
     own transaction with bounded lock waits (pgembed.db.locks) unless the caller's transaction is open."""
     sizer = _BatchSizer(batch_rows)
     finish = "call backfill() to finish it"
-    total, lacking_only, stalled_since = 0, False, None
+    total, stalled_since = 0, None
     while True:
         after: Any = None
         while True:
             started = time.perf_counter()
-            done, after = locks.bounded(ctx.session, partial(batch, after, sizer.rows, lacking_only), what=what,
+            done, after = locks.bounded(ctx.session, partial(batch, after, sizer.rows), what=what,
                                         finish=finish)
             sizer.took(done, time.perf_counter() - started)
             if done:
@@ -320,7 +319,6 @@ def _walk(ctx: CollectionContext, batch: Callable[[Any, int, bool], tuple[int, A
         if time.monotonic() - stalled_since > locks.GIVE_UP_AFTER:
             raise LockBusyError(f"{what}: {left} rows of {ctx.info.qualified_name} stayed locked by other "
                                 f"transactions for {locks.GIVE_UP_AFTER:.0f} s and still lack codes; {finish}")
-        lacking_only = True
         time.sleep(0.1)
 
 

@@ -171,10 +171,11 @@ def install_companion_trigger(info: CollectionInfo, targets: Sequence[CodeTarget
 
 
 def fill_companion_batch(info: CollectionInfo, all_targets: Sequence[CodeTarget], building: Sequence[CodeTarget],
-                         key_type: str, *, lacking_only: bool = False) -> sql.Composed:
+                         key_type: str) -> sql.Composed:
     """The rows of the user's table with keys in (%(after)s, bound], bound being the %(rows)s-th key after it
-    (none: to the end): their companion rows get the building codecs' codes, and a row missing there gets every
-    code. `lacking_only`: only the rows whose companion row is missing or lacks a building code (a later pass).
+    (none: to the end), among the rows whose companion row is missing or lacks a building code (those the
+    trigger wrote since the codecs began building are complete): their companion rows get the building codecs'
+    codes, and a row missing there gets every code.
 
     The range is fixed before the rows are locked FOR SHARE, so a row whose key another transaction moves
     meanwhile cannot make a batch skip keys (that write's trigger encodes it). A row another transaction has
@@ -183,11 +184,10 @@ def fill_companion_batch(info: CollectionInfo, all_targets: Sequence[CodeTarget]
     Returns the bound (NULL: the last batch) and the rows done."""
     source = sql.SQL("pgembed_batch.{}").format(info.vector)
     after = sql.SQL("(%(after)s::{kt} IS NULL OR {k} > %(after)s::{kt})").format(kt=sql.SQL(key_type), k=info.key)
-    if lacking_only:
-        complete = sql.SQL(" AND ").join(sql.SQL("pgembed_codes.{} IS NOT NULL").format(sql.Identifier(b.column))
-                                         for b in building)
-        after = sql.SQL("{} AND NOT EXISTS (SELECT 1 FROM {} AS pgembed_codes WHERE pgembed_codes.{} = {}.{} "
-                        "AND {})").format(after, info.codes_table, info.key, info.table, info.key, complete)
+    complete = sql.SQL(" AND ").join(sql.SQL("pgembed_codes.{} IS NOT NULL").format(sql.Identifier(b.column))
+                                     for b in building)
+    after = sql.SQL("{} AND NOT EXISTS (SELECT 1 FROM {} AS pgembed_codes WHERE pgembed_codes.{} = {}.{} "
+                    "AND {})").format(after, info.codes_table, info.key, info.table, info.key, complete)
     return sql.SQL(
         "WITH pgembed_bound AS (SELECT (SELECT {k} FROM {t} WHERE {after} ORDER BY {k} OFFSET %(rows)s - 1 LIMIT 1) "
         "AS bound), "

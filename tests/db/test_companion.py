@@ -238,7 +238,7 @@ def test_codecs_added_without_backfill_are_encoded_in_one_pass(docs: pgembed.Col
     assert building.state == "building" and [c.name for c in docs.codecs() if c.state == "active"] == []
     v = unit_vectors(1, DIM, seed=6)[0]
     sql_conn.execute("INSERT INTO docs (id, embedding) VALUES (5000, %s)", (vector_text(v),))  # kept meanwhile
-    assert docs.backfill() == ROWS + 1
+    assert docs.backfill() == ROWS  # row 5000's codes came from the trigger: the backfill leaves it be
     assert {c.name for c in docs.codecs() if c.state == "active"} == {"bq2", "f16"}
     assert_in_step(sql_conn, docs)
 

@@ -36,7 +36,7 @@ from pgembed.statements import soak as q
 from pgembed.statements.benchmarks import drop_table_if_exists
 from pgembed.tools.datasets.files import load_dataset_dir
 from pgembed.tools.demo import DEMO_DATASET
-from pgembed.vocabulary import Placement
+from pgembed.vocabulary import CodecState, Placement
 
 TABLE = "pgembed_soak"
 CODECS = ("bq2", "sq8")  # both trainable: fit() makes a version 2 of each; the HNSW index is on bq2
@@ -290,7 +290,7 @@ def _lost_writes(db: pgembed.Database, info: Any, pool: np.ndarray, expected: li
 
 def _stale_codes(db: pgembed.Database, collection: pgembed.Collection) -> tuple[int, int]:
     """Rows whose stored codes differ from numpy's encoding of their vector, and rows lacking a code."""
-    active = [c for c in collection.codecs() if c.state.value == "active"]
+    active = [c for c in collection.codecs() if c.state is CodecState.ACTIVE]
     columns = [c.column_name for c in active]
     rows = db.execute(q.codes_with_vectors(collection.info, columns)).fetchall()
     if not rows:
