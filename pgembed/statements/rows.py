@@ -67,6 +67,31 @@ def copy_in(info: CollectionInfo, columns: Sequence[str]) -> sql.Composed:
         info.table, sql.SQL(", ").join(map(sql.Identifier, columns)))
 
 
+# -- ingest where row-level security applies: PostgreSQL refuses COPY FROM into such a table, so rows are
+# copied into a temporary table of the same columns and inserted from it, through the table's policies.
+RLS_ACTIVE = sql.SQL("SELECT row_security_active(%s::regclass)")
+STAGE = sql.Identifier("pg_temp", "pgembed_ingest_stage")
+
+
+def create_stage(info: CollectionInfo, columns: Sequence[str]) -> sql.Composed:
+    """The staging table: the columns' types (typmods included) from the table itself, no rows."""
+    return sql.SQL("CREATE TEMP TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(
+        STAGE, sql.SQL(", ").join(map(sql.Identifier, columns)), info.table)
+
+
+def copy_into_stage(columns: Sequence[str]) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        STAGE, sql.SQL(", ").join(map(sql.Identifier, columns)))
+
+
+def insert_staged(info: CollectionInfo, columns: Sequence[str]) -> sql.Composed:
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(info.table, names, names, STAGE)
+
+
+DROP_STAGE = sql.SQL("DROP TABLE {}").format(STAGE)
+
+
 def select_vectors(info: CollectionInfo, clause: str, limit: int | None = None) -> sql.Composed:
     """(key, vector) of the rows a compiled filter keeps; executed without parameters."""
     return sql.SQL("SELECT {k}, {v} FROM {t} WHERE ({w}) AND {v} IS NOT NULL{limit}").format(

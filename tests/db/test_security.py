@@ -263,3 +263,23 @@ def test_a_reader_uses_the_library_and_a_stranger_sees_nothing(dsn: str, tenant_
                                    ).fetchone() == (0,)
         with pytest.raises(psycopg.errors.UndefinedObject, match="no collection named"):
             db.conn.execute("SELECT * FROM pgembed.search('docs', %s)", (vector_text(tenant_docs[0]),))
+
+
+def test_a_tenant_under_row_level_security_ingests_through_its_policies(dsn: str, tenant_docs: np.ndarray,
+                                                                         roles: dict[str, str],
+                                                                         sql_conn: psycopg.Connection) -> None:
+    # PostgreSQL refuses COPY FROM into a table whose policies apply to the role: ingest goes through an INSERT.
+    tenant = roles["a"]
+    sql_conn.execute(sql.SQL("GRANT INSERT ON docs TO {}").format(sql.Identifier(tenant)))
+    new = unit_vectors(30, DIM, seed=9)
+    with pgembed.connect(as_role(dsn, tenant)) as db:
+        docs = db.collection("docs")
+        assert docs.ingest(np.arange(1000, 1020), new[:20], {"tenant": ["a"] * 20, "owner": [tenant] * 20}) == 20
+        with pytest.raises(InvalidInputError, match="row-level security policy"):
+            docs.ingest(np.arange(2000, 2010), new[20:], {"tenant": ["b"] * 10, "owner": [roles["b"]] * 10})
+        with db.transaction():  # twice in the application's transaction: the staging table does not linger
+            docs.ingest([1020], new[20:21], {"tenant": ["a"], "owner": [tenant]})
+            docs.ingest([1021], new[21:22], {"tenant": ["a"], "owner": [tenant]})
+        assert docs.search(new[5], 1).ids[0] == 1005
+    assert sql_conn.execute("SELECT count(*) FROM docs WHERE id >= 1000").fetchone() == (22,)
+    assert sql_conn.execute("SELECT count(*) FROM docs WHERE id >= 1000 AND embedding_bq2 IS NULL").fetchone() == (0,)
