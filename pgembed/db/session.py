@@ -2,34 +2,122 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from pgembed.errors import CatalogError
+from pgembed.errors import CatalogError, ConcurrentUseError, ConnectionLostError
 from pgembed.statements import introspection
 from pgembed.statements import search_path as path
 
 Statement = sql.Composable | str
+T = TypeVar("T")
+# What a new connection must report alike for it to stand in for a lost one (what SET on the lost one changed
+# and the server reports; SET ROLE between two roles that are not superusers is not among them: docs/reliability.md).
+REPORTED_STATE = ("session_authorization", "is_superuser", "search_path")
 
 
 class Session:
     """A connection as pgembed uses it. Every operation runs inside `transaction()`: its own transaction
     when the connection is idle, a savepoint inside the application's transaction otherwise."""
 
-    def __init__(self, conn: psycopg.Connection) -> None:
-        self.conn = conn
+    def __init__(self, conn: psycopg.Connection, *, reopen: Callable[[], psycopg.Connection] | None = None) -> None:
+        """`reopen`: how to open a connection in place of a lost one (a Database that owns its connection);
+        without it, a lost connection stays lost (the application's own: pgembed never replaces it)."""
+        self._conn = conn
+        self._reopen = reopen
         self._vector_schema: str | None = None
+        # The thread whose transaction (through transaction()) is open, and how deeply: a connection's transaction
+        # is shared by every thread that uses it, so a second thread's work would silently run inside it.
+        self._owner_lock = threading.Lock()
+        self._owner: int | None = None
+        self._depth = 0
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection]:
-        with self.conn.transaction():
-            yield self.conn
+        self._claim()
+        try:
+            self._ensure_open()
+            with self.conn.transaction():
+                yield self.conn
+        finally:
+            with self._owner_lock:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._owner = None
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        """The connection; one lost before this use, outside a transaction of pgembed's, is replaced first (when
+        this session may: see _ensure_open)."""
+        if self._conn.closed and self._owner is None:
+            self._ensure_open()
+        return self._conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _claim(self) -> None:
+        me = threading.get_ident()
+        with self._owner_lock:
+            if self._owner not in (None, me):
+                raise ConcurrentUseError(
+                    "this Database's connection is in a transaction another thread opened, and a transaction is "
+                    "shared by every thread that uses the connection: use one Database (connection) per thread")
+            self._owner = me
+            self._depth += 1
+
+    def _check_thread(self) -> None:
+        owner = self._owner
+        if owner is not None and owner != threading.get_ident():
+            raise ConcurrentUseError(
+                "this Database's connection is in a transaction another thread opened, and a transaction is "
+                "shared by every thread that uses the connection: use one Database (connection) per thread")
+
+    def _ensure_open(self) -> None:
+        """A connection lost earlier (server restart, terminated backend) is replaced, when this session may,
+        before work starts on it: no statement of a failed call is ever re-sent here."""
+        if not self._conn.closed:
+            return
+        if not self._conn.broken:
+            raise ConnectionLostError("this Database is closed")
+        if self._reopen is None:
+            raise ConnectionLostError(
+                "the connection to the server was lost, and it is the application's: pgembed does not open "
+                "another in its place. Hand pgembed a new connection (pgembed.Database(conn))")
+        lost = {name: self._conn.info.parameter_status(name) for name in REPORTED_STATE}
+        fresh = self._reopen()
+        now = {name: fresh.info.parameter_status(name) for name in REPORTED_STATE}
+        if now != lost:
+            fresh.close()
+            changed = ", ".join(name for name in REPORTED_STATE if now[name] != lost[name])
+            raise ConnectionLostError(
+                f"the connection to the server was lost, and a new one would not be in the same state ({changed} "
+                "changed by SET on the lost one): pgembed does not reconnect. Put such settings in the DSN "
+                "(options='-c role=...'), then pgembed.connect() again")
+        self._conn = fresh
+
+    def read(self, work: Callable[[], T]) -> T:
+        """Run a read-only operation; when the connection turns out lost on it (the server restarted) and no
+        transaction of the application's was open, run it once more on a new connection. Writes are never
+        retried: whether a write on a lost connection committed is unknown, so it raises and the next call
+        reconnects."""
+        self._check_thread()
+        self._ensure_open()
+        idle = not self.in_transaction
+        try:
+            return work()
+        except psycopg.OperationalError:
+            if not (idle and self._conn.broken and self._reopen is not None):
+                raise
+        self._ensure_open()
+        return work()
 
     @contextmanager
     def pinned_search_path(self) -> Iterator[None]:
@@ -82,6 +170,7 @@ class Session:
         return self.conn.autocommit and not self.in_transaction
 
     def execute(self, statement: Statement, params: Any = None) -> psycopg.Cursor[Any]:
+        self._check_thread()
         return self.conn.execute(statement, params)  # type: ignore[arg-type]
 
     def rows(self, statement: Statement, params: Any = None) -> list[tuple[Any, ...]]:

@@ -1,0 +1,128 @@
+"""Connections: a Database from connect() opens a new connection in place of a lost one (a read is run once
+more; a write is never re-sent), the application's own connection is never replaced, and a transaction belongs
+to the thread that opened it."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import psycopg
+import pytest
+
+import pgembed
+from pgembed.errors import ConcurrentUseError, ConnectionLostError
+from tests.helpers import unit_vectors
+
+DIM = 16
+ROWS = 200
+
+
+@pytest.fixture
+def docs(db: pgembed.Database) -> np.ndarray:
+    x = unit_vectors(ROWS, DIM, seed=3)
+    docs = db.create_collection("docs", DIM)
+    docs.ingest(np.arange(ROWS), x)
+    docs.add_codec("bq2", "bq2")
+    return x
+
+
+def lose(db: pgembed.Database, sql_conn: psycopg.Connection) -> int:
+    """End the Database's server process, as a server restart does; the connection learns of it on its next
+    statement."""
+    pid = db.conn.info.backend_pid
+    sql_conn.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+    return pid
+
+
+def test_a_read_on_a_lost_connection_runs_again_on_a_new_one(db: pgembed.Database, docs: np.ndarray,
+                                                             sql_conn: psycopg.Connection) -> None:
+    collection = db.collection("docs")
+    before = lose(db, sql_conn)
+    assert collection.search(docs[7], 3).ids[0] == 7
+    assert db.conn.info.backend_pid != before
+    lose(db, sql_conn)
+    assert collection.search_batch(docs[:4], 3).ids[:, 0].tolist() == [0, 1, 2, 3]
+    lose(db, sql_conn)
+    assert [c.name for c in db.collections()] == ["docs"]
+    lose(db, sql_conn)
+    assert collection.count() == ROWS
+
+
+def test_a_write_on_a_lost_connection_is_not_sent_again(db: pgembed.Database, docs: np.ndarray,
+                                                        sql_conn: psycopg.Connection) -> None:
+    collection = db.collection("docs")
+    new = unit_vectors(2, DIM, seed=4)
+    lose(db, sql_conn)
+    with pytest.raises(psycopg.OperationalError):
+        collection.ingest([ROWS], new[:1])
+    assert sql_conn.execute("SELECT count(*) FROM docs").fetchone() == (ROWS,)
+    assert collection.ingest([ROWS + 1], new[1:]) == 1  # the next call opens a new connection
+    assert sql_conn.execute("SELECT count(*) FROM docs").fetchone() == (ROWS + 1,)
+
+
+def test_a_read_inside_the_applications_transaction_is_not_run_again(db: pgembed.Database, docs: np.ndarray,
+                                                                     sql_conn: psycopg.Connection) -> None:
+    collection = db.collection("docs")
+    with pytest.raises(psycopg.OperationalError), db.transaction():
+        lose(db, sql_conn)
+        collection.search(docs[0], 3)
+    assert collection.search(docs[0], 3).ids[0] == 0
+
+
+def test_the_applications_own_connection_is_never_replaced(dsn: str, docs: np.ndarray,
+                                                           sql_conn: psycopg.Connection) -> None:
+    conn = psycopg.connect(dsn, autocommit=True)
+    try:
+        db = pgembed.Database(conn)
+        collection = db.collection("docs")
+        lose(db, sql_conn)
+        with pytest.raises(psycopg.OperationalError):
+            collection.search(docs[0], 3)
+        with pytest.raises(ConnectionLostError, match="Hand pgembed a new connection"):
+            collection.search(docs[0], 3)
+    finally:
+        conn.close()
+
+
+def test_no_new_connection_in_another_state_than_the_lost_one(db: pgembed.Database, docs: np.ndarray,
+                                                              sql_conn: psycopg.Connection) -> None:
+    collection = db.collection("docs")
+    db.conn.execute("SET search_path = pg_catalog, public")
+    lose(db, sql_conn)
+    for _ in range(2):
+        with pytest.raises(ConnectionLostError, match="search_path"):
+            collection.search(docs[0], 3)
+
+
+def test_a_closed_database_says_so(db: pgembed.Database, docs: np.ndarray) -> None:
+    collection = db.collection("docs")
+    db.close()
+    with pytest.raises(ConnectionLostError, match="closed"):
+        collection.search(docs[0], 3)
+
+
+def test_a_transaction_belongs_to_the_thread_that_opened_it(db: pgembed.Database, docs: np.ndarray,
+                                                            sql_conn: psycopg.Connection) -> None:
+    collection = db.collection("docs")
+    opened, done = threading.Event(), threading.Event()
+    seen: list[BaseException | int] = []
+
+    def other_thread() -> None:
+        opened.wait(10)
+        try:
+            seen.append(len(collection.search(docs[0], 3)))
+        except BaseException as err:  # noqa: BLE001 - the test reads what the thread saw
+            seen.append(err)
+        done.set()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    with db.transaction():
+        collection.ingest([ROWS], unit_vectors(1, DIM, seed=8))
+        opened.set()
+        assert done.wait(10)
+    thread.join()
+    assert isinstance(seen[0], ConcurrentUseError), seen
+    assert len(collection.search(docs[0], 3)) == 3  # once it ended, any thread
+    assert sql_conn.execute("SELECT count(*) FROM docs").fetchone() == (ROWS + 1,)
