@@ -223,10 +223,11 @@ def _fill(ctx: CollectionContext, *, progress: bool, batch_rows: int = BACKFILL_
     total = 0
     for info in [c for c in ctx.codecs() if c.state is CodecState.BUILDING]:
         todo = int(ctx.session.value(q.count_missing_codes(ctx.info, info.column_name)))
-        statement = q.backfill_batch(ctx.info, info.column_name, ctx.key_type())
+        statements = {first: q.backfill_batch(ctx.info, info.column_name, ctx.key_type(), first=first)
+                      for first in (True, False)}
 
-        def batch(after: Any, rows: int, statement: sql.Composed = statement) -> tuple[int, Any]:
-            done, last = _one_row(ctx, statement, {"after": after, "rows": rows})
+        def batch(after: Any, rows: int, statements: dict[bool, sql.Composed] = statements) -> tuple[int, Any]:
+            done, last = _one_row(ctx, statements[after is None], {"after": after, "rows": rows})
             return int(done), last if done == rows else None  # fewer than asked for: the pass reached the end
 
         def missing(column: str = info.column_name) -> int:
@@ -248,10 +249,11 @@ def _fill_companion(ctx: CollectionContext, *, progress: bool, batch_rows: int) 
     ids = {c.id for c in building}
     building_columns = {column for info in building for column in column_names(ctx, info)}
     building_targets = [t for t in assigned if t.column in building_columns]
-    statement = ddl.fill_companion_batch(ctx.info, assigned, building_targets, ctx.key_type())
+    statements = {first: ddl.fill_companion_batch(ctx.info, assigned, building_targets, ctx.key_type(), first=first)
+                  for first in (True, False)}
 
     def batch(after: Any, rows: int) -> tuple[int, Any]:
-        bound, done = _one_row(ctx, statement, {"after": after, "rows": rows})
+        bound, done = _one_row(ctx, statements[after is None], {"after": after, "rows": rows})
         return int(done), bound
 
     def missing() -> int:

@@ -33,3 +33,12 @@ def clause(text: str) -> sql.Composable:
 def literal_clause(text: str) -> sql.SQL:
     """A compiled WHERE clause, to compose into a statement executed without parameters (COPY)."""
     return sql.SQL(text)
+
+
+def after_key(key: sql.Composable, key_type: str, first: bool) -> sql.Composable:
+    """The keys after %(after)s, or every key for the first batch of a pass. Two statements, not one with
+    `%(after)s IS NULL OR ...`: a prepared statement's generic plan cannot use the key's index for that, and
+    every batch would scan the table from its first key (a backfill quadratic in the table's size)."""
+    if first:
+        return sql.SQL("TRUE")
+    return sql.SQL("{} > %(after)s::{}").format(key, sql.SQL(key_type))

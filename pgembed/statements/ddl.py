@@ -17,7 +17,7 @@ from psycopg import sql
 
 from pgembed.codecs import SqlExpr
 from pgembed.records import CollectionInfo
-from pgembed.statements.compose import literal_clause
+from pgembed.statements.compose import after_key, literal_clause
 from pgembed.statements.encoders import render
 
 
@@ -171,11 +171,11 @@ def install_companion_trigger(info: CollectionInfo, targets: Sequence[CodeTarget
 
 
 def fill_companion_batch(info: CollectionInfo, all_targets: Sequence[CodeTarget], building: Sequence[CodeTarget],
-                         key_type: str) -> sql.Composed:
-    """The rows of the user's table with keys in (%(after)s, bound], bound being the %(rows)s-th key after it
-    (none: to the end), among the rows whose companion row is missing or lacks a building code (those the
-    trigger wrote since the codecs began building are complete): their companion rows get the building codecs'
-    codes, and a row missing there gets every code.
+                         key_type: str, *, first: bool) -> sql.Composed:
+    """The rows of the user's table with keys in (%(after)s, bound] (`first`: up to bound), bound being the
+    %(rows)s-th key after it (none: to the end), among the rows whose companion row is missing or lacks a
+    building code (those the trigger wrote since the codecs began building are complete): their companion rows
+    get the building codecs' codes, and a row missing there gets every code.
 
     The range is fixed before the rows are locked FOR SHARE, so a row whose key another transaction moves
     meanwhile cannot make a batch skip keys (that write's trigger encodes it). A row another transaction has
@@ -183,11 +183,13 @@ def fill_companion_batch(info: CollectionInfo, all_targets: Sequence[CodeTarget]
     concurrent delete or change of the vector waits for this batch, and its trigger then has the last word.
     Returns the bound (NULL: the last batch) and the rows done."""
     source = sql.SQL("pgembed_batch.{}").format(info.vector)
-    after = sql.SQL("(%(after)s::{kt} IS NULL OR {k} > %(after)s::{kt})").format(kt=sql.SQL(key_type), k=info.key)
     complete = sql.SQL(" AND ").join(sql.SQL("pgembed_codes.{} IS NOT NULL").format(sql.Identifier(b.column))
                                      for b in building)
+    # The key range on the companion too: without it the anti-join reads the companion from its first key.
     after = sql.SQL("{} AND NOT EXISTS (SELECT 1 FROM {} AS pgembed_codes WHERE pgembed_codes.{} = {}.{} "
-                    "AND {})").format(after, info.codes_table, info.key, info.table, info.key, complete)
+                    "AND {} AND {})").format(
+        after_key(info.key, key_type, first), info.codes_table, info.key, info.table, info.key, complete,
+        after_key(sql.SQL("pgembed_codes.{}").format(info.key), key_type, first))
     return sql.SQL(
         "WITH pgembed_bound AS (SELECT (SELECT {k} FROM {t} WHERE {after} ORDER BY {k} OFFSET %(rows)s - 1 LIMIT 1) "
         "AS bound), "

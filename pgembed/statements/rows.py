@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from psycopg import sql
 
 from pgembed.records import CollectionInfo
-from pgembed.statements.compose import literal_clause
+from pgembed.statements.compose import after_key, literal_clause
 
 TABLE_ROWS = sql.SQL("SELECT pgembed.table_rows(%s::regclass)")  # sql/functions/catalog.sql
 HASH_BUCKETS = 4096  # the resolution of a synthetic filter's selectivity
@@ -47,12 +47,12 @@ def sample(info: CollectionInfo, n: int, seed: int, table_rows: float) -> sql.Co
     ).format(k=info.key, v=info.vector, t=info.table, s=sampling, n=sql.Literal(n), seed=sql.Literal(str(seed)))
 
 
-def backfill_batch(info: CollectionInfo, column: str, key_type: str) -> sql.Composed:
-    """Re-assign the vector of up to %(rows)s rows with keys after %(after)s (NULL: from the first), taken in
+def backfill_batch(info: CollectionInfo, column: str, key_type: str, *, first: bool) -> sql.Composed:
+    """Re-assign the vector of up to %(rows)s rows with keys after %(after)s (`first`: from the first), taken in
     key order, whose `column` is still NULL: the trigger fills their codes. A row another transaction has
     locked is skipped, not waited for (the next pass takes it): a backfill never deadlocks with writers, and a
     writer waits at most for one batch. Returns the rows done and the last key locked (NULL: none was)."""
-    after = sql.SQL("(%(after)s::{kt} IS NULL OR {k} > %(after)s::{kt})").format(kt=sql.SQL(key_type), k=info.key)
+    after = after_key(info.key, key_type, first)
     return sql.SQL(
         "WITH pgembed_batch AS (SELECT {k} FROM {t} WHERE {c} IS NULL AND {v} IS NOT NULL AND {after} "
         "ORDER BY {k} LIMIT %(rows)s FOR UPDATE SKIP LOCKED), "
