@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup kernels kernels-sanitize demo test lint soak bench-kernels bench-memory bench-ingest bench-search bench-workload bench-codecs dataset clean
+.PHONY: setup kernels kernels-sanitize demo test lint soak crash bench-kernels bench-memory bench-ingest bench-search bench-workload bench-codecs dataset clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,11 +44,16 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # The soak test of docs/reliability.md: 8 writers and 8 readers for 10 minutes on the embedded server, fit() in
-# the middle (PLACEMENT=companion for codes in a companion table); `make test` runs a 40-second form.
+# the middle (PLACEMENT=companion for codes in a companion table); `make test` runs a 30-second form.
 SOAK_SECONDS ?= 600
 PLACEMENT ?= table
 soak: $(KERNELS)
 	$(BIN)/pgembed bench soak --seconds $(SOAK_SECONDS) --placement $(PLACEMENT) --out docs/results
+
+# The crash suite of docs/reliability.md: kill -9 of an embedded server of its own during each long operation;
+# `make test` runs a smaller form.
+crash: $(KERNELS)
+	$(BIN)/pgembed bench crash --placement $(PLACEMENT) --out docs/results
 
 # Figures in docs/benchmarks.md; BASE defaults to generated data (pass the real dataset's .npy).
 BASE ?=

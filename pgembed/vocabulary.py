@@ -87,3 +87,13 @@ class KernelMode(StrEnum):
 
     KERNELS = "kernels"  # the C extension pgembed_kernels (kernels/)
     TWINS = "twins"  # the SQL twins in schema pgembed_twins: same results, slower
+
+
+class CrashScenario(StrEnum):
+    """The long operations the crash suite kills the server in (pgembed.tools.reliability.crash)."""
+
+    INGEST = "ingest"
+    BACKFILL = "backfill"
+    FIT = "fit"
+    ACTIVATION = "activation"
+    CONCURRENT_INDEX = "concurrent_index"

@@ -17,7 +17,7 @@ import pgembed
 from pgembed.cli._common import METRICS, Add, emit, float_list, int_list, table_console
 from pgembed.codecs.projection import PROJECTIONS
 from pgembed.errors import InvalidInputError
-from pgembed.vocabulary import Placement
+from pgembed.vocabulary import CrashScenario, Placement
 
 
 def split_specs(text: str) -> list[str]:
@@ -173,6 +173,34 @@ def cmd_soak(args: argparse.Namespace) -> None:
     emit(args, result, _show_soak)
 
 
+def cmd_crash(args: argparse.Namespace) -> None:
+    from pgembed.tools.reliability.crash import CrashConfig, run_crash_suite
+
+    if args.dsn:
+        raise InvalidInputError("the crash suite kills the server it runs on: it runs an embedded server of its own "
+                                "(--data-dir), never the one --dsn names")
+    data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.gettempdir()) / "pgembed-crash" / "data"
+    config = CrashConfig(rows=args.rows, placement=Placement(args.placement),
+                         scenarios=tuple(CrashScenario(s) for s in args.scenarios))
+    result = run_crash_suite(config, data_dir=data_dir)
+    _keep(args, f"crash-{config.placement.value}", result)
+    emit(args, result, _show_crash)
+    if result["failed"]:
+        raise SystemExit(1)
+
+
+def _show_crash(result: dict[str, Any]) -> None:
+    table = Table(title=f"crash suite: kill -9 of the server, {result['rows']} rows, {result['placement']} placement")
+    for column in ("scenario", "killed after s", "left building", "invalid indexes", "finishing call", "lost rows",
+                   "stale / missing codes", "ok"):
+        table.add_column(column)
+    for r in result["scenarios"]:
+        table.add_row(r["scenario"], str(r["killed_after_s"]), ", ".join(r["building_after_crash"]) or "-",
+                      str(r["invalid_indexes_after_crash"]), r["finishing_call"], str(r["lost_rows"]),
+                      f"{r['stale_codes']} / {r['missing_codes']}", "yes" if r["ok"] else "NO")
+    table_console().print(table)
+
+
 def _show_soak(result: dict[str, Any]) -> None:
     table = Table(title=f"soak: {result['config']['writers']} writers, {result['config']['readers']} readers, "
                         f"{result['seconds']} s, fit() at {result['fit']['started_s']} s for "
@@ -265,10 +293,10 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     db = [parents["db"]]
     bench = add("bench", _usage, "the benchmarks: compression (every codec and plain pgvector), search (filtered "
                 "search against plain pgvector), workload (batches against loops), quality (codecs in numpy), "
-                "soak (writers and readers through a re-fit), ingest, kernels (the C kernels against their SQL "
-                "twins), memory", [])
+                "soak (writers and readers through a re-fit), crash (kill -9 during each long operation), ingest, "
+                "kernels (the C kernels against their SQL twins), memory", [])
     sub = bench.add_subparsers(dest="bench", required=True,
-                               metavar="{compression,search,workload,quality,soak,ingest,kernels,memory}")
+                               metavar="{compression,search,workload,quality,soak,crash,ingest,kernels,memory}")
 
     def subcommand(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=help_text, description=help_text, parents=db)
@@ -336,6 +364,15 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--placement", choices=[x.value for x in Placement], default=Placement.TABLE.value)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/soak-<placement>.json")
+
+    p = subcommand("crash", cmd_crash, "the crash suite: the embedded server killed (SIGKILL) during ingest, "
+                   "backfill, fit, activation and a concurrent index build, restarted, and the next call made; "
+                   "then rows and codes checked (an embedded server of its own: --data-dir)")
+    p.add_argument("--rows", type=int, default=20_000)
+    p.add_argument("--placement", choices=[x.value for x in Placement], default=Placement.TABLE.value)
+    p.add_argument("--scenarios", nargs="+", default=[s.value for s in CrashScenario],
+                   choices=[s.value for s in CrashScenario])
+    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/crash-<placement>.json")
 
     p = subcommand("ingest", cmd_ingest, "bulk ingest (vectors/s) and index build time")
     p.add_argument("--base", default=None, help=".npy base vectors (default: generated, labelled so)")

@@ -30,13 +30,13 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 import pgembed
-from pgembed.codecs.base import codes_from_sql_text
 from pgembed.errors import InvalidInputError
 from pgembed.statements import soak as q
 from pgembed.statements.benchmarks import drop_table_if_exists
 from pgembed.tools.datasets.files import load_dataset_dir
 from pgembed.tools.demo import DEMO_DATASET
-from pgembed.vocabulary import CodecState, Placement
+from pgembed.tools.reliability.checks import stale_codes
+from pgembed.vocabulary import Placement
 
 TABLE = "pgembed_soak"
 CODECS = ("bq2", "sq8")  # both trainable: fit() makes a version 2 of each; the HNSW index is on bq2
@@ -120,7 +120,7 @@ def run_soak(config: SoakConfig, *, dsn: str | None = None, data_dir: str | None
         ended = time.monotonic()
         deadlocks = int(db.value(q.DEADLOCKS)) - deadlocks_before
         lost = _lost_writes(db, collection.info, pool, expected)
-        stale, missing = _stale_codes(db, collection)
+        stale, missing = stale_codes(db, collection)
         versions = {c.name: c.version for c in collection.codecs()}
     window = (fit_started - started, fit_ended - started)
     return {
@@ -286,26 +286,3 @@ def _lost_writes(db: pgembed.Database, info: Any, pool: np.ndarray, expected: li
             elif found is None or found[1] != row or not np.array_equal(found[0], pool[row]):
                 lost += 1
     return lost
-
-
-def _stale_codes(db: pgembed.Database, collection: pgembed.Collection) -> tuple[int, int]:
-    """Rows whose stored codes differ from numpy's encoding of their vector, and rows lacking a code."""
-    active = [c for c in collection.codecs() if c.state is CodecState.ACTIVE]
-    columns = [c.column_name for c in active]
-    rows = db.execute(q.codes_with_vectors(collection.info, columns)).fetchall()
-    if not rows:
-        return 0, 0
-    x = np.array([r[1] for r in rows], dtype=np.float32)
-    stale = np.zeros(len(rows), dtype=bool)
-    missing = 0
-    for i, info in enumerate(active):
-        codec = collection.codec(info.name)
-        texts = [r[2 + i] for r in rows]
-        present = np.array([t is not None for t in texts])
-        missing += int((~present).sum())
-        stored = codes_from_sql_text(codec.storage, texts, 0)
-        expected = codec.encode(x[present])
-        if codec.storage in ("vector", "halfvec"):
-            expected = expected.astype(np.float32)
-        stale[np.flatnonzero(present)] |= ~np.all(stored == expected, axis=1)
-    return int(stale.sum()), missing
