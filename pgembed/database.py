@@ -88,6 +88,9 @@ class Database:
                  reopen: Callable[[], psycopg.Connection] | None = None) -> None:
         """`reopen` opens a connection in place of a lost one (connect() passes one); without it a lost
         connection raises ConnectionLostError, and the application hands pgembed a new one."""
+        if not isinstance(conn, psycopg.Connection):
+            raise TypeError(f"Database takes a psycopg Connection, got {type(conn).__name__}: for a DSN, use "
+                            "pgembed.connect(dsn)")
         self.session = Session(conn, reopen=reopen)
         self.owned = owned
         if not owned:
@@ -177,7 +180,7 @@ class Database:
 
     # -- collections ----------------------------------------------------------------------------------
     def collection(self, table: str, *, vector: str | None = None, key: str | None = None,
-                   metric: Metric | str = Metric.COSINE, name: str | None = None,
+                   metric: Metric | str | None = None, name: str | None = None,
                    placement: Placement | str | None = None) -> Collection:
         """The collection named `name` (default: `table`), attaching it to the existing `table` if new.
 
@@ -192,10 +195,10 @@ class Database:
         info = catalog.find_collection(self.session, name)
         if info is None:
             with self.session.transaction():
-                info = collections.attach_table(self.session, name, table, vector=vector, key=key, metric=metric,
-                                                placement=placement or Placement.TABLE)
+                info = collections.attach_table(self.session, name, table, vector=vector, key=key,
+                                                metric=metric or Metric.COSINE, placement=placement or Placement.TABLE)
         else:
-            collections.check_attachment(info, vector=vector, key=key, placement=placement)
+            collections.check_attachment(info, vector=vector, key=key, placement=placement, metric=metric)
         return Collection(self.session, info)
 
     def get_collection(self, name: str) -> Collection:

@@ -7,8 +7,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 
 from pgembed.errors import InvalidInputError
@@ -53,6 +55,14 @@ def json_arg(text: str | None, what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise InvalidInputError(f"{what} is not valid JSON: {err}") from err
+
+
+def load_npy(path: str | Path, what: str, *, mmap: bool = False) -> np.ndarray:
+    """A .npy file an option names, or an error that names the option and the file."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise InvalidInputError(f"{what} {path}: not a readable .npy array ({err})") from err
 
 
 def int_list(text: str) -> list[int]:

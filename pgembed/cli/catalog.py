@@ -13,7 +13,7 @@ import numpy as np
 from rich.table import Table
 
 import pgembed
-from pgembed.cli._common import METRICS, Add, console, emit, json_arg, table_console
+from pgembed.cli._common import METRICS, Add, console, emit, json_arg, load_npy, table_console
 from pgembed.db import migrate as migrations
 from pgembed.errors import InvalidInputError
 from pgembed.vocabulary import IndexMethod, Placement
@@ -65,7 +65,7 @@ def cmd_attach(args: argparse.Namespace) -> None:
 def cmd_add_codec(args: argparse.Namespace) -> None:
     with open_db(args) as db:
         collection = db.get_collection(args.collection)
-        queries = np.load(args.fit_queries) if args.fit_queries else None
+        queries = load_npy(args.fit_queries, "--fit-queries") if args.fit_queries else None
         collection.add_codec(args.codec_name, args.spec, sample=args.sample, fit_queries=queries,
                              progress=not args.json)
         info = collection.describe()
@@ -84,8 +84,8 @@ def cmd_index(args: argparse.Namespace) -> None:
 
 def cmd_ingest(args: argparse.Namespace) -> None:
     try:
-        vectors = np.load(args.vectors, mmap_mode="r")
-        ids = np.load(args.ids) if args.ids else np.arange(args.start_id, args.start_id + len(vectors))
+        vectors = load_npy(args.vectors, "--vectors", mmap=True)
+        ids = load_npy(args.ids, "--ids") if args.ids else np.arange(args.start_id, args.start_id + len(vectors))
     except (OSError, ValueError) as err:
         raise InvalidInputError(f"cannot read {args.vectors if not args.ids else args.ids}: {err}") from err
     with open_db(args) as db:
@@ -108,7 +108,7 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("table")
     p.add_argument("--vector", default=None, help="its vector column (default: the only one)")
     p.add_argument("--key", default=None, help="its key column (default: the single-column primary key)")
-    p.add_argument("--metric", default="cosine", choices=METRICS)
+    p.add_argument("--metric", default=None, choices=METRICS, help="for a new collection (default cosine)")
     p.add_argument("--name", default=None, help="the collection's name (default: the table's)")
     p.add_argument("--placement", default=None, choices=[x.value for x in Placement],
                    help="where codes live: columns of the table, or a companion table pgembed keeps")

@@ -10,7 +10,16 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from pgembed.cli._common import Add, add_search_arguments, console, emit, json_arg, search_params, table_console
+from pgembed.cli._common import (
+    Add,
+    add_search_arguments,
+    console,
+    emit,
+    json_arg,
+    load_npy,
+    search_params,
+    table_console,
+)
 from pgembed.cli.catalog import open_db
 from pgembed.errors import InvalidInputError
 
@@ -20,7 +29,9 @@ def _query_vector(args: argparse.Namespace) -> np.ndarray:
         raise InvalidInputError("give the query as --query '[0.1, ...]' or as --query-file Q.npy [--row N]")
     if args.query is not None:
         return np.asarray(json_arg(args.query, "--query"), dtype=np.float32)
-    queries = np.load(args.query_file)
+    queries = load_npy(args.query_file, "--query-file")
+    if queries.ndim == 2 and not 0 <= args.row < len(queries):
+        raise InvalidInputError(f"--row {args.row}: {args.query_file} has rows 0 to {len(queries) - 1}")
     return np.asarray(queries[args.row] if queries.ndim == 2 else queries, dtype=np.float32)
 
 
@@ -46,7 +57,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 def cmd_tune(args: argparse.Namespace) -> None:
     with open_db(args) as db:
-        queries = np.load(args.queries) if args.queries else None
+        queries = load_npy(args.queries, "--queries") if args.queries else None
         results = db.get_collection(args.collection).tune(
             args.recall, k=args.k, sample=args.sample, queries=queries, progress=not args.json,
             selectivities=[float(s) for s in args.selectivities.split(",")])

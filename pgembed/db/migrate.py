@@ -7,10 +7,13 @@ from importlib import resources
 
 import psycopg
 from alembic import command
+from alembic import util as alembic_util
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
+
+from pgembed.errors import CatalogError
 
 SCHEMA = "pgembed"
 VERSION_TABLE = "alembic_version"
@@ -68,5 +71,7 @@ def _run(conninfo: str, password: str | None, action) -> None:  # type: ignore[n
             config = alembic_config()
             config.attributes["connection"] = conn
             action(config)
+    except alembic_util.CommandError as err:  # an unknown revision, above all
+        raise CatalogError(f"pgembed's migrations: {err}") from err
     finally:
         engine.dispose()

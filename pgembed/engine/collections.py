@@ -30,7 +30,10 @@ def metric_of(metric: Any) -> Metric:
 
 
 def check_attachment(info: CollectionInfo, *, vector: str | None, key: str | None,
-                     placement: Placement | str | None = None) -> None:
+                     placement: Placement | str | None = None, metric: Metric | str | None = None) -> None:
+    if metric is not None and metric_of(metric) is not info.metric:
+        raise SchemaError(f"collection {info.name!r} uses metric {info.metric.value!r}, "
+                          f"not {metric_of(metric).value!r}")
     if vector is not None and vector != info.vector_column:
         raise SchemaError(f"collection {info.name!r} uses vector column {info.vector_column!r}, not {vector!r}")
     if key is not None and key != info.key_column:

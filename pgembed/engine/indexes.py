@@ -54,7 +54,8 @@ def create_index(ctx: CollectionContext, on: str = "vector", method: IndexMethod
         params = {"m": m, "ef_construction": ef_construction}
     else:
         rows = int(ctx.session.value(row_statements.count(ctx.info)))
-        params = {"lists": lists or max(1, rows // 1000 if rows <= 1_000_000 else int(math.sqrt(rows)))}
+        default = max(1, rows // 1000 if rows <= 1_000_000 else int(math.sqrt(rows)))
+        params = {"lists": default if lists is None else lists}  # pgvector's bounds on lists are its own
     if where is not None and (not isinstance(where, Mapping) or not where):
         raise InvalidInputError("a partial index takes a non-empty filter dict, e.g. where={'category': 'news'}")
     name = build(ctx, codec_id, column, method, params, concurrently=concurrently, progress=progress,

@@ -27,6 +27,8 @@ def ingest_batches(ctx: CollectionContext, batches: Iterable[Batch], *, progress
                    total: int | None = None, chunk_rows: int = CHUNK_ROWS) -> int:
     """Insert (ids, vectors, attrs) batches from an iterator, for data larger than memory. One transaction for
     the whole iterator: a bad batch or a duplicate key anywhere rolls back every row of the call."""
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise InvalidInputError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     iterator = iter(batches)
     first = next(iterator, None)
     if first is None:
@@ -79,8 +81,13 @@ def _chain(first: Batch, rest: Iterator[Batch]) -> Iterator[Batch]:
 
 
 def _copy_columns(ctx: CollectionContext, attrs: Mapping[str, Any] | None, codes: set[str]) -> list[copy.CopyColumn]:
+    if attrs is not None and not isinstance(attrs, Mapping):
+        raise InvalidInputError(f"attrs maps column names to their values, got {type(attrs).__name__}")
     table = table_columns(ctx.session, ctx.info.table)
     attr_names = list(attrs.keys()) if attrs is not None else []
+    for name in attr_names:
+        if name in (ctx.info.key_column, ctx.info.vector_column):
+            raise InvalidInputError(f"attrs name column {name!r}, which ingest writes from its ids or vectors")
     columns = []
     for name in [ctx.info.key_column, ctx.info.vector_column, *attr_names]:
         if name not in table:
@@ -90,8 +97,8 @@ def _copy_columns(ctx: CollectionContext, attrs: Mapping[str, Any] | None, codes
         column = copy.CopyColumn(name, table[name].type_name, table[name].typmod if table[name].is_vector else -1)
         copy.check_supported(column)
         columns.append(column)
-    if len(set(attr_names)) != len(attr_names) or set(attr_names) & {ctx.info.key_column, ctx.info.vector_column}:
-        raise InvalidInputError("attrs repeat a column, or name the key or vector column")
+    if len(set(attr_names)) != len(attr_names):
+        raise InvalidInputError(f"attrs repeat a column: {attr_names!r}")
     return columns
 
 

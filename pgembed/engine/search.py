@@ -48,9 +48,14 @@ class SearchResult:
         return len(self.ids)
 
 
+K_MAX = 2**31 - 1  # PostgreSQL's integer
+
+
 def check_k(k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer):
         raise InvalidInputError(f"k must be an integer, got {k!r}")
+    if k > K_MAX:  # the SQL functions take k as integer; its lower bound is theirs (check_search_params)
+        raise InvalidInputError(f"k must be at most {K_MAX}, got {k}")
     return int(k)
 
 

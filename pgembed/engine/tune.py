@@ -77,6 +77,9 @@ def tune(ctx: CollectionContext, recall: float = 0.95, *, k: int = 10, sample: i
     if not selectivities or any(isinstance(s, bool) or not 0 < s <= 1 for s in selectivities):
         raise InvalidInputError(f"selectivities must be in (0, 1], got {list(selectivities)!r}")
     ctx.forget()
+    if codecs is not None:
+        for name in codecs:
+            ctx.active_codec(name)  # an unknown or still-building codec is named as such
     wanted = [s for s in ctx.sources() if codecs is None or s.codec in codecs]
     full = [s for s in wanted if s.predicate is None]
     partial = [s for s in wanted if s.predicate is not None]
