@@ -47,6 +47,7 @@ CODEC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")  # the catalog's CHECK on pge
 MAX_IDENTIFIER = 63  # NAMEDATALEN - 1
 BACKFILL_ROWS = 20_000  # the most keys a backfill batch re-encodes: a large table is not locked whole
 BATCH_SECONDS = 0.2  # what a backfill batch aims to take (pgembed.engine.codecs._BatchSizer)
+MIN_BATCH_ROWS = 64
 
 
 def code_column_name(info: CollectionInfo, codec_name: str, version: int = 1) -> str:
@@ -277,7 +278,9 @@ def _one_row(ctx: CollectionContext, statement: sql.Composed, params: dict[str, 
 
 class _BatchSizer:
     """Rows per batch such that one takes about BATCH_SECONDS: how long a writer may wait for a row a batch
-    holds. Starts small, grows at most 2x a batch, never past the caller's `batch_rows`."""
+    holds. Starts small, grows at most 2x a batch, never past the caller's `batch_rows`, and never shrinks
+    below MIN_BATCH_ROWS: when a batch's fixed cost alone (its statement, a loaded server) exceeds
+    BATCH_SECONDS, shrinking further only makes the backfill slower (it fell to a row a batch under load)."""
 
     def __init__(self, most: int) -> None:
         if most < 1:
@@ -288,7 +291,7 @@ class _BatchSizer:
     def took(self, rows: int, seconds: float) -> None:
         if rows == self.rows:
             wanted = rows * BATCH_SECONDS / max(seconds, 1e-3)
-            self.rows = max(1, min(self.most, int(min(wanted, 2 * rows))))
+            self.rows = max(min(self.most, MIN_BATCH_ROWS), min(self.most, int(min(wanted, 2 * rows))))
 
 
 def _walk(ctx: CollectionContext, batch: Callable[[Any, int], tuple[int, Any]], missing: Callable[[], int],

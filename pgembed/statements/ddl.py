@@ -193,8 +193,10 @@ def fill_companion_batch(info: CollectionInfo, all_targets: Sequence[CodeTarget]
     return sql.SQL(
         "WITH pgembed_bound AS (SELECT (SELECT {k} FROM {t} WHERE {after} ORDER BY {k} OFFSET %(rows)s - 1 LIMIT 1) "
         "AS bound), "
+        # The upper end as one value (the last key when the bound is NULL): `bound IS NULL OR key <= bound`
+        # is no index condition, and every batch would read the table to its end.
         "pgembed_batch AS (SELECT {k}, {v} FROM {t} WHERE {v} IS NOT NULL AND {after} "
-        "AND ((SELECT bound FROM pgembed_bound) IS NULL OR {k} <= (SELECT bound FROM pgembed_bound)) "
+        "AND {k} <= (SELECT coalesce(bound, (SELECT {k} FROM {t} ORDER BY {k} DESC LIMIT 1)) FROM pgembed_bound) "
         "FOR SHARE SKIP LOCKED), "
         "pgembed_updated AS (UPDATE {codes} AS pgembed_codes SET {sets} FROM pgembed_batch "
         "WHERE pgembed_codes.{k} = pgembed_batch.{k}), "
