@@ -57,12 +57,30 @@ def recall_at_k(found: list[np.ndarray], truth: list[np.ndarray], k: int, tie: f
     distance is at most the k-th true distance plus `tie` (exact duplicates and summation order blur equal
     distances). A query with fewer than k true rows is judged on those; a short answer counts its missing
     rows as misses."""
-    hits = total = 0
-    for got, true in zip(found, truth, strict=True):
+    hits, wanted = _hits(found, truth, k, tie)
+    total = int(wanted.sum())
+    return int(hits.sum()) / total if total else 1.0
+
+
+def recall_lower_bound(found: list[np.ndarray], truth: list[np.ndarray], k: int, *, z: float = 1.645,
+                       tie: float = 1e-6) -> float:
+    """A one-sided lower confidence bound (z = 1.645: 95%) of the mean per-query recall@k: what a target is
+    held to, so that queries like these, not only these, reach it. Queries with no true rows are left out."""
+    hits, wanted = _hits(found, truth, k, tie)
+    per_query = hits[wanted > 0] / wanted[wanted > 0]
+    if len(per_query) < 2:
+        return float(per_query.mean()) if len(per_query) else 1.0
+    return float(per_query.mean() - z * per_query.std(ddof=1) / np.sqrt(len(per_query)))
+
+
+def _hits(found: list[np.ndarray], truth: list[np.ndarray], k: int, tie: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: the rows found among the true top-k (ties counted, see recall_at_k), and how many were wanted."""
+    hits, wanted = np.zeros(len(truth), dtype=np.int64), np.zeros(len(truth), dtype=np.int64)
+    for i, (got, true) in enumerate(zip(found, truth, strict=True)):
         want = min(k, len(true))
         if want == 0:
             continue
         kth = float(np.sort(true)[want - 1])
-        hits += int(np.sum(np.asarray(got)[:want] <= kth + tie))
-        total += want
-    return hits / total if total else 1.0
+        hits[i] = int(np.sum(np.asarray(got)[:want] <= kth + tie))
+        wanted[i] = want
+    return hits, wanted

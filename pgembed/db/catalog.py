@@ -108,3 +108,8 @@ def save_tuning(session: Session, collection_id: int, codec_id: int, tuned: Tune
     session.execute(q.SAVE_TUNING, (collection_id, codec_id, index_name, tuned.recall_target, tuned.selectivity,
                                     tuned.ef_search, tuned.oversample, tuned.measured_recall, tuned.queries_per_s,
                                     sample_queries))
+
+
+def forget_tuning(session: Session, collection_id: int, codec_id: int, index_name: str, recall_target: float,
+                  selectivity: float) -> None:
+    session.execute(q.FORGET_TUNING, (collection_id, codec_id, index_name, recall_target, selectivity))

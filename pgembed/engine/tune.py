@@ -25,7 +25,7 @@ from pgembed.engine.context import CollectionContext
 from pgembed.engine.filters import server_refusals
 from pgembed.engine.rows import sample_rows, table_rows
 from pgembed.errors import InvalidInputError, SchemaError
-from pgembed.groundtruth import recall_at_k
+from pgembed.groundtruth import recall_at_k, recall_lower_bound
 from pgembed.planning.filters import NO_FILTER, Filter, as_filter
 from pgembed.planning.params import SearchParams
 from pgembed.progress import progress_bar
@@ -45,6 +45,7 @@ class TuneResult:
     tuned: Tuned | None  # None: no setting on the ladder reached the target
     best_recall: float
     index: str | None = None  # a partial index tuned under its own predicate
+    recall_lower_bound: float | None = None  # of the setting kept (or the best tried): what met the target
 
     @property
     def params(self) -> SearchParams | None:
@@ -55,7 +56,8 @@ class TuneResult:
 
     def describe(self) -> dict[str, Any]:
         return {"codec": self.codec, "index": self.index, "selectivity": self.selectivity,
-                "best_recall": self.best_recall, "tuned": None if self.tuned is None else self.tuned.__dict__,
+                "best_recall": self.best_recall, "recall_lower_bound": self.recall_lower_bound,
+                "tuned": None if self.tuned is None else self.tuned.__dict__,
                 "params": None if self.params is None else self.params.to_dict()}
 
 
@@ -110,8 +112,7 @@ def tune(ctx: CollectionContext, recall: float = 0.95, *, k: int = 10, sample: i
             for source in full:
                 rows = selectivity * total if selectivity < 1 else None
                 result = _tune_source(ctx, source, where, rows, selectivity, queries, keys, truth, k, recall, own)
-                if result.tuned is not None:
-                    catalog.save_tuning(ctx.session, ctx.info.id, source.codec_id, result.tuned, len(queries))
+                _keep(ctx, source, result, recall, len(queries))
                 results.append(result)
                 step()
         for source in partial:
@@ -119,13 +120,21 @@ def tune(ctx: CollectionContext, recall: float = 0.95, *, k: int = 10, sample: i
             truth = _truth(ctx, where, queries, keys, k, own)
             step()
             result = _tune_source(ctx, source, where, source.index_rows, 1.0, queries, keys, truth, k, recall, own)
-            if result.tuned is not None:
-                catalog.save_tuning(ctx.session, ctx.info.id, source.codec_id, result.tuned, len(queries),
-                                    index_name=source.index)
+            _keep(ctx, source, result, recall, len(queries))
             results.append(result)
             step()
     ctx.forget()
     return results
+
+
+def _keep(ctx: CollectionContext, source: CoarseSource, result: TuneResult, target: float, sample: int) -> None:
+    """A setting that met the target is stored; one that did not removes what an earlier tune() stored for the
+    same target and selectivity, which no longer holds (search then takes the exact plan there)."""
+    index_name = source.index if source.predicate is not None else ""
+    if result.tuned is not None:
+        catalog.save_tuning(ctx.session, ctx.info.id, source.codec_id, result.tuned, sample, index_name=index_name)
+    else:
+        catalog.forget_tuning(ctx.session, ctx.info.id, source.codec_id, index_name, target, result.selectivity)
 
 
 def _truth(ctx: CollectionContext, where: Filter, queries: np.ndarray, keys: Sequence[object], k: int,
@@ -146,7 +155,7 @@ def _without(result: searching.SearchResult, key: object, k: int) -> np.ndarray:
 def _tune_source(ctx: CollectionContext, source: CoarseSource, where: Filter, estimated_rows: float | None,
                  selectivity: float, queries: np.ndarray, keys: Sequence[object], truth: list[np.ndarray], k: int,
                  target: float, own: int) -> TuneResult:
-    best = 0.0
+    best, best_bound = 0.0, 0.0
     partial = source.predicate is not None
     for oversample in OVERSAMPLE_LADDER:
         knobs = SearchParams(codec=source.codec, oversample=oversample, plan=PlanKind.INDEX)
@@ -160,9 +169,11 @@ def _tune_source(ctx: CollectionContext, source: CoarseSource, where: Filter, es
         found = [_without(searching.run_plan(ctx, prepared, q), key, k) for q, key in zip(queries, keys, strict=True)]
         seconds = time.perf_counter() - started
         measured = recall_at_k(found, truth, k)
-        best = max(best, measured)
-        if measured >= target:
+        bound = recall_lower_bound(found, truth, k)
+        if measured >= best:
+            best, best_bound = measured, bound
+        if bound >= target:  # the mean alone would promise the target to half the queries like these
             tuned = Tuned(recall_target=target, selectivity=selectivity, ef_search=plan.ef_search,
                           oversample=oversample, measured_recall=measured, queries_per_s=len(queries) / seconds)
-            return TuneResult(source.codec, selectivity, tuned, measured, source.index if partial else None)
-    return TuneResult(source.codec, selectivity, None, best, source.index if partial else None)
+            return TuneResult(source.codec, selectivity, tuned, measured, source.index if partial else None, bound)
+    return TuneResult(source.codec, selectivity, None, best, source.index if partial else None, best_bound)

@@ -57,6 +57,9 @@ SAVE_TUNING = sql.SQL(
     "ef_search = EXCLUDED.ef_search, oversample = EXCLUDED.oversample, measured_recall = EXCLUDED.measured_recall, "
     "queries_per_s = EXCLUDED.queries_per_s, sample_queries = EXCLUDED.sample_queries, tuned_at = now()"
 )
+FORGET_TUNING = sql.SQL(
+    "DELETE FROM pgembed.tuning WHERE collection_id = %s AND codec_id = %s AND index_name = %s "
+    "AND recall_target = %s AND selectivity = %s")
 
 # -- applying function files (pgembed.db.functions) ------------------------------------------------------------
 SHOW_CHECK_FUNCTION_BODIES = sql.SQL("SHOW check_function_bodies")

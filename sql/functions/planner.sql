@@ -180,9 +180,11 @@ BEGIN
     END IF;
 
     IF _plan.ef_search IS NULL AND _plan.oversample IS NULL AND recall IS NOT NULL THEN
-        -- Per source, the cheapest tuned setting reaching the target at the nearest tuned selectivity (a
-        -- partial index's own tuning when it has some, else its codec's); then the source whose setting
-        -- measured fastest.
+        -- Per source, the cheapest tuned setting reaching the target (a partial index's own tuning when it has
+        -- some, else its codec's); then the source whose setting measured fastest. A setting serves only what
+        -- it was measured on: an unfiltered search the unfiltered tuning; a filtered one the tuning of the
+        -- nearest selectivity at or below its own (a stronger filter, which needs more candidates, not fewer).
+        -- Anything else takes the exact plan: a knob tuned for another selectivity promises nothing here.
         SELECT s.*, t.ef_search AS t_ef, t.oversample AS t_over, t.recall_target AS t_recall, t.selectivity AS t_sel
         INTO src
         FROM pgembed.search_sources(_plan.collection_id) AS s
@@ -192,7 +194,9 @@ BEGIN
               AND u.index_name = CASE WHEN s.predicate IS NOT NULL AND EXISTS (
                       SELECT 1 FROM pgembed.tuning AS o WHERE o.codec_id = s.codec_id AND o.index_name = s.index_name)
                   THEN s.index_name ELSE '' END
-            ORDER BY round((abs(ln(u.selectivity) - ln(sel)))::numeric, 9), u.oversample, u.ef_search
+              AND CASE WHEN sel >= 1 - 1e-9 THEN u.selectivity >= 1 - 1e-9
+                       ELSE u.selectivity < 1 - 1e-9 AND u.selectivity <= sel + 1e-9 END
+            ORDER BY u.selectivity DESC, u.oversample, u.ef_search
             LIMIT 1) AS t
         WHERE (_plan.codec IS NULL OR s.name = _plan.codec) AND (only_index IS NULL OR s.index_name = only_index)
           AND CASE WHEN part.index_name IS NULL THEN s.predicate IS NULL ELSE s.index_name = part.index_name END
@@ -204,7 +208,8 @@ BEGIN
                     USING ERRCODE = 'object_not_in_prerequisite_state';
             END IF;
             RETURN base || jsonb_build_object('kind', 'exact',
-                'reason', format('no tuned setting reaches recall %s: the exact plan always does', recall));
+                'reason', format('no setting tuned at this selectivity (%s) or a stronger filter reaches recall '
+                                 '%s: the exact plan always does', round(sel::numeric, 4), recall));
         END IF;
         tuned_ef := src.t_ef;
         tuned_over := src.t_over;
