@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup kernels kernels-sanitize demo test lint soak crash bench-kernels bench-memory bench-ingest bench-search bench-workload bench-codecs dataset clean
+.PHONY: setup kernels kernels-sanitize demo test lint soak crash bench-recall bench-kernels bench-memory bench-ingest bench-search bench-workload bench-codecs dataset clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,16 @@ bench-search: $(STAMP)
 	  --codecs 'bq;bq2;pca128,f16' --partial 'bq2' --k 10 --queries-limit 300 \
 	  --tune-queries 200 --ef-search 20,40,80,160,320 --oversample 1,2,3,5,10,20 --rerank-factors 4,10 \
 	  --recall-targets 0.9,0.95 --out docs/results
+
+# Recall targets of docs/reliability.md: tune() on the queries file's last 500, search(recall=...) measured on
+# its first 500, per filter of bench-search and unfiltered (pgembed only).
+bench-recall: $(KERNELS)
+	$(BIN)/pgembed bench search --no-baselines --base $(DATA)/base.f16.npy --queries $(DATA)/queries.npy \
+	  --attrs $(DATA)/attrs.parquet \
+	  --filter 'man5_short={"source": "man", "section": "5", "n_words": {"$$lt": 40}}' \
+	  --filter 'man8={"source": "man", "section": "8"}' --filter 'short33={"n_words": {"$$lt": 33}}' \
+	  --codecs 'bq2' --k 10 --queries-limit 500 --tune-queries 500 --ef-search 40 --oversample 4 \
+	  --recall-targets 0.9,0.95 --out docs/results/recall-targets
 
 bench-workload: $(STAMP)
 	$(BIN)/pgembed bench workload --base $(DATA)/base.f16.npy --queries $(DATA)/queries.npy \
