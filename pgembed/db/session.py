@@ -38,6 +38,9 @@ class Session:
         self._owner_lock = threading.Lock()
         self._owner: int | None = None
         self._depth = 0
+        # What the server reported of the session when the last operation began: the application's state, which
+        # a new connection must match (a loss in the middle of an operation leaves pgembed's own settings last).
+        self._baseline: dict[str, str | None] | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection]:
@@ -64,14 +67,16 @@ class Session:
         self._conn.close()
 
     def _claim(self) -> None:
-        me = threading.get_ident()
         with self._owner_lock:
-            if self._owner not in (None, me):
-                raise ConcurrentUseError(
-                    "this Database's connection is in a transaction another thread opened, and a transaction is "
-                    "shared by every thread that uses the connection: use one Database (connection) per thread")
-            self._owner = me
+            self._check_thread()
+            if self._depth == 0:
+                self._note_baseline()
+            self._owner = threading.get_ident()
             self._depth += 1
+
+    def _note_baseline(self) -> None:
+        if not self._conn.closed:  # a lost connection's last report may be from inside an operation
+            self._baseline = {name: self._conn.info.parameter_status(name) for name in REPORTED_STATE}
 
     def _check_thread(self) -> None:
         owner = self._owner
@@ -91,7 +96,7 @@ class Session:
             raise ConnectionLostError(
                 "the connection to the server was lost, and it is the application's: pgembed does not open "
                 "another in its place. Hand pgembed a new connection (pgembed.Database(conn))")
-        lost = {name: self._conn.info.parameter_status(name) for name in REPORTED_STATE}
+        lost = self._baseline or {name: self._conn.info.parameter_status(name) for name in REPORTED_STATE}
         fresh = self._reopen()
         now = {name: fresh.info.parameter_status(name) for name in REPORTED_STATE}
         if now != lost:
@@ -109,6 +114,8 @@ class Session:
         retried: whether a write on a lost connection committed is unknown, so it raises and the next call
         reconnects."""
         self._check_thread()
+        if self._owner is None:
+            self._note_baseline()
         self._ensure_open()
         idle = not self.in_transaction
         try:

@@ -126,3 +126,13 @@ def test_a_transaction_belongs_to_the_thread_that_opened_it(db: pgembed.Database
     assert isinstance(seen[0], ConcurrentUseError), seen
     assert len(collection.search(docs[0], 3)) == 3  # once it ended, any thread
     assert sql_conn.execute("SELECT count(*) FROM docs").fetchone() == (ROWS + 1,)
+
+
+def test_a_connection_lost_inside_pgembeds_own_settings_is_replaced(db: pgembed.Database, docs: np.ndarray,
+                                                                   sql_conn: psycopg.Connection) -> None:
+    # Lost while pgembed's pinned search_path was in force (a backfill batch, an encoder): the server's last
+    # report is pgembed's path, not the application's, which is what a new connection must match.
+    with pytest.raises(psycopg.OperationalError), db.session.transaction(), db.session.pinned_search_path():
+        lose(db, sql_conn)
+        db.session.execute("SELECT 1")
+    assert db.collection("docs").search(docs[0], 3).ids[0] == 0
