@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup kernels kernels-sanitize demo test lint soak crash bench-recall bench-kernels bench-memory bench-ingest bench-search bench-workload bench-codecs dataset clean
+.PHONY: setup kernels kernels-sanitize demo test lint soak crash bench-recall bench-overhead bench-kernels bench-memory bench-ingest bench-search bench-workload bench-codecs dataset clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,11 @@ bench-recall: $(KERNELS)
 	  --filter 'man8={"source": "man", "section": "8"}' --filter 'short33={"n_words": {"$$lt": 33}}' \
 	  --codecs 'bq2' --k 10 --queries-limit 500 --tune-queries 500 --ef-search 40 --oversample 4 \
 	  --recall-targets 0.9,0.95 --out docs/results/recall-targets
+
+# The overhead figure of docs/reliability.md: search() against the same plan written by hand in SQL.
+bench-overhead: $(KERNELS)
+	$(BIN)/pgembed bench overhead --base $(DATA)/base.f16.npy --queries $(DATA)/queries.npy \
+	  --attrs $(DATA)/attrs.parquet --queries-limit 300 --rounds 5 --out docs/results
 
 bench-workload: $(STAMP)
 	$(BIN)/pgembed bench workload --base $(DATA)/base.f16.npy --queries $(DATA)/queries.npy \

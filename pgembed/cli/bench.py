@@ -173,6 +173,28 @@ def cmd_soak(args: argparse.Namespace) -> None:
     emit(args, result, _show_soak)
 
 
+def cmd_overhead(args: argparse.Namespace) -> None:
+    from pgembed.tools.bench.overhead import run_overhead_bench
+
+    result = run_overhead_bench(args.base, args.queries, args.attrs, k=args.k, queries_limit=args.queries_limit,
+                                rounds=args.rounds, dsn=args.dsn, data_dir=args.data_dir)
+    _keep(args, "overhead", result)
+    emit(args, result, _show_overhead)
+
+
+def _show_overhead(result: dict[str, Any]) -> None:
+    table = Table(title=f"overhead: search() against the same plan by hand, {result['dataset']['n_base']} rows, "
+                        f"{result['dataset']['queries']} queries x {result['rounds']} rounds")
+    for column in ("case", "plan", "pgembed q/s", "hand SQL q/s", "pgembed's statement by hand q/s",
+                   "ratio (median, min)", "same ids"):
+        table.add_column(column)
+    for name, case in result["cases"].items():
+        table.add_row(name, case["plan"]["kind"], str(case["pgembed_qps"]), str(case["hand_sql_qps"]),
+                      str(case["pgembed_statement_by_hand_qps"]), f"{case['ratio_median']}, {case['ratio_min']}",
+                      str(case["same_ids"]))
+    table_console().print(table)
+
+
 def cmd_crash(args: argparse.Namespace) -> None:
     from pgembed.tools.reliability.crash import CrashConfig, run_crash_suite
 
@@ -293,10 +315,11 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     db = [parents["db"]]
     bench = add("bench", _usage, "the benchmarks: compression (every codec and plain pgvector), search (filtered "
                 "search against plain pgvector), workload (batches against loops), quality (codecs in numpy), "
-                "soak (writers and readers through a re-fit), crash (kill -9 during each long operation), ingest, "
+                "soak (writers and readers through a re-fit), crash (kill -9 during each long operation), overhead "
+                "(search() against hand SQL), ingest, "
                 "kernels (the C kernels against their SQL twins), memory", [])
     sub = bench.add_subparsers(dest="bench", required=True,
-                               metavar="{compression,search,workload,quality,soak,crash,ingest,kernels,memory}")
+                               metavar="{compression,search,workload,quality,soak,crash,overhead,ingest,kernels,memory}")
 
     def subcommand(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=help_text, description=help_text, parents=db)
@@ -364,6 +387,16 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--placement", choices=[x.value for x in Placement], default=Placement.TABLE.value)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/soak-<placement>.json")
+
+    p = subcommand("overhead", cmd_overhead, "pgembed's search() against the same plan written by hand in SQL on "
+                   "the same table (a 1% filter and none), interleaved rounds")
+    p.add_argument("--base", required=True, help="base vectors (.npy)")
+    p.add_argument("--queries", required=True, help="query vectors (.npy)")
+    p.add_argument("--attrs", required=True, help="attributes with columns source and section (.parquet, .csv)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--queries-limit", type=int, default=300)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/overhead.json")
 
     p = subcommand("crash", cmd_crash, "the crash suite: the embedded server killed (SIGKILL) during ingest, "
                    "backfill, fit, activation and a concurrent index build, restarted, and the next call made; "

@@ -15,8 +15,9 @@ from psycopg.pq import TransactionStatus
 from pgembed.errors import CatalogError, ConcurrentUseError, ConnectionLostError
 from pgembed.statements import introspection
 from pgembed.statements import search_path as path
+from pgembed.statements.compose import statement_bytes
 
-Statement = sql.Composable | str
+Statement = sql.Composable | str | bytes
 T = TypeVar("T")
 # What a new connection must report alike for it to stand in for a lost one (what SET on the lost one changed
 # and the server reports; SET ROLE between two roles that are not superusers is not among them: docs/reliability.md).
@@ -175,6 +176,10 @@ class Session:
         """No transaction of the application's is open, and none opens by itself: pgembed may commit in steps
         and use other connections (which would not see uncommitted rows)."""
         return self.conn.autocommit and not self.in_transaction
+
+    def statement(self, pieces: tuple[str, ...]) -> bytes:
+        """A statement the server built as pieces (pgembed.statements.compose), in this connection's encoding."""
+        return statement_bytes(pieces, self.conn.info.encoding)
 
     def execute(self, statement: Statement, params: Any = None) -> psycopg.Cursor[Any]:
         self._check_thread()

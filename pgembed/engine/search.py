@@ -24,7 +24,6 @@ from pgembed.errors import InvalidInputError
 from pgembed.planning.filters import Filter, as_filter
 from pgembed.planning.params import SearchParams
 from pgembed.planning.plans import Pieces, Plan, PreparedSearch
-from pgembed.statements.compose import from_pieces
 from pgembed.statements.search import PREPARE_SEARCH
 from pgembed.vectors import as_queries
 from pgembed.vocabulary import PlanKind, Storage
@@ -139,7 +138,7 @@ def search_many(ctx: CollectionContext, queries: np.ndarray, prepared: PreparedS
     codec = ctx.codec_at(plan.column)
     params = {"qs": list(queries), "qcodes": [query_code(codec, v) for v in queries]}
     found: list[list[tuple[Any, float]]] = [[] for _ in range(len(queries))]
-    for number, key, distance in ctx.session.read_scoped(from_pieces(prepared.many), params):
+    for number, key, distance in ctx.session.read_scoped(ctx.session.statement(prepared.many), params):
         found[number - 1].append((key, distance))
     results = []
     for i, got in enumerate(found):
@@ -157,9 +156,9 @@ def _fetch(ctx: CollectionContext, plan: Plan, pieces: Pieces, q: np.ndarray, co
     if plan.kind is PlanKind.INDEX:
         assert plan.column is not None
         params["qcode"] = query_code(ctx.codec_at(plan.column), q)
-        rows = ctx.session.read_scoped(from_pieces(pieces), params)
+        rows = ctx.session.read_scoped(ctx.session.statement(pieces), params)
     else:
-        rows = ctx.session.rows(from_pieces(pieces), params)
+        rows = ctx.session.rows(ctx.session.statement(pieces), params)
     ids = np.array([r[0] for r in rows]) if rows else np.empty(0, dtype=np.int64)
     distances = np.array([r[1] for r in rows], dtype=np.float64)
     extra = [dict(zip(columns, r[2:], strict=True)) for r in rows] if columns else None
