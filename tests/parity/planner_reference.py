@@ -46,12 +46,18 @@ class Source:
         return 4.0 if width < self.dim else 2.0
 
     def tuned_for(self, recall: float, selectivity: float) -> Tuned | None:
-        reaching = [t for t in self.tuned if t.recall_target >= recall - 1e-9]
+        """A setting serves only where it was measured: an unfiltered search the unfiltered tuning, a filtered
+        one the nearest tuned selectivity at or below its own."""
+        def serves(t: Tuned) -> bool:
+            if selectivity >= 1 - 1e-9:
+                return t.selectivity >= 1 - 1e-9
+            return t.selectivity < 1 - 1e-9 and t.selectivity <= selectivity + 1e-9
+
+        reaching = [t for t in self.tuned if t.recall_target >= recall - 1e-9 and serves(t)]
         if not reaching:
             return None
-        nearest = min(abs(math.log(t.selectivity) - math.log(selectivity)) for t in reaching)
-        at = [t for t in reaching if abs(math.log(t.selectivity) - math.log(selectivity)) <= nearest + 1e-9]
-        return min(at, key=lambda t: (t.oversample, t.ef_search))
+        nearest = max(t.selectivity for t in reaching)
+        return min((t for t in reaching if t.selectivity == nearest), key=lambda t: (t.oversample, t.ef_search))
 
 
 @dataclass(frozen=True)
