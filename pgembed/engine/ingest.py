@@ -1,6 +1,7 @@
 """Bulk ingest through binary COPY: every input validated before anything is written, then one COPY in one
-transaction (or a savepoint inside the application's), so that a call writes all its rows or none. Codes are
-the database's to compute (the trigger); ingest never writes a code column."""
+transaction (or a savepoint inside the application's), so that a call writes all its rows or none. Where
+row-level security applies to the role, the COPY goes to a temporary table and one INSERT takes the rows
+through the policies. Codes are the database's to compute (the trigger); ingest never writes a code column."""
 
 from __future__ import annotations
 
