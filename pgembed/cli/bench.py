@@ -311,6 +311,10 @@ def _compression_arguments(p: argparse.ArgumentParser, out: str | None) -> None:
     c.add_argument("--out", default=out, metavar="DIR", help="where the CSV, JSON and PNG plots go")
 
 
+def _keep_result_argument(p: argparse.ArgumentParser, kept_as: str) -> None:
+    p.add_argument("--out", default=None, metavar="DIR", help=f"keep the result as DIR/{kept_as}")
+
+
 def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     db = [parents["db"]]
     bench = add("bench", _usage, "the benchmarks: compression (every codec and plain pgvector), search (filtered "
@@ -356,7 +360,7 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
                    help="tune on the query file's last N queries (never timed) instead of base vectors")
     p.add_argument("--partial", default="", metavar="SPEC[;SPEC]",
                    help="partial HNSW indexes on these codecs for each filter given as JSON (hot predicates)")
-    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/search.json")
+    _keep_result_argument(p, "search.json")
 
     p = subcommand("workload", cmd_workload, "a batch of skewed hybrid queries: search_batch against pgembed's "
                    "search() in a loop and plain pgvector one query at a time, before and after advise()")
@@ -366,7 +370,7 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--workload", default="generate", metavar="W.json|generate",
                    help="a workload document, or generate one from the attributes")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/workload.json")
+    _keep_result_argument(p, "workload.json")
 
     p = subcommand("quality", cmd_quality, "codec quality in numpy alone: bytes/vector, encode rates, recall@k "
                    "with re-ranking")
@@ -374,7 +378,7 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--queries", required=True, help="query vectors (.npy)")
     p.add_argument("--gt", default=None, help="exact top-k ids (.npy)")
     _codec_arguments(p)
-    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/codecs.json")
+    _keep_result_argument(p, "codecs.json")
 
     p = subcommand("soak", cmd_soak, "the soak test: writers (plain SQL and ingest) and readers (search, "
                    "search_batch, SQL) on one collection of real vectors, fit() in the middle; then every row "
@@ -386,7 +390,7 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--fit-at", type=float, default=0.5, help="fit() starts at this fraction of the run")
     p.add_argument("--placement", choices=[x.value for x in Placement], default=Placement.TABLE.value)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/soak-<placement>.json")
+    _keep_result_argument(p, "soak-<placement>.json")
 
     p = subcommand("overhead", cmd_overhead, "pgembed's search() against the same plan written by hand in SQL on "
                    "the same table (a 1% filter and none), interleaved rounds")
@@ -396,7 +400,7 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--queries-limit", type=int, default=300)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/overhead.json")
+    _keep_result_argument(p, "overhead.json")
 
     p = subcommand("crash", cmd_crash, "the crash suite: the embedded server killed (SIGKILL) during ingest, "
                    "backfill, fit, activation and a concurrent index build, restarted, and the next call made; "
@@ -405,13 +409,13 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--placement", choices=[x.value for x in Placement], default=Placement.TABLE.value)
     p.add_argument("--scenarios", nargs="+", default=[s.value for s in CrashScenario],
                    choices=[s.value for s in CrashScenario])
-    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/crash-<placement>.json")
+    _keep_result_argument(p, "crash-<placement>.json")
 
     p = subcommand("ingest", cmd_ingest, "bulk ingest (vectors/s) and index build time")
     p.add_argument("--base", default=None, help=".npy base vectors (default: generated, labelled so)")
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/ingest.json")
+    _keep_result_argument(p, "ingest.json")
 
     p = subcommand("kernels", cmd_kernels, "the C kernels against their SQL twins, same run: encoding rows/s per "
                    "codec, ingest with pq48+bq2+f16, estimator distances/s, search_batch() in SQL against one "
@@ -423,7 +427,7 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--twin-seconds", type=float, default=3.0,
                    help="about how long one timing of a twin takes (its prefix of the rows is sized so)")
-    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/kernels.json")
+    _keep_result_argument(p, "kernels.json")
 
     p = subcommand("memory", cmd_memory, "search when RAM is short: a server of its own with shared_buffers at a "
                    "fraction of plain pgvector's float32 HNSW index and direct I/O, every configuration of pgvector "
@@ -439,8 +443,7 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--reuse", action="store_true", help="keep the table and indexes a previous run loaded")
     p.add_argument("--codecs", default="bq2;sq8", help="pgembed's codecs, ';'-separated: candidates from the first's "
                    "HNSW index, the others compact tiers")
-    p.add_argument("--out", default=None, metavar="DIR", help="keep the result as DIR/memory.json "
-                   "(DIR/memory-<codecs>.json for other --codecs)")
+    _keep_result_argument(p, "memory.json (DIR/memory-<codecs>.json for other --codecs)")
 
     p = add("advise-codec", cmd_advise_codec, "the codec to use within a memory budget, from a measured frontier "
             "(--results R.json of `pgembed bench compression`) or measured now on the data given", db)

@@ -179,14 +179,14 @@ def ids_agreement() -> dict:
     summary = {}
     for kind in old["ids"]:
         a, b = old["ids"][kind], new["ids"][kind]
-        same_list = sum(x == y for x, y in zip(a, b))
-        same_set = sum(set(x) == set(y) for x, y in zip(a, b))
-        overlap = statistics.mean(len(set(x) & set(y)) / max(len(x), 1) for x, y in zip(a, b))
+        same_list = sum(x == y for x, y in zip(a, b, strict=True))
+        same_set = sum(set(x) == set(y) for x, y in zip(a, b, strict=True))
+        overlap = statistics.mean(len(set(x) & set(y)) / max(len(x), 1) for x, y in zip(a, b, strict=True))
         summary[kind] = {"queries": len(a), "identical_lists": same_list, "identical_sets": same_set,
                          "mean_overlap": overlap, "recall_old": old["recall"][kind],
                          "recall_new": new["recall"][kind], "plans_old": old["plans"][kind],
                          "plans_new": new["plans"][kind],
-                         "differing_queries": [i for i, (x, y) in enumerate(zip(a, b)) if x != y][:20]}
+                         "differing_queries": [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y][:20]}
     return {"summary": summary, "old": old, "new": new}
 
 
@@ -600,8 +600,9 @@ def cmd_extra() -> None:
     exact = {}
     for kind in old["ids"]:
         a, b = old["ids"][kind], new["ids"][kind]
-        exact[kind] = {"queries": len(a), "identical_ids": sum(x[0] == y[0] for x, y in zip(a, b)),
-                       "max_distance_diff": max(abs(p - r) for x, y in zip(a, b) for p, r in zip(x[1], y[1]))}
+        exact[kind] = {"queries": len(a), "identical_ids": sum(x[0] == y[0] for x, y in zip(a, b, strict=True)),
+                       "max_distance_diff": max(abs(p - r) for x, y in zip(a, b, strict=True)
+                                                for p, r in zip(x[1], y[1], strict=True))}
     results["ids_exact_plan"] = exact
     print("exact-plan ids", json.dumps(exact))
     # 2. control: the new code on a copy of house_new whose HNSW index is built again (REINDEX)
@@ -624,8 +625,8 @@ def cmd_extra() -> None:
     control = {}
     for kind in first:
         a, b = first[kind], again["ids"][kind]
-        control[kind] = {"queries": len(a), "identical_lists": sum(x == y for x, y in zip(a, b)),
-                         "mean_overlap": statistics.mean(len(set(x) & set(y)) / K for x, y in zip(a, b)),
+        control[kind] = {"queries": len(a), "identical_lists": sum(x == y for x, y in zip(a, b, strict=True)),
+                         "mean_overlap": statistics.mean(len(set(x) & set(y)) / K for x, y in zip(a, b, strict=True)),
                          "recall_reindexed": again["recall"][kind]}
     results["ids_control_new_vs_new_reindexed"] = control
     print("control", json.dumps(control))

@@ -114,15 +114,17 @@ def _run(scenario: Scenario, server: EmbeddedServer, pool: np.ndarray, config: C
         collection = _setup(db, table, pool, scenario, config)
     operation, moment = _SCENARIOS[scenario]
     acknowledged: list[int] = []  # ingest: the first key of every call that returned
-    outcome: dict[str, str] = {}
+    outcome: dict[str, Any] = {}
 
     def work() -> None:
         try:
             with pgembed.connect(dsn) as db:
                 operation(db.get_collection(table), pool, config, acknowledged)
             outcome["operation"] = "finished before the kill"
-        except (psycopg.Error, pgembed.errors.PgembedError) as err:
+        except Exception as err:  # noqa: BLE001 - the suite reports what the operation raised, whatever it was
             outcome["operation"] = f"{type(err).__name__}"
+            outcome["error"] = str(err).strip()
+            outcome["server_lost"] = isinstance(err, psycopg.OperationalError | pgembed.errors.ConnectionLostError)
 
     thread = threading.Thread(target=work, daemon=True)
     started = time.monotonic()
@@ -142,7 +144,8 @@ def _run(scenario: Scenario, server: EmbeddedServer, pool: np.ndarray, config: C
         finishing_call = _finish(scenario, collection)
         result = _check(db, collection, pool, scenario, config, acknowledged)
     result.update(scenario=scenario.value, interrupted=moment_seen and outcome.get("operation") != "finished "
-                  "before the kill", operation=outcome.get("operation"), killed_after_s=round(killed_at, 2),
+                  "before the kill", operation=outcome.get("operation"), error=outcome.get("error"),
+                  server_lost=bool(outcome.get("server_lost")), killed_after_s=round(killed_at, 2),
                   processes_killed=killed, restart_s=round(restart_seconds, 2),
                   building_after_crash=building_after_crash, invalid_indexes_after_crash=invalid_after_crash,
                   finishing_call=finishing_call)
