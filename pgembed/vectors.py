@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -38,20 +39,27 @@ def as_matrix(vectors: Any, dim: int | None = None, *, what: str = "vectors") ->
         raise InvalidVectorsError(f"{what} have dimension {arr.shape[1]}, expected {dim}")
     if arr.shape[1] == 0:
         raise InvalidVectorsError(f"{what} have dimension 0")
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = np.ascontiguousarray(arr, dtype=np.float32)
-    finite = np.isfinite(out).all(axis=1)
-    if not finite.all():
-        row = int(np.argmin(finite))
-        bad = "NaN" if np.isnan(out[row]).any() else "Inf (or a value beyond float32 range)"
-        raise InvalidVectorsError(f"{what} row {row} contains {bad}; {int((~finite).sum())} row(s) affected")
+    if arr.dtype == np.float32:
+        out = np.ascontiguousarray(arr)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.ascontiguousarray(arr, dtype=np.float32)
+    # A finite sum of squares means every value is finite (one BLAS pass, cheaper than isfinite on a search's
+    # one query); a sum that is not may still come from finite values whose squares overflow: look closer.
+    if not math.isfinite(np.vdot(out, out)):
+        finite = np.isfinite(out).all(axis=1)
+        if not finite.all():
+            row = int(np.argmin(finite))
+            bad = "NaN" if np.isnan(out[row]).any() else "Inf (or a value beyond float32 range)"
+            raise InvalidVectorsError(f"{what} row {row} contains {bad}; {int((~finite).sum())} row(s) affected")
     return out
 
 
 def as_queries(queries: Any, dim: int, metric: str, *, what: str = "queries") -> np.ndarray:
     """as_matrix, and under cosine no all-zero row: a zero query has no cosine distance to anything."""
     q = as_matrix(queries, dim, what=what)
-    if metric == "cosine":
+    # Squares of tiny values underflow to 0, so a row whose squares sum to 0 is looked at value by value.
+    if metric == "cosine" and (q.shape[0] > 1 or np.vdot(q, q) == 0):
         zero = ~np.any(q != 0, axis=1)
         if zero.any():
             raise InvalidVectorsError(f"{what} row {int(np.argmax(zero))} is all zeros: cosine distance is undefined")

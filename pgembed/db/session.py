@@ -22,6 +22,12 @@ T = TypeVar("T")
 # What a new connection must report alike for it to stand in for a lost one (what SET on the lost one changed
 # and the server reports; SET ROLE between two roles that are not superusers is not among them: docs/reliability.md).
 REPORTED_STATE = ("session_authorization", "is_superuser", "search_path")
+_REPORTED_NAMES = tuple(name.encode() for name in REPORTED_STATE)
+
+
+def _reported(conn: psycopg.Connection) -> tuple[bytes | None, ...]:
+    """What the server last reported of REPORTED_STATE (libpq's copy: no round trip; read on every operation)."""
+    return tuple(conn.pgconn.parameter_status(name) for name in _REPORTED_NAMES)
 
 
 class Session:
@@ -41,7 +47,7 @@ class Session:
         self._depth = 0
         # What the server reported of the session when the last operation began: the application's state, which
         # a new connection must match (a loss in the middle of an operation leaves pgembed's own settings last).
-        self._baseline: dict[str, str | None] | None = None
+        self._baseline: tuple[bytes | None, ...] | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection]:
@@ -77,7 +83,7 @@ class Session:
 
     def _note_baseline(self) -> None:
         if not self._conn.closed:  # a lost connection's last report may be from inside an operation
-            self._baseline = {name: self._conn.info.parameter_status(name) for name in REPORTED_STATE}
+            self._baseline = _reported(self._conn)
 
     def _check_thread(self) -> None:
         owner = self._owner
@@ -97,12 +103,12 @@ class Session:
             raise ConnectionLostError(
                 "the connection to the server was lost, and it is the application's: pgembed does not open "
                 "another in its place. Hand pgembed a new connection (pgembed.Database(conn))")
-        lost = self._baseline or {name: self._conn.info.parameter_status(name) for name in REPORTED_STATE}
+        lost = self._baseline or _reported(self._conn)
         fresh = self._reopen()
-        now = {name: fresh.info.parameter_status(name) for name in REPORTED_STATE}
+        now = _reported(fresh)
         if now != lost:
             fresh.close()
-            changed = ", ".join(name for name in REPORTED_STATE if now[name] != lost[name])
+            changed = ", ".join(name for name, a, b in zip(REPORTED_STATE, now, lost, strict=True) if a != b)
             raise ConnectionLostError(
                 f"the connection to the server was lost, and a new one would not be in the same state ({changed} "
                 "changed by SET on the lost one): pgembed does not reconnect. Put such settings in the DSN "

@@ -66,6 +66,8 @@ def as_filter(where: Any) -> Filter:
         return NO_FILTER
     if isinstance(where, Filter):
         return where
+    if isinstance(where, dict):  # the common case first: a search's filter is made canonical on every call
+        return _from_mapping(where)
     clause = _sqlalchemy_clause(where)
     if clause is not None:
         text = _render_sqlalchemy(clause)
@@ -75,6 +77,10 @@ def as_filter(where: Any) -> Filter:
             "a filter must be None, a dict such as {'year': {'$gte': 2020}}, or a SQLAlchemy expression "
             f"(a raw SQL string is not accepted: wrap it in sqlalchemy.text()); got {type(where).__name__}"
         )
+    return _from_mapping(where)
+
+
+def _from_mapping(where: Mapping[str, Any]) -> Filter:
     if not where:
         return NO_FILTER
     text = canonical_json(where)
@@ -99,17 +105,17 @@ def canonical_json(value: Any) -> str:
 
 
 def _canonical(value: Any, path: str) -> str:
+    if isinstance(value, str):  # the common case first
+        if "\x00" in value:
+            raise InvalidFilterError(f"filter value{_at(path)} contains a NUL character, which PostgreSQL text "
+                                     "cannot hold")
+        return _string(value)
     if value is None or isinstance(value, bool | np.bool_):
         return "null" if value is None else "true" if value else "false"
     if isinstance(value, int | np.integer):
         return str(int(value))
     if isinstance(value, float | np.floating | Decimal):
         return _number(value, path)
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidFilterError(f"filter value{_at(path)} contains a NUL character, which PostgreSQL text "
-                                     "cannot hold")
-        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, dt.date | dt.time):  # datetime is a date
         return json.dumps(value.isoformat())
     if isinstance(value, uuid.UUID):
@@ -124,11 +130,19 @@ def _canonical(value: Any, path: str) -> str:
                 raise InvalidFilterError(f"filter key {key!r}{_at(path)} contains a NUL character: no column "
                                          "name holds one")
             items.append((key, _canonical(value[key], f"{path}.{key}" if path else key)))
-        return "{" + ",".join(f"{_canonical(k, path)}:{v}" for k, v in sorted(items)) + "}"
+        return "{" + ",".join(f"{_string(k)}:{v}" for k, v in sorted(items)) + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(_canonical(v, f"{path}[{i}]") for i, v in enumerate(value)) + "]"
     raise InvalidFilterError(f"filter value{_at(path)} is a {type(value).__name__}, which a filter cannot hold "
                              "(use strings, numbers, booleans, null, dates, lists and dicts)")
+
+
+def _string(text: str) -> str:
+    # What json.dumps writes for printable ASCII without a quote or backslash, without its cost (a search's
+    # filter is made canonical on every call).
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return '"' + text + '"'
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _number(value: float | np.floating | Decimal, path: str) -> str:

@@ -68,13 +68,15 @@ class SearchParams:
     @classmethod
     def of(cls, params: SearchParams | None = None, **knobs: Any) -> SearchParams:
         """`params` (default: all unset) with the knobs given by name replacing its fields."""
-        base = params if params is not None else cls()
+        base = params if params is not None else _UNSET
         if not isinstance(base, SearchParams):
             raise InvalidInputError(f"params must be a SearchParams, got {type(base).__name__}")
+        if not knobs:
+            return base
         unknown = set(knobs) - {f.name for f in fields(cls)}
         if unknown:
             raise InvalidInputError(f"unknown search knob(s): {', '.join(sorted(unknown))}")
-        return replace(base, **knobs) if knobs else base
+        return replace(base, **knobs)
 
     @property
     def per_query_only(self) -> bool:
@@ -93,3 +95,6 @@ class SearchParams:
 def _check_number(name: str, value: Any) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise InvalidInputError(f"{name} must be a number, got {value!r}")
+
+
+_UNSET = SearchParams()  # frozen: one instance serves every call that sets no knob
