@@ -74,6 +74,10 @@ def set_codec_state(session: Session, codec_id: int, state: CodecState) -> None:
     session.execute(q.SET_CODEC_STATE, (state.value, codec_id))
 
 
+def set_codec_column(session: Session, codec_id: int, column_name: str) -> None:
+    session.execute(q.SET_CODEC_COLUMN, (column_name, codec_id))
+
+
 def delete_codec(session: Session, codec_id: int) -> None:
     session.execute(q.DELETE_CODEC, (codec_id,))
 

@@ -5,7 +5,8 @@ Re-fitting without stopping readers: fit() makes version n+1 of every trainable 
 (`embedding_bq_v2`), added nullable (no table rewrite) and kept in step by the regenerated trigger from that
 moment; the batched backfill fills them while readers keep version n (the catalog's active row). When a
 version is complete, its predecessor's indexes are rebuilt on the new column, and one transaction retires
-version n, activates n+1, regenerates the trigger and drops version n's columns (with their indexes).
+version n, activates n+1, regenerates the trigger, drops version n's columns (with their indexes) and gives
+version n+1's columns their names: between re-fits a codec's columns are always `embedding_bq`.
 
 Where the columns are depends on the collection's placement. TABLE: in the user's table, which a BEFORE
 trigger fills and a backfill rewrites row by row. COMPANION: in pgembed.codes_<id> (key plus codes), which an
@@ -346,13 +347,24 @@ def _activate(ctx: CollectionContext, info: CodecInfo) -> None:
             for index in rebuilt:
                 catalog.delete_index(ctx.session, ctx.info.id, index.index_name)
         catalog.set_codec_state(ctx.session, info.id, CodecState.ACTIVE)
-        install_trigger(ctx)
+        install_trigger(ctx)  # first: the generated functions depend on the columns they name
         if previous is not None:
             for column in column_names(ctx, previous):
                 ctx.session.execute(ddl.drop_column(ctx.info, column))  # its indexes go with it
+            _take_names(ctx, info, previous)
 
     _change(ctx, switch, f"the activation of codec {info.name!r} v{info.version}", "call backfill() to finish it")
     ctx.forget()
+
+
+def _take_names(ctx: CollectionContext, info: CodecInfo, previous: CodecInfo) -> None:
+    """The activated version's columns renamed to its predecessor's (dropped just before): a codec's columns keep
+    their names across re-fits, so an application's SQL that names them goes on working. Plans made before
+    name the same columns but carry the old version's id, which their statements check (pgembed._codec_in_force)."""
+    for column, name in zip(column_names(ctx, info), column_names(ctx, previous), strict=True):
+        ctx.session.execute(ddl.rename_column(ctx.info, column, name))
+    catalog.set_codec_column(ctx.session, info.id, previous.column_name)
+    install_trigger(ctx)  # the generated functions name the columns' texts too (the query encoder's dispatch)
 
 
 # -- the trigger -------------------------------------------------------------------------------------------------

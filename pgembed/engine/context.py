@@ -69,17 +69,17 @@ class CollectionContext:
         known = ", ".join(c.name for c in codecs) or "none"
         raise SchemaError(f"collection {self.info.name!r} has no active codec {name!r} (codecs: {known})")
 
-    def codec_at(self, column: str) -> Codec:
-        """The fitted codec whose codes are in `column` (a plan's code column). Each codec version has a column
-        of its own, so what is cached for a column never goes stale; a column no active codec owns any more (a
-        re-fit or drop made elsewhere) raises StaleCatalog."""
+    def codec_of(self, codec_id: int | None) -> Codec:
+        """The fitted codec version `codec_id` (an index plan's: PreparedSearch.codec_id). A re-fit gives the new
+        version the old one's column, never its id, so what is cached for an id never goes stale; an id that is
+        no longer active (a re-fit or drop made elsewhere) raises StaleCatalog."""
         def load() -> Codec:
-            info = next((c for c in self.codecs() if c.column_name == column and c.state is CodecState.ACTIVE), None)
+            info = next((c for c in self.codecs() if c.id == codec_id and c.state is CodecState.ACTIVE), None)
             if info is None:
-                raise StaleCatalog(f"no active codec of {self.info.name!r} stores its codes in {column!r}")
+                raise StaleCatalog(f"codec version {codec_id} of {self.info.name!r} is no longer active")
             return load_codec(info.kind, self.info.dim, info.params)
 
-        return self.cached(("codec at", column), load)
+        return self.cached(("codec", codec_id), load)
 
     def sources(self) -> list[CoarseSource]:
         return self.cached("sources", lambda: catalog.search_sources(self.session, self.info.id))

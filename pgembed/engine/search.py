@@ -28,8 +28,8 @@ from pgembed.statements.search import PREPARE_SEARCH
 from pgembed.vectors import as_queries
 from pgembed.vocabulary import PlanKind, Storage
 
-# A codec re-fitted or dropped elsewhere since the catalog was read: the plan names a column that is gone, or
-# one whose codec this process no longer finds.
+# A codec re-fitted or dropped elsewhere since the catalog was read: the plan names a column that is gone, or a
+# codec version that is no longer active (pgembed._codec_in_force in its statement, or this process's catalog).
 STALE_PLAN = (psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedObject, StaleCatalog)
 
 
@@ -110,7 +110,7 @@ def run(ctx: CollectionContext, prepared: PreparedSearch, q: np.ndarray, columns
     """One query through a prepared plan, with the exact fallback."""
     plan = prepared.plan
     if plan.kind is PlanKind.INDEX:
-        result = _fetch(ctx, plan, prepared.run, q, columns)
+        result = _fetch(ctx, plan, prepared.run, q, columns, codec_id=prepared.codec_id)
         if len(result) >= plan.k:
             return result
         plan = plan.exact_fallback(len(result))
@@ -119,7 +119,7 @@ def run(ctx: CollectionContext, prepared: PreparedSearch, q: np.ndarray, columns
 
 def run_plan(ctx: CollectionContext, prepared: PreparedSearch, q: np.ndarray) -> SearchResult:
     """One query through a prepared plan as it is, without the exact fallback (what tune() measures)."""
-    return _fetch(ctx, prepared.plan, prepared.run, q, ())
+    return _fetch(ctx, prepared.plan, prepared.run, q, (), codec_id=prepared.codec_id)
 
 
 def run_exact(ctx: CollectionContext, prepared: PreparedSearch, q: np.ndarray) -> SearchResult:
@@ -135,7 +135,7 @@ def search_many(ctx: CollectionContext, queries: np.ndarray, prepared: PreparedS
     plan = prepared.plan
     if plan.kind is not PlanKind.INDEX or plan.column is None or prepared.many is None:
         raise InvalidInputError("search_many takes an index plan")
-    codec = ctx.codec_at(plan.column)
+    codec = ctx.codec_of(prepared.codec_id)
     params = {"qs": list(queries), "qcodes": [query_code(codec, v) for v in queries]}
     found: list[list[tuple[Any, float]]] = [[] for _ in range(len(queries))]
     for number, key, distance in ctx.session.read_scoped(ctx.session.statement(prepared.many), params):
@@ -150,12 +150,12 @@ def search_many(ctx: CollectionContext, queries: np.ndarray, prepared: PreparedS
     return results
 
 
-def _fetch(ctx: CollectionContext, plan: Plan, pieces: Pieces, q: np.ndarray, columns: tuple[str, ...]
-           ) -> SearchResult:
+def _fetch(ctx: CollectionContext, plan: Plan, pieces: Pieces, q: np.ndarray, columns: tuple[str, ...], *,
+           codec_id: int | None = None) -> SearchResult:
+    """`codec_id`: an index plan's codec version (PreparedSearch.codec_id), which encodes the query."""
     params: dict[str, Any] = {"q": q}
     if plan.kind is PlanKind.INDEX:
-        assert plan.column is not None
-        params["qcode"] = query_code(ctx.codec_at(plan.column), q)
+        params["qcode"] = query_code(ctx.codec_of(codec_id), q)
         rows = ctx.session.read_scoped(ctx.session.statement(pieces), params)
     else:
         rows = ctx.session.rows(ctx.session.statement(pieces), params)

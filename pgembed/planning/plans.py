@@ -69,11 +69,12 @@ class PreparedSearch:
     run: Pieces
     exact: Pieces
     many: Pieces | None
+    codec_id: int | None = None  # the codec version of an index plan's code column, which encodes the query
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PreparedSearch:
         return cls(data["clause"], Plan.from_json(data["plan"]), tuple(data["run"]), tuple(data["exact"]),
-                   tuple(data["many"]) if data.get("many") else None)
+                   tuple(data["many"]) if data.get("many") else None, data.get("codec_id"))
 
     @property
     def filtered(self) -> bool:

@@ -33,6 +33,7 @@ SET_CODEC_STATE = sql.SQL("UPDATE pgembed.codecs SET state = %s WHERE id = %s")
 SET_CODEC_ESTIMATOR = sql.SQL(
     "UPDATE pgembed.codecs SET estimator = %s WHERE id = %s AND estimator IS DISTINCT FROM %s")
 DELETE_CODEC = sql.SQL("DELETE FROM pgembed.codecs WHERE id = %s")
+SET_CODEC_COLUMN = sql.SQL("UPDATE pgembed.codecs SET column_name = %s WHERE id = %s")
 
 # -- indexes --------------------------------------------------------------------------------------------
 LIST_INDEXES = sql.SQL(

@@ -78,6 +78,11 @@ def drop_column(info: CollectionInfo, column: str) -> sql.Composed:
     return sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(info.codes_table, sql.Identifier(column))
 
 
+def rename_column(info: CollectionInfo, column: str, to: str) -> sql.Composed:
+    return sql.SQL("ALTER TABLE {} RENAME COLUMN {} TO {}").format(info.codes_table, sql.Identifier(column),
+                                                                   sql.Identifier(to))
+
+
 # -- the companion table ---------------------------------------------------------------------------------------
 def create_companion(info: CollectionInfo, key_type: str) -> sql.Composed:
     """pgembed.codes_<id>: the key (the user's key column's name and type, format_type() spelling) and, as

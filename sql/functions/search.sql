@@ -34,9 +34,14 @@ BEGIN
                             CASE WHEN filtered THEN filter END, filtered, estimate, total, only_index, refine,
                             refine_oversample, rerank);
     SELECT * INTO statements FROM pgembed._search_statements(c.id, chosen, clause, coalesce(columns, '{}'));
+    -- codec_id: the codec version whose codes the plan reads, which encodes the query (a re-fit keeps the
+    -- column's name, not its codec).
     RETURN jsonb_build_object('clause', clause, 'plan', chosen, 'run', to_jsonb(statements.run),
                               'exact', to_jsonb(statements.exact), 'many', to_jsonb(statements.many),
-                              'scan', to_jsonb(statements.scan));
+                              'scan', to_jsonb(statements.scan),
+                              'codec_id', (SELECT x.id FROM pgembed.codecs AS x
+                                           WHERE x.collection_id = c.id AND x.column_name = chosen ->> 'column'
+                                             AND x.state = 'active'));
 END $$;
 
 -- The collection named `collection`, or an error saying there is none.

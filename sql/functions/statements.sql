@@ -18,6 +18,7 @@
 --          subquery in the candidates' WHERE becomes an InitPlan behind a one-time filter, which PostgreSQL
 --          evaluates before it asks the index for its first tuple, and pgvector reads hnsw.* then. Local to
 --          the transaction: the caller runs it alone in autocommit, or inside a savepoint rolled back after.
+--          It checks first that the plan's codec version is still the active one (pgembed._codec_in_force).
 --   many:  SELECT qs.no, c.key, c.distance FROM unnest($qs, $qcodes) WITH ORDINALITY AS qs(q, qcode, no)
 --          CROSS JOIN LATERAL (<index, with qs.q and qs.qcode>) AS c ORDER BY qs.no, c.distance, c.key
 --          (index plans only: each query's candidates and re-rank, one statement for all of them.)
@@ -48,6 +49,7 @@ DECLARE
     missing text[];
     k integer := (plan ->> 'k')::integer;
     code text;
+    code_id integer;
     code_type text;
     code_op text;
     vector_array constant text := pgembed._qualified_type('vector') || '[]';
@@ -107,14 +109,17 @@ BEGIN
     END IF;
 
     code := format('%I', plan ->> 'column');
-    SELECT x.sql_type INTO code_type FROM pgembed.codecs AS x
-    WHERE x.collection_id = c.id AND x.column_name = plan ->> 'column';
+    SELECT x.id, x.sql_type INTO code_id, code_type FROM pgembed.codecs AS x
+    WHERE x.collection_id = c.id AND x.column_name = plan ->> 'column' AND x.state = 'active';
+    IF NOT FOUND THEN
+        PERFORM pgembed._codec_in_force(NULL, plan ->> 'column');
+    END IF;
     code_op := CASE WHEN split_part(code_type, '(', 1) = 'bit' THEN pgembed._qualified_operator('<~>') ELSE op END;
     code_type := pgembed._qualified_type(code_type);
-    settings := format('(SELECT set_config(''hnsw.ef_search'', %L, true) '
+    settings := format('pgembed._codec_in_force(%s, %L) AND (SELECT set_config(''hnsw.ef_search'', %L, true) '
                        '|| set_config(''hnsw.iterative_scan'', %L, true) '
                        '|| set_config(''hnsw.max_scan_tuples'', %L, true)) IS NOT NULL',
-                       plan ->> 'ef_search', plan ->> 'iterative_scan',
+                       code_id, plan ->> 'column', plan ->> 'ef_search', plan ->> 'iterative_scan',
                        coalesce(plan ->> 'max_scan_tuples', (SELECT l.min_scan_tuples::text FROM pgembed.planner_limits() AS l)));
     companion := plan ->> 'placement' = 'companion';
     refine_col := plan ->> 'refine_column';
@@ -210,6 +215,20 @@ BEGIN
                          code_type, queries,
                          pgembed._pieces_text(body, ARRAY['q', 'qcode'],
                                               ARRAY[queries || '.pgembed_q', queries || '.pgembed_qcode']), key)];
+END $$;
+
+-- True while the codec version codec_id is active, else an ERROR (undefined_column, as for a column that is
+-- gone): a plan's index statement checks it once (a one-time filter), because a re-fit gives the new version the
+-- old one's column names, so a plan cached by a client before it would read the new codes with a query encoded
+-- for the old ones. The client plans again on this error (pgembed.engine.search.STALE_PLAN).
+CREATE OR REPLACE FUNCTION pgembed._codec_in_force(codec_id integer, column_name text) RETURNS boolean
+    LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF codec_id IS NOT NULL AND EXISTS (SELECT 1 FROM pgembed.codecs AS x WHERE x.id = codec_id AND x.state = 'active') THEN
+        RETURN true;
+    END IF;
+    RAISE EXCEPTION 'the codes in column % are no longer those this plan was made for (a re-fit or drop since): plan again',
+        quote_ident(column_name) USING ERRCODE = 'undefined_column';
 END $$;
 
 -- A statement's pieces joined into text for EXECUTE, each parameter named in `parameters` becoming $n (its

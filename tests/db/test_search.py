@@ -268,29 +268,48 @@ def test_a_tune_that_no_longer_reaches_the_target_forgets_the_old_setting(docs: 
 def test_search_survives_a_refit_made_elsewhere(db: pgembed.Database, docs: pgembed.Collection) -> None:
     q = unit_vectors(1, DIM, seed=19)[0]
     before = docs.search(q, 10, oversample=20)
-    db.collection("docs").fit(sample=1000)  # another Collection object: new code column, old one dropped
-    after = docs.search(q, 10, oversample=20)
-    assert after.plan.kind == "index" and after.plan.column != before.plan.column
+    db.collection("docs").fit(sample=1000)  # another Collection object: a new version under the same column name
+    after = docs.search(q, 10, oversample=20)  # the cached plan's statement refuses the old version: planned again
+    assert after.plan.kind == "index" and after.plan.column == before.plan.column
     assert len(after) == 10
+    fresh = db.collection("docs").search(q, 10, oversample=20)
+    assert after.ids.tolist() == fresh.ids.tolist()
+
+
+def test_a_plan_made_before_a_refit_is_refused_by_its_statement(db: pgembed.Database, docs: pgembed.Collection,
+                                                                 sql_conn: psycopg.Connection) -> None:
+    """The re-fit keeps the column's name, so the old plan's SQL would still run, on codes its query code was not
+    encoded for: its statement checks the codec version and refuses, which search() takes as a stale plan."""
+    q = unit_vectors(1, DIM, seed=31)[0]
+    old = prepare(docs.context, as_filter(None), 10, SearchParams(oversample=4, plan="index"))
+    params = {"q": q, "qcode": query_code(docs.context.codec_of(old.codec_id), q)}  # the old version's encoding
+    db.collection("docs").fit(sample=1000)
+    register_vector(sql_conn)
+    with pytest.raises(psycopg.errors.UndefinedColumn, match="no longer those this plan was made for"):
+        sql_conn.execute(from_pieces(old.run), params)
+    again = prepare(db.collection("docs").context, as_filter(None), 10, SearchParams(oversample=4, plan="index"))
+    assert again.plan.column == old.plan.column and again.codec_id != old.codec_id
 
 
 def test_a_new_plan_after_a_refit_elsewhere_encodes_the_query_with_the_new_codec(db: pgembed.Database,
                                                                                docs: pgembed.Collection,
                                                                                sql_conn: psycopg.Connection) -> None:
-    """The codec that encodes the query is the one of the plan's column, not one cached under the codec's
-    name: after a re-fit elsewhere (fitted far from the old one), a filter never seen before gets a plan on the
-    new column and a query code equal to the server's for it."""
+    """The codec that encodes the query is the plan's codec version, not one cached under the codec's name or
+    its column's (a re-fit keeps the column's name): after a re-fit elsewhere (fitted far from the old one), a
+    filter never seen before gets a plan on the new version and a query code equal to the server's for it."""
     q = unit_vectors(1, DIM, seed=29)[0]
     docs.search(q, 10, oversample=20)  # the old version's codec, loaded in this process
     x = docs.data[0]  # type: ignore[attr-defined]
     db.collection("docs").fit(fit_on=x + 0.5)
     new = docs.search(q, 10, where={"year": {"$gte": 1991}}, oversample=1, plan="index")
     fresh = db.collection("docs").search(q, 10, where={"year": {"$gte": 1991}}, oversample=1, plan="index")
-    assert new.plan.column == fresh.plan.column and new.plan.column.endswith("_v2")
+    assert new.plan.column == fresh.plan.column
     assert new.ids.tolist() == fresh.ids.tolist()
     server_code = sql_conn.execute(f"SELECT pgembed.query_code_{docs.info.id}(%s, %s::vector)",
                                    (new.plan.column, vector_text(q))).fetchone()[0]
-    assert query_code(docs.context.codec_at(new.plan.column), q) == server_code
+    (version,) = [c for c in docs.codecs() if c.column_name == new.plan.column and c.state == "active"]
+    assert version.version == 2
+    assert query_code(docs.context.codec_of(version.id), q) == server_code
 
 
 def test_partial_index_serves_its_predicate(docs: pgembed.Collection, sql_conn: psycopg.Connection) -> None:

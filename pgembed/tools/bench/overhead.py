@@ -81,7 +81,8 @@ def _case(collection: pgembed.Collection, where: dict[str, Any] | None, queries:
                 "LIMIT {m}) AS candidates ORDER BY distance LIMIT {n}").format(
                 k=info.key, v=info.vector, t=info.table, c=sql.Identifier(plan.column),
                 m=sql.Literal(plan.candidates), n=sql.Literal(k))
-            codec = collection.context.codec_at(plan.column)
+            codec = collection.context.codec_of(searching.prepare(collection.context, as_filter(where), k,
+                                                                  SearchParams()).codec_id)
 
         def hand(q: np.ndarray) -> list[Any]:
             params: dict[str, Any] = {"q": q}
