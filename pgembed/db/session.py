@@ -27,7 +27,7 @@ _REPORTED_NAMES = tuple(name.encode() for name in REPORTED_STATE)
 
 def _reported(conn: psycopg.Connection) -> tuple[bytes | None, ...]:
     """What the server last reported of REPORTED_STATE (libpq's copy: no round trip; read on every operation)."""
-    return tuple(conn.pgconn.parameter_status(name) for name in _REPORTED_NAMES)
+    return tuple(map(conn.pgconn.parameter_status, _REPORTED_NAMES))
 
 
 class Session:
@@ -45,9 +45,15 @@ class Session:
         self._owner_lock = threading.Lock()
         self._owner: int | None = None
         self._depth = 0
-        # What the server reported of the session when the last operation began: the application's state, which
-        # a new connection must match (a loss in the middle of an operation leaves pgembed's own settings last).
+        # What the server reported of the session when the transaction() now open began: the application's state,
+        # which a new connection must match (a loss inside one may leave pgembed's own settings, a pinned
+        # search_path, reported last). None otherwise, or after such a transaction ended with the connection
+        # alive: the connection's last report is the application's state then (a read changes none of it).
         self._baseline: tuple[bytes | None, ...] | None = None
+        # The client encoding the server last reported, and its Python codec (psycopg's conn.info.encoding, which
+        # builds a ConnectionInfo and maps the name anew on each call): a search composes its statement's bytes
+        # in it on every call.
+        self._encoding: tuple[bytes | None, str] = (None, "utf-8")
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection]:
@@ -61,6 +67,8 @@ class Session:
                 self._depth -= 1
                 if self._depth == 0:
                     self._owner = None
+                    if not self._conn.closed:
+                        self._baseline = None
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -121,10 +129,8 @@ class Session:
         retried: whether a write on a lost connection committed is unknown, so it raises and the next call
         reconnects."""
         self._check_thread()
-        if self._owner is None:
-            self._note_baseline()
         self._ensure_open()
-        idle = not self.in_transaction
+        idle = self._conn.pgconn.transaction_status == TransactionStatus.IDLE
         try:
             return work()
         except psycopg.OperationalError:
@@ -175,7 +181,7 @@ class Session:
 
     @property
     def in_transaction(self) -> bool:
-        return self.conn.info.transaction_status != TransactionStatus.IDLE
+        return self.conn.pgconn.transaction_status != TransactionStatus.IDLE
 
     @property
     def idle_autocommit(self) -> bool:
@@ -185,7 +191,11 @@ class Session:
 
     def statement(self, pieces: tuple[str, ...]) -> bytes:
         """A statement the server built as pieces (pgembed.statements.compose), in this connection's encoding."""
-        return statement_bytes(pieces, self.conn.info.encoding)
+        conn = self.conn
+        reported = conn.pgconn.parameter_status(b"client_encoding")
+        if reported != self._encoding[0]:
+            self._encoding = (reported, conn.info.encoding)
+        return statement_bytes(pieces, self._encoding[1])
 
     def execute(self, statement: Statement, params: Any = None) -> psycopg.Cursor[Any]:
         self._check_thread()

@@ -44,9 +44,11 @@ class CollectionContext:
     def cached(self, key: Hashable, compute: Callable[[], T]) -> T:
         if time.monotonic() - self._read_at > CACHE_SECONDS:
             self.forget()
-        if key in self._cache:
+        try:  # one lookup fewer than `in` first: a search looks its plan up here on every call
             self._cache.move_to_end(key)
             return self._cache[key]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
         value = compute()
         self._cache[key] = value
         if len(self._cache) > CACHE_ENTRIES:

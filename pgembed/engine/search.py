@@ -25,7 +25,7 @@ from pgembed.planning.filters import Filter, as_filter
 from pgembed.planning.params import SearchParams
 from pgembed.planning.plans import Pieces, Plan, PreparedSearch
 from pgembed.statements.search import PREPARE_SEARCH
-from pgembed.vectors import as_queries
+from pgembed.vectors import as_query
 from pgembed.vocabulary import PlanKind, Storage
 
 # A codec re-fitted or dropped elsewhere since the catalog was read: the plan names a column that is gone, or a
@@ -51,6 +51,8 @@ K_MAX = 2**31 - 1  # PostgreSQL's integer
 
 
 def check_k(k: Any) -> int:
+    if type(k) is int and k <= K_MAX:  # the common case, without the isinstance checks (bool is not int here)
+        return k
     if isinstance(k, bool) or not isinstance(k, int | np.integer):
         raise InvalidInputError(f"k must be an integer, got {k!r}")
     if k > K_MAX:  # the SQL functions take k as integer; its lower bound is theirs (check_search_params)
@@ -91,18 +93,16 @@ def explain(ctx: CollectionContext, k: int, where: Any, params: SearchParams) ->
 
 def search(ctx: CollectionContext, query: Any, k: int, where: Any, params: SearchParams,
            columns: Sequence[str] | None = None) -> SearchResult:
-    q = as_queries(query, ctx.info.dim, ctx.info.metric, what="query")
-    if q.shape[0] != 1:
-        raise InvalidInputError(f"search takes one query vector, got {q.shape[0]}: use search_batch")
+    q = as_query(query, ctx.info.dim, ctx.info.metric)
     f, k, wanted = as_filter(where), check_k(k), check_columns(columns)
     prepared = prepare(ctx, f, k, params, wanted)
     try:
-        return run(ctx, prepared, q[0], wanted)
+        return run(ctx, prepared, q, wanted)
     except STALE_PLAN:
         if prepared.plan.kind is not PlanKind.INDEX:
             raise
         ctx.forget()
-        return run(ctx, prepare(ctx, f, k, params, wanted), q[0], wanted)
+        return run(ctx, prepare(ctx, f, k, params, wanted), q, wanted)
 
 
 def run(ctx: CollectionContext, prepared: PreparedSearch, q: np.ndarray, columns: tuple[str, ...] = ()

@@ -67,7 +67,7 @@ def as_filter(where: Any) -> Filter:
     if isinstance(where, Filter):
         return where
     if isinstance(where, dict):  # the common case first: a search's filter is made canonical on every call
-        return _from_mapping(where)
+        return _from_dict(where)
     clause = _sqlalchemy_clause(where)
     if clause is not None:
         text = _render_sqlalchemy(clause)
@@ -78,6 +78,30 @@ def as_filter(where: Any) -> Filter:
             f"(a raw SQL string is not accepted: wrap it in sqlalchemy.text()); got {type(where).__name__}"
         )
     return _from_mapping(where)
+
+
+# Flat dicts of plain scalars (most searches' filters) seen already, by their items and the items' types (1, 1.0
+# and True are equal keys but not equal filters): a search in steady state skips canonical_json. Only a dict the
+# full path accepted is kept, so a refused one is refused again on every call.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_SEEN: dict[tuple[Any, ...], Filter] = {}
+_SEEN_ENTRIES = 512
+
+
+def _from_dict(where: dict[str, Any]) -> Filter:
+    key: list[Any] = []
+    for name, value in where.items():
+        if value.__class__ not in _SCALARS:
+            return _from_mapping(where)
+        key += (name, value.__class__, value)
+    seen = tuple(key)
+    found = _SEEN.get(seen)
+    if found is None:
+        found = _from_mapping(where)
+        if len(_SEEN) >= _SEEN_ENTRIES:
+            _SEEN.clear()
+        _SEEN[seen] = found
+    return found
 
 
 def _from_mapping(where: Mapping[str, Any]) -> Filter:

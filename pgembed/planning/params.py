@@ -64,6 +64,11 @@ class SearchParams:
         except ValueError:
             raise InvalidInputError(
                 f"plan must be one of {', '.join(p.value for p in PlanKind)}, got {self.plan!r}") from None
+        # Hashed once: the knobs are part of the key of every cached plan a search looks up.
+        object.__setattr__(self, "_hash", hash(tuple(getattr(self, f.name) for f in fields(self))))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[no-any-return,attr-defined]
 
     @classmethod
     def of(cls, params: SearchParams | None = None, **knobs: Any) -> SearchParams:

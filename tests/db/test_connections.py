@@ -95,6 +95,18 @@ def test_no_new_connection_in_another_state_than_the_lost_one(db: pgembed.Databa
             collection.search(docs[0], 3)
 
 
+def test_a_setting_made_after_pgembeds_last_write_is_seen_on_a_loss(db: pgembed.Database, docs: np.ndarray,
+                                                                     sql_conn: psycopg.Connection) -> None:
+    # The state a write of pgembed's began in is forgotten when it ends: what the application SETs afterwards is
+    # the state a new connection must match.
+    collection = db.collection("docs")
+    collection.ingest([ROWS + 7], docs[:1])
+    db.conn.execute("SET search_path = pg_catalog, public")
+    lose(db, sql_conn)
+    with pytest.raises(ConnectionLostError, match="search_path"):
+        collection.search(docs[0], 3)
+
+
 def test_a_closed_database_says_so(db: pgembed.Database, docs: np.ndarray) -> None:
     collection = db.collection("docs")
     db.close()

@@ -286,6 +286,19 @@ def test_empty_filters(conn: psycopg.Connection, items: list[dict[str, Any]]) ->
     assert row == ("true", "true")
 
 
+def test_a_flat_filter_seen_before_is_the_same_filter() -> None:
+    # Flat dicts are remembered by their items and the items' types (as_filter's fast path): equal Python keys
+    # that are different filters stay apart, and a refused dict is refused every time.
+    assert as_filter({"n": 1}) == as_filter({"n": 1}) == as_filter({"n": 1.0})
+    assert as_filter({"n": True}).json == '{"n":true}' and as_filter({"n": 1}).json == '{"n":1}'
+    assert as_filter({"b": "x", "a": None}).json == as_filter({"a": None, "b": "x"}).json == '{"a":null,"b":"x"}'
+    for _ in range(2):
+        with pytest.raises(InvalidFilterError, match="NUL"):
+            as_filter({"title": "a\x00b"})
+        with pytest.raises(InvalidFilterError, match="finite"):
+            as_filter({"x": float("nan")})
+
+
 def test_python_only_values(conn: psycopg.Connection, items: list[dict[str, Any]]) -> None:
     """date objects for date columns, Decimal for numbers, tuples for lists."""
     from decimal import Decimal

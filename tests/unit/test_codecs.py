@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 from pgembed.codecs import BinaryCodec, Float16Codec, load_codec, make_codec
 from pgembed.codecs.base import vector_literal
 from pgembed.errors import InvalidVectorsError, UnknownCodecError
+from pgembed.vectors import as_query
 
 finite_f32 = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, width=32)
 
@@ -80,6 +81,31 @@ def test_bad_vectors_are_named(bad: object, message: str) -> None:
     codec = BinaryCodec(4).fit(np.ones((3, 4), np.float32))
     with pytest.raises(InvalidVectorsError, match=message):
         codec.encode(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.array([1, np.nan, 3, 4], np.float32), "row 0 contains NaN"),
+        (np.array([1, np.inf, 3, 4], np.float32), "row 0 contains Inf"),
+        (np.zeros(4, np.float32), "all zeros"),
+        (np.full(4, 1e-30, np.float32), None),  # its squares underflow to 0, yet it is not zero: accepted
+        (np.zeros(5, np.float32), "dimension 5, expected 4"),
+        (np.ones((2, 4), np.float32), "one query vector, got 2"),
+        (np.ones(4, np.float16), None),
+        (np.ones(8, np.float32)[::2], None),  # not contiguous: copied
+        ([1.0, 2.0, 3.0, 4.0], None),
+    ],
+)
+def test_a_query_is_checked_on_every_path(bad: object, message: str | None) -> None:
+    # as_query's fast path (a float32 vector, one BLAS pass) and as_queries' agree on what they accept.
+    if message is None:
+        q = as_query(bad, 4, "cosine")
+        assert q.shape == (4,) and q.dtype == np.float32 and q.flags.c_contiguous
+        np.testing.assert_array_equal(q, np.asarray(bad, dtype=np.float32).reshape(4))
+        return
+    with pytest.raises(InvalidVectorsError, match=message):
+        as_query(bad, 4, "cosine")
 
 
 def test_unfitted_binary_codec_refuses_to_encode() -> None:
