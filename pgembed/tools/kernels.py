@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from pgembed.errors import PgembedError
-from pgembed.server import kernel_settings, kernels_dir
+from pgembed.server import kernel_settings, kernels_dir, make_server_dirs
 
 EXTENSION = "pgembed_kernels"
 SOURCES = ("Makefile", f"{EXTENSION}.control", f"{EXTENSION}--1.0.sql", "src")
@@ -130,7 +130,7 @@ def build(pg_config: Path | None = None, *, sanitize: bool = False) -> Build:
 
 def _copy(built: Build, extension_dir: Path, library_dir: Path) -> None:
     for folder in (extension_dir, library_dir):
-        folder.mkdir(parents=True, exist_ok=True)
+        make_server_dirs(folder)
         folder.chmod(0o755)  # the server may run as another account (root runs it as embedded_postgres)
     for path, folder in [(built.library, library_dir), (built.control, extension_dir),
                          *((s, extension_dir) for s in built.scripts)]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped]
 import psycopg
 import pytest
 from psycopg import sql
@@ -16,8 +18,8 @@ from psycopg.conninfo import make_conninfo
 
 import pgembed
 from pgembed.database import resolve_dsn
-from pgembed.errors import PgvectorMissingError
-from pgembed.server import EmbeddedServer
+from pgembed.errors import EmbeddedServerError, PgvectorMissingError
+from pgembed.server import SYSTEM_HOME, SYSTEM_USER, EmbeddedServer, kernels_dir
 
 START_AND_REPORT = """
 import json, sys, pgembed
@@ -34,8 +36,8 @@ def start_in_subprocess(data_dir: Path) -> subprocess.Popen:
                             stderr=subprocess.PIPE, env=env)
 
 
-def test_processes_starting_at_once_share_one_server(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def test_processes_starting_at_once_share_one_server(server_folder: Path) -> None:
+    data_dir = server_folder / "data"
     procs = [start_in_subprocess(data_dir) for _ in range(3)]
     try:
         outputs = [p.communicate(timeout=180) for p in procs]
@@ -51,6 +53,29 @@ def test_processes_starting_at_once_share_one_server(tmp_path: Path) -> None:
     finally:
         EmbeddedServer(data_dir).stop()
     assert not EmbeddedServer(data_dir).status().running
+
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="only a server root starts runs as another account")
+
+
+@ROOT_ONLY
+def test_root_refuses_a_data_directory_its_server_account_cannot_enter(server_folder: Path) -> None:
+    private = server_folder / "private"
+    private.mkdir(mode=0o700)
+    with pytest.raises(EmbeddedServerError, match=f"cannot enter {private} \\(mode 700\\).*setfacl"):
+        EmbeddedServer(private / "nested" / "data").ensure_running()
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700 and not any(private.iterdir())  # nothing opened or made
+
+
+@ROOT_ONLY
+@pytest.mark.skipif(bool(os.environ.get("PGEMBED_TEST_DSN")) or os.environ.get("PGEMBED_TEST_BACKEND") == "docker",
+                    reason="the tests' server is not the embedded one")
+def test_root_runs_the_server_from_pgembeds_own_folders(db: pgembed.Database) -> None:
+    # Not from the wheel, which may sit in a directory the server's account cannot enter (a checkout in /root).
+    backend = psutil.Process(db.execute("SELECT pg_backend_pid()").fetchone()[0])
+    assert backend.username() == SYSTEM_USER
+    assert Path(backend.exe()).is_relative_to(SYSTEM_HOME / "install")
+    assert kernels_dir().is_relative_to(SYSTEM_HOME)
 
 
 def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,8 +94,8 @@ def test_dsn_resolution_order(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_dsn("host=x dbname=y") == "host=x dbname=y"
 
 
-def test_serve_on_tcp_prints_dsn_and_stops_on_signal(tmp_path: Path) -> None:
-    data_dir = tmp_path / "served"
+def test_serve_on_tcp_prints_dsn_and_stops_on_signal(server_folder: Path) -> None:
+    data_dir = server_folder / "served"
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "pgembed.cli", "serve", "--port", str(port), "--data-dir",
                              str(data_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

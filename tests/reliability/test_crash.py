@@ -13,8 +13,8 @@ from pgembed.vocabulary import CrashScenario, Placement
 
 
 @pytest.mark.parametrize("placement", [Placement.TABLE, Placement.COMPANION])
-def test_a_kill_during_each_long_operation_needs_no_manual_step(tmp_path: Path, placement: Placement) -> None:
-    result = run_crash_suite(CrashConfig(rows=8000, placement=placement), data_dir=tmp_path / "data")
+def test_a_kill_during_each_long_operation_needs_no_manual_step(server_folder: Path, placement: Placement) -> None:
+    result = run_crash_suite(CrashConfig(rows=8000, placement=placement), data_dir=server_folder / "data")
     by_scenario = {r["scenario"]: r for r in result["scenarios"]}
     assert set(by_scenario) == {s.value for s in CrashScenario}
     assert result["failed"] == [], result["scenarios"]
