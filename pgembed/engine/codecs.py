@@ -116,11 +116,12 @@ def add_codec(ctx: CollectionContext, name: str, spec: Any, *, fit_on: np.ndarra
     return ctx.active_codec(name)
 
 
-def require_every_row(ctx: CollectionContext, operation: str) -> None:
-    """Codes are filled from every row of the table: refused, before anything is changed, where row-level
-    security would hide some of them from this role (its policies under FORCE ROW LEVEL SECURITY, or a role
-    that does not own the table), which would leave their codes missing. With row_security off, PostgreSQL
-    raises instead of filtering."""
+def require_every_row(ctx: CollectionContext, operation: str,
+                      because: str = "every row needs its codes") -> None:
+    """Codes are filled from every row of the table (and tune() measures for every reader): refused, before
+    anything is changed, where row-level security would hide some of them from this role (its policies under
+    FORCE ROW LEVEL SECURITY, or a role that does not own the table), which would leave their codes missing.
+    With row_security off, PostgreSQL raises instead of filtering."""
     try:
         with ctx.session.transaction():
             ctx.session.execute(q.ROW_SECURITY_OFF)
@@ -129,7 +130,7 @@ def require_every_row(ctx: CollectionContext, operation: str) -> None:
         role = ctx.session.value(SESSION_ROLES)
         raise SchemaError(
             f"{operation} on {ctx.info.qualified_name}: row-level security hides rows of it from role {role!r} "
-            f"({err.diag.message_primary}), and every row needs its codes; run it as a role that bypasses the "
+            f"({err.diag.message_primary}), and {because}; run it as a role that bypasses the "
             "policies (the table's owner without FORCE ROW LEVEL SECURITY, or a role WITH BYPASSRLS)") from err
 
 

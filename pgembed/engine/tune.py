@@ -21,6 +21,7 @@ import numpy as np
 
 from pgembed.db import catalog
 from pgembed.engine import search as searching
+from pgembed.engine.codecs import require_every_row
 from pgembed.engine.context import CollectionContext
 from pgembed.engine.filters import server_refusals
 from pgembed.engine.rows import sample_rows, table_rows
@@ -78,6 +79,7 @@ def tune(ctx: CollectionContext, recall: float = 0.95, *, k: int = 10, sample: i
                                                   "refine_oversample": None, "rerank": True})
     if not selectivities or any(isinstance(s, bool) or not 0 < s <= 1 for s in selectivities):
         raise InvalidInputError(f"selectivities must be in (0, 1], got {list(selectivities)!r}")
+    require_every_row(ctx, "tune", "the knobs it stores serve every reader, so they are measured on every row")
     ctx.forget()
     if codecs is not None:
         for name in codecs:

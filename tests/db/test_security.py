@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -15,7 +16,7 @@ from psycopg.conninfo import make_conninfo
 
 import pgembed
 from pgembed.errors import InvalidInputError, SchemaError
-from tests.helpers import unit_vectors, vector_text
+from tests.helpers import categorised_docs, unit_vectors, vector_text
 
 DIM = 16
 ROWS = 400
@@ -283,3 +284,32 @@ def test_a_tenant_under_row_level_security_ingests_through_its_policies(dsn: str
         assert docs.search(new[5], 1).ids[0] == 1005
     assert sql_conn.execute("SELECT count(*) FROM docs WHERE id >= 1000").fetchone() == (22,)
     assert sql_conn.execute("SELECT count(*) FROM docs WHERE id >= 1000 AND embedding_bq2 IS NULL").fetchone() == (0,)
+
+
+def test_tune_and_advise_keep_to_the_tenants_rights(dsn: str, db: pgembed.Database, sql_conn: psycopg.Connection,
+                                                     roles: dict[str, str]) -> None:
+    categorised_docs(db, 2000, DIM)
+    tenant = roles["a"]
+    sql_conn.execute("ALTER TABLE docs ENABLE ROW LEVEL SECURITY")
+    sql_conn.execute(sql.SQL("CREATE POLICY only_blog ON docs TO {} USING (category = 'blog')")
+                     .format(sql.Identifier(tenant)))
+    sql_conn.execute(sql.SQL("GRANT SELECT ON docs TO {}").format(sql.Identifier(tenant)))
+
+    def catalog() -> tuple[Any, ...]:
+        return tuple(sql_conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("pgembed", t))
+                                      ).fetchone() for t in ("tuning", "indexes")) + (
+            sql_conn.execute("SELECT count(*) FROM pg_index WHERE indrelid = 'docs'::regclass").fetchone(),)
+
+    before = catalog()
+    workload = [{"category": "blog"}] * 30 + [None] * 10
+    with pgembed.connect(as_role(dsn, tenant)) as tenant_db:
+        docs = tenant_db.collection("docs")
+        # Knobs measured on the rows one tenant sees would be stored for every reader: refused before measuring.
+        with pytest.raises(SchemaError, match="tune on public.docs: row-level security hides rows of it"):
+            docs.tune(0.9, sample=20, selectivities=(1.0,))
+        advice = docs.advise(workload, min_share=0.1)  # the planner's estimates: no row of anyone's
+        assert [i.predicate for i in advice.indexes] == [{"category": "blog"}]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be owner of table docs"):
+            docs.advise(workload, min_share=0.1, apply=True)
+        assert len(docs.search(unit_vectors(1, DIM)[0], 5, where={"category": "blog"})) == 5
+    assert catalog() == before  # nothing stored, built or left half-built
