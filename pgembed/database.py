@@ -88,6 +88,10 @@ class Database:
                  reopen: Callable[[], psycopg.Connection] | None = None) -> None:
         """`reopen` opens a connection in place of a lost one (connect() passes one); without it a lost
         connection raises ConnectionLostError, and the application hands pgembed a new one."""
+        if isinstance(conn, psycopg.AsyncConnection):
+            raise TypeError("Database takes a psycopg Connection, got an AsyncConnection: pgembed's API is "
+                            "synchronous; from asyncio, run its calls in a thread (asyncio.to_thread) on a "
+                            "psycopg.Connection")
         if not isinstance(conn, psycopg.Connection):
             raise TypeError(f"Database takes a psycopg Connection, got {type(conn).__name__}: for a DSN, use "
                             "pgembed.connect(dsn)")

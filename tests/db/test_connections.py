@@ -148,3 +148,39 @@ def test_a_connection_lost_inside_pgembeds_own_settings_is_replaced(db: pgembed.
         lose(db, sql_conn)
         db.session.execute("SELECT 1")
     assert db.collection("docs").search(docs[0], 3).ids[0] == 0
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_a_pooled_connection_serves_a_database_per_borrow(dsn: str, docs: np.ndarray, sql_conn: psycopg.Connection,
+                                                          autocommit: bool) -> None:
+    # pgembed on psycopg's own pool: a Database wraps the connection borrowed, for as long as it is borrowed;
+    # its writes are part of the borrow's transaction when the pool's connections are not in autocommit.
+    from psycopg_pool import ConnectionPool
+
+    with ConnectionPool(dsn, min_size=1, max_size=2, kwargs={"autocommit": autocommit}) as pool:
+        for i in range(3):
+            with pool.connection() as conn:
+                collection = pgembed.Database(conn).collection("docs")
+                assert collection.search(docs[i], 3).ids[0] == i
+                collection.ingest([ROWS + 10 + i], docs[i:i + 1])
+        with pytest.raises(RuntimeError, match="rolled back"), pool.connection() as conn:
+            pgembed.Database(conn).collection("docs").ingest([ROWS + 20], docs[:1])
+            conn.execute("SELECT 1")
+            raise RuntimeError("rolled back: the pool ends the borrow's transaction")
+    assert sql_conn.execute("SELECT count(*) FROM docs WHERE id BETWEEN %s AND %s",
+                            (ROWS + 10, ROWS + 12)).fetchone() == (3,)
+    # In autocommit the ingest committed on its own; otherwise it was the borrow's, and went with it.
+    assert sql_conn.execute("SELECT count(*) FROM docs WHERE id = %s", (ROWS + 20,)).fetchone() == (
+        (1,) if autocommit else (0,))
+
+
+def test_an_async_connection_is_refused_with_the_way_to_go(dsn: str) -> None:
+    async def refused() -> str:
+        async with await psycopg.AsyncConnection.connect(dsn) as conn:
+            with pytest.raises(TypeError, match="synchronous.*asyncio.to_thread") as raised:
+                pgembed.Database(conn)  # type: ignore[arg-type]
+            return str(raised.value)
+
+    import asyncio
+
+    assert "AsyncConnection" in asyncio.run(refused())
