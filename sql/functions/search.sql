@@ -38,10 +38,7 @@ BEGIN
     -- column's name, not its codec).
     RETURN jsonb_build_object('clause', clause, 'plan', chosen, 'run', to_jsonb(statements.run),
                               'exact', to_jsonb(statements.exact), 'many', to_jsonb(statements.many),
-                              'scan', to_jsonb(statements.scan),
-                              'codec_id', (SELECT x.id FROM pgembed.codecs AS x
-                                           WHERE x.collection_id = c.id AND x.column_name = chosen ->> 'column'
-                                             AND x.state = 'active'));
+                              'scan', to_jsonb(statements.scan), 'codec_id', statements.codec_id);
 END $$;
 
 -- The collection named `collection`, or an error saying there is none.

@@ -35,10 +35,11 @@
 
 -- The statements of a plan (pgembed._plan's jsonb) over a compiled WHERE clause, returning `columns` of the
 -- table after key and distance. `run`: the plan's statement; `exact`: the exact plan's (the fallback of an
--- index plan that finds fewer than k rows); `many`: run for an array of queries (index plans only).
+-- index plan that finds fewer than k rows); `many`: run for an array of queries (index plans only);
+-- `codec_id`: the codec version whose codes an index plan reads (which encodes the query; NULL for exact).
 CREATE OR REPLACE FUNCTION pgembed._search_statements(
     collection_id integer, plan jsonb, clause text, columns text[] DEFAULT '{}',
-    OUT run text[], OUT exact text[], OUT many text[], OUT scan text[])
+    OUT run text[], OUT exact text[], OUT many text[], OUT scan text[], OUT codec_id integer)
     LANGUAGE plpgsql STABLE AS $$
 DECLARE
     c pgembed.collections;
@@ -50,7 +51,6 @@ DECLARE
     missing text[];
     k integer := (plan ->> 'k')::integer;
     code text;
-    code_id integer;
     code_type text;
     code_op text;
     vector_array constant text := pgembed._qualified_type('vector') || '[]';
@@ -110,7 +110,7 @@ BEGIN
     END IF;
 
     code := format('%I', plan ->> 'column');
-    SELECT x.id, x.sql_type INTO code_id, code_type FROM pgembed.codecs AS x
+    SELECT x.id, x.sql_type INTO codec_id, code_type FROM pgembed.codecs AS x
     WHERE x.collection_id = c.id AND x.column_name = plan ->> 'column' AND x.state = 'active';
     IF NOT FOUND THEN
         PERFORM pgembed._codec_in_force(NULL, plan ->> 'column');
@@ -125,7 +125,7 @@ BEGIN
                        'OPERATOR(pg_catalog.||) pg_catalog.set_config(''hnsw.iterative_scan'', %L, true) '
                        'OPERATOR(pg_catalog.||) pg_catalog.set_config(''hnsw.max_scan_tuples'', %L, true) '
                        'ELSE pgembed._codec_in_force(NULL, %L)::text END) IS NOT NULL',
-                       code_id, plan ->> 'ef_search', plan ->> 'iterative_scan',
+                       codec_id, plan ->> 'ef_search', plan ->> 'iterative_scan',
                        coalesce(plan ->> 'max_scan_tuples', (SELECT l.min_scan_tuples::text FROM pgembed.planner_limits() AS l)),
                        plan ->> 'column');
     companion := plan ->> 'placement' = 'companion';
