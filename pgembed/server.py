@@ -243,6 +243,9 @@ class EmbeddedServer:
                                       user=_run_as())
             except OSError as error:
                 raise EmbeddedServerError(f"could not run {command[0]}: {error}") from error
+            except subprocess.TimeoutExpired as error:
+                raise EmbeddedServerError(f"{program} on {self.data_dir} did not finish in {timeout:g} s; see "
+                                          f"{self.log_file}") from error
             out.seek(0)
             err.seek(0)
             output = out.read()
