@@ -346,5 +346,4 @@ def _check_reachable(path: Path, user: str, what: str) -> None:
                 f"the embedded server runs as the system account {user!r} (PostgreSQL does not run as root), and "
                 f"it cannot enter {directory} (mode {stat.S_IMODE(st.st_mode):o}) on the way to its {what} {path}. "
                 "pgembed does not open your directories to other accounts: choose a directory it can reach "
-                f"(by default, as root, under {SYSTEM_HOME}), or let it pass yourself "
-                f"(setfacl -m u:{user}:x {directory})")
+                f"(by default, as root, under {SYSTEM_HOME}), or let it pass yourself (chmod o+x {directory})")

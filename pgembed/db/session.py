@@ -122,6 +122,8 @@ class Session:
                 "changed by SET on the lost one): pgembed does not reconnect. Put such settings in the DSN "
                 "(options='-c role=...'), then pgembed.connect() again")
         self._conn = fresh
+        # The new connection's reports are the state now; one lost inside pgembed's transaction keeps its start.
+        self._baseline = now if self._depth > 0 else None
 
     def read(self, work: Callable[[], T]) -> T:
         """Run a read-only operation; when the connection turns out lost on it (the server restarted) and no

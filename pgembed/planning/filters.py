@@ -66,7 +66,7 @@ def as_filter(where: Any) -> Filter:
         return NO_FILTER
     if isinstance(where, Filter):
         return where
-    if isinstance(where, dict):  # the common case first: a search's filter is made canonical on every call
+    if type(where) is dict:  # the common case first (a subclass may read its items otherwise: the full path)
         return _from_dict(where)
     clause = _sqlalchemy_clause(where)
     if clause is not None:
@@ -80,8 +80,8 @@ def as_filter(where: Any) -> Filter:
     return _from_mapping(where)
 
 
-# Flat dicts of plain scalars (most searches' filters) seen already, by their items and the items' types (1, 1.0
-# and True are equal keys but not equal filters): a search in steady state skips canonical_json. Only a dict the
+# Flat dicts of plain scalars (most searches' filters) seen already, by their items and the items' types (1 and
+# True are equal keys but not the same filter): a search in steady state skips canonical_json. Only a dict the
 # full path accepted is kept, so a refused one is refused again on every call.
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _SEEN: dict[tuple[Any, ...], Filter] = {}

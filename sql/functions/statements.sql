@@ -124,7 +124,7 @@ BEGIN
                        'THEN pg_catalog.set_config(''hnsw.ef_search'', %L, true) '
                        'OPERATOR(pg_catalog.||) pg_catalog.set_config(''hnsw.iterative_scan'', %L, true) '
                        'OPERATOR(pg_catalog.||) pg_catalog.set_config(''hnsw.max_scan_tuples'', %L, true) '
-                       'ELSE pgembed._codec_in_force(NULL, %L)::text END) IS NOT NULL',
+                       'ELSE pgembed._codec_in_force(NULL, %L)::pg_catalog.text END) IS NOT NULL',
                        codec_id, plan ->> 'ef_search', plan ->> 'iterative_scan',
                        coalesce(plan ->> 'max_scan_tuples', (SELECT l.min_scan_tuples::text FROM pgembed.planner_limits() AS l)),
                        plan ->> 'column');

@@ -107,6 +107,21 @@ def test_a_setting_made_after_pgembeds_last_write_is_seen_on_a_loss(db: pgembed.
         collection.search(docs[0], 3)
 
 
+def test_a_setting_made_after_a_reconnect_is_seen_on_the_next_loss(db: pgembed.Database, docs: np.ndarray,
+                                                                     sql_conn: psycopg.Connection) -> None:
+    # Lost inside a write, reconnected by a read: the state from before the write is forgotten with the new
+    # connection, and what the application SETs on it afterwards is what the next new one must match.
+    collection = db.collection("docs")
+    with pytest.raises(psycopg.OperationalError), db.session.transaction():
+        lose(db, sql_conn)
+        db.session.execute("SELECT 1")
+    assert collection.search(docs[0], 3).ids[0] == 0  # reconnected
+    db.conn.execute("SET search_path = pg_catalog, public")
+    lose(db, sql_conn)
+    with pytest.raises(ConnectionLostError, match="search_path"):
+        collection.search(docs[0], 3)
+
+
 def test_a_closed_database_says_so(db: pgembed.Database, docs: np.ndarray) -> None:
     collection = db.collection("docs")
     db.close()

@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from pgembed.codecs import BinaryCodec, Float16Codec, load_codec, make_codec
 from pgembed.codecs.base import vector_literal
 from pgembed.errors import InvalidVectorsError, UnknownCodecError
-from pgembed.vectors import as_query
+from pgembed.vectors import as_queries, as_query
 
 finite_f32 = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, width=32)
 
@@ -95,6 +95,7 @@ def test_bad_vectors_are_named(bad: object, message: str) -> None:
         (np.ones(4, np.float16), None),
         (np.ones(8, np.float32)[::2], None),  # not contiguous: copied
         ([1.0, 2.0, 3.0, 4.0], None),
+        (np.array([1, -2, 3, 4], np.float32), None),  # the fast path's own input
     ],
 )
 def test_a_query_is_checked_on_every_path(bad: object, message: str | None) -> None:
@@ -103,6 +104,7 @@ def test_a_query_is_checked_on_every_path(bad: object, message: str | None) -> N
         q = as_query(bad, 4, "cosine")
         assert q.shape == (4,) and q.dtype == np.float32 and q.flags.c_contiguous
         np.testing.assert_array_equal(q, np.asarray(bad, dtype=np.float32).reshape(4))
+        np.testing.assert_array_equal(q, as_queries(bad, 4, "cosine")[0])
         return
     with pytest.raises(InvalidVectorsError, match=message):
         as_query(bad, 4, "cosine")
