@@ -132,7 +132,7 @@ class Session:
         reconnects."""
         self._check_thread()
         self._ensure_open()
-        idle = self._conn.pgconn.transaction_status == TransactionStatus.IDLE
+        idle = not self.in_transaction
         try:
             return work()
         except psycopg.OperationalError:
