@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -35,11 +36,28 @@ class Source:
 SOURCE = Source()
 
 
+class FittedType(StrEnum):
+    """The PostgreSQL types a fitted parameter takes in an encoder's call."""
+
+    VECTOR = "vector"
+    VECTORS = "vector[]"
+    INTEGERS = "integer[]"
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A fitted parameter in an encoder's call, as PostgreSQL text of its type. What the data taught the codec
+    is readable only by those who may use the data (pgembed.statements.encoders says how)."""
+
+    text: str
+    sql_type: FittedType
+
+
 @dataclass(frozen=True)
 class SqlCall:
     """A call of an SQL function: pgembed's encoders by their qualified name ("pgembed.encode_binary"),
-    pgvector's by their own ("binary_quantize"). Each argument is SOURCE, another call, or a parameter
-    value (a vector or array literal's text, an integer, a list of integers) written as a literal."""
+    pgvector's by their own ("binary_quantize"). Each argument is SOURCE, another call, a fitted parameter
+    (Fitted), or a value the codec's spec says (an integer, a metric's name), written as a literal."""
 
     function: str
     args: tuple[Any, ...]
@@ -188,6 +206,19 @@ def parse_vector_literal(text: str, dim: int | None = None) -> np.ndarray:
 def vector_array_literal(rows: np.ndarray) -> str:
     """A PostgreSQL vector[] literal: {"[...]","[...]"}."""
     return "{" + ",".join(f'"{vector_literal(r)}"' for r in np.asarray(rows, dtype=np.float32)) + "}"
+
+
+def fitted_vector(values: np.ndarray | str) -> Fitted:
+    """A fitted vector (its values, or their exact literal as params() keeps it)."""
+    return Fitted(values if isinstance(values, str) else vector_literal(values), FittedType.VECTOR)
+
+
+def fitted_vectors(rows: np.ndarray) -> Fitted:
+    return Fitted(vector_array_literal(rows), FittedType.VECTORS)
+
+
+def fitted_integers(values: list[int]) -> Fitted:
+    return Fitted("{" + ",".join(str(int(v)) for v in values) + "}", FittedType.INTEGERS)
 
 
 def matrix_to_json(rows: np.ndarray) -> list[str]:

@@ -20,10 +20,11 @@ from pgembed.codecs.base import (
     Codec,
     SqlCall,
     SqlExpr,
+    fitted_vector,
+    fitted_vectors,
     hamming_similarity,
     matrix_from_json,
     matrix_to_json,
-    vector_array_literal,
 )
 from pgembed.errors import InvalidVectorsError
 
@@ -86,8 +87,8 @@ class ThermometerCodec(Codec):
         self._require_fitted()
         assert self.thresholds is not None
         if self.bits == 1:
-            return SqlCall("pgembed.encode_binary", (source, matrix_to_json(self.thresholds)[0]))
-        return SqlCall("pgembed.encode_thermometer", (source, vector_array_literal(self.thresholds)))
+            return SqlCall("pgembed.encode_binary", (source, fitted_vector(self.thresholds[0])))
+        return SqlCall("pgembed.encode_thermometer", (source, fitted_vectors(self.thresholds)))
 
     # The float query against the code's bits (asymmetric): ranks better than Hamming for the same candidates.
     estimator = "pgembed.bits_distance"

@@ -10,7 +10,16 @@ from typing import Any
 
 import numpy as np
 
-from pgembed.codecs.base import SOURCE, Codec, SqlCall, SqlExpr, matrix_from_json, matrix_to_json, vector_array_literal
+from pgembed.codecs.base import (
+    SOURCE,
+    Codec,
+    Fitted,
+    SqlCall,
+    SqlExpr,
+    fitted_vectors,
+    matrix_from_json,
+    matrix_to_json,
+)
 from pgembed.errors import InvalidVectorsError
 
 CENTROIDS = 256
@@ -77,14 +86,14 @@ class PQCodec(Codec):
 
     estimator = "pgembed.pq_distance"
 
-    def _sql_codebook(self) -> tuple[str, str]:
+    def _sql_codebook(self) -> tuple[Fitted, Fitted]:
         """The codebook as the SQL functions take it: one vector per dimension (its 256 centroids' values),
         one per sub-space (their squared norms)."""
         self._require_fitted()
         assert self.codebooks is not None
         columns = self.codebooks.transpose(0, 2, 1).reshape(-1, CENTROIDS)  # (m * sub, 256)
         norms = (self.codebooks.astype(np.float64) ** 2).sum(axis=2).astype(np.float32)  # (m, 256)
-        return vector_array_literal(columns), vector_array_literal(norms)
+        return fitted_vectors(columns), fitted_vectors(norms)
 
     def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
         columns, norms = self._sql_codebook()

@@ -18,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from pgembed.codecs.base import SqlCall, SqlExpr, matrix_from_json, matrix_to_json, vector_array_literal, vector_literal
+from pgembed.codecs.base import (
+    SqlCall,
+    SqlExpr,
+    fitted_vector,
+    fitted_vectors,
+    matrix_from_json,
+    matrix_to_json,
+    vector_literal,
+)
 from pgembed.errors import InvalidVectorsError
 
 
@@ -118,7 +126,7 @@ class _Linear(Projection):
 
     def sql_apply_query(self, source: SqlExpr) -> SqlCall:
         assert self.rows is not None
-        return SqlCall("pgembed.project", (source, vector_array_literal(self.rows)))
+        return SqlCall("pgembed.project", (source, fitted_vectors(self.rows)))
 
     def params(self) -> dict[str, Any]:
         if self.rows is None or self.centre is None:
@@ -169,7 +177,7 @@ class LeanVecOOD(_Linear):
 
 def sql_project(source: SqlExpr, centre: np.ndarray, rows: np.ndarray) -> SqlCall:
     """rows @ (source - centre) in SQL: one pgvector inner product a row."""
-    return SqlCall("pgembed.project", (source, vector_literal(centre), vector_array_literal(rows)))
+    return SqlCall("pgembed.project", (source, fitted_vector(centre), fitted_vectors(rows)))
 
 
 PROJECTIONS: dict[str, type[Projection]] = {cls.kind: cls for cls in (Matryoshka, PCA, LeanVecOOD)}

@@ -24,6 +24,7 @@ from pgembed.codecs.base import (
     ExtraColumn,
     SqlCall,
     SqlExpr,
+    fitted_vector,
     hamming_similarity,
     matrix_from_json,
     matrix_to_json,
@@ -122,7 +123,7 @@ class RaBitQCodec(Codec):
     def sql_query_table(self, query: SqlExpr, metric: str) -> SqlCall:
         self._require_fitted()
         assert self.centre is not None
-        return SqlCall("pgembed.rabitq_lut", (query, vector_literal(self.centre), self._sql_rotated(query), metric))
+        return SqlCall("pgembed.rabitq_lut", (query, fitted_vector(self.centre), self._sql_rotated(query), metric))
 
     def extra_columns(self) -> list[ExtraColumn]:
         return [ExtraColumn(FACTORS, "vector(2)", "vector")]
@@ -131,7 +132,7 @@ class RaBitQCodec(Codec):
         if suffix != FACTORS:
             raise KeyError(suffix)
         assert self.centre is not None
-        return SqlCall("pgembed.rabitq_factors", (source, vector_literal(self.centre), self._sql_rotated(source)))
+        return SqlCall("pgembed.rabitq_factors", (source, fitted_vector(self.centre), self._sql_rotated(source)))
 
     def params(self) -> dict[str, Any]:
         if self.centre is None or self.rotation is None:

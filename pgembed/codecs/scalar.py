@@ -17,7 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from pgembed.codecs.base import SOURCE, Codec, SqlCall, SqlExpr, matrix_from_json, matrix_to_json
+from pgembed.codecs.base import (
+    SOURCE,
+    Codec,
+    SqlCall,
+    SqlExpr,
+    fitted_integers,
+    fitted_vector,
+    matrix_from_json,
+    matrix_to_json,
+)
 from pgembed.errors import InvalidVectorsError
 
 _MIN_RANGE = 1e-6  # a dimension that never varies (real models have some) still gets a usable scale
@@ -101,13 +110,13 @@ class Int8Codec(_ScalarQuantizer):
 
     def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
         p = self.params()
-        return SqlCall("pgembed.encode_int8", (source, p["lo"], p["inv"]))
+        return SqlCall("pgembed.encode_int8", (source, fitted_vector(p["lo"]), fitted_vector(p["inv"])))
 
     estimator = "pgembed.sq8_distance"
 
     def sql_query_table(self, query: SqlExpr, metric: str) -> SqlCall:
         p = self.params()
-        return SqlCall("pgembed.sq8_query", (query, p["lo"], p["step"], metric))
+        return SqlCall("pgembed.sq8_query", (query, fitted_vector(p["lo"]), fitted_vector(p["step"]), metric))
 
 
 class OSQCodec(_ScalarQuantizer):
@@ -148,7 +157,8 @@ class OSQCodec(_ScalarQuantizer):
 
     def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
         p = self.params()
-        return SqlCall("pgembed.encode_sq_bits", (source, p["lo"], p["inv"], p["bits"]))
+        return SqlCall("pgembed.encode_sq_bits", (source, fitted_vector(p["lo"]), fitted_vector(p["inv"]),
+                                                   fitted_integers(p["bits"])))
 
 
 def allocate_bits(variance: np.ndarray, budget: int, max_bits: int = 8) -> np.ndarray:

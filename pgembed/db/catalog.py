@@ -70,6 +70,12 @@ def set_codec_estimator(session: Session, codec_id: int, estimator: str | None) 
     session.execute(q.SET_CODEC_ESTIMATOR, (estimator, codec_id, estimator))
 
 
+def store_fitted(session: Session, codec_id: int, digest: str, text: str) -> None:
+    """A fitted parameter of a codec version, which its generated functions name by `digest`
+    (pgembed.statements.encoders); kept once."""
+    session.execute(q.STORE_FITTED, {"codec": codec_id, "digest": digest, "value": text})
+
+
 def set_codec_state(session: Session, codec_id: int, state: CodecState) -> None:
     session.execute(q.SET_CODEC_STATE, (state.value, codec_id))
 

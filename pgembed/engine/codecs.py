@@ -38,7 +38,7 @@ from pgembed.engine.rows import sample_rows
 from pgembed.errors import InvalidInputError, InvalidVectorsError, LockBusyError, SchemaError
 from pgembed.progress import advancer, progress_bar
 from pgembed.records import CodecInfo, CollectionInfo
-from pgembed.statements import ddl
+from pgembed.statements import ddl, encoders
 from pgembed.statements import rows as q
 from pgembed.statements.introspection import SESSION_ROLES
 from pgembed.vectors import as_matrix
@@ -373,11 +373,11 @@ def _codec_targets(ctx: CollectionContext, info: CodecInfo) -> tuple[list[ddl.Co
                                                                        ddl.CodeTarget | None]:
     """A codec version's columns with their encoders (main first), its query encoder, and its query table's."""
     codec = load(ctx, info)
-    main = ddl.CodeTarget(info.column_name, codec.sql_encoder())
+    main = ddl.CodeTarget(info.column_name, codec.sql_encoder(), info.id)
     table = codec.sql_query_table(SOURCE, ctx.info.metric.value)
-    columns = [main, *(ddl.CodeTarget(info.column_name + e.suffix, codec.sql_extra_encoder(e.suffix))
+    columns = [main, *(ddl.CodeTarget(info.column_name + e.suffix, codec.sql_extra_encoder(e.suffix), info.id)
                        for e in codec.extra_columns())]
-    return columns, main, ddl.CodeTarget(info.column_name, table) if table is not None else None
+    return columns, main, ddl.CodeTarget(info.column_name, table, info.id) if table is not None else None
 
 
 def _targets(ctx: CollectionContext) -> tuple[list[ddl.CodeTarget], list[ddl.CodeTarget], list[ddl.CodeTarget]]:
@@ -406,6 +406,10 @@ def install_trigger(ctx: CollectionContext) -> None:
     else:
         statements = [*ddl.install_trigger(ctx.info, assigned, ctx.session.pinned_path),
                       ddl.install_query_encoder(ctx.info, queried), ddl.install_query_tables(ctx.info, tables)]
+    # The parameters the generated functions name, before them (a trigger may fire in this transaction).
+    for target in [*assigned, *queried, *tables]:
+        for parameter in encoders.fitted_parameters(target.encoder):
+            catalog.store_fitted(ctx.session, target.codec_id, encoders.digest(parameter), parameter.text)
     # What the generated SQL-standard functions name is bound now, under the pinned search_path.
     with ctx.session.pinned_search_path():
         for statement in statements:

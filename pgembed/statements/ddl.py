@@ -2,9 +2,9 @@
 the query encoder, and pgvector indexes.
 
 Each collection gets one trigger function, pgembed.keep_codes_<collection id>(), generated from its codecs'
-SQL encoders with their fitted parameters inlined as constants. A BEFORE INSERT OR UPDATE trigger calls it, so
-whoever writes a row (pgembed, psql, another application) gets the codes pgembed's numpy encoders compute, and a
-client that writes a code column directly has it overwritten.
+SQL encoders, which name their fitted parameters (pgembed.statements.encoders). A BEFORE INSERT OR UPDATE
+trigger calls it, so whoever writes a row (pgembed, psql, another application) gets the codes pgembed's numpy
+encoders compute, and a client that writes a code column directly has it overwritten.
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ class CodeTarget:
 
     column: str
     encoder: SqlExpr
+    codec_id: int  # the codec version whose parameters the encoder names
+
+    def rendered(self, source: sql.Composable) -> sql.Composable:
+        """The encoder as a generated function's body names it."""
+        return render(self.encoder, source, stored_for=self.codec_id)
 
 
 def trigger_function(info: CollectionInfo) -> sql.Identifier:
@@ -141,7 +146,7 @@ def install_companion_trigger(info: CollectionInfo, targets: Sequence[CodeTarget
     public, must then not be writable by roles you do not trust, as for every use of pgvector)."""
     source = sql.SQL("NEW.{}").format(info.vector)
     columns = [sql.Identifier(t.column) for t in targets]
-    values = [render(t.encoder, source) for t in targets]
+    values = [t.rendered(source) for t in targets]
     upsert = sql.SQL(
         "INSERT INTO {codes} ({k}, {cols}) VALUES (NEW.{k}, {vals}) ON CONFLICT ({k}) DO UPDATE SET {sets};"
     ).format(codes=info.codes_table, k=info.key, cols=sql.SQL(", ").join(columns),
@@ -226,7 +231,7 @@ def install_trigger(info: CollectionInfo, targets: Sequence[CodeTarget], pinned_
     statement changed: a backfill then costs one encoder, not all of them. Values are compared as text, i.e.
     exactly: pgvector's = holds -0.0 equal to 0.0, but their codes differ in the sign bit."""
     source = sql.SQL("NEW.{}").format(info.vector)
-    encoded = [(sql.Identifier(t.column), render(t.encoder, source)) for t in targets]
+    encoded = [(sql.Identifier(t.column), t.rendered(source)) for t in targets]
     assign = sql.SQL(" ").join(sql.SQL("NEW.{} := {};").format(c, e) for c, e in encoded)
     clear = sql.SQL(" ").join(sql.SQL("NEW.{} := NULL;").format(c) for c, _ in encoded)
     repair = sql.SQL(" ").join(
@@ -258,9 +263,9 @@ class BodyLiteral(sql.Composable):
 
 def install_query_encoder(info: CollectionInfo, targets: Sequence[CodeTarget]) -> sql.Composed:
     """pgembed.query_code_<id>(column, v): the code of a query vector for a code column, as text, with the
-    same encoder (and inlined parameters) as the trigger: what pgembed.search() compares the index against."""
+    same encoder (and parameters) as the trigger: what pgembed.search() compares the index against."""
     cases = sql.SQL(" ").join(
-        sql.SQL("WHEN {} THEN ({})::text").format(sql.Literal(t.column), render(t.encoder, sql.SQL("v")))
+        sql.SQL("WHEN {} THEN ({})::text").format(sql.Literal(t.column), t.rendered(sql.SQL("v")))
         for t in targets
     )
     return sql.SQL(
@@ -274,7 +279,7 @@ def install_query_tables(info: CollectionInfo, targets: Sequence[CodeTarget]) ->
     codec (its `encoder` here: the codec's sql_query_table), NULL for a codec that has none; what
     pgembed.query_table() answers."""
     cases = sql.SQL(" ").join(
-        sql.SQL("WHEN {} THEN {}").format(sql.Literal(t.column), render(t.encoder, sql.SQL("v"))) for t in targets)
+        sql.SQL("WHEN {} THEN {}").format(sql.Literal(t.column), t.rendered(sql.SQL("v"))) for t in targets)
     body = sql.SQL("CASE code_column {} END").format(cases) if targets else sql.SQL("NULL::double precision[]")
     return sql.SQL(
         "CREATE OR REPLACE FUNCTION {}(code_column text, v vector) RETURNS double precision[] "

@@ -1,15 +1,56 @@
-"""Codec encoders in SQL: what a codec's sql_encoder() names (pgembed.codecs.base.SqlCall), spelled out."""
+"""Codec encoders in SQL: what a codec's sql_encoder() names (pgembed.codecs.base.SqlCall), spelled out.
+
+A fitted parameter (pgembed.codecs.base.Fitted) is spelled one of two ways. A statement sent carries it as a
+literal. A generated function (a collection's trigger, query encoder, query tables) names it instead by its
+codec version and digest, pgembed._fitted_vector(<version>, <digest>) and its siblings (sql/functions/codecs.sql),
+and its text is a row of pgembed.fitted_parameters (migration 0010): PostgreSQL shows every function's body to
+every role that can connect, the table's rows only to those who may use the collection's table.
+"""
 
 from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
 
 from psycopg import sql
 
 from pgembed.codecs import Source, SqlCall, SqlExpr
+from pgembed.codecs.base import Fitted, FittedType
+
+READERS = {FittedType.VECTOR: "_fitted_vector", FittedType.VECTORS: "_fitted_vectors",
+           FittedType.INTEGERS: "_fitted_integers"}
 
 
-def render(expr: SqlExpr, source: sql.Composable) -> sql.Composable:
-    """`expr` with `source` (an expression of type vector) where it says SOURCE, parameters as literals."""
+def render(expr: SqlExpr, source: sql.Composable, *, stored_for: int | None = None) -> sql.Composable:
+    """`expr` with `source` (an expression of type vector) where it says SOURCE, other values as literals; with
+    `stored_for` (a codec version's id), fitted parameters as their readers' calls, for a function's body."""
     if isinstance(expr, Source):
         return source
-    args = [render(a, source) if isinstance(a, Source | SqlCall) else sql.Literal(a) for a in expr.args]
-    return sql.SQL("{}({})").format(sql.Identifier(*expr.function.split(".")), sql.SQL(", ").join(args))
+    return sql.SQL("{}({})").format(sql.Identifier(*expr.function.split(".")),
+                                    sql.SQL(", ").join(_argument(a, source, stored_for) for a in expr.args))
+
+
+def _argument(arg: object, source: sql.Composable, stored_for: int | None) -> sql.Composable:
+    if isinstance(arg, Source | SqlCall):
+        return render(arg, source, stored_for=stored_for)
+    if isinstance(arg, Fitted):
+        if stored_for is None:
+            return sql.Literal(arg.text)
+        return sql.SQL("{}({}, {})").format(sql.Identifier("pgembed", READERS[arg.sql_type]), sql.Literal(stored_for),
+                                            sql.Literal(digest(arg)))
+    return sql.Literal(arg)
+
+
+def fitted_parameters(expr: SqlExpr) -> Iterator[Fitted]:
+    """The fitted parameters `expr` names, depth first."""
+    if isinstance(expr, SqlCall):
+        for arg in expr.args:
+            if isinstance(arg, Fitted):
+                yield arg
+            elif isinstance(arg, SqlCall):
+                yield from fitted_parameters(arg)
+
+
+def digest(parameter: Fitted) -> str:
+    return hashlib.sha256(f"{parameter.sql_type}:{parameter.text}".encode()).hexdigest()[:32]
+

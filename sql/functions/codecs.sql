@@ -2,8 +2,8 @@
 -- kernels (kernels/, schema pgembed_kernels), which return the same bits, bytes and floats for every input.
 -- pgembed's own functions of these names (pgembed.encode_pq, ...) call the kernel where it is installed and
 -- the twin elsewhere (kernels.sql, pgembed.bind_kernels()); a collection's trigger (pgembed.keep_codes_<id>)
--- calls those with the codec's fitted parameters inlined as constants, so rows written by any client get the
--- codes of pgembed's numpy encoders (pgembed/codecs/, tests/parity/).
+-- calls those with the codec's fitted parameters (read by pgembed._fitted_*, at the end of this file), so rows
+-- written by any client get the codes of pgembed's numpy encoders (pgembed/codecs/, tests/parity/).
 --
 -- The arithmetic is pgvector's elementwise float32 (-, *). pgvector raises where a result leaves float32's
 -- range ("value out of range: overflow / underflow"); these twins then redo the same IEEE float32
@@ -319,4 +319,51 @@ BEGIN
     EXCEPTION WHEN data_exception THEN  -- v - centre or a factor beyond float32's range
         RETURN pgembed_twins._rabitq_factors_f64(v, centre, rotated);
     END;
+END $$;
+
+-- The fitted parameters that the collections' generated functions name (pgembed.statements.encoders): a codec
+-- version's (`codec`), by the digest of its text, from pgembed.fitted_parameters, whose rows a role sees when it
+-- may select, insert or update the collection's table. The readers are IMMUTABLE, since a version's parameters
+-- never change: the planner reads one when it plans the call that names it (once a session in a trigger),
+-- never once a row. _fitted itself is VOLATILE so that it reads with a snapshot of its own: a writer whose
+-- statement began before a fit committed may run the trigger the fit wrote, and must see the rows it wrote
+-- with it. A transaction that keeps one snapshot (REPEATABLE READ, SERIALIZABLE) cannot: it gets a
+-- serialization failure, which such a transaction is retried on.
+CREATE OR REPLACE FUNCTION pgembed._fitted(codec integer, digest text) RETURNS text
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL SAFE AS $$
+DECLARE
+    fitted text;
+BEGIN
+    SELECT f.value INTO fitted FROM pgembed.fitted_parameters AS f
+    WHERE f.codec_id = _fitted.codec AND f.digest = _fitted.digest;
+    IF fitted IS NOT NULL THEN
+        RETURN fitted;
+    END IF;
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'pgembed: codec version % is newer than this transaction''s snapshot, or its fitted parameters are not visible to role %',
+                        codec, current_user
+            USING ERRCODE = 'serialization_failure',
+                  HINT = 'retry the transaction (a fit or add_codec committed since it began); a codec''s parameters are visible to the roles that may select, insert or update its collection''s table';
+    END IF;
+    RAISE EXCEPTION 'pgembed: the fitted parameter % of codec version % is not visible to role %', digest, codec, current_user
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'a codec''s parameters are visible to the roles that may select, insert or update its collection''s table';
+END $$;
+
+CREATE OR REPLACE FUNCTION pgembed._fitted_vector(codec integer, digest text) RETURNS vector
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    RETURN pgembed._fitted(codec, digest)::vector;
+END $$;
+
+CREATE OR REPLACE FUNCTION pgembed._fitted_vectors(codec integer, digest text) RETURNS vector[]
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    RETURN pgembed._fitted(codec, digest)::vector[];
+END $$;
+
+CREATE OR REPLACE FUNCTION pgembed._fitted_integers(codec integer, digest text) RETURNS integer[]
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    RETURN pgembed._fitted(codec, digest)::integer[];
 END $$;

@@ -138,3 +138,25 @@ def test_an_interrupted_add_codec_names_the_call_that_finishes_it(db: pgembed.Da
     c.backfill()
     c.create_index("bq")
     assert len(c.search(x[0], k=5, codec="bq")) == 5
+
+
+@pytest.mark.parametrize("placement", ["table", "companion"])
+def test_a_writer_whose_snapshot_predates_a_codec_is_told_to_retry(dsn: str, db: pgembed.Database,
+                                                                   placement: str) -> None:
+    """A codec's fitted parameters are rows (pgembed.fitted_parameters): a REPEATABLE READ transaction that began
+    before add_codec committed runs the new trigger but cannot see them. It gets a serialization failure, and
+    its retry the codes; a READ COMMITTED writer never sees the failure."""
+    docs, x = make_docs(db, placement)
+    with psycopg.connect(dsn) as writer, psycopg.connect(dsn, autocommit=True) as plain:
+        writer.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        writer.execute("SELECT 1")  # its snapshot (no lock on docs, which add_codec alters)
+        docs.add_codec("sq8", "sq8")
+        with pytest.raises(psycopg.errors.SerializationFailure, match="newer than this transaction's snapshot"):
+            writer.execute("INSERT INTO docs (id, embedding) VALUES (10000, %s::vector)", (str(x[0].tolist()),))
+        writer.rollback()
+        writer.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        writer.execute("INSERT INTO docs (id, embedding) VALUES (10000, %s::vector)", (str(x[0].tolist()),))
+        writer.commit()
+        plain.execute("INSERT INTO docs (id, embedding) VALUES (10001, %s::vector)", (str(x[0].tolist()),))
+        codes = stored_codes(plain, docs, "embedding_sq8")
+        assert codes[10000] is not None and codes[10000] == codes[10001] == codes[0]

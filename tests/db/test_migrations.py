@@ -17,7 +17,8 @@ import pgembed
 from pgembed.db import functions, migrate
 from pgembed.errors import CatalogError
 
-CATALOG_TABLES = {"collections", "codecs", "indexes", "tuning", "function_files", "kernel_choice"}
+CATALOG_TABLES = {"collections", "codecs", "indexes", "tuning", "function_files", "kernel_choice",
+                  "fitted_parameters"}
 
 
 def catalog_tables(conn: psycopg.Connection) -> set[str]:

@@ -266,6 +266,64 @@ def test_a_reader_uses_the_library_and_a_stranger_sees_nothing(dsn: str, tenant_
             db.conn.execute("SELECT * FROM pgembed.search('docs', %s)", (vector_text(tenant_docs[0]),))
 
 
+FITTED_CODECS = {"bq": "bq", "bq2": "bq2", "sq8": "sq8", "osq": "osq4", "pq": "pq4", "rabitq": "rabitq",
+                 "pca": "pca8"}
+
+
+@pytest.mark.parametrize("placement", ["table", "companion"])
+def test_fitted_parameters_are_for_the_tables_users_only(dsn: str, db: pgembed.Database, sql_conn: psycopg.Connection,
+                                                         roles: dict[str, str], placement: str) -> None:
+    """No function's body shows what a codec learnt from the rows (PostgreSQL shows every body to every role);
+    a role that may not use the table reads none of it, and a writer that may only insert still gets its codes."""
+    from pgembed.codecs import SOURCE
+    from pgembed.codecs.base import codes_from_sql_text
+    from pgembed.statements.encoders import digest, fitted_parameters
+
+    x = unit_vectors(300, DIM, seed=5)
+    docs = db.create_collection("docs", DIM, placement=placement)
+    docs.ingest(np.arange(300), x)
+    for name, spec in FITTED_CODECS.items():
+        docs.add_codec(name, spec)
+    writer, stranger = roles["a"], roles["b"]
+    sql_conn.execute(sql.SQL("GRANT INSERT ON docs TO {}").format(sql.Identifier(writer)))
+    infos = {c.name: c for c in docs.codecs()}
+    parameters = []
+    for name in FITTED_CODECS:
+        codec = docs.codec(name)
+        expressions = [codec.sql_encoder(), *(codec.sql_extra_encoder(e.suffix) for e in codec.extra_columns()),
+                       codec.sql_query_table(SOURCE, docs.metric.value)]
+        parameters += [(infos[name].id, p) for e in expressions if e is not None for p in fitted_parameters(e)]
+    assert len(parameters) >= len(FITTED_CODECS)
+    bodies = " ".join(r[0] for r in sql_conn.execute(
+        "SELECT pg_get_functiondef(oid) FROM pg_proc WHERE prokind = 'f' "
+        "AND pronamespace IN ('pgembed'::regnamespace, 'pgembed_twins'::regnamespace)").fetchall())
+    # The first vector of each parameter, as it would be inlined (a vector[]'s first element, integers' first 20)
+    shown = [p.text.lstrip('{"')[:60] for _, p in parameters if p.text.lstrip('{"')[:60] in bodies]
+    assert shown == []
+    with pgembed.connect(as_role(dsn, stranger)) as as_stranger:
+        assert as_stranger.conn.execute("SELECT count(*) FROM pgembed.fitted_parameters").fetchone() == (0,)
+        codec_id, parameter = parameters[0]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="is not visible to role"):
+            as_stranger.conn.execute("SELECT pgembed._fitted_vectors(%s, %s)", (codec_id, digest(parameter)))
+    # A writer that may not read the table gets the codes the owner's row gets (in-table placement: the trigger
+    # runs with the writer's rights; companion: with its owner's), and numpy's.
+    v = unit_vectors(1, DIM, seed=9)[0]
+    with psycopg.connect(as_role(dsn, writer), autocommit=True) as conn:
+        conn.execute("INSERT INTO docs (id, embedding) VALUES (1000, %s::vector)", (vector_text(v),))
+        assert conn.execute("SELECT count(*) FROM pgembed.fitted_parameters").fetchone()[0] == len(
+            {(i, digest(p)) for i, p in parameters})
+    sql_conn.execute("INSERT INTO docs (id, embedding) VALUES (1001, %s::vector)", (vector_text(v),))
+    for name in FITTED_CODECS:
+        column = infos[name].column_name
+        texts = sql_conn.execute(sql.SQL("SELECT {}::text FROM {} WHERE id IN (1000, 1001) ORDER BY id").format(
+            sql.Identifier(column), docs.info.codes_table)).fetchall()
+        assert texts[0] == texts[1] and texts[0][0] is not None, name
+        codec = docs.codec(name)
+        if codec.storage not in ("vector", "halfvec"):  # float codes: tests/parity holds them to numpy's
+            expected = codec.encode(v[None])
+            assert np.array_equal(codes_from_sql_text(codec.storage, [texts[0][0]], expected.shape[1]), expected)
+
+
 def test_a_tenant_under_row_level_security_ingests_through_its_policies(dsn: str, tenant_docs: np.ndarray,
                                                                          roles: dict[str, str],
                                                                          sql_conn: psycopg.Connection) -> None:

@@ -1,0 +1,23 @@
+-- pgembed catalog, version 10: the fitted parameters that the collections' generated functions (the trigger,
+-- the query encoder, the query tables) compute with, kept out of their bodies. PostgreSQL shows every
+-- function's body to every role that can connect (pg_proc.prosrc, pg_get_functiondef), and a codebook or a
+-- set of thresholds is what a codec learnt from the table's rows. The bodies now name a parameter by its codec
+-- version and digest (pgembed._fitted_vector(...) and its siblings), and its value lives here, visible to the
+-- roles that may read or write the collection's table: they need it to write a row or to encode a query.
+-- A downgrade keeps the table while generated functions read it (0010_fitted.down.sql): then it is kept here.
+CREATE TABLE IF NOT EXISTS pgembed.fitted_parameters (
+    codec_id  integer NOT NULL REFERENCES pgembed.codecs (id) ON DELETE CASCADE,
+    digest    text    NOT NULL,  -- of value: a parameter shared by several encoders of a codec is kept once
+    relation  oid     NOT NULL,  -- the collection's table when the row was written (a rename keeps its oid)
+    value     text    NOT NULL,  -- PostgreSQL's text of the type its reader returns
+    PRIMARY KEY (codec_id, digest)
+);
+ALTER TABLE pgembed.fitted_parameters ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS users_of_the_table ON pgembed.fitted_parameters;
+DROP POLICY IF EXISTS owners_of_the_table ON pgembed.fitted_parameters;
+CREATE POLICY users_of_the_table ON pgembed.fitted_parameters FOR SELECT
+    USING (pg_catalog.has_table_privilege(relation, 'SELECT, INSERT, UPDATE'));
+CREATE POLICY owners_of_the_table ON pgembed.fitted_parameters FOR ALL
+    USING (EXISTS (SELECT FROM pg_catalog.pg_class AS r
+                   WHERE r.oid = relation AND pg_catalog.pg_has_role(r.relowner, 'USAGE')));
+GRANT SELECT ON pgembed.fitted_parameters TO PUBLIC;
