@@ -15,7 +15,6 @@ directory the caller names that the account cannot enter is refused with the rea
 
 from __future__ import annotations
 
-import grp
 import hashlib
 import os
 import platform
@@ -30,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import fasteners  # type: ignore[import-untyped]
 import platformdirs
@@ -103,6 +103,22 @@ def _run_as() -> str | None:
     if platform.system() != "Windows" and os.geteuid() == 0:
         return SYSTEM_USER
     return None
+
+
+def _account_groups(user: str) -> tuple[int, list[int]]:
+    """The account's primary group and every group it belongs to (the system's rule: getgrouplist)."""
+    primary = pwd.getpwnam(user).pw_gid
+    return primary, os.getgrouplist(user, primary)
+
+
+def _account_credentials() -> dict[str, Any]:
+    """subprocess.run's arguments that run a program as the server's account: its user and its own groups,
+    never root's (which would give the server what root's groups may read)."""
+    user = _run_as()
+    if user is None:
+        return {}
+    primary, groups = _account_groups(user)
+    return {"user": user, "group": primary, "extra_groups": groups}
 
 
 @dataclass(frozen=True)
@@ -234,13 +250,13 @@ class EmbeddedServer:
              environment: Mapping[str, str] | None = None) -> str:
         """A program of the installation on this data directory, as the server's account; its output.
         Raises subprocess.CalledProcessError (its stderr kept) when it fails."""
-        command = [str(_installation() / "bin" / program), "-D", str(self.data_dir), *args]
+        command = [str(program_path(program)), "-D", str(self.data_dir), *args]
         env = {**os.environ, **environment} if environment else None
         # Files, not pipes: pg_ctl's server inherits the pipes and holds them open (the wheel does the same).
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             try:
                 done = subprocess.run(command, stdout=out, stderr=err, text=True, timeout=timeout, env=env,
-                                      user=_run_as())
+                                      **_account_credentials())
             except OSError as error:
                 raise EmbeddedServerError(f"could not run {command[0]}: {error}") from error
             except subprocess.TimeoutExpired as error:
@@ -279,6 +295,11 @@ def _prepare_for_system_user(data_dir: Path, user: str) -> None:
     entry = pwd.getpwnam(user)
     os.chown(data_dir, entry.pw_uid, entry.pw_gid)
     data_dir.chmod(0o700)
+
+
+def program_path(program: str) -> Path:
+    """A program of the PostgreSQL installation the server runs from (pg_ctl, pg_dump, psql, ...)."""
+    return _installation() / "bin" / program
 
 
 def _installation() -> Path:
@@ -330,9 +351,8 @@ def _check_reachable(path: Path, user: str, what: str) -> None:
     """Refuse, naming it, the first existing directory on the way to `path` (itself included) that `user` cannot
     enter: pgembed does not change the permissions of directories it did not make."""
     try:
-        entry = pwd.getpwnam(user)
-        uid: int | None = entry.pw_uid
-        groups = {g.gr_gid for g in grp.getgrall() if user in g.gr_mem} | {entry.pw_gid}
+        uid: int | None = pwd.getpwnam(user).pw_uid
+        groups = set(_account_groups(user)[1])
     except KeyError:  # made with the first data directory: until then it owns nothing, and only others' bits count
         uid, groups = None, set()
     for directory in (*reversed(path.parents), path):

@@ -70,6 +70,10 @@ class SearchParams:
     def __hash__(self) -> int:
         return self._hash  # type: ignore[no-any-return,attr-defined]
 
+    def __reduce__(self) -> tuple[type[SearchParams], tuple[Any, ...]]:
+        # Made again from its fields, so its hash is the one of the process that unpickles it (str hashes differ).
+        return type(self), tuple(getattr(self, f.name) for f in fields(self))
+
     @classmethod
     def of(cls, params: SearchParams | None = None, **knobs: Any) -> SearchParams:
         """`params` (default: all unset) with the knobs given by name replacing its fields."""

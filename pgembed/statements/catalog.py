@@ -33,10 +33,10 @@ SET_CODEC_STATE = sql.SQL("UPDATE pgembed.codecs SET state = %s WHERE id = %s")
 SET_CODEC_ESTIMATOR = sql.SQL(
     "UPDATE pgembed.codecs SET estimator = %s WHERE id = %s AND estimator IS DISTINCT FROM %s")
 DELETE_CODEC = sql.SQL("DELETE FROM pgembed.codecs WHERE id = %s")
-# The relation's oid is kept in the row, so that its policy needs no other table of the catalog (migration 0010).
+# The table's name is kept in the row, so that its policies need no other table of the catalog (migration 0010).
 STORE_FITTED = sql.SQL(
-    "INSERT INTO pgembed.fitted_parameters (codec_id, digest, relation, value) "
-    "SELECT k.id, %(digest)s, pg_catalog.to_regclass(pg_catalog.format('%%I.%%I', c.table_schema, c.table_name)), "
+    "INSERT INTO pgembed.fitted_parameters (codec_id, digest, table_schema, table_name, value) "
+    "SELECT k.id, %(digest)s, c.table_schema, c.table_name, "
     "%(value)s FROM pgembed.codecs AS k JOIN pgembed.collections AS c ON c.id = k.collection_id "
     "WHERE k.id = %(codec)s ON CONFLICT (codec_id, digest) DO NOTHING")
 SET_CODEC_COLUMN = sql.SQL("UPDATE pgembed.codecs SET column_name = %s WHERE id = %s")

@@ -8,7 +8,10 @@
 CREATE TABLE IF NOT EXISTS pgembed.fitted_parameters (
     codec_id  integer NOT NULL REFERENCES pgembed.codecs (id) ON DELETE CASCADE,
     digest    text    NOT NULL,  -- of value: a parameter shared by several encoders of a codec is kept once
-    relation  oid     NOT NULL,  -- the collection's table when the row was written (a rename keeps its oid)
+    -- The collection's table, by name as pgembed.collections keeps it (an oid would not survive a dump and
+    -- restore), so that the policies need no other table of the catalog, whose own policies would apply.
+    table_schema name NOT NULL,
+    table_name   name NOT NULL,
     value     text    NOT NULL,  -- PostgreSQL's text of the type its reader returns
     PRIMARY KEY (codec_id, digest)
 );
@@ -16,8 +19,10 @@ ALTER TABLE pgembed.fitted_parameters ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS users_of_the_table ON pgembed.fitted_parameters;
 DROP POLICY IF EXISTS owners_of_the_table ON pgembed.fitted_parameters;
 CREATE POLICY users_of_the_table ON pgembed.fitted_parameters FOR SELECT
-    USING (pg_catalog.has_table_privilege(relation, 'SELECT, INSERT, UPDATE'));
+    USING (pg_catalog.has_table_privilege(pg_catalog.to_regclass(pg_catalog.format('%I.%I', table_schema, table_name)),
+                                          'SELECT, INSERT, UPDATE'));
 CREATE POLICY owners_of_the_table ON pgembed.fitted_parameters FOR ALL
     USING (EXISTS (SELECT FROM pg_catalog.pg_class AS r
-                   WHERE r.oid = relation AND pg_catalog.pg_has_role(r.relowner, 'USAGE')));
+                   WHERE r.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', table_schema, table_name))
+                     AND pg_catalog.pg_has_role(r.relowner, 'USAGE')));
 GRANT SELECT ON pgembed.fitted_parameters TO PUBLIC;

@@ -76,6 +76,18 @@ def test_root_runs_the_server_from_pgembeds_own_folders(db: pgembed.Database) ->
     assert backend.username() == SYSTEM_USER
     assert Path(backend.exe()).is_relative_to(SYSTEM_HOME / "install")
     assert kernels_dir().is_relative_to(SYSTEM_HOME)
+    # With its account's groups, not root's: what root's groups may read, the server may not.
+    import pwd
+
+    account = pwd.getpwnam(SYSTEM_USER)
+    gids = backend.gids()
+    assert gids.real == gids.effective == account.pw_gid
+    assert set(_groups(backend)) == set(os.getgrouplist(SYSTEM_USER, account.pw_gid))
+
+
+def _groups(process: psutil.Process) -> list[int]:
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    return [int(g) for g in next(line for line in status.splitlines() if line.startswith("Groups:")).split()[1:]]
 
 
 def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

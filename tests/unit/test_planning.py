@@ -53,3 +53,20 @@ def test_the_cost_model_prices_scans_and_plans() -> None:
     assert cost.each_seconds(10) == pytest.approx(10 * cost.per_query)
     assert cost.query_seconds(PlanKind.EXACT, 1000, 0.1) == pytest.approx(cost.exact_base + 1000 * cost.exact_row)
     assert cost.query_seconds(PlanKind.INDEX, 0, 0.25) == pytest.approx(cost.index_query * 2)
+
+
+def test_search_params_pickled_in_one_process_hash_as_made_in_another() -> None:
+    """The knobs' hash is kept once made; a pickle carries the fields, and the hash is the unpickler's."""
+    import os
+    import subprocess
+    import sys
+
+    make = "from pgembed.planning.params import SearchParams; p = SearchParams(codec='bq2', refine='sq8', plan='index')"
+    dump = f"{make}; import pickle, sys; sys.stdout.buffer.write(pickle.dumps(p))"
+    dumped = subprocess.run([sys.executable, "-c", dump], capture_output=True, check=True,
+                            env={**os.environ, "PYTHONHASHSEED": "1"}).stdout
+    check = (f"{make}; import pickle, sys; q = pickle.loads(sys.stdin.buffer.read()); "
+             "print(q == p, hash(q) == hash(p), len({p: 1, q: 2}))")
+    out = subprocess.run([sys.executable, "-c", check], input=dumped, capture_output=True, check=True,
+                         env={**os.environ, "PYTHONHASHSEED": "2"}).stdout.decode().split()
+    assert out == ["True", "True", "1"]
