@@ -24,6 +24,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -315,6 +316,7 @@ def _installation() -> Path:
     if (target / installation / "bin" / "pg_ctl").exists():  # a copy is moved into place only once whole
         return target / installation
     make_server_dirs(target.parent)
+    _remove_abandoned_copies(target.parent)
     staging = Path(tempfile.mkdtemp(prefix=".copy-", dir=target.parent))
     try:
         copy = staging / "install"
@@ -335,6 +337,20 @@ def _installation() -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target / installation
+
+
+ABANDONED_AFTER_S = 3600  # a copy takes seconds; one this old was left by a process killed while copying
+
+
+def _remove_abandoned_copies(folder: Path) -> None:
+    """Staging copies (.copy-*) that a killed process left. Copies of other wheel versions stay: a server of
+    that version may still run from one."""
+    for staging in folder.glob(".copy-*"):
+        try:
+            if time.time() - staging.stat().st_mtime > ABANDONED_AFTER_S:
+                shutil.rmtree(staging, ignore_errors=True)
+        except FileNotFoundError:  # another process removed it first
+            pass
 
 
 def make_server_dirs(path: Path) -> None:

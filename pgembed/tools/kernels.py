@@ -130,8 +130,9 @@ def build(pg_config: Path | None = None, *, sanitize: bool = False) -> Build:
 
 def _copy(built: Build, extension_dir: Path, library_dir: Path) -> None:
     for folder in (extension_dir, library_dir):
+        # Those it makes are opened to the server's account; one that exists keeps its mode (the server refuses,
+        # naming it, a kernels directory its account cannot enter).
         make_server_dirs(folder)
-        folder.chmod(0o755)  # the server may run as another account (root runs it as embedded_postgres)
     for path, folder in [(built.library, library_dir), (built.control, extension_dir),
                          *((s, extension_dir) for s in built.scripts)]:
         target = folder / path.name

