@@ -12,7 +12,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from pgembed.errors import CatalogError, ConcurrentUseError, ConnectionLostError
+from pgembed.errors import CatalogError, ConcurrentUseError, ConnectionLostError, InvalidInputError
 from pgembed.statements import introspection
 from pgembed.statements import search_path as path
 from pgembed.statements.compose import statement_bytes
@@ -54,6 +54,7 @@ class Session:
         # builds a ConnectionInfo and maps the name anew on each call): a search composes its statement's bytes
         # in it on every call.
         self._encoding: tuple[bytes | None, str] = (None, "utf-8")
+        self._safe_path: bytes | None = None  # the search_path last reported and found safe (_check_search_path)
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection]:
@@ -201,7 +202,24 @@ class Session:
 
     def execute(self, statement: Statement, params: Any = None) -> psycopg.Cursor[Any]:
         self._check_thread()
-        return self.conn.execute(statement, params)  # type: ignore[arg-type]
+        conn = self.conn
+        self._check_search_path(conn)
+        return conn.execute(statement, params)  # type: ignore[arg-type]
+
+    def _check_search_path(self, conn: psycopg.Connection) -> None:
+        """Refuse a session whose search_path names a schema before pg_catalog (pgembed.statements.search_path);
+        read from libpq's report (PostgreSQL 18 reports search_path), so no round trip."""
+        reported = conn.pgconn.parameter_status(b"search_path")
+        if reported is None or reported == self._safe_path:
+            return
+        text = reported.decode("utf-8", "replace")
+        schema = path.shadowing_schema(text)
+        if schema is not None:
+            raise InvalidInputError(
+                f"search_path is {text!r}: it names {schema!r} before pg_catalog, so that schema's operators, "
+                "functions and types would take the place of the built-in ones in pgembed's statements. Put "
+                "pg_catalog first, or leave it out (PostgreSQL then searches it first)")
+        self._safe_path = reported
 
     def rows(self, statement: Statement, params: Any = None) -> list[tuple[Any, ...]]:
         return self.execute(statement, params).fetchall()

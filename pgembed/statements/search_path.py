@@ -7,6 +7,11 @@ caller's rights. So every function of pgembed's whose body is resolved when it r
 own DDL), every transaction pgembed opens runs under it (`Session.transaction`), and the statements a search
 runs in the caller's session name pgvector's operators and types by their schema (sql/functions/statements.sql).
 pg_temp is last: otherwise PostgreSQL searches it first for relations and functions.
+
+A search's own statements run under the caller's path, since its filter names the caller's columns and types.
+PostgreSQL searches pg_catalog first unless the path names it; a path that names another schema before it would
+resolve the built-in operators of those statements (=, <, a cast) through that schema, so pgembed refuses to
+run under one (`shadowing_schema`, checked by pgembed.db.session.Session on every statement).
 """
 
 from __future__ import annotations
@@ -25,3 +30,31 @@ PIN = sql.SQL("SELECT current_setting('search_path'), set_config('search_path', 
 RESTORE = sql.SQL("SELECT set_config('search_path', %s, true)")
 # Every function of pgembed's schemas whose body is resolved when it runs (sql/functions/catalog.sql).
 PIN_FUNCTIONS = sql.SQL("SELECT pgembed._pin_search_paths(%s)")
+
+
+def shadowing_schema(path: str) -> str | None:
+    """The first schema `path` (search_path as the server reports it) names before pg_catalog, or None."""
+    names: list[str] = []
+    name, quoted, i = "", False, 0
+    while i < len(path):
+        c = path[i]
+        if quoted:
+            if c == '"' and path[i + 1:i + 2] == '"':
+                name, i = name + '"', i + 1
+            elif c == '"':
+                quoted = False
+            else:
+                name += c
+        elif c == '"':
+            quoted = True
+        elif c == ",":
+            names.append(name.strip())
+            name = ""
+        else:
+            name += c
+        i += 1
+    names.append(name.strip())
+    if "pg_catalog" not in names:
+        return None
+    before = names[:names.index("pg_catalog")]
+    return before[0] if before else None

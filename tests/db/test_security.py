@@ -107,6 +107,42 @@ def test_no_search_path_hijack_on_any_path(hijacked_dsn: str, sql_conn: psycopg.
     assert calls(sql_conn) == []
 
 
+MALLORY_EQUALS = """
+CREATE FUNCTION mallory.texteq(a text, b text) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM mallory.note('text ='); RETURN pg_catalog.texteq(a, b); END $$;
+CREATE OPERATOR mallory.= (LEFTARG = text, RIGHTARG = text, FUNCTION = mallory.texteq);
+CREATE FUNCTION mallory.int4eq(a integer, b integer) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM mallory.note('integer ='); RETURN pg_catalog.int4eq(a, b); END $$;
+CREATE OPERATOR mallory.= (LEFTARG = integer, RIGHTARG = integer, FUNCTION = mallory.int4eq);
+"""
+
+
+def test_a_search_path_that_puts_a_schema_before_pg_catalog_is_refused(dsn: str, sql_conn: psycopg.Connection
+                                                                       ) -> None:
+    """Named after mallory, pg_catalog would no longer be searched first: her = would run in pgembed's
+    statements (the catalog's lookups, the filter). Python refuses such a session before any statement; the SQL
+    functions run under their pinned path."""
+    sql_conn.execute(HIJACK)
+    sql_conn.execute(MALLORY_EQUALS)
+    x = unit_vectors(100, DIM, seed=1)
+    with pgembed.connect(dsn) as db:
+        docs = db.create_collection("docs", DIM, attrs={"cat": "text"})
+        docs.ingest(np.arange(100), x, {"cat": ["a" if i % 3 else "b" for i in range(100)]})
+        docs.add_codec("bq2", "bq2")
+    for path in ("mallory, pg_catalog, public", "public, pg_catalog"):
+        with pgembed.connect(make_conninfo(dsn, options=f"-c search_path={path.replace(' ', '')}")) as db:
+            with pytest.raises(InvalidInputError, match="before pg_catalog"):
+                db.collection("docs").search(x[1], 5, where={"cat": "b"})
+            db.conn.execute("SET search_path = public")  # and with a safe path again, it works
+            assert len(db.collection("docs").search(x[1], 5, where={"cat": "b"})) == 5
+    with psycopg.connect(make_conninfo(dsn, options="-c search_path=mallory,pg_catalog,public"),
+                         autocommit=True) as app:
+        rows = app.execute("SELECT * FROM pgembed.search('docs', %s, 5, filter => '{\"cat\": \"b\"}')",
+                           (vector_text(x[1]),)).fetchall()
+        assert len(rows) == 5
+    assert calls(sql_conn) == []
+
+
 def test_every_function_that_resolves_at_run_time_is_pinned(db: pgembed.Database, sql_conn: psycopg.Connection
                                                             ) -> None:
     docs = db.create_collection("docs", DIM)
