@@ -7,10 +7,14 @@ from typing import Any
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from pgembed.codecs.base import Fitted, FittedType
 from pgembed.db.session import Session
 from pgembed.records import CoarseSource, CodecInfo, CollectionInfo, IndexInfo, Tuned
 from pgembed.statements import catalog as q
 from pgembed.vocabulary import CodecState, IndexMethod, Metric, Placement
+
+# Where pgembed.fitted_parameters keeps a parameter of each type (migration 0010; readers: sql/functions/codecs.sql).
+FITTED_COLUMNS = {FittedType.VECTOR: "as_vector", FittedType.VECTORS: "as_vectors", FittedType.INTEGERS: "as_integers"}
 
 
 def installed_revision(session: Session) -> str | None:
@@ -70,10 +74,11 @@ def set_codec_estimator(session: Session, codec_id: int, estimator: str | None) 
     session.execute(q.SET_CODEC_ESTIMATOR, (estimator, codec_id, estimator))
 
 
-def store_fitted(session: Session, codec_id: int, digest: str, text: str) -> None:
+def store_fitted(session: Session, codec_id: int, digest: str, parameter: Fitted) -> None:
     """A fitted parameter of a codec version, which its generated functions name by `digest`
     (pgembed.statements.encoders); kept once."""
-    session.execute(q.STORE_FITTED, {"codec": codec_id, "digest": digest, "value": text})
+    session.execute(q.store_fitted(FITTED_COLUMNS[parameter.sql_type], parameter.sql_type.value),
+                    {"codec": codec_id, "digest": digest, "value": parameter.text})
 
 
 def set_codec_state(session: Session, codec_id: int, state: CodecState) -> None:

@@ -409,7 +409,7 @@ def install_trigger(ctx: CollectionContext) -> None:
     # The parameters the generated functions name, before them (a trigger may fire in this transaction).
     for target in [*assigned, *queried, *tables]:
         for parameter in encoders.fitted_parameters(target.encoder):
-            catalog.store_fitted(ctx.session, target.codec_id, encoders.digest(parameter), parameter.text)
+            catalog.store_fitted(ctx.session, target.codec_id, encoders.digest(parameter), parameter)
     # What the generated SQL-standard functions name is bound now, under the pinned search_path.
     with ctx.session.pinned_search_path():
         for statement in statements:

@@ -3,7 +3,7 @@
 A fitted parameter (pgembed.codecs.base.Fitted) is spelled one of two ways. A statement sent carries it as a
 literal. A generated function (a collection's trigger, query encoder, query tables) names it instead by its
 codec version and digest, pgembed._fitted_vector(<version>, <digest>) and its siblings (sql/functions/codecs.sql),
-and its text is a row of pgembed.fitted_parameters (migration 0010): PostgreSQL shows every function's body to
+and its value is a row of pgembed.fitted_parameters (migration 0010): PostgreSQL shows every function's body to
 every role that can connect, the table's rows only to those who may use the collection's table.
 """
 

@@ -329,14 +329,14 @@ END $$;
 -- statement began before a fit committed may run the trigger the fit wrote, and must see the rows it wrote
 -- with it. A transaction that keeps one snapshot (REPEATABLE READ, SERIALIZABLE) cannot: it gets a
 -- serialization failure, which such a transaction is retried on.
-CREATE OR REPLACE FUNCTION pgembed._fitted(codec integer, digest text) RETURNS text
+CREATE OR REPLACE FUNCTION pgembed._fitted(codec integer, digest text) RETURNS pgembed.fitted_parameters
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL SAFE AS $$
 DECLARE
-    fitted text;
+    fitted pgembed.fitted_parameters;
 BEGIN
-    SELECT f.value INTO fitted FROM pgembed.fitted_parameters AS f
+    SELECT f.* INTO fitted FROM pgembed.fitted_parameters AS f
     WHERE f.codec_id = _fitted.codec AND f.digest = _fitted.digest;
-    IF fitted IS NOT NULL THEN
+    IF FOUND THEN
         RETURN fitted;
     END IF;
     IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
@@ -353,17 +353,17 @@ END $$;
 CREATE OR REPLACE FUNCTION pgembed._fitted_vector(codec integer, digest text) RETURNS vector
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 BEGIN
-    RETURN pgembed._fitted(codec, digest)::vector;
+    RETURN (pgembed._fitted(codec, digest)).as_vector;
 END $$;
 
 CREATE OR REPLACE FUNCTION pgembed._fitted_vectors(codec integer, digest text) RETURNS vector[]
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 BEGIN
-    RETURN pgembed._fitted(codec, digest)::vector[];
+    RETURN (pgembed._fitted(codec, digest)).as_vectors;
 END $$;
 
 CREATE OR REPLACE FUNCTION pgembed._fitted_integers(codec integer, digest text) RETURNS integer[]
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 BEGIN
-    RETURN pgembed._fitted(codec, digest)::integer[];
+    RETURN (pgembed._fitted(codec, digest)).as_integers;
 END $$;

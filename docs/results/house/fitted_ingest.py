@@ -32,7 +32,7 @@ with pgembed.connect(dsn2, migrate=True) as db:
     info = db.collection("inlined").info
     fn = f"pgembed.keep_codes_{info.id}()"
     src = conn.execute("SELECT prosrc FROM pg_proc WHERE oid = %s::regprocedure", (fn,)).fetchone()[0]
-    values = dict(((i, dg), v) for i, dg, v in conn.execute("SELECT codec_id, digest, value FROM pgembed.fitted_parameters"))
+    values = dict(((i, dg), v) for i, dg, v in conn.execute("SELECT codec_id, digest, coalesce(as_vector::text, as_vectors::text, as_integers::text) FROM pgembed.fitted_parameters"))
     pat = re.compile(r'"pgembed"\."_fitted_(?:vector|vectors|integers)"\((\d+), \'([0-9a-f]+)\'\)')
     new = pat.sub(lambda m: "'" + values[(int(m.group(1)), m.group(2))].replace("'", "''") + "'", src)
     assert new != src and "_fitted" not in new
