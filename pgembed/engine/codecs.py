@@ -406,12 +406,12 @@ def install_trigger(ctx: CollectionContext) -> None:
     else:
         statements = [*ddl.install_trigger(ctx.info, assigned, ctx.session.pinned_path),
                       ddl.install_query_encoder(ctx.info, queried), ddl.install_query_tables(ctx.info, tables)]
-    # The parameters the generated functions name, before them (a trigger may fire in this transaction).
-    for target in [*assigned, *queried, *tables]:
-        for parameter in encoders.fitted_parameters(target.encoder):
-            catalog.store_fitted(ctx.session, target.codec_id, encoders.digest(parameter), parameter)
     # What the generated SQL-standard functions name is bound now, under the pinned search_path.
     with ctx.session.pinned_search_path():
+        # The parameters the generated functions name, before them (a trigger may fire in this transaction).
+        for target in [*assigned, *queried, *tables]:
+            for parameter in encoders.fitted_parameters(target.encoder):
+                catalog.store_fitted(ctx.session, target.codec_id, encoders.digest(parameter), parameter)
         for statement in statements:
             ctx.session.execute(statement)
     ctx.forget()

@@ -33,15 +33,19 @@ SET_CODEC_STATE = sql.SQL("UPDATE pgembed.codecs SET state = %s WHERE id = %s")
 SET_CODEC_ESTIMATOR = sql.SQL(
     "UPDATE pgembed.codecs SET estimator = %s WHERE id = %s AND estimator IS DISTINCT FROM %s")
 DELETE_CODEC = sql.SQL("DELETE FROM pgembed.codecs WHERE id = %s")
-# The table's name is kept in the row, so that its policies need no other table of the catalog (migration 0010).
+
+
 def store_fitted(column: str, sql_type: str) -> sql.Composed:
-    """A fitted parameter's row: its value, PostgreSQL text of `sql_type`, stored in `column` as that type."""
+    """A fitted parameter's row: its value, PostgreSQL text of `sql_type`, stored in `column` as that type. The
+    table's name is kept in the row, so that its policies need no other table of the catalog (migration 0010)."""
     return sql.SQL(
         "INSERT INTO pgembed.fitted_parameters (codec_id, digest, table_schema, table_name, {column}) "
         "SELECT k.id, %(digest)s, c.table_schema, c.table_name, %(value)s::{type} "
         "FROM pgembed.codecs AS k JOIN pgembed.collections AS c ON c.id = k.collection_id "
         "WHERE k.id = %(codec)s ON CONFLICT (codec_id, digest) DO NOTHING").format(
             column=sql.Identifier(column), type=sql.SQL(sql_type))
+
+
 SET_CODEC_COLUMN = sql.SQL("UPDATE pgembed.codecs SET column_name = %s WHERE id = %s")
 
 # -- indexes --------------------------------------------------------------------------------------------
