@@ -7,14 +7,12 @@ from typing import Any
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from pgembed.codecs.base import Fitted, FittedType
+from pgembed.codecs.base import Fitted
 from pgembed.db.session import Session
 from pgembed.records import CoarseSource, CodecInfo, CollectionInfo, IndexInfo, Tuned
 from pgembed.statements import catalog as q
+from pgembed.statements.encoders import stored_column
 from pgembed.vocabulary import CodecState, IndexMethod, Metric, Placement
-
-# Where pgembed.fitted_parameters keeps a parameter of each type (migration 0010; readers: sql/functions/codecs.sql).
-FITTED_COLUMNS = {FittedType.VECTOR: "as_vector", FittedType.VECTORS: "as_vectors", FittedType.INTEGERS: "as_integers"}
 
 
 def installed_revision(session: Session) -> str | None:
@@ -77,7 +75,7 @@ def set_codec_estimator(session: Session, codec_id: int, estimator: str | None) 
 def store_fitted(session: Session, codec_id: int, digest: str, parameter: Fitted) -> None:
     """A fitted parameter of a codec version, which its generated functions name by `digest`
     (pgembed.statements.encoders); kept once."""
-    session.execute(q.store_fitted(FITTED_COLUMNS[parameter.sql_type], parameter.sql_type.value),
+    session.execute(q.store_fitted(stored_column(parameter.sql_type), parameter.sql_type.value),
                     {"codec": codec_id, "digest": digest, "value": parameter.text})
 
 

@@ -17,8 +17,15 @@ from psycopg import sql
 from pgembed.codecs import Source, SqlCall, SqlExpr
 from pgembed.codecs.base import Fitted, FittedType
 
-READERS = {FittedType.VECTOR: "_fitted_vector", FittedType.VECTORS: "_fitted_vectors",
-           FittedType.INTEGERS: "_fitted_integers"}
+
+def reader(sql_type: FittedType) -> str:
+    """The reader of a parameter of this type (pgembed._fitted_vectors, ...: sql/functions/codecs.sql)."""
+    return f"_fitted_{sql_type.name.lower()}"
+
+
+def stored_column(sql_type: FittedType) -> str:
+    """The column of pgembed.fitted_parameters that keeps a parameter of this type (as_vectors, ...)."""
+    return f"as_{sql_type.name.lower()}"
 
 
 def render(expr: SqlExpr, source: sql.Composable, *, stored_for: int | None = None) -> sql.Composable:
@@ -36,7 +43,7 @@ def _argument(arg: object, source: sql.Composable, stored_for: int | None) -> sq
     if isinstance(arg, Fitted):
         if stored_for is None:
             return sql.Literal(arg.text)
-        return sql.SQL("{}({}, {})").format(sql.Identifier("pgembed", READERS[arg.sql_type]), sql.Literal(stored_for),
+        return sql.SQL("{}({}, {})").format(sql.Identifier("pgembed", reader(arg.sql_type)), sql.Literal(stored_for),
                                             sql.Literal(digest(arg)))
     return sql.Literal(arg)
 

@@ -16,6 +16,8 @@ run under one (`shadowing_schema`, checked by pgembed.db.session.Session on ever
 
 from __future__ import annotations
 
+import csv
+
 from psycopg import sql
 
 
@@ -34,26 +36,8 @@ PIN_FUNCTIONS = sql.SQL("SELECT pgembed._pin_search_paths(%s)")
 
 def shadowing_schema(path: str) -> str | None:
     """The first schema `path` (search_path as the server reports it) names before pg_catalog, or None."""
-    names: list[str] = []
-    name, quoted, i = "", False, 0
-    while i < len(path):
-        c = path[i]
-        if quoted:
-            if c == '"' and path[i + 1:i + 2] == '"':
-                name, i = name + '"', i + 1
-            elif c == '"':
-                quoted = False
-            else:
-                name += c
-        elif c == '"':
-            quoted = True
-        elif c == ",":
-            names.append(name.strip())
-            name = ""
-        else:
-            name += c
-        i += 1
-    names.append(name.strip())
+    # The server's form: names joined by ", ", quoted as identifiers ("" for a quote), which is CSV's.
+    names = [name.strip() for name in next(csv.reader([path], skipinitialspace=True), [])]
     if "pg_catalog" not in names:
         return None
     before = names[:names.index("pg_catalog")]

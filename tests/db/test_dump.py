@@ -23,7 +23,7 @@ def codes_of(conn: psycopg.Connection, key: int) -> tuple[str, ...]:
     return conn.execute("SELECT embedding_bq2::text, embedding_sq8::text FROM docs WHERE id = %s", (key,)).fetchone()
 
 
-def test_a_collection_survives_dump_and_restore(dsn: str, server_dsn: str, sql_conn: psycopg.Connection,
+def test_a_collection_survives_dump_and_restore(dsn: str, sql_conn: psycopg.Connection,
                                                 tmp_path: Path) -> None:
     x = unit_vectors(300, DIM, seed=3)
     with pgembed.connect(dsn) as db:

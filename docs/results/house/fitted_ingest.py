@@ -53,6 +53,9 @@ with pgembed.connect(dsn2, migrate=True) as db:
                 t = time.perf_counter()
                 w.execute(f"INSERT INTO {name} (id, embedding) SELECT id, embedding FROM staging")
                 res[name].append(len(x) / (time.perf_counter() - t))
-    same = conn.execute("SELECT count(*) FROM readers r JOIN inlined i USING (id) WHERE true").fetchone()[0]
+    # Every row's code, compared between the two tables of codes (the user's table, or the companion).
+    tables = [db.collection(n).info.codes_table for n in ("readers", "inlined")]
+    same = conn.execute(sql.SQL("SELECT count(*) FROM {} AS r JOIN {} AS i USING (id) "
+                                "WHERE r.embedding_c::text = i.embedding_c::text").format(*tables)).fetchone()[0]
     print(json.dumps({"spec": spec, "placement": sys.argv[3] if len(sys.argv) > 3 else "table", "rows": len(x), "median_rows_per_s": {k: statistics.median(v) for k, v in res.items()},
                       "runs": res, "same_codes": same}))
