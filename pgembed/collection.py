@@ -31,7 +31,7 @@ from pgembed.engine.tune import TuneResult
 from pgembed.planning.costs import CostModel
 from pgembed.planning.params import SearchKnobs, SearchParams
 from pgembed.planning.plans import Plan
-from pgembed.records import CodecInfo, CollectionInfo, IndexInfo
+from pgembed.records import CodecInfo, CollectionInfo, IndexInfo, TextSearchInfo
 from pgembed.vectors import as_matrix
 from pgembed.vocabulary import BatchStrategy, IndexMethod, Metric
 
@@ -161,9 +161,21 @@ class Collection:
     def drop_index(self, index_name: str) -> None:
         indexing.drop_index(self.context, index_name)
 
+    def add_text_search(self, column: str, config: str = "english", *, concurrently: bool = False) -> TextSearchInfo:
+        """Full-text search on a text column of the table, for hybrid search (search(q, text=...)) and the
+        filter operator $matches: a GIN index on to_tsvector(config, column), kept by the database whoever
+        writes a row; the table gains no column. `concurrently` builds without blocking writers."""
+        return indexing.add_text_search(self.context, column, config, concurrently=concurrently)
+
+    def drop_text_search(self) -> None:
+        indexing.drop_text_search(self.context)
+
+    def text_search(self) -> TextSearchInfo | None:
+        return self._read(lambda: indexing.text_search(self.context))
+
     # -- search ---------------------------------------------------------------------------------------------
     def search(self, query: Any, k: int = 10, *, where: Any = None, params: SearchParams | None = None,
-               columns: Sequence[str] | None = None, explain: bool = False,
+               columns: Sequence[str] | None = None, text: str | None = None, explain: bool = False,
                **knobs: Unpack[SearchKnobs]) -> SearchResult:
         """The k rows nearest to `query` among those `where` keeps: ids and exact distances, best first.
 
@@ -172,9 +184,13 @@ class Collection:
         SearchParams) go to the server's planner: exact distances on the matching rows when the filter keeps
         few, else candidates from a code column's HNSW index re-ranked by exact distance. k rows come back
         whenever k rows match. `columns`: table columns to return with each hit (result.rows). The plan taken
-        is result.plan; `explain=True` prints it too."""
+        is result.plan; `explain=True` prints it too.
+
+        `text`: a hybrid search. The vector search's best rows and the full-text search's best on the column
+        add_text_search() named (both under `where`) are fused by reciprocal rank (knobs fusion, fusion_depth,
+        text_match); result.scores holds the fused scores, result.distances the exact distances."""
         search_params = SearchParams.of(params, **knobs)
-        result = self._read(lambda: searching.search(self.context, query, k, where, search_params, columns))
+        result = self._read(lambda: searching.search(self.context, query, k, where, search_params, columns, text))
         if explain:
             print(json.dumps(result.plan.describe(), indent=2))
         return result

@@ -98,6 +98,16 @@ class IndexInfo:
 
 
 @dataclass(frozen=True)
+class TextSearchInfo:
+    """A collection's full-text search: the text column, its text search configuration, and the GIN index on
+    the expression to_tsvector(config, column) (sql/functions/text.sql)."""
+
+    column_name: str
+    config: str
+    index_name: str
+
+
+@dataclass(frozen=True)
 class Tuned:
     """One row of pgembed.tuning: knobs that reached `recall_target` at `selectivity`."""
 

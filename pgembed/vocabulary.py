@@ -56,6 +56,13 @@ class PlanKind(StrEnum):
     INDEX = "index"
 
 
+class TextMatch(StrEnum):
+    """How a hybrid search's text becomes a full-text query (pgembed.text_query, sql/functions/text.sql)."""
+
+    WEBSEARCH = "websearch"  # websearch_to_tsquery: every word, "a phrase", or, -word
+    ANY = "any"  # any of its words: for queries written as prose
+
+
 class BatchStrategy(StrEnum):
     """How search_batch answers a group of queries that share a filter."""
 

@@ -14,8 +14,8 @@ import numpy as np
 from rich.console import Console
 
 from pgembed.errors import InvalidInputError
-from pgembed.planning.params import SearchParams
-from pgembed.vocabulary import Metric, PlanKind
+from pgembed.planning.params import RRF, SearchParams
+from pgembed.vocabulary import Metric, PlanKind, TextMatch
 
 console = Console(stderr=True)
 Handler = Callable[[argparse.Namespace], Any]
@@ -84,12 +84,19 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--refine", default=None, help="a codec whose codes re-rank the candidates (a compact tier)")
     g.add_argument("--refine-oversample", type=float, default=None, help="results per k the tier keeps")
     g.add_argument("--no-rerank", action="store_true", help="no exact re-rank: distances are the codes' estimates")
+    g.add_argument("--fusion", default="rrf", metavar="rrf|JSON",
+                   help="with --text: 'rrf', or the lists' weights, e.g. '{\"vector\": 1, \"text\": 0.5}'")
+    g.add_argument("--fusion-depth", type=int, default=None, help="with --text: rows each list holds")
+    g.add_argument("--text-match", default=TextMatch.WEBSEARCH.value, choices=[m.value for m in TextMatch],
+                   help="with --text: how the text becomes a full-text query")
 
 
 def search_params(args: argparse.Namespace) -> SearchParams:
+    fusion = args.fusion if args.fusion == RRF else json_arg(args.fusion, "--fusion")
     return SearchParams(recall=args.recall, codec=args.codec, ef_search=args.ef_search, oversample=args.oversample,
                         plan=args.plan, refine=args.refine, refine_oversample=args.refine_oversample,
-                        rerank=not args.no_rerank)
+                        rerank=not args.no_rerank, fusion=fusion, fusion_depth=args.fusion_depth,
+                        text_match=args.text_match)
 
 
 METRICS = [m.value for m in Metric]

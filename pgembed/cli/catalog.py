@@ -82,6 +82,20 @@ def cmd_index(args: argparse.Namespace) -> None:
     emit(args, data, lambda d: console.print(f"built {d['index_name']} in {d['build_seconds']:.1f}s"))
 
 
+def cmd_text_search(args: argparse.Namespace) -> None:
+    with open_db(args) as db:
+        collection = db.get_collection(args.collection)
+        if args.drop:
+            collection.drop_text_search()
+            data = None
+        else:
+            if args.column is None:
+                raise InvalidInputError("text-search takes the text column to search (or --drop)")
+            data = asdict(collection.add_text_search(args.column, args.config, concurrently=args.concurrently))
+    emit(args, data, lambda d: console.print("text search dropped" if d is None else
+                                             f"text search on {d['column_name']} ({d['config']}): {d['index_name']}"))
+
+
 def cmd_ingest(args: argparse.Namespace) -> None:
     try:
         vectors = load_npy(args.vectors, "--vectors", mmap=True)
@@ -128,6 +142,12 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--concurrently", action="store_true")
     p.add_argument("--where", default=None, metavar="JSON",
                    help="a partial index over the rows this filter keeps, e.g. '{\"category\": \"news\"}'")
+    p = add("text-search", cmd_text_search, "full-text search on a text column, for hybrid search (--text)", db)
+    p.add_argument("collection")
+    p.add_argument("column", nargs="?", default=None, help="the text column")
+    p.add_argument("--config", default="english", help="the text search configuration")
+    p.add_argument("--concurrently", action="store_true")
+    p.add_argument("--drop", action="store_true", help="drop the collection's text search and its index")
     p = add("ingest", cmd_ingest, "bulk-load vectors from a .npy file through binary COPY", db)
     p.add_argument("collection")
     p.add_argument("--vectors", required=True, type=Path, help=".npy file, (n, dim)")

@@ -40,15 +40,17 @@ def cmd_search(args: argparse.Namespace) -> None:
     with open_db(args) as db:
         result = db.get_collection(args.collection).search(
             _query_vector(args), args.k, where=json_arg(args.where, "--where"), params=search_params(args),
-            columns=columns)
+            columns=columns, text=args.text)
     data = {"ids": result.ids.tolist(), "distances": result.distances.tolist(), "rows": result.rows,
-            "plan": result.plan.describe()}
+            "scores": None if result.scores is None else result.scores.tolist(), "plan": result.plan.describe()}
 
     def render(d: dict[str, Any]) -> None:
-        table = Table("rank", "id", "distance", *(columns or []))
+        fused = d["scores"] is not None
+        table = Table("rank", "id", "distance", *(["score"] if fused else []), *(columns or []))
         for rank, (key, distance) in enumerate(zip(d["ids"], d["distances"], strict=True), 1):
             extra = [str(v) for v in d["rows"][rank - 1].values()] if d["rows"] else []
-            table.add_row(str(rank), str(key), f"{distance:.6f}", *extra)
+            score = [f"{d['scores'][rank - 1]:.6f}"] if fused else []
+            table.add_row(str(rank), str(key), f"{distance:.6f}", *score, *extra)
         table_console().print(table)
         console.print(f"plan: {d['plan']['kind']} — {d['plan']['reason']}", highlight=False)
 
@@ -111,6 +113,8 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--where", default=None, metavar="JSON", help="a filter, e.g. '{\"year\": {\"$gte\": 2020}}'")
     p.add_argument("--columns", default=None, help="comma-separated table columns to return with each hit")
+    p.add_argument("--text", default=None,
+                   help="a hybrid search: this text's full-text matches fused with the vector's")
     add_search_arguments(p)
     p = add("tune", cmd_tune, "measure and store the search knobs that reach a recall target", db)
     p.add_argument("collection")

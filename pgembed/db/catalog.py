@@ -9,7 +9,7 @@ from psycopg.types.json import Jsonb
 
 from pgembed.codecs.base import Fitted
 from pgembed.db.session import Session
-from pgembed.records import CoarseSource, CodecInfo, CollectionInfo, IndexInfo, Tuned
+from pgembed.records import CoarseSource, CodecInfo, CollectionInfo, IndexInfo, TextSearchInfo, Tuned
 from pgembed.statements import catalog as q
 from pgembed.statements.encoders import stored_column
 from pgembed.vocabulary import CodecState, IndexMethod, Metric, Placement
@@ -126,3 +126,17 @@ def save_tuning(session: Session, collection_id: int, codec_id: int, tuned: Tune
 def forget_tuning(session: Session, collection_id: int, codec_id: int, index_name: str, recall_target: float,
                   selectivity: float) -> None:
     session.execute(q.FORGET_TUNING, (collection_id, codec_id, index_name, recall_target, selectivity))
+
+
+# -- text search ----------------------------------------------------------------------------------------------
+def text_search(session: Session, collection_id: int) -> TextSearchInfo | None:
+    with session.conn.cursor(row_factory=class_row(TextSearchInfo)) as cur:
+        return cur.execute(q.TEXT_SEARCH, (collection_id,)).fetchone()
+
+
+def insert_text_search(session: Session, collection_id: int, info: TextSearchInfo) -> None:
+    session.execute(q.INSERT_TEXT_SEARCH, (collection_id, info.column_name, info.config, info.index_name))
+
+
+def delete_text_search(session: Session, collection_id: int) -> None:
+    session.execute(q.DELETE_TEXT_SEARCH, (collection_id,))

@@ -185,6 +185,8 @@ def describe(ctx: CollectionContext) -> dict[str, Any]:
              "where": i.predicate, "build_seconds": i.build_seconds, "bytes": sizes.get(i.index_name)}
             for i in indexes.list_indexes(ctx)
         ],
+        "text_search": ({"column": t.column_name, "config": t.config, "index": t.index_name,
+                         "bytes": sizes.get(t.index_name)} if (t := indexes.text_search(ctx)) is not None else None),
     }
 
 

@@ -1,5 +1,6 @@
 """pgvector indexes on a collection: on the source vector or a code column, full or partial (over the rows a
-filter keeps: a hot predicate's own graph), built with progress, recorded in the catalog."""
+filter keeps: a hot predicate's own graph), built with progress, recorded in the catalog; and the GIN index of
+its full-text search (sql/functions/text.sql)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,15 @@ from pgembed.engine.filters import compile_filter
 from pgembed.errors import InvalidInputError, SchemaError
 from pgembed.planning.filters import as_filter
 from pgembed.progress import progress_bar
-from pgembed.records import IndexInfo
+from pgembed.records import IndexInfo, TextSearchInfo
+from pgembed.statements import catalog as catalog_statements
 from pgembed.statements import ddl
 from pgembed.statements import introspection as q
 from pgembed.statements import rows as row_statements
 from pgembed.vocabulary import IndexMethod, Storage
 
 MAX_IDENTIFIER = 63  # NAMEDATALEN - 1
+TEXT_INDEX_METHOD = "gin"  # a text column's index: GIN on its tsvector expression (not a pgvector method)
 
 
 def list_indexes(ctx: CollectionContext) -> list[IndexInfo]:
@@ -133,18 +136,74 @@ def drop_index(ctx: CollectionContext, index_name: str) -> None:
     ctx.forget()
 
 
+# -- full-text search ---------------------------------------------------------------------------------------------
+def text_search(ctx: CollectionContext) -> TextSearchInfo | None:
+    return catalog.text_search(ctx.session, ctx.info.id)
+
+
+def add_text_search(ctx: CollectionContext, column: str, config: str = "english", *,
+                    concurrently: bool = False) -> TextSearchInfo:
+    """Full-text search on a text column: a GIN index on to_tsvector(config, column), which the database keeps
+    in step whoever writes a row; the table gains no column. One text column a collection."""
+    if not isinstance(column, str) or not isinstance(config, str):
+        raise InvalidInputError("add_text_search takes a column name and a text search configuration's name")
+    current = text_search(ctx)
+    if current is not None:
+        raise SchemaError(f"collection {ctx.info.name!r} already searches column {current.column_name!r} as text "
+                          "(drop_text_search() first)")
+    info = table_columns(ctx.session, ctx.info.table).get(column)
+    if info is None:
+        raise SchemaError(f"table {ctx.info.table_name!r} has no column {column!r}")
+    if info.category != "S":
+        raise SchemaError(f"column {column!r} is {info.formatted}: full-text search takes a text column")
+    if concurrently and ctx.session.in_transaction:
+        raise SchemaError("concurrently=True cannot run inside a transaction; commit first")
+    try:
+        qualified = str(ctx.session.value(catalog_statements.TEXT_CONFIG, (config,)))
+    except psycopg.errors.UndefinedObject as err:
+        raise SchemaError(f"no text search configuration {config!r} (see \\dF in psql)") from err
+    name = index_name(ctx, column, TEXT_INDEX_METHOD)
+    _drop_interrupted(ctx, ctx.info.table_schema, name)
+    document = str(ctx.session.value(catalog_statements.TEXT_DOCUMENT, (qualified, column)))
+    created = TextSearchInfo(column, qualified, name)
+    statement = ddl.create_text_index(ctx.info.table, name=name, document=document, concurrently=concurrently)
+    try:
+        if concurrently:
+            ctx.session.execute(statement)
+            catalog.insert_text_search(ctx.session, ctx.info.id, created)
+        else:
+            with ctx.session.transaction():
+                ctx.session.execute(statement)
+                catalog.insert_text_search(ctx.session, ctx.info.id, created)
+    except psycopg.errors.DuplicateTable as err:
+        raise SchemaError(f"index {name!r} already exists, and pgembed's catalog does not record it: drop it to "
+                          "have pgembed build its own") from err
+    ctx.forget()
+    return created
+
+
+def drop_text_search(ctx: CollectionContext) -> None:
+    current = text_search(ctx)
+    if current is None:
+        raise SchemaError(f"collection {ctx.info.name!r} has no text search")
+    with ctx.session.transaction():
+        ctx.session.execute(ddl.drop_index(ctx.info.table_schema, current.index_name))
+        catalog.delete_text_search(ctx.session, ctx.info.id)
+    ctx.forget()
+
+
 def index_schema(ctx: CollectionContext, index: IndexInfo) -> str:
     """An index on codes lives beside them; one on the vector, in the user's schema."""
     return ctx.info.codes_schema if index.codec_id is not None else ctx.info.table_schema
 
 
-def index_name(ctx: CollectionContext, column: str, method: IndexMethod, predicate: str | None = None, *,
+def index_name(ctx: CollectionContext, column: str, method: IndexMethod | str, predicate: str | None = None, *,
                on_codes: bool = False) -> str:
     """A full index's name says what it is; a partial one adds a digest of its predicate (canonical JSON). An
     index on codes is named after their table: in a companion, codes_<id> (every companion is in schema
     pgembed)."""
     digest = hashlib.sha1(predicate.encode()).hexdigest()[:8] if predicate else None
-    suffix = f"_{method.value}_idx" if digest is None else f"_{method.value}_{digest}"
+    suffix = f"_{method}_idx" if digest is None else f"_{method}_{digest}"
     table = ctx.info.codes_table_name if on_codes else ctx.info.table_name
     name = f"{table}_{column}{suffix}"
     if len(name.encode()) > MAX_IDENTIFIER:

@@ -5,6 +5,10 @@ statements; sql/functions/) and pgembed caches that answer per filter and knobs,
 is one round trip: the plan's statement with the query (and its code, encoded here by the codec's numpy
 encoder exactly as the rows were) as binary parameters. An index plan that finds fewer than k rows is
 answered again by the exact plan, so k rows come back whenever k rows match.
+
+With text, the search is hybrid: the vector search's best rows and the text search's are fused by reciprocal
+rank on the server (pgembed._fusion_statement, sql/functions/text.sql), the same statement pgembed.search()
+runs in SQL.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from pgembed.engine.filters import server_refusals
 from pgembed.errors import InvalidInputError
 from pgembed.planning.filters import Filter, as_filter
 from pgembed.planning.params import SearchParams
-from pgembed.planning.plans import Pieces, Plan, PreparedSearch
-from pgembed.statements.search import PREPARE_SEARCH
+from pgembed.planning.plans import Pieces, Plan, PreparedHybrid, PreparedSearch
+from pgembed.statements.search import PREPARE_HYBRID, PREPARE_SEARCH
 from pgembed.vectors import as_query
 from pgembed.vocabulary import PlanKind, Storage
 
@@ -42,6 +46,11 @@ class SearchResult:
     distances: np.ndarray
     plan: Plan
     rows: list[dict[str, Any]] | None = None
+    # A hybrid search's fused scores (best first), and each row's rank in the vector list and the text list
+    # (0: not in it); `plan` is then the vector list's.
+    scores: np.ndarray | None = None
+    vector_ranks: np.ndarray | None = None
+    text_ranks: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -92,9 +101,11 @@ def explain(ctx: CollectionContext, k: int, where: Any, params: SearchParams) ->
 
 
 def search(ctx: CollectionContext, query: Any, k: int, where: Any, params: SearchParams,
-           columns: Sequence[str] | None = None) -> SearchResult:
+           columns: Sequence[str] | None = None, text: str | None = None) -> SearchResult:
     q = as_query(query, ctx.info.dim, ctx.info.metric)
     f, k, wanted = as_filter(where), check_k(k), check_columns(columns)
+    if text is not None:
+        return hybrid(ctx, q, text, k, f, params, wanted)
     prepared = prepare(ctx, f, k, params, wanted)
     try:
         return run(ctx, prepared, q, wanted)
@@ -163,6 +174,48 @@ def _fetch(ctx: CollectionContext, plan: Plan, pieces: Pieces, q: np.ndarray, co
     distances = np.array([r[1] for r in rows], dtype=np.float64)
     extra = [dict(zip(columns, r[2:], strict=True)) for r in rows] if columns else None
     return SearchResult(ids, distances, plan, extra)
+
+
+def prepare_hybrid(ctx: CollectionContext, where: Filter, k: int, params: SearchParams, columns: tuple[str, ...] = ()
+                   ) -> PreparedHybrid:
+    """The server's vector search and fusion statement for a hybrid search, cached as prepare()'s are."""
+    def ask() -> PreparedHybrid:
+        with server_refusals(ctx, where):
+            data = ctx.session.value(PREPARE_HYBRID, {
+                "collection_id": ctx.info.id, "filter": where.json, "clause": where.clause, "k": k,
+                "recall": params.recall, "codec": params.codec, "ef_search": params.ef_search,
+                "oversample": params.oversample, "plan": params.plan.value, "columns": list(columns),
+                "refine": params.refine, "refine_oversample": params.refine_oversample, "rerank": params.rerank,
+                "vector_weight": params.fusion[0], "text_weight": params.fusion[1],
+                "fusion_depth": params.fusion_depth, "text_match": params.text_match.value,
+            })
+        return PreparedHybrid.from_json(data)
+
+    return ctx.cached(("hybrid", where.identity, k, params, columns), ask)
+
+
+def hybrid(ctx: CollectionContext, q: np.ndarray, text: str, k: int, where: Filter, params: SearchParams,
+           columns: tuple[str, ...]) -> SearchResult:
+    """The vector list (run(): k rows whenever k match), then the text list and the fusion in one statement."""
+    if not isinstance(text, str):
+        raise InvalidInputError(f"text must be a string, got {type(text).__name__}")
+    prepared = prepare_hybrid(ctx, where, k, params, columns)
+    try:
+        vector_list = run(ctx, prepared.vector, q)
+    except STALE_PLAN:
+        if prepared.vector.plan.kind is not PlanKind.INDEX:
+            raise
+        ctx.forget()
+        prepared = prepare_hybrid(ctx, where, k, params, columns)
+        vector_list = run(ctx, prepared.vector, q)
+    rows = ctx.session.rows(ctx.session.statement(prepared.fusion),
+                            {"q": q, "vkeys": vector_list.ids.tolist(), "text": text})
+    ids = np.array([r[0] for r in rows]) if rows else np.empty(0, dtype=np.int64)
+    return SearchResult(ids, np.array([r[1] for r in rows], dtype=np.float64), vector_list.plan,
+                        [dict(zip(columns, r[5:], strict=True)) for r in rows] if columns else None,
+                        scores=np.array([r[2] for r in rows], dtype=np.float64),
+                        vector_ranks=np.array([r[3] or 0 for r in rows], dtype=np.int64),
+                        text_ranks=np.array([r[4] or 0 for r in rows], dtype=np.int64))
 
 
 def query_code(codec: Codec, query: np.ndarray) -> Any:

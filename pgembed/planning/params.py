@@ -7,11 +7,14 @@ checked when the knobs reach the server.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, TypedDict
 
 from pgembed.errors import InvalidInputError
-from pgembed.vocabulary import PlanKind
+from pgembed.vocabulary import PlanKind, TextMatch
+
+RRF = "rrf"  # reciprocal rank fusion with equal weights: fusion="rrf" is fusion={"vector": 1, "text": 1}
 
 
 class SearchKnobs(TypedDict, total=False):
@@ -26,6 +29,9 @@ class SearchKnobs(TypedDict, total=False):
     refine: str | None
     refine_oversample: float | None
     rerank: bool
+    fusion: str | Mapping[str, float] | tuple[float, float]
+    fusion_depth: int | None
+    text_match: TextMatch | str
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,12 @@ class SearchParams:
 
     The stages of an index plan after the coarse candidates: refine, a codec whose codes (an estimator, or
     vectors' distance) keep refine_oversample * k of them (default 2, or 1 without the re-rank); rerank, the
-    exact distance from the user's rows (False: distances are the last stage's estimates)."""
+    exact distance from the user's rows (False: distances are the last stage's estimates).
+
+    A search with text (hybrid): fusion, the weights of the vector list and the text list in reciprocal rank
+    fusion ("rrf": both 1, or {"vector": w, "text": w}; kept as the pair (vector, text)); fusion_depth, how many
+    rows each list holds (default: the server's pgembed.fusion_depth(k)); text_match, how the text becomes a
+    full-text query (TextMatch)."""
 
     recall: float | None = None
     codec: str | None = None
@@ -46,6 +57,9 @@ class SearchParams:
     refine: str | None = None
     refine_oversample: float | None = None
     rerank: bool = True
+    fusion: tuple[float, float] = (1.0, 1.0)
+    fusion_depth: int | None = None
+    text_match: TextMatch = TextMatch.WEBSEARCH
 
     def __post_init__(self) -> None:
         _check_number("recall", self.recall)
@@ -59,6 +73,15 @@ class SearchParams:
             raise InvalidInputError(f"ef_search must be an integer, got {self.ef_search!r}")
         if self.codec is not None and not isinstance(self.codec, str):
             raise InvalidInputError(f"codec must be a codec's name, got {self.codec!r}")
+        object.__setattr__(self, "fusion", _fusion_weights(self.fusion))
+        depth = self.fusion_depth
+        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)):
+            raise InvalidInputError(f"fusion_depth must be an integer, got {self.fusion_depth!r}")
+        try:
+            object.__setattr__(self, "text_match", TextMatch(self.text_match))
+        except ValueError:
+            raise InvalidInputError(f"text_match must be one of {', '.join(m.value for m in TextMatch)}, "
+                                    f"got {self.text_match!r}") from None
         try:
             object.__setattr__(self, "plan", PlanKind(self.plan))
         except ValueError:
@@ -94,11 +117,32 @@ class SearchParams:
                 or self.refine is not None or not self.rerank)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "plan": self.plan.value}
+        return {**asdict(self), "plan": self.plan.value, "text_match": self.text_match.value,
+                "fusion": {"vector": self.fusion[0], "text": self.fusion[1]}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchParams:
         return cls.of(None, **data)
+
+
+def _fusion_weights(fusion: Any) -> tuple[float, float]:
+    """(vector weight, text weight) from "rrf", a mapping {"vector": w, "text": w} (a weight left out is 1), or
+    the pair itself; their range (finite, >= 0, not both 0) is the server's (pgembed._check_fusion)."""
+    if fusion == RRF:
+        return (1.0, 1.0)
+    if isinstance(fusion, Mapping):
+        unknown = set(fusion) - {"vector", "text"}
+        if unknown:
+            raise InvalidInputError("fusion weights are named vector and text, got "
+                                    f"{', '.join(sorted(map(str, unknown)))}")
+        pair = (fusion.get("vector", 1.0), fusion.get("text", 1.0))
+    elif isinstance(fusion, tuple) and len(fusion) == 2:
+        pair = fusion
+    else:
+        raise InvalidInputError(f"fusion must be 'rrf' or weights {{'vector': w, 'text': w}}, got {fusion!r}")
+    for weight in pair:
+        _check_number("a fusion weight", weight)
+    return (float(pair[0]), float(pair[1]))
 
 
 def _check_number(name: str, value: Any) -> None:

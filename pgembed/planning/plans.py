@@ -79,3 +79,17 @@ class PreparedSearch:
     @property
     def filtered(self) -> bool:
         return self.clause != "true"
+
+
+@dataclass(frozen=True)
+class PreparedHybrid:
+    """A hybrid search as the server prepared it (pgembed._prepare_hybrid, sql/functions/text.sql): the vector
+    search for `depth` rows, and the statement that fuses its keys with the text search's best `depth`."""
+
+    vector: PreparedSearch
+    fusion: Pieces
+    depth: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PreparedHybrid:
+        return cls(PreparedSearch.from_json(data["vector"]), tuple(data["fusion"]), int(data["depth"]))

@@ -322,6 +322,14 @@ def create_index(table: sql.Identifier, *, name: str, column: str, method: str, 
     )
 
 
+def create_text_index(table: sql.Identifier, *, name: str, document: str, concurrently: bool) -> sql.Composed:
+    """CREATE INDEX ... USING gin on a text column's indexed expression, as the server writes it
+    (pgembed._text_document: the one text that statements search, so PostgreSQL matches the two)."""
+    return sql.SQL("CREATE INDEX {conc} {name} ON {table} USING gin (({document}))").format(
+        conc=sql.SQL("CONCURRENTLY") if concurrently else sql.SQL(""), name=sql.Identifier(name), table=table,
+        document=sql.SQL(document))
+
+
 def drop_index(schema: str, index_name: str, *, concurrently: bool = False) -> sql.Composed:
     return sql.SQL("DROP INDEX {}IF EXISTS {}").format(sql.SQL("CONCURRENTLY " if concurrently else ""),
                                                        sql.Identifier(schema, index_name))

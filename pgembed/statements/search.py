@@ -11,6 +11,11 @@ PREPARE_SEARCH = sql.SQL(
     "%(codec)s, %(ef_search)s, %(oversample)s, %(plan)s, %(columns)s::text[], %(estimated_rows)s, "
     "%(only_index)s, %(refine)s, %(refine_oversample)s, %(rerank)s)"
 )
+PREPARE_HYBRID = sql.SQL(  # sql/functions/text.sql
+    "SELECT pgembed._prepare_hybrid(%(collection_id)s, %(filter)s::jsonb, %(clause)s, %(k)s, %(recall)s, "
+    "%(codec)s, %(ef_search)s, %(oversample)s, %(plan)s, %(columns)s::text[], %(refine)s, %(refine_oversample)s, "
+    "%(rerank)s, %(vector_weight)s, %(text_weight)s, %(fusion_depth)s, %(text_match)s)"
+)
 CHECK_SEARCH_PARAMS = sql.SQL(
     "SELECT pgembed.check_search_params(%(k)s, %(recall)s, %(ef_search)s, %(oversample)s, %(plan)s, "
     "%(refine)s, %(refine_oversample)s, %(rerank)s)"

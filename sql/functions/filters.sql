@@ -4,7 +4,8 @@
 --
 -- The one compiler of the language: Python's search() sends its dict filters here (pgembed/engine/search.py)
 -- and pgembed.search() calls it on the server. Several keys at one level are ANDed; a bare value means $eq,
--- null means IS NULL. Operators: $eq $ne $lt $lte $gt $gte $in $nin $between ([lo, hi], inclusive) $exists;
+-- null means IS NULL. Operators: $eq $ne $lt $lte $gt $gte $in $nin $between ([lo, hi], inclusive) $exists,
+-- $matches (full text: the column's text search matches a websearch_to_tsquery string; sql/functions/text.sql);
 -- logical $and / $or (non-empty arrays) and $not. Two-valued, as MongoDB's: comparisons with a NULL column
 -- value are false, $ne and $nin are true for NULL column values, $not f is true whenever f is not true;
 -- $in [] matches nothing, $nin [] everything.
@@ -125,8 +126,27 @@ BEGIN
         END IF;
         RETURN ident || CASE WHEN arg::boolean THEN ' IS NOT NULL' ELSE ' IS NULL' END;
     END IF;
-    RAISE EXCEPTION 'column %: unknown operator % (use $eq, $ne, $lt, $lte, $gt, $gte, $in, $nin, $between, $exists)',
+    RAISE EXCEPTION 'column %: unknown operator % (use $eq, $ne, $lt, $lte, $gt, $gte, $in, $nin, $between, $exists, $matches)',
         quote_literal(col), quote_literal(op) USING ERRCODE = 'invalid_parameter_value';
+END $$;
+
+-- $matches on a text column: the collection's text search of it (its configuration and indexed expression,
+-- sql/functions/text.sql) matches the query, written in websearch_to_tsquery's syntax.
+CREATE OR REPLACE FUNCTION pgembed._filter_matches(tbl regclass, col text, arg jsonb)
+    RETURNS text LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+    config text := pgembed._text_config(tbl, col);
+BEGIN
+    IF config IS NULL THEN
+        RAISE EXCEPTION 'column %: $matches needs a text search on it (add_text_search(%L))', quote_literal(col), col
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_typeof(arg) <> 'string' THEN
+        RAISE EXCEPTION 'column %: $matches needs a string, got %', quote_literal(col), jsonb_typeof(arg)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN format('%s OPERATOR(pg_catalog.@@) pgembed.text_query(%L::pg_catalog.regconfig, %L, %L)',
+                  pgembed._text_document(config, col), config, arg #>> '{}', 'websearch');
 END $$;
 
 -- The condition on one column: a bare value ($eq), or an object of operators (ANDed).
@@ -153,7 +173,8 @@ BEGIN
         RAISE EXCEPTION 'column %: empty operator object', quote_literal(col) USING ERRCODE = 'invalid_parameter_value';
     END IF;
     FOR op, arg IN SELECT key, value FROM jsonb_each(spec) LOOP
-        parts := parts || pgembed._filter_operator(col, typ, cat, op, arg);
+        parts := parts || CASE WHEN op = '$matches' THEN pgembed._filter_matches(tbl, col, arg)
+                               ELSE pgembed._filter_operator(col, typ, cat, op, arg) END;
     END LOOP;
     RETURN CASE WHEN cardinality(parts) = 1 THEN parts[1] ELSE '(' || array_to_string(parts, ' AND ') || ')' END;
 END $$;
@@ -234,6 +255,7 @@ GRANT EXECUTE ON FUNCTION
     pgembed.filter_sql(regclass, jsonb),
     pgembed._filter_node(regclass, jsonb, int),
     pgembed._filter_column(regclass, text, jsonb),
+    pgembed._filter_matches(regclass, text, jsonb),
     pgembed._filter_operator(text, text, text, text, jsonb),
     pgembed._filter_value(text, text, text, text, jsonb)
 TO PUBLIC;

@@ -102,14 +102,20 @@ END $$;
 -- Hybrid search: the k rows of the collection nearest to `query` among those `filter` keeps, with exact
 -- distances (the collection's metric), best first. Same plans and answers as Python's Collection.search();
 -- keys come back as text (join with t.id::text = s.id, or cast s.id).
+-- With `text`, the vector search's best fusion_depth rows and the text search's best (the collection's text
+-- column, pgembed.text_query(..., text_match)) are fused by reciprocal rank (sql/functions/text.sql), and the
+-- k best by the fused score come back with it, best first; without, score is NULL.
 CREATE OR REPLACE FUNCTION pgembed.search(
     collection text, query vector, k integer DEFAULT 10, filter jsonb DEFAULT NULL,
     recall double precision DEFAULT NULL, codec text DEFAULT NULL, ef_search integer DEFAULT NULL,
     oversample double precision DEFAULT NULL, plan text DEFAULT 'auto', refine text DEFAULT NULL,
-    refine_oversample double precision DEFAULT NULL, rerank boolean DEFAULT true
-) RETURNS TABLE (id text, distance double precision) LANGUAGE plpgsql VOLATILE AS $$
+    refine_oversample double precision DEFAULT NULL, rerank boolean DEFAULT true, text text DEFAULT NULL,
+    vector_weight double precision DEFAULT 1, text_weight double precision DEFAULT 1,
+    fusion_depth integer DEFAULT NULL, text_match text DEFAULT 'websearch'
+) RETURNS TABLE (id text, distance double precision, score double precision) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     c pgembed.collections := pgembed._collection(collection);
+    depth integer;
     prepared jsonb;
     p jsonb;
     qcode text;
@@ -123,6 +129,22 @@ DECLARE
 BEGIN
     PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan, refine, refine_oversample, rerank);
     PERFORM pgembed._check_query(c, query);
+    IF search.text IS NOT NULL THEN
+        PERFORM pgembed._check_fusion(vector_weight, text_weight, fusion_depth, text_match);
+        depth := coalesce(fusion_depth, pgembed.fusion_depth(k));
+        ids := ARRAY(SELECT s.id FROM pgembed.search(collection, query, depth, filter, recall, codec, ef_search,
+                                                     oversample, plan, refine, refine_oversample, rerank) AS s);
+        RETURN QUERY EXECUTE format(
+            'SELECT s.%1$I::pg_catalog.text, s.distance, s.score FROM (%2$s) AS s '
+            'ORDER BY s.score DESC, s.vector_rank NULLS LAST, s.text_rank NULLS LAST, s.%1$I',
+            c.key_column,
+            pgembed._statement_text(
+                pgembed._fusion_statement(c.id, pgembed.filter_sql(format('%I.%I', c.table_schema, c.table_name)::regclass, filter),
+                                          k, depth, vector_weight, text_weight, text_match),
+                ARRAY['q', 'vkeys', 'text']))
+            USING query, ids, search.text;
+        RETURN;
+    END IF;
     PERFORM pgembed._hold_codes(c);
     prepared := pgembed._prepare_search(c.id, filter, NULL, k, recall, codec, ef_search, oversample, plan, '{}', NULL, NULL,
                                       refine, refine_oversample, rerank);
@@ -145,14 +167,14 @@ BEGIN
             END IF;
         END LOOP;
         IF coalesce(cardinality(ids), 0) >= k THEN
-            RETURN QUERY SELECT u.id, u.distance FROM unnest(ids, dists) WITH ORDINALITY AS u(id, distance, n) ORDER BY u.n;
+            RETURN QUERY SELECT u.id, u.distance, NULL::double precision FROM unnest(ids, dists) WITH ORDINALITY AS u(id, distance, n) ORDER BY u.n;
             RETURN;
         END IF;
     END IF;
     EXECUTE format(collect, c.key_column,
                    pgembed._statement_text(ARRAY(SELECT jsonb_array_elements_text(prepared -> 'exact')), ARRAY['q']))
         INTO ids, dists USING query;
-    RETURN QUERY SELECT u.id, u.distance FROM unnest(ids, dists) WITH ORDINALITY AS u(id, distance, n) ORDER BY u.n;
+    RETURN QUERY SELECT u.id, u.distance, NULL::double precision FROM unnest(ids, dists) WITH ORDINALITY AS u(id, distance, n) ORDER BY u.n;
 END $$;
 
 -- The exact top k of each of many queries, in one read of the rows `filter` keeps (and, when `keys` is given,

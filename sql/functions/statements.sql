@@ -47,8 +47,7 @@ DECLARE
     key text;
     v text;
     op text;
-    extra text := '';
-    missing text[];
+    extra text;
     k integer := (plan ->> 'k')::integer;
     code text;
     code_type text;
@@ -73,15 +72,7 @@ BEGIN
     key := format('%I', c.key_column);
     v := format('%I', c.vector_column);
     op := pgembed._qualified_operator(pgembed.distance_operator(c.metric));
-    SELECT array_agg(u.name ORDER BY u.n) INTO missing FROM unnest(columns) WITH ORDINALITY AS u(name, n)
-    WHERE NOT EXISTS (SELECT 1 FROM pg_attribute AS a WHERE a.attrelid = tbl::regclass AND a.attname = u.name
-                      AND a.attnum > 0 AND NOT a.attisdropped);
-    IF missing IS NOT NULL THEN
-        RAISE EXCEPTION 'table % has no column(s) %', tbl, array_to_string(missing, ', ')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    SELECT coalesce(string_agg(format(', %I', u.name), '' ORDER BY u.n), '') INTO extra
-    FROM unnest(columns) WITH ORDINALITY AS u(name, n);
+    extra := pgembed._column_list(tbl::regclass, columns);
 
     exact := ARRAY[format('SELECT %s, distance%s FROM (SELECT %s, %s %s ', key, extra, key, v, op), 'q',
                    format(' AS distance%s FROM %s WHERE (%s) AND %s IS NOT NULL OFFSET 0) AS matching '
@@ -222,6 +213,25 @@ BEGIN
                          code_type, queries,
                          pgembed._pieces_text(body, ARRAY['q', 'qcode'],
                                               ARRAY[queries || '.pgembed_q', queries || '.pgembed_qcode']), key)];
+END $$;
+
+-- ", a, b" for columns a and b of table tbl (each qualified by `alias` when given), to follow a statement's key
+-- and distance; an error naming the columns the table does not have.
+CREATE OR REPLACE FUNCTION pgembed._column_list(tbl regclass, columns text[], alias text DEFAULT NULL) RETURNS text
+    LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    missing text[];
+BEGIN
+    SELECT array_agg(u.name ORDER BY u.n) INTO missing FROM unnest(columns) WITH ORDINALITY AS u(name, n)
+    WHERE NOT EXISTS (SELECT 1 FROM pg_attribute AS a WHERE a.attrelid = tbl AND a.attname = u.name
+                      AND a.attnum > 0 AND NOT a.attisdropped);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'table % has no column(s) %', tbl, array_to_string(missing, ', ')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN (SELECT coalesce(string_agg(', ' || CASE WHEN alias IS NULL THEN '' ELSE alias || '.' END
+                                       || format('%I', u.name), '' ORDER BY u.n), '')
+            FROM unnest(columns) WITH ORDINALITY AS u(name, n));
 END $$;
 
 -- True while the codec version codec_id is active, else an ERROR (undefined_column, as for a column that is

@@ -18,7 +18,7 @@ from pgembed.db import functions, migrate
 from pgembed.errors import CatalogError
 
 CATALOG_TABLES = {"collections", "codecs", "indexes", "tuning", "function_files", "kernel_choice",
-                  "fitted_parameters"}
+                  "fitted_parameters", "text_search"}
 
 
 def catalog_tables(conn: psycopg.Connection) -> set[str]:

@@ -1,0 +1,46 @@
+-- pgembed catalog, version 11: full-text search of a collection's text column, and its fusion with the vector
+-- search. pgembed.text_search records which column a collection searches as text and with which text search
+-- configuration; its GIN index is on the expression to_tsvector(config, column) (sql/functions/text.sql), so
+-- the user's table gains no column, and no row of it is rewritten.
+CREATE TABLE IF NOT EXISTS pgembed.text_search (
+    collection_id integer     PRIMARY KEY REFERENCES pgembed.collections (id) ON DELETE CASCADE,
+    column_name   text        NOT NULL,
+    -- The configuration by its qualified name (regconfig's text): a reg* column other than regclass, regrole or
+    -- regtype would stop pg_upgrade.
+    config        text        NOT NULL,
+    index_name    text        NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE pgembed.text_search ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS readers_of_the_table ON pgembed.text_search;
+DROP POLICY IF EXISTS owners_of_the_table ON pgembed.text_search;
+CREATE POLICY readers_of_the_table ON pgembed.text_search FOR SELECT
+    USING (EXISTS (SELECT FROM pgembed.collections AS c WHERE c.id = collection_id));
+CREATE POLICY owners_of_the_table ON pgembed.text_search FOR ALL
+    USING (EXISTS (SELECT FROM pgembed.collections AS c JOIN pg_catalog.pg_class AS r
+                   ON r.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.table_schema, c.table_name))
+                   WHERE c.id = collection_id AND pg_catalog.pg_has_role(r.relowner, 'USAGE')));
+GRANT SELECT ON pgembed.text_search TO PUBLIC;
+-- Nothing of the user's (a view over pgembed.search(), say) may depend on the functions that go: named, the
+-- upgrade stops.
+DO $$
+DECLARE
+    users text;
+BEGIN
+    SELECT string_agg(DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid), '; ') INTO users
+    FROM pg_depend AS d JOIN pg_proc AS p ON d.refclassid = 'pg_proc'::regclass AND d.refobjid = p.oid
+    WHERE p.pronamespace = 'pgembed'::regnamespace
+      AND p.proname IN ('search')
+      AND d.deptype = 'n'
+      AND NOT (d.classid = 'pg_proc'::regclass
+               AND (SELECT pronamespace FROM pg_proc WHERE oid = d.objid) = 'pgembed'::regnamespace);
+    IF users IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot upgrade pgembed''s search functions: these use them: %', users
+            USING HINT = 'drop them first (and make them again after)', ERRCODE = 'dependent_objects_still_exist';
+    END IF;
+END $$;
+-- pgembed.search() gains the text query and the fusion's knobs, and returns the fused score: CREATE OR REPLACE
+-- cannot change a function's arguments or result, so the function files write it anew.
+DROP FUNCTION IF EXISTS pgembed.search(text, vector, integer, jsonb, double precision, text, integer,
+                                       double precision, text, text, double precision, boolean);
+DELETE FROM pgembed.function_files WHERE name = 'search';
