@@ -161,11 +161,14 @@ class Collection:
     def drop_index(self, index_name: str) -> None:
         indexing.drop_index(self.context, index_name)
 
-    def add_text_search(self, column: str, config: str = "english", *, concurrently: bool = False) -> TextSearchInfo:
+    def add_text_search(self, column: str, config: str = "english", *, stored: bool = False,
+                        concurrently: bool = False) -> TextSearchInfo:
         """Full-text search on a text column of the table, for hybrid search (search(q, text=...)) and the
         filter operator $matches: a GIN index on to_tsvector(config, column), kept by the database whoever
-        writes a row; the table gains no column. `concurrently` builds without blocking writers."""
-        return indexing.add_text_search(self.context, column, config, concurrently=concurrently)
+        writes a row; the table gains no column. `stored`: the tsvector kept in a generated column
+        (<column>_tsv; the table is rewritten once), so ranking a query that matches many rows reads it instead
+        of computing it again. `concurrently` builds the index without blocking writers."""
+        return indexing.add_text_search(self.context, column, config, stored=stored, concurrently=concurrently)
 
     def drop_text_search(self) -> None:
         indexing.drop_text_search(self.context)

@@ -100,11 +100,13 @@ class IndexInfo:
 @dataclass(frozen=True)
 class TextSearchInfo:
     """A collection's full-text search: the text column, its text search configuration, and the GIN index on
-    the expression to_tsvector(config, column) (sql/functions/text.sql)."""
+    the expression to_tsvector(config, column), or on the generated column tsvector_column that stores it
+    (sql/functions/text.sql)."""
 
     column_name: str
     config: str
     index_name: str
+    tsvector_column: str | None = None
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,8 @@ def cmd_text_search(args: argparse.Namespace) -> None:
         else:
             if args.column is None:
                 raise InvalidInputError("text-search takes the text column to search (or --drop)")
-            data = asdict(collection.add_text_search(args.column, args.config, concurrently=args.concurrently))
+            data = asdict(collection.add_text_search(args.column, args.config, stored=args.stored,
+                                                     concurrently=args.concurrently))
     emit(args, data, lambda d: console.print("text search dropped" if d is None else
                                              f"text search on {d['column_name']} ({d['config']}): {d['index_name']}"))
 
@@ -146,6 +147,8 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("collection")
     p.add_argument("column", nargs="?", default=None, help="the text column")
     p.add_argument("--config", default="english", help="the text search configuration")
+    p.add_argument("--stored", action="store_true", help="keep the tsvector in a generated column (rewrites the "
+                   "table once; ranks broad queries faster)")
     p.add_argument("--concurrently", action="store_true")
     p.add_argument("--drop", action="store_true", help="drop the collection's text search and its index")
     p = add("ingest", cmd_ingest, "bulk-load vectors from a .npy file through binary COPY", db)

@@ -22,13 +22,24 @@ def _say(args: argparse.Namespace) -> Callable[[str], None]:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
+    from pgembed.tools.datasets.relevance import build_relevance
     from pgembed.tools.datasets.text import build_text_dataset
 
     out = build_text_dataset(args.out_dir, max_passages=args.passages, queries=args.queries, seed=args.seed,
                              sections=args.sections.split(","), max_texts_bytes=args.max_texts_bytes,
                              overwrite=args.overwrite, log=_say(args))
+    build_relevance(out, out, queries=args.queries, seed=args.seed, log=_say(args))
     emit(args, describe_path(out), lambda d: console.print(f"wrote {out}: {d['rows']:,} x {d['dim']}, "
                                                      f"{d['queries']:,} queries", highlight=False))
+
+
+def cmd_relevance(args: argparse.Namespace) -> None:
+    from pgembed.tools.datasets.relevance import build_relevance
+
+    meta = build_relevance(args.dataset, args.out or args.dataset, queries=args.queries, seed=args.seed,
+                           man_dir=args.man_dir, log=_say(args))
+    emit(args, meta, lambda d: console.print(f"wrote {d['queries']:,} labelled queries ({d['judgments']:,} "
+                                             "judgments)", highlight=False))
 
 
 def cmd_synthetic(args: argparse.Namespace) -> None:
@@ -61,7 +72,7 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
             [parents["local"]])
     if not any("--json" in a.option_strings for a in p._actions):
         p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    sub = p.add_subparsers(dest="dataset_command", required=True, metavar="{build,synthetic,info}")
+    sub = p.add_subparsers(dest="dataset_command", required=True, metavar="{build,relevance,synthetic,info}")
 
     def subcommand(name: str, handler: Callable[[argparse.Namespace], Any], help_text: str) -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=help_text, description=help_text)
@@ -80,6 +91,13 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     q.add_argument("--max-texts-bytes", type=int, default=None, metavar="N",
                    help="leave texts.txt.gz out when it is larger (for folders kept in a repository)")
     q.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it holds files")
+    q = subcommand("relevance", cmd_relevance, "relevance judgments for a man-page dataset: each query a base "
+                   "page's NAME description, its relevant rows that page's passages (needs the embed extra)")
+    q.add_argument("dataset", metavar="DATASET_DIR")
+    q.add_argument("--out", default=None, metavar="DIR", help="where to write them (default: DATASET_DIR)")
+    q.add_argument("--queries", type=int, default=1000)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--man-dir", default="/usr/share/man", help="where the base's pages are installed")
     q = subcommand("synthetic", cmd_synthetic, "write a SYNTHETIC clustered dataset (controllable intrinsic "
                    "dimension) to OUT_DIR")
     q.add_argument("out_dir", metavar="OUT_DIR")
@@ -97,4 +115,4 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
 
 
 def _usage(args: argparse.Namespace) -> None:  # replaced by the subcommand's handler; kept for completeness
-    raise InvalidInputError("give a dataset subcommand: build, synthetic or info")
+    raise InvalidInputError("give a dataset subcommand: build, relevance, synthetic or info")

@@ -135,7 +135,8 @@ def text_search(session: Session, collection_id: int) -> TextSearchInfo | None:
 
 
 def insert_text_search(session: Session, collection_id: int, info: TextSearchInfo) -> None:
-    session.execute(q.INSERT_TEXT_SEARCH, (collection_id, info.column_name, info.config, info.index_name))
+    session.execute(q.INSERT_TEXT_SEARCH, (collection_id, info.column_name, info.config, info.index_name,
+                                           info.tsvector_column))
 
 
 def delete_text_search(session: Session, collection_id: int) -> None:

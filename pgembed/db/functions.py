@@ -28,7 +28,7 @@ from pgembed.statements import search_path
 from pgembed.statements.vocabulary import GENERATED
 
 FUNCTION_FILES = ("vocabulary", "codecs", "estimators", "kernels", "filters", "catalog", "planner", "statements",
-                  "text", "search")
+                  "text", "rerank", "search")
 
 
 def read_sql_file(name: str) -> str:

@@ -186,6 +186,7 @@ def describe(ctx: CollectionContext) -> dict[str, Any]:
             for i in indexes.list_indexes(ctx)
         ],
         "text_search": ({"column": t.column_name, "config": t.config, "index": t.index_name,
+                         "tsvector_column": t.tsvector_column,
                          "bytes": sizes.get(t.index_name)} if (t := indexes.text_search(ctx)) is not None else None),
     }
 

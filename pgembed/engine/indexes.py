@@ -141,10 +141,12 @@ def text_search(ctx: CollectionContext) -> TextSearchInfo | None:
     return catalog.text_search(ctx.session, ctx.info.id)
 
 
-def add_text_search(ctx: CollectionContext, column: str, config: str = "english", *,
+def add_text_search(ctx: CollectionContext, column: str, config: str = "english", *, stored: bool = False,
                     concurrently: bool = False) -> TextSearchInfo:
     """Full-text search on a text column: a GIN index on to_tsvector(config, column), which the database keeps
-    in step whoever writes a row; the table gains no column. One text column a collection."""
+    in step whoever writes a row; the table gains no column. `stored`: the tsvector in a generated column of
+    the table (<column>_tsv; the table is rewritten under an exclusive lock), which ranks a query's matches
+    without computing their tsvectors again. One text column a collection."""
     if not isinstance(column, str) or not isinstance(config, str):
         raise InvalidInputError("add_text_search takes a column name and a text search configuration's name")
     current = text_search(ctx)
@@ -158,21 +160,36 @@ def add_text_search(ctx: CollectionContext, column: str, config: str = "english"
         raise SchemaError(f"column {column!r} is {info.formatted}: full-text search takes a text column")
     if concurrently and ctx.session.in_transaction:
         raise SchemaError("concurrently=True cannot run inside a transaction; commit first")
+    if not isinstance(stored, bool):
+        raise InvalidInputError(f"stored must be True or False, got {stored!r}")
+    tsvector_column = _tsvector_column(ctx, column) if stored else None
     try:
         qualified = str(ctx.session.value(catalog_statements.TEXT_CONFIG, (config,)))
     except psycopg.errors.UndefinedObject as err:
         raise SchemaError(f"no text search configuration {config!r} (see \\dF in psql)") from err
     name = index_name(ctx, column, TEXT_INDEX_METHOD)
     _drop_interrupted(ctx, ctx.info.table_schema, name)
-    document = str(ctx.session.value(catalog_statements.TEXT_DOCUMENT, (qualified, column)))
-    created = TextSearchInfo(column, qualified, name)
+    expression = str(ctx.session.value(catalog_statements.TEXT_DOCUMENT, (qualified, column, None)))
+    document = str(ctx.session.value(catalog_statements.TEXT_DOCUMENT, (qualified, column, tsvector_column)))
+    created = TextSearchInfo(column, qualified, name, tsvector_column)
+    add_column = (ddl.add_tsvector_column(ctx.info.table, tsvector_column, expression)
+                  if tsvector_column is not None else None)
     statement = ddl.create_text_index(ctx.info.table, name=name, document=document, concurrently=concurrently)
     try:
         if concurrently:
-            ctx.session.execute(statement)
-            catalog.insert_text_search(ctx.session, ctx.info.id, created)
+            if add_column is not None:
+                ctx.session.execute(add_column)
+            try:
+                ctx.session.execute(statement)
+                catalog.insert_text_search(ctx.session, ctx.info.id, created)
+            except BaseException:
+                if tsvector_column is not None:  # the build failed: the column it was for goes too
+                    ctx.session.execute(ddl.drop_column_named(ctx.info.table, tsvector_column))
+                raise
         else:
             with ctx.session.transaction():
+                if add_column is not None:
+                    ctx.session.execute(add_column)
                 ctx.session.execute(statement)
                 catalog.insert_text_search(ctx.session, ctx.info.id, created)
     except psycopg.errors.DuplicateTable as err:
@@ -182,12 +199,24 @@ def add_text_search(ctx: CollectionContext, column: str, config: str = "english"
     return created
 
 
+def _tsvector_column(ctx: CollectionContext, column: str) -> str:
+    name = f"{column}_tsv"
+    if len(name.encode()) > MAX_IDENTIFIER:
+        name = f"pgembed_tsv_{hashlib.sha1(column.encode()).hexdigest()[:8]}"
+    if name in table_columns(ctx.session, ctx.info.table):
+        raise SchemaError(f"table {ctx.info.table_name!r} has a column {name!r} already, where stored=True would "
+                          "keep the tsvector")
+    return name
+
+
 def drop_text_search(ctx: CollectionContext) -> None:
     current = text_search(ctx)
     if current is None:
         raise SchemaError(f"collection {ctx.info.name!r} has no text search")
     with ctx.session.transaction():
         ctx.session.execute(ddl.drop_index(ctx.info.table_schema, current.index_name))
+        if current.tsvector_column is not None:
+            ctx.session.execute(ddl.drop_column_named(ctx.info.table, current.tsvector_column))
         catalog.delete_text_search(ctx.session, ctx.info.id)
     ctx.forget()
 

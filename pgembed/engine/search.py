@@ -8,13 +8,14 @@ answered again by the exact plan, so k rows come back whenever k rows match.
 
 With text, the search is hybrid: the vector search's best rows and the text search's are fused by reciprocal
 rank on the server (pgembed._fusion_statement, sql/functions/text.sql), the same statement pgembed.search()
-runs in SQL.
+runs in SQL. With diversity, maximal marginal relevance chooses the k rows among the stages' best
+(pgembed.mmr, sql/functions/rerank.sql), as pgembed.search(..., diversity => ...) does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from pgembed.errors import InvalidInputError
 from pgembed.planning.filters import Filter, as_filter
 from pgembed.planning.params import SearchParams
 from pgembed.planning.plans import Pieces, Plan, PreparedHybrid, PreparedSearch
-from pgembed.statements.search import PREPARE_HYBRID, PREPARE_SEARCH
+from pgembed.statements.search import MMR, PREPARE_HYBRID, PREPARE_SEARCH, STAGE_DEPTH
 from pgembed.vectors import as_query
 from pgembed.vocabulary import PlanKind, Storage
 
@@ -104,6 +105,8 @@ def search(ctx: CollectionContext, query: Any, k: int, where: Any, params: Searc
            columns: Sequence[str] | None = None, text: str | None = None) -> SearchResult:
     q = as_query(query, ctx.info.dim, ctx.info.metric)
     f, k, wanted = as_filter(where), check_k(k), check_columns(columns)
+    if params.diversity is not None:
+        return diversify(ctx, q, text, k, f, params, wanted)
     if text is not None:
         return hybrid(ctx, q, text, k, f, params, wanted)
     prepared = prepare(ctx, f, k, params, wanted)
@@ -216,6 +219,31 @@ def hybrid(ctx: CollectionContext, q: np.ndarray, text: str, k: int, where: Filt
                         scores=np.array([r[2] for r in rows], dtype=np.float64),
                         vector_ranks=np.array([r[3] or 0 for r in rows], dtype=np.int64),
                         text_ranks=np.array([r[4] or 0 for r in rows], dtype=np.int64))
+
+
+def diversify(ctx: CollectionContext, q: np.ndarray, text: str | None, k: int, where: Filter, params: SearchParams,
+              columns: tuple[str, ...]) -> SearchResult:
+    """The stages before for diversity_depth rows, with their vectors, then MMR's k of them."""
+    assert params.diversity is not None
+    with server_refusals(ctx, where):
+        depth = ctx.cached(("stage_depth", params.diversity_depth, k), lambda: int(ctx.session.value(
+            STAGE_DEPTH, (params.diversity_depth, k, "diversity_depth"))))
+    vector = ctx.info.vector_column
+    before = replace(params, diversity=None, diversity_depth=None)
+    found = search(ctx, q, depth, where, before,
+                   columns if vector in columns else (*columns, vector), text)
+    rows = found.rows or []
+    with server_refusals(ctx, where):
+        chosen = ctx.session.value(MMR, (q, [row[vector] for row in rows] or None, k, params.diversity,
+                                         ctx.info.metric.value))
+    picks = [p - 1 for p in chosen or []]
+
+    def take(values: np.ndarray | None) -> np.ndarray | None:
+        return None if values is None else values[picks]
+
+    kept = [{c: rows[p][c] for c in columns} for p in picks] if columns else None
+    return SearchResult(found.ids[picks], found.distances[picks], found.plan, kept, take(found.scores),
+                        take(found.vector_ranks), take(found.text_ranks))
 
 
 def query_code(codec: Codec, query: np.ndarray) -> Any:

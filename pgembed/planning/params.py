@@ -32,6 +32,8 @@ class SearchKnobs(TypedDict, total=False):
     fusion: str | Mapping[str, float] | tuple[float, float]
     fusion_depth: int | None
     text_match: TextMatch | str
+    diversity: float | None
+    diversity_depth: int | None
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,12 @@ class SearchParams:
 
     A search with text (hybrid): fusion, the weights of the vector list and the text list in reciprocal rank
     fusion ("rrf": both 1, or {"vector": w, "text": w}; kept as the pair (vector, text)); fusion_depth, how many
-    rows each list holds (default: the server's pgembed.fusion_depth(k)); text_match, how the text becomes a
-    full-text query (TextMatch)."""
+    rows each list holds (default: the server's pgembed.stage_depth(k)); text_match, how the text becomes a
+    full-text query (TextMatch).
+
+    diversity: the last stage, maximal marginal relevance's lambda (1: by similarity alone; 0: most unlike the
+    rows chosen), choosing k among the best diversity_depth rows of the stages before (default the server's
+    pgembed.stage_depth(k))."""
 
     recall: float | None = None
     codec: str | None = None
@@ -60,6 +66,8 @@ class SearchParams:
     fusion: tuple[float, float] = (1.0, 1.0)
     fusion_depth: int | None = None
     text_match: TextMatch = TextMatch.WEBSEARCH
+    diversity: float | None = None
+    diversity_depth: int | None = None
 
     def __post_init__(self) -> None:
         _check_number("recall", self.recall)
@@ -74,9 +82,11 @@ class SearchParams:
         if self.codec is not None and not isinstance(self.codec, str):
             raise InvalidInputError(f"codec must be a codec's name, got {self.codec!r}")
         object.__setattr__(self, "fusion", _fusion_weights(self.fusion))
-        depth = self.fusion_depth
-        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)):
-            raise InvalidInputError(f"fusion_depth must be an integer, got {self.fusion_depth!r}")
+        _check_number("diversity", self.diversity)
+        for name in ("fusion_depth", "diversity_depth"):
+            depth = getattr(self, name)
+            if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)):
+                raise InvalidInputError(f"{name} must be an integer, got {depth!r}")
         try:
             object.__setattr__(self, "text_match", TextMatch(self.text_match))
         except ValueError:
@@ -114,7 +124,7 @@ class SearchParams:
     def per_query_only(self) -> bool:
         """Knobs only a per-query plan honours: a batch does not scan under them."""
         return (self.recall is not None or self.codec is not None or self.plan is not PlanKind.AUTO
-                or self.refine is not None or not self.rerank)
+                or self.refine is not None or not self.rerank or self.diversity is not None)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "plan": self.plan.value, "text_match": self.text_match.value,

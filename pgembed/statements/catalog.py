@@ -61,12 +61,13 @@ DELETE_INDEX = sql.SQL("DELETE FROM pgembed.indexes WHERE collection_id = %s AND
 
 # -- where candidates come from, and what tune() measured ------------------------------------------------------
 TEXT_SEARCH = sql.SQL(
-    "SELECT column_name, config, index_name FROM pgembed.text_search WHERE collection_id = %s")
+    "SELECT column_name, config, index_name, tsvector_column FROM pgembed.text_search WHERE collection_id = %s")
 INSERT_TEXT_SEARCH = sql.SQL(
-    "INSERT INTO pgembed.text_search (collection_id, column_name, config, index_name) VALUES (%s, %s, %s, %s)")
+    "INSERT INTO pgembed.text_search (collection_id, column_name, config, index_name, tsvector_column) "
+    "VALUES (%s, %s, %s, %s, %s)")
 DELETE_TEXT_SEARCH = sql.SQL("DELETE FROM pgembed.text_search WHERE collection_id = %s")
 TEXT_CONFIG = sql.SQL("SELECT %s::pg_catalog.regconfig::pg_catalog.text")  # a configuration's qualified name
-TEXT_DOCUMENT = sql.SQL("SELECT pgembed._text_document(%s, %s)")  # the indexed expression (sql/functions/text.sql)
+TEXT_DOCUMENT = sql.SQL("SELECT pgembed._text_document(%s, %s, %s)")  # the indexed expression (sql/functions/text.sql)
 
 SEARCH_SOURCES = sql.SQL(
     "SELECT codec_id, name, column_name, sql_type, index_name, predicate, index_rows "

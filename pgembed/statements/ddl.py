@@ -330,6 +330,16 @@ def create_text_index(table: sql.Identifier, *, name: str, document: str, concur
         document=sql.SQL(document))
 
 
+def add_tsvector_column(table: sql.Identifier, column: str, expression: str) -> sql.Composed:
+    """A stored generated column of a text column's tsvector (`expression`: pgembed._text_document's)."""
+    return sql.SQL("ALTER TABLE {} ADD COLUMN {} pg_catalog.tsvector GENERATED ALWAYS AS ({}) STORED").format(
+        table, sql.Identifier(column), sql.SQL(expression))
+
+
+def drop_column_named(table: sql.Identifier, column: str) -> sql.Composed:
+    return sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(table, sql.Identifier(column))
+
+
 def drop_index(schema: str, index_name: str, *, concurrently: bool = False) -> sql.Composed:
     return sql.SQL("DROP INDEX {}IF EXISTS {}").format(sql.SQL("CONCURRENTLY " if concurrently else ""),
                                                        sql.Identifier(schema, index_name))

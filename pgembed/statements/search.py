@@ -16,6 +16,8 @@ PREPARE_HYBRID = sql.SQL(  # sql/functions/text.sql
     "%(codec)s, %(ef_search)s, %(oversample)s, %(plan)s, %(columns)s::text[], %(refine)s, %(refine_oversample)s, "
     "%(rerank)s, %(vector_weight)s, %(text_weight)s, %(fusion_depth)s, %(text_match)s)"
 )
+STAGE_DEPTH = sql.SQL("SELECT pgembed._stage_depth(%s, %s, %s)")  # sql/functions/rerank.sql
+MMR = sql.SQL("SELECT pgembed.mmr(%s, %s, %s, %s, %s)")
 CHECK_SEARCH_PARAMS = sql.SQL(
     "SELECT pgembed.check_search_params(%(k)s, %(recall)s, %(ef_search)s, %(oversample)s, %(plan)s, "
     "%(refine)s, %(refine_oversample)s, %(rerank)s)"

@@ -135,9 +135,9 @@ END $$;
 CREATE OR REPLACE FUNCTION pgembed._filter_matches(tbl regclass, col text, arg jsonb)
     RETURNS text LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 DECLARE
-    config text := pgembed._text_config(tbl, col);
+    searched record := pgembed._text_search_of(tbl, col);
 BEGIN
-    IF config IS NULL THEN
+    IF searched.config IS NULL THEN
         RAISE EXCEPTION 'column %: $matches needs a text search on it (add_text_search(%L))', quote_literal(col), col
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -146,7 +146,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN format('%s OPERATOR(pg_catalog.@@) pgembed.text_query(%L::pg_catalog.regconfig, %L, %L)',
-                  pgembed._text_document(config, col), config, arg #>> '{}', 'websearch');
+                  searched.document, searched.config, arg #>> '{}', 'websearch');
 END $$;
 
 -- The condition on one column: a bare value ($eq), or an object of operators (ANDed).

@@ -111,11 +111,16 @@ CREATE OR REPLACE FUNCTION pgembed.search(
     oversample double precision DEFAULT NULL, plan text DEFAULT 'auto', refine text DEFAULT NULL,
     refine_oversample double precision DEFAULT NULL, rerank boolean DEFAULT true, text text DEFAULT NULL,
     vector_weight double precision DEFAULT 1, text_weight double precision DEFAULT 1,
-    fusion_depth integer DEFAULT NULL, text_match text DEFAULT 'websearch'
+    fusion_depth integer DEFAULT NULL, text_match text DEFAULT 'websearch', diversity double precision DEFAULT NULL,
+    diversity_depth integer DEFAULT NULL
 ) RETURNS TABLE (id text, distance double precision, score double precision) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     c pgembed.collections := pgembed._collection(collection);
     depth integer;
+    scores double precision[];
+    vectors vector[];
+    picks integer[];
+    present integer[];
     prepared jsonb;
     p jsonb;
     qcode text;
@@ -129,9 +134,30 @@ DECLARE
 BEGIN
     PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan, refine, refine_oversample, rerank);
     PERFORM pgembed._check_query(c, query);
+    IF diversity IS NOT NULL THEN
+        -- The search without diversity for depth rows, their vectors, and MMR's choice of k among them.
+        depth := pgembed._stage_depth(diversity_depth, k, 'diversity_depth');
+        SELECT array_agg(s.id ORDER BY s.n), array_agg(s.distance ORDER BY s.n), array_agg(s.score ORDER BY s.n)
+        INTO ids, dists, scores
+        FROM pgembed.search(collection, query, depth, filter, recall, codec, ef_search, oversample, plan, refine,
+                            refine_oversample, rerank, search.text, vector_weight, text_weight, fusion_depth,
+                            text_match) WITH ORDINALITY AS s(id, distance, score, n);
+        -- A row deleted since leaves the candidates (present: the subscripts of those still there).
+        EXECUTE format('SELECT array_agg(s.n::pg_catalog.int4 ORDER BY s.n), array_agg(t.%1$I ORDER BY s.n) '
+                       'FROM unnest($1::pg_catalog.text[]) WITH ORDINALITY AS s(id, n) '
+                       'JOIN %2$I.%3$I AS t ON t.%4$I = s.id::%5$s',
+                       c.vector_column, c.table_schema, c.table_name, c.key_column,
+                       (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute AS a
+                        WHERE a.attrelid = format('%I.%I', c.table_schema, c.table_name)::regclass AND a.attname = c.key_column))
+            INTO present, vectors USING ids;
+        picks := pgembed.mmr(query, vectors, k, diversity, c.metric);
+        RETURN QUERY SELECT ids[present[u.p]], dists[present[u.p]], scores[present[u.p]]
+                     FROM unnest(picks) WITH ORDINALITY AS u(p, n) ORDER BY u.n;
+        RETURN;
+    END IF;
     IF search.text IS NOT NULL THEN
         PERFORM pgembed._check_fusion(vector_weight, text_weight, fusion_depth, text_match);
-        depth := coalesce(fusion_depth, pgembed.fusion_depth(k));
+        depth := pgembed._stage_depth(fusion_depth, k, 'fusion_depth');
         ids := ARRAY(SELECT s.id FROM pgembed.search(collection, query, depth, filter, recall, codec, ef_search,
                                                      oversample, plan, refine, refine_oversample, rerank) AS s);
         RETURN QUERY EXECUTE format(

@@ -3,7 +3,10 @@
 --
 -- The text is searched with PostgreSQL's own full text search. A collection's text column is indexed by GIN on
 -- the expression pgembed._text_document() writes, to_tsvector(<config>, <column>): the database keeps the
--- index in step whoever writes a row, and the user's table gains no column and has no row rewritten.
+-- index in step whoever writes a row, and the user's table gains no column and has no row rewritten. Ranking
+-- then computes each match's tsvector again (~30 us for a passage of 60 words), which a query matching
+-- thousands of rows feels; add_text_search(..., stored=True) keeps it in a generated column instead (the
+-- table is rewritten once), and ranking reads it.
 -- ANALYZE gathers the expression's lexeme statistics, so the planner estimates a text filter's rows
 -- ({"column": {"$matches": "..."}}, sql/functions/filters.sql) as it does any other.
 --
@@ -12,19 +15,25 @@
 -- collections. Each list holds at most `depth` rows; ties are broken by the vector rank, then the text rank,
 -- then the key, so a text weight of 0 orders by the vector list alone.
 
--- The text search configuration a collection records for column col of table tbl; NULL where none does.
-CREATE OR REPLACE FUNCTION pgembed._text_config(tbl regclass, col text) RETURNS text
-    LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN (SELECT t.config FROM pgembed.text_search AS t JOIN pgembed.collections AS c ON c.id = t.collection_id
-            WHERE pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.table_schema, c.table_name)) = tbl
-              AND t.column_name = col
-            ORDER BY t.collection_id LIMIT 1);
+-- A collection's text search of column col of table tbl: its configuration and what its index is on
+-- (_text_document); NULLs where none searches that column.
+CREATE OR REPLACE FUNCTION pgembed._text_search_of(tbl regclass, col text, OUT config text, OUT document text)
+    LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    SELECT t.config, pgembed._text_document(t.config, t.column_name, t.tsvector_column) INTO config, document
+    FROM pgembed.text_search AS t JOIN pgembed.collections AS c ON c.id = t.collection_id
+    WHERE pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.table_schema, c.table_name)) = tbl
+      AND t.column_name = col
+    ORDER BY t.collection_id LIMIT 1;
+END $$;
 
--- The indexed expression of a text column: the GIN index is built on it and every statement searches it, as
--- this same text, so PostgreSQL matches one with the other.
-CREATE OR REPLACE FUNCTION pgembed._text_document(config text, col text) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN pg_catalog.format('pg_catalog.to_tsvector(%L::pg_catalog.regconfig, %I)', config, col);
+-- What a text column's GIN index is on, and so what every statement searches, as this same text (PostgreSQL
+-- matches an expression index only with the same expression): the stored tsvector column, or the expression
+-- to_tsvector(config, col), which is also the stored column's generation expression.
+CREATE OR REPLACE FUNCTION pgembed._text_document(config text, col text, tsvector_column text DEFAULT NULL)
+    RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE WHEN tsvector_column IS NOT NULL THEN pg_catalog.format('%I', tsvector_column)
+                ELSE pg_catalog.format('pg_catalog.to_tsvector(%L::pg_catalog.regconfig, %I)', config, col) END;
 
 -- A text query as a tsquery. match 'websearch': websearch_to_tsquery's syntax (every word, "a phrase", or,
 -- -word); 'any': any of the query's words (their lexemes ORed), for queries written as prose.
@@ -83,6 +92,7 @@ DECLARE
     c pgembed.collections;
     config text;
     text_column text;
+    stored text;
     tbl text;
     key text;
     key_type text;
@@ -90,7 +100,8 @@ DECLARE
     extra text;
 BEGIN
     SELECT * INTO c FROM pgembed.collections AS x WHERE x.id = collection_id;
-    SELECT t.config, t.column_name INTO config, text_column FROM pgembed.text_search AS t WHERE t.collection_id = c.id;
+    SELECT t.config, t.column_name, t.tsvector_column INTO config, text_column, stored
+    FROM pgembed.text_search AS t WHERE t.collection_id = c.id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'collection % has no text search: add_text_search(column) first', quote_literal(c.name)
             USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -100,7 +111,7 @@ BEGIN
     key := format('%I', c.key_column);
     SELECT format_type(a.atttypid, a.atttypmod) INTO key_type FROM pg_attribute AS a
     WHERE a.attrelid = tbl::regclass AND a.attname = c.key_column;
-    doc := pgembed._text_document(config, text_column);
+    doc := pgembed._text_document(config, text_column, stored);
     extra := pgembed._column_list(tbl::regclass, columns, 'pgembed_row');
     RETURN ARRAY[
         format('SELECT pgembed_row.%1$s, pgembed_row.%2$I %3$s ', key, c.vector_column,
@@ -124,11 +135,6 @@ BEGIN
                match, doc, clause, c.vector_column, key, depth, k, tbl)];
 END $$;
 
--- How many rows each list of a hybrid search holds for k results, where the caller does not say.
-CREATE OR REPLACE FUNCTION pgembed.fusion_depth(k integer) RETURNS integer
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN least(greatest(3 * k, 30), 10000);
-
 -- Everything a hybrid search needs but the query vector and text, in one round trip (Python caches it): the
 -- vector search's prepared answer for `depth` rows (pgembed._prepare_search) and the fusion's statement.
 CREATE OR REPLACE FUNCTION pgembed._prepare_hybrid(
@@ -142,7 +148,7 @@ DECLARE
 BEGIN
     PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan, refine, refine_oversample, rerank);
     PERFORM pgembed._check_fusion(vector_weight, text_weight, depth, match);
-    depth := coalesce(depth, pgembed.fusion_depth(k));
+    depth := pgembed._stage_depth(depth, k, 'fusion_depth');
     vector_leg := pgembed._prepare_search(collection_id, filter, clause, depth, recall, codec, ef_search, oversample,
                                           plan, '{}', NULL, NULL, refine, refine_oversample, rerank);
     RETURN jsonb_build_object(

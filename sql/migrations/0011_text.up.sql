@@ -1,13 +1,17 @@
 -- pgembed catalog, version 11: full-text search of a collection's text column, and its fusion with the vector
 -- search. pgembed.text_search records which column a collection searches as text and with which text search
 -- configuration; its GIN index is on the expression to_tsvector(config, column) (sql/functions/text.sql), so
--- the user's table gains no column, and no row of it is rewritten.
+-- the user's table gains no column and no row of it is rewritten, or on a generated column that stores it.
 CREATE TABLE IF NOT EXISTS pgembed.text_search (
     collection_id integer     PRIMARY KEY REFERENCES pgembed.collections (id) ON DELETE CASCADE,
     column_name   text        NOT NULL,
     -- The configuration by its qualified name (regconfig's text): a reg* column other than regclass, regrole or
     -- regtype would stop pg_upgrade.
     config        text        NOT NULL,
+    -- add_text_search(..., stored=True): a generated column of the user's table holding to_tsvector(config,
+    -- column), which ranks a broad query's many matches without computing their tsvector again; NULL: the
+    -- index is on the expression itself.
+    tsvector_column text,
     index_name    text        NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now()
 );

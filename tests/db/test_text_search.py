@@ -13,7 +13,10 @@ import pytest
 from psycopg import sql
 
 import pgembed
+from pgembed.engine.search import prepare_hybrid
 from pgembed.errors import InvalidFilterError, InvalidInputError, SchemaError
+from pgembed.planning.filters import as_filter
+from pgembed.planning.params import SearchParams
 from tests.helpers import unit_vectors, vector_text
 
 DIM = 16
@@ -26,14 +29,15 @@ def body(i: int) -> str:
     return f"{WORDS[i % 10]} the {WORDS[(i // 10) % 10]} and {WORDS[(i * 7 + 3) % 10]} row {i}"
 
 
-@pytest.fixture
-def docs(db: pgembed.Database) -> pgembed.Collection:
+@pytest.fixture(params=[False, True], ids=["expression", "stored"])
+def docs(db: pgembed.Database, request: pytest.FixtureRequest) -> pgembed.Collection:
+    """Both forms of a text search: the GIN index on the expression, and on a stored generated column."""
     x = unit_vectors(ROWS, DIM, seed=4)
     docs = db.create_collection("docs", DIM, attrs={"body": "text", "cat": "text", "year": "integer"})
     docs.ingest(np.arange(ROWS), x, {"body": [body(i) for i in range(ROWS)],
                                      "cat": ["a" if i % 3 else "b" for i in range(ROWS)],
                                      "year": [2000 + i % 20 for i in range(ROWS)]})
-    docs.add_text_search("body")
+    docs.add_text_search("body", stored=request.param)
     db.execute("ANALYZE docs")
     docs.x = x  # type: ignore[attr-defined]
     return docs
@@ -197,9 +201,82 @@ def test_add_checks_and_drop(db: pgembed.Database) -> None:
         docs.search(x[0], 5, text="open")
     info = docs.add_text_search("body", "simple", concurrently=True)
     assert info.config == "simple" and docs.describe()["text_search"]["index"] == info.index_name
+    assert info.tsvector_column is None and "body_tsv" not in docs.describe()
     assert len(docs.search(x[0], 5, text="the")) == 5  # 'the' is a word in 'simple', a stop word in 'english'
     docs.drop_text_search()
     assert docs.text_search() is None
     assert db.execute("SELECT to_regclass(%s)", (info.index_name,)).fetchone() == (None,)
     with pytest.raises(SchemaError, match="has no text search"):
         docs.search(x[0], 5, text="open")
+
+
+# -- diversity -------------------------------------------------------------------------------------------------
+def mmr_reference(q: np.ndarray, x: np.ndarray, k: int, lam: float) -> list[int]:
+    """MMR by its definition, over candidates best first, cosine similarity."""
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    relevance = unit @ (q / np.linalg.norm(q))
+    chosen: list[int] = []
+    while len(chosen) < min(k, len(x)):
+        redundancy = (unit @ unit[chosen].T).max(axis=1) if chosen else np.zeros(len(x))
+        score = lam * relevance - (1 - lam) * redundancy
+        score[chosen] = -np.inf
+        chosen.append(int(np.argmax(score)))
+    return chosen
+
+
+@pytest.mark.parametrize("lam", [1.0, 0.7, 0.3, 0.0])
+def test_diversity_is_mmr_over_the_candidates(docs: pgembed.Collection, db: pgembed.Database, lam: float) -> None:
+    q = unit_vectors(1, DIM, seed=16)[0]
+    candidates = docs.search(q, 30, plan="exact")
+    got = docs.search(q, 8, plan="exact", diversity=lam, diversity_depth=30, columns=["cat"])
+    x = docs.x  # type: ignore[attr-defined]
+    want = candidates.ids[mmr_reference(q, x[candidates.ids], 8, lam)]
+    assert got.ids.tolist() == want.tolist()
+    np.testing.assert_allclose(got.distances, 1.0 - x[got.ids] @ q / np.linalg.norm(x[got.ids], axis=1), atol=1e-6)
+    assert got.rows is not None and list(got.rows[0]) == ["cat"]  # the vector was fetched for MMR, not returned
+    rows = db.execute("SELECT id FROM pgembed.search('docs', %s::vector, 8, plan => 'exact', diversity => %s, "
+                      "diversity_depth => 30)", (vector_text(q), lam)).fetchall()
+    assert [int(r[0]) for r in rows] == want.tolist()
+    if lam == 1.0:
+        assert got.ids.tolist() == candidates.ids[:8].tolist()
+
+
+def test_diversity_over_a_hybrid_list_and_its_errors(docs: pgembed.Collection, db: pgembed.Database) -> None:
+    q = unit_vectors(1, DIM, seed=17)[0]
+    fused = docs.search(q, 30, text="open", fusion_depth=30)
+    got = docs.search(q, 5, text="open", fusion_depth=30, diversity=0.5, diversity_depth=30)
+    x = docs.x  # type: ignore[attr-defined]
+    assert got.ids.tolist() == fused.ids[mmr_reference(q, x[fused.ids], 5, 0.5)].tolist()
+    assert got.scores is not None and set(got.scores.tolist()) <= set(fused.scores.tolist())  # type: ignore[union-attr]
+    with pytest.raises(InvalidInputError, match=r"diversity \(MMR's lambda\) must be between 0 and 1"):
+        docs.search(q, 5, diversity=1.5)
+    with pytest.raises(InvalidInputError, match=r"diversity_depth must be at least k \(5\), got 3"):
+        docs.search(q, 5, diversity=0.5, diversity_depth=3)
+    with pytest.raises(InvalidInputError, match=r"fusion_depth must be at least k \(5\), got 2"):
+        docs.search(q, 5, text="open", fusion_depth=2)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="must be between 0 and 1"):
+        db.execute("SELECT * FROM pgembed.search('docs', %s::vector, 5, diversity => -0.1)", (vector_text(q),))
+
+
+def test_a_stored_tsvector_is_a_generated_column_dropped_with_the_search(db: pgembed.Database) -> None:
+    x = unit_vectors(40, DIM, seed=6)
+    docs = db.create_collection("notes", DIM, attrs={"body": "text"})
+    docs.ingest(np.arange(40), x, {"body": [body(i) for i in range(40)]})
+    info = docs.add_text_search("body", stored=True)
+    assert info.tsvector_column == "body_tsv"
+    kind = db.execute("SELECT attgenerated FROM pg_attribute WHERE attrelid = 'notes'::regclass "
+                      "AND attname = 'body_tsv'").fetchone()
+    assert kind == ("s",)
+    # Statements search the stored column (what its index is on), not the expression.
+    fusion = "".join(prepare_hybrid(docs.context, as_filter(None), 3, SearchParams()).fusion)
+    assert 'body_tsv OPERATOR(pg_catalog.@@)' in fusion and "to_tsvector" not in fusion
+    clause = db.execute("SELECT pgembed.filter_sql('notes', '{\"body\": {\"$matches\": \"x\"}}')").fetchone()[0]
+    assert clause.startswith('body_tsv OPERATOR(pg_catalog.@@)')
+    db.execute("UPDATE notes SET body = 'a wombat' WHERE id = 3")
+    assert docs.search(x[0], 3, text="wombat", fusion={"vector": 0, "text": 1}).ids[0] == 3
+    docs.drop_text_search()
+    assert db.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = 'notes'::regclass "
+                      "AND attname = 'body_tsv' AND NOT attisdropped").fetchone() == (0,)
+    db.execute("ALTER TABLE notes ADD COLUMN body_tsv int")
+    with pytest.raises(SchemaError, match="has a column 'body_tsv' already"):
+        docs.add_text_search("body", stored=True)

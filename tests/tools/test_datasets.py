@@ -449,3 +449,23 @@ def test_build_text_dataset(tmp_path: Path) -> None:
     meta = json.loads((out / "meta.json").read_text())
     assert meta["timings_s"]["embed_s_per_1000_passages"] > 0 and meta["software"]["torch"]
     assert (out / "README.md").read_text().startswith("# mini")
+    from pgembed.tools.datasets.relevance import build_relevance, load_relevance
+
+    meta = build_relevance(out, out, queries=4, seed=1, model=model)
+    vectors, table, relevant = load_relevance(out)
+    assert meta["queries"] == len(vectors) == len(table["text"]) <= 4 and vectors.shape[1] == 384
+    attrs = pq.read_table(out / "attrs.parquet").to_pydict()
+    for page, rows in zip(table["page"], relevant, strict=True):
+        assert rows == {i for i, p in zip(attrs["id"], attrs["page"], strict=True) if p == page}
+
+
+def test_relevance_descriptions_and_their_round_trip(tmp_path: Path) -> None:
+    from pgembed.tools.bench.relevance import ndcg, reciprocal_rank
+    from pgembed.tools.datasets.relevance import description
+
+    assert description("ls - list directory contents") == "list directory contents"
+    assert description("open, openat, creat - open and  possibly create a file") == "open and possibly create a file"
+    assert description("bash - shell") is None and description("no dash here") is None
+    assert reciprocal_rank([5, 3, 9], {9}, 10) == pytest.approx(1 / 3) and reciprocal_rank([5], {9}, 10) == 0
+    assert ndcg([1, 2], {1, 2}, 10) == pytest.approx(1.0)
+    assert ndcg([7, 1], {1}, 10) == pytest.approx(1 / np.log2(3))

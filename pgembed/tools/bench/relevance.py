@@ -1,0 +1,131 @@
+"""Relevance of what a search returns, measured on labelled queries (pgembed.tools.datasets.relevance): nDCG@k
+and MRR@k of vector search, full-text search and their fusion, and the latency each adds.
+
+The vector list is the exact one (plan "exact"), so the figures are the ranking's, not an index's recall. Text
+alone is the text list as PostgreSQL's full text search ranks it (ts_rank_cd), which may hold fewer than k
+rows. Gains are binary (a passage of the query's page is relevant), the ideal DCG that of min(k, relevant)
+relevant rows. Latency is one client's, every mode run for each query in turn (interleaved), the order rotated
+from query to query.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import pgembed
+from pgembed.engine.search import SearchResult
+from pgembed.statements import benchmarks
+from pgembed.tools.bench.search import load_attrs
+from pgembed.tools.datasets.files import load_dataset_dir
+from pgembed.tools.datasets.relevance import load_relevance
+
+TABLE = "relevance_docs"
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One way to search: its name, the knobs, and whether only the text list counts."""
+
+    name: str
+    text_match: str | None  # None: vector only
+    fusion: tuple[float, float] = (1.0, 1.0)
+    text_only: bool = False
+
+    def run(self, docs: pgembed.Collection, q: np.ndarray, text: str, k: int) -> list[int]:
+        if self.text_match is None:
+            return docs.search(q, k, plan="exact").ids.tolist()
+        result = docs.search(q, k, plan="exact", text=text, text_match=self.text_match,
+                             fusion={"vector": self.fusion[0], "text": self.fusion[1]})
+        return _text_list(result) if self.text_only else result.ids.tolist()
+
+
+def _text_list(result: SearchResult) -> list[int]:
+    assert result.text_ranks is not None
+    return [int(i) for i, rank in zip(result.ids, result.text_ranks, strict=True) if rank > 0]
+
+
+MODES = (
+    Mode("vector", None),
+    Mode("text (every word)", "websearch", (0.0, 1.0), text_only=True),
+    Mode("text (any word)", "any", (0.0, 1.0), text_only=True),
+    Mode("RRF hybrid (every word)", "websearch"),
+    Mode("RRF hybrid (any word)", "any"),
+    Mode("RRF hybrid (any word), text weight 0.5", "any", (1.0, 0.5)),
+)
+
+
+def ndcg(ranked: Sequence[int], relevant: set[int], k: int) -> float:
+    dcg = sum(1.0 / math.log2(i + 2) for i, key in enumerate(ranked[:k]) if key in relevant)
+    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(k, len(relevant))))
+    return dcg / ideal if ideal else 0.0
+
+
+def reciprocal_rank(ranked: Sequence[int], relevant: set[int], k: int) -> float:
+    return next((1.0 / (i + 1) for i, key in enumerate(ranked[:k]) if key in relevant), 0.0)
+
+
+def _texts(folder: Path, n: int) -> list[str]:
+    with gzip.open(folder / "texts.txt.gz", "rt", encoding="utf-8") as f:
+        return [next(f).rstrip("\n") for _ in range(n)]
+
+
+def load(db: pgembed.Database, dataset: Path, log: Callable[[str], None]) -> pgembed.Collection:
+    ds = load_dataset_dir(dataset)
+    n = len(ds.base)
+    types, values = load_attrs(ds.attrs_path, n) if ds.attrs_path else ({}, {})
+    types, values = {**types, "body": "text"}, {**values, "body": _texts(dataset, n)}
+    if any(c.name == TABLE for c in db.collections()):
+        db.collection(TABLE).drop(drop_table=True)
+    db.session.execute(benchmarks.drop_table_if_exists(TABLE))
+    docs = db.create_collection(TABLE, ds.dim, attrs=types, metric=ds.metric)
+    log(f"loading {n:,} rows of {dataset.name} into {TABLE}")
+    docs.ingest(np.arange(n), ds.base, values)
+    started = time.perf_counter()
+    docs.add_text_search("body")
+    log(f"text search on body (GIN on to_tsvector('english', body)) built in {time.perf_counter() - started:.1f} s")
+    db.execute(benchmarks.vacuum_analyze(docs.info.table))
+    return docs
+
+
+def run_relevance_bench(dataset: str | Path, labels: str | Path, *, dsn: str | None = None,
+                        data_dir: str | Path | None = None, k: int = 10, split: str | None = "test",
+                        log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    dataset, labels = Path(dataset), Path(labels)
+    vectors, table, relevant = load_relevance(labels)
+    chosen = [i for i, s in enumerate(table["split"]) if split is None or s == split]
+    with pgembed.connect(dsn, data_dir=data_dir, migrate=True) as db:
+        docs = load(db, dataset, log)
+        for mode in MODES:  # warm: each mode's statements prepared and the pages read once
+            mode.run(docs, vectors[chosen[0]], table["text"][chosen[0]], k)
+        found: dict[str, list[list[int]]] = {m.name: [] for m in MODES}
+        seconds: dict[str, list[float]] = {m.name: [] for m in MODES}
+        log(f"{len(chosen)} queries ({split or 'all'}), {len(MODES)} modes, interleaved")
+        for turn, qid in enumerate(chosen):
+            for mode in MODES[turn % len(MODES):] + MODES[:turn % len(MODES)]:
+                started = time.perf_counter()
+                found[mode.name].append(mode.run(docs, vectors[qid], table["text"][qid], k))
+                seconds[mode.name].append(time.perf_counter() - started)
+        describe = docs.describe()
+    rows = []
+    for mode in MODES:
+        lists = found[mode.name]
+        ms = np.array(seconds[mode.name]) * 1000
+        rows.append({
+            "mode": mode.name, "text_match": mode.text_match, "fusion": list(mode.fusion), "text_only": mode.text_only,
+            f"ndcg@{k}": float(np.mean([ndcg(r, relevant[q], k) for r, q in zip(lists, chosen, strict=True)])),
+            f"mrr@{k}": float(np.mean([reciprocal_rank(r, relevant[q], k)
+                                       for r, q in zip(lists, chosen, strict=True)])),
+            "empty_lists": sum(1 for r in lists if not r), "mean_rows": float(np.mean([len(r) for r in lists])),
+            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+        })
+    return {"dataset": dataset.name, "labels": str(labels), "queries": len(chosen), "split": split, "k": k,
+            "rows": describe["rows"], "text_index_bytes": describe["text_search"]["bytes"],
+            "fusion_depth": f"pgembed.stage_depth({k})", "vector_plan": "exact", "modes": rows}

@@ -1,0 +1,79 @@
+-- The stages after the candidates: diversity by maximal marginal relevance (Carbonell and Goldstein, SIGIR 1998).
+
+-- How many rows a stage before the last holds for k results, where the caller does not say: the fusion's
+-- lists (sql/functions/text.sql) and the candidates diversity chooses from.
+CREATE OR REPLACE FUNCTION pgembed.stage_depth(k integer) RETURNS integer
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    RETURN least(greatest(3 * k, 30), 10000);
+
+-- A stage's depth for k results: `depth` as the caller gave it (at least k, so k rows can come back), else
+-- stage_depth(k). `knob` names it in the error.
+CREATE OR REPLACE FUNCTION pgembed._stage_depth(depth integer, k integer, knob text) RETURNS integer
+    LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF depth IS NOT NULL AND depth < k THEN
+        RAISE EXCEPTION '% must be at least k (%), got %', knob, k, depth USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN coalesce(depth, pgembed.stage_depth(k));
+END $$;
+
+-- Maximal marginal relevance: from `vectors` (candidates, best first), k chosen one at a time, each the
+-- candidate that maximises lambda * sim(query, d) - (1 - lambda) * max over the chosen c of sim(d, c), where
+-- sim is minus the metric's distance (for cosine that is the cosine up to a constant, which leaves the choice
+-- unchanged). lambda 1 keeps the candidates' order by similarity; 0 takes the one most unlike those chosen.
+-- Ties go to the earlier candidate. Returns the chosen candidates' subscripts (from 1), in the order chosen.
+CREATE OR REPLACE FUNCTION pgembed.mmr(query vector, vectors vector[], k integer, lambda double precision,
+                                       metric text DEFAULT 'cosine') RETURNS integer[]
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    n integer := coalesce(cardinality(vectors), 0);
+    op text;
+    -- Distances from a vector ($1) to every candidate ($2), in the candidates' order.
+    to_all text;
+    relevance double precision[];
+    redundancy double precision[];
+    against double precision[];
+    taken boolean[];
+    chosen integer[] := '{}';
+    best integer;
+    best_score double precision;
+    score double precision;
+BEGIN
+    IF lambda IS NULL OR NOT (lambda BETWEEN 0 AND 1) THEN
+        RAISE EXCEPTION 'diversity (MMR''s lambda) must be between 0 and 1, got %', quote_nullable(lambda)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF k IS NULL OR k < 1 THEN
+        RAISE EXCEPTION 'k must be at least 1, got %', quote_nullable(k) USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF query IS NULL OR array_position(vectors, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'mmr needs a query and candidate vectors, not NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF n = 0 THEN
+        RETURN chosen;
+    END IF;
+    op := pgembed._qualified_operator(pgembed.distance_operator(metric));
+    to_all := format('SELECT array_agg(-(u.v %s $1) ORDER BY u.i) FROM unnest($2) WITH ORDINALITY AS u(v, i)', op);
+    EXECUTE to_all INTO relevance USING query, vectors;
+    redundancy := array_fill(0::double precision, ARRAY[n]);
+    taken := array_fill(false, ARRAY[n]);
+    FOR step IN 1 .. least(k, n) LOOP
+        best := NULL;
+        FOR i IN 1 .. n LOOP
+            CONTINUE WHEN taken[i];
+            score := lambda * relevance[i] - (1 - lambda) * redundancy[i];
+            IF best IS NULL OR score > best_score THEN
+                best := i;
+                best_score := score;
+            END IF;
+        END LOOP;
+        chosen := chosen || best;
+        taken[best] := true;
+        EXECUTE to_all INTO against USING vectors[best], vectors;
+        FOR i IN 1 .. n LOOP
+            -- The first chosen sets every candidate's redundancy; later ones raise it.
+            redundancy[i] := CASE WHEN step = 1 THEN against[i] ELSE greatest(redundancy[i], against[i]) END;
+        END LOOP;
+    END LOOP;
+    RETURN chosen;
+END $$;
