@@ -178,8 +178,8 @@ class Collection:
 
     # -- search ---------------------------------------------------------------------------------------------
     def search(self, query: Any, k: int = 10, *, where: Any = None, params: SearchParams | None = None,
-               columns: Sequence[str] | None = None, text: str | None = None, explain: bool = False,
-               **knobs: Unpack[SearchKnobs]) -> SearchResult:
+               columns: Sequence[str] | None = None, text: str | None = None, query_text: str | None = None,
+               explain: bool = False, **knobs: Unpack[SearchKnobs]) -> SearchResult:
         """The k rows nearest to `query` among those `where` keeps: ids and exact distances, best first.
 
         `where`: a filter dict (`{"category": "news", "year": {"$gte": 2020}}`) or a SQLAlchemy expression
@@ -191,11 +191,16 @@ class Collection:
 
         `text`: a hybrid search. The vector search's best rows and the full-text search's best on the column
         add_text_search() named (both under `where`) are fused by reciprocal rank (knobs fusion, fusion_depth,
-        text_match); result.scores holds the fused scores, result.distances the exact distances."""
+        text_match); result.scores holds the fused scores, result.distances the exact distances.
+
+        Later stages (knobs model, a pgembed.reranking.ModelStage, and diversity) re-rank the best candidates
+        and say what they did in result.stages; `query_text` is the text a re-ranker sees (default `text`)."""
         search_params = SearchParams.of(params, **knobs)
-        result = self._read(lambda: searching.search(self.context, query, k, where, search_params, columns, text))
+        result = self._read(lambda: searching.search(self.context, query, k, where, search_params, columns, text,
+                                                     query_text))
         if explain:
-            print(json.dumps(result.plan.describe(), indent=2))
+            print(json.dumps({"plan": result.plan.describe(), "stages": list(result.stages)}, indent=2,
+                             default=str))
         return result
 
     def explain(self, k: int = 10, *, where: Any = None, params: SearchParams | None = None,

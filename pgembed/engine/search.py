@@ -14,6 +14,7 @@ runs in SQL. With diversity, maximal marginal relevance chooses the k rows among
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -29,6 +30,7 @@ from pgembed.errors import InvalidInputError
 from pgembed.planning.filters import Filter, as_filter
 from pgembed.planning.params import SearchParams
 from pgembed.planning.plans import Pieces, Plan, PreparedHybrid, PreparedSearch
+from pgembed.reranking import RerankQuery, score
 from pgembed.statements.search import MMR, PREPARE_HYBRID, PREPARE_SEARCH, STAGE_DEPTH
 from pgembed.vectors import as_query
 from pgembed.vocabulary import PlanKind, Storage
@@ -47,11 +49,14 @@ class SearchResult:
     distances: np.ndarray
     plan: Plan
     rows: list[dict[str, Any]] | None = None
-    # A hybrid search's fused scores (best first), and each row's rank in the vector list and the text list
-    # (0: not in it); `plan` is then the vector list's.
+    # The last scoring stage's scores: a model stage's, else a hybrid search's fused scores (`plan` is then
+    # the vector list's); each row's rank in the vector list and the text list (0: not in it).
     scores: np.ndarray | None = None
     vector_ranks: np.ndarray | None = None
     text_ranks: np.ndarray | None = None
+    # The stages after the candidates (model, diversity): each one's rows in and kept, milliseconds, and why a
+    # model stage was skipped (its time budget), if it was.
+    stages: tuple[dict[str, Any], ...] = ()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -102,11 +107,12 @@ def explain(ctx: CollectionContext, k: int, where: Any, params: SearchParams) ->
 
 
 def search(ctx: CollectionContext, query: Any, k: int, where: Any, params: SearchParams,
-           columns: Sequence[str] | None = None, text: str | None = None) -> SearchResult:
+           columns: Sequence[str] | None = None, text: str | None = None, query_text: str | None = None
+           ) -> SearchResult:
     q = as_query(query, ctx.info.dim, ctx.info.metric)
     f, k, wanted = as_filter(where), check_k(k), check_columns(columns)
-    if params.diversity is not None:
-        return diversify(ctx, q, text, k, f, params, wanted)
+    if params.model is not None or params.diversity is not None:
+        return staged(ctx, q, text, text if query_text is None else query_text, k, f, params, wanted)
     if text is not None:
         return hybrid(ctx, q, text, k, f, params, wanted)
     prepared = prepare(ctx, f, k, params, wanted)
@@ -221,29 +227,56 @@ def hybrid(ctx: CollectionContext, q: np.ndarray, text: str, k: int, where: Filt
                         text_ranks=np.array([r[4] or 0 for r in rows], dtype=np.int64))
 
 
-def diversify(ctx: CollectionContext, q: np.ndarray, text: str | None, k: int, where: Filter, params: SearchParams,
-              columns: tuple[str, ...]) -> SearchResult:
-    """The stages before for diversity_depth rows, with their vectors, then MMR's k of them."""
-    assert params.diversity is not None
-    with server_refusals(ctx, where):
-        depth = ctx.cached(("stage_depth", params.diversity_depth, k), lambda: int(ctx.session.value(
-            STAGE_DEPTH, (params.diversity_depth, k, "diversity_depth"))))
-    vector = ctx.info.vector_column
-    before = replace(params, diversity=None, diversity_depth=None)
-    found = search(ctx, q, depth, where, before,
-                   columns if vector in columns else (*columns, vector), text)
-    rows = found.rows or []
-    with server_refusals(ctx, where):
-        chosen = ctx.session.value(MMR, (q, [row[vector] for row in rows] or None, k, params.diversity,
-                                         ctx.info.metric.value))
-    picks = [p - 1 for p in chosen or []]
+def staged(ctx: CollectionContext, q: np.ndarray, text: str | None, query_text: str | None, k: int, where: Filter,
+           params: SearchParams, columns: tuple[str, ...]) -> SearchResult:
+    """The stages after the candidates: the search without them fetches the first one's depth of rows (with
+    the columns the later stages read), the model stage keeps the best by its scores, diversity chooses k by
+    MMR (pgembed.mmr). Each stage is timed in result.stages."""
+    model, diversity, vector = params.model, params.diversity, ctx.info.vector_column
+    keep = _stage_depth(ctx, where, params.diversity_depth, k, "diversity_depth") if diversity is not None else k
+    depth = _stage_depth(ctx, where, model.depth, keep, "the model stage's depth") if model is not None else keep
+    read = (*(model.columns if model is not None else ()), *((vector,) if diversity is not None else ()))
+    wanted = (*columns, *(c for c in dict.fromkeys(read) if c not in columns))
+    started = time.perf_counter()
+    found = search(ctx, q, depth, where, replace(params, model=None, diversity=None, diversity_depth=None), wanted,
+                   text)
+    rows = found.rows or [{} for _ in range(len(found))]
+    stages: list[dict[str, Any]] = [{"stage": "candidates", "n": depth, "kept": len(found),
+                                     "ms": (time.perf_counter() - started) * 1000}]
+    order, scores = np.arange(len(found)), found.scores
+    if model is not None:
+        key = ctx.info.key_column
+        scored = score(model, RerankQuery(query_text, q),
+                       [{key: i, **{c: row[c] for c in model.columns}} for i, row in zip(found.ids.tolist(), rows,
+                                                                                          strict=True)],
+                       time.perf_counter)
+        if scored.scores is not None:
+            order, scores = np.argsort(-scored.scores, kind="stable")[:keep], scored.scores
+        order = order[:keep]
+        stages.append({"stage": "model", "n": len(found), "kept": len(order), "ms": scored.seconds * 1000,
+                       "skipped": scored.skipped})
+    if diversity is not None:
+        started, offered = time.perf_counter(), len(order)
+        with server_refusals(ctx, where):
+            chosen = ctx.session.value(MMR, (q, [rows[i][vector] for i in order] or None, k, diversity,
+                                             ctx.info.metric.value))
+        order = order[[p - 1 for p in chosen or []]]
+        stages.append({"stage": "diversity", "n": offered, "kept": len(order),
+                       "ms": (time.perf_counter() - started) * 1000})
 
     def take(values: np.ndarray | None) -> np.ndarray | None:
-        return None if values is None else values[picks]
+        return None if values is None else values[order]
 
-    kept = [{c: rows[p][c] for c in columns} for p in picks] if columns else None
-    return SearchResult(found.ids[picks], found.distances[picks], found.plan, kept, take(found.scores),
-                        take(found.vector_ranks), take(found.text_ranks))
+    return SearchResult(found.ids[order], found.distances[order], found.plan,
+                        [{c: rows[i][c] for c in columns} for i in order] if columns else None, take(scores),
+                        take(found.vector_ranks), take(found.text_ranks), tuple(stages))
+
+
+def _stage_depth(ctx: CollectionContext, where: Filter, depth: int | None, k: int, knob: str) -> int:
+    """A stage's depth as the server rules it (pgembed._stage_depth: at least k; default stage_depth(k))."""
+    with server_refusals(ctx, where):
+        return ctx.cached(("stage_depth", depth, k, knob),
+                          lambda: int(ctx.session.value(STAGE_DEPTH, (depth, k, knob))))
 
 
 def query_code(codec: Codec, query: np.ndarray) -> Any:

@@ -8,10 +8,11 @@ checked when the knobs reach the server.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, TypedDict
 
 from pgembed.errors import InvalidInputError
+from pgembed.reranking import ModelStage
 from pgembed.vocabulary import PlanKind, TextMatch
 
 RRF = "rrf"  # reciprocal rank fusion with equal weights: fusion="rrf" is fusion={"vector": 1, "text": 1}
@@ -34,6 +35,7 @@ class SearchKnobs(TypedDict, total=False):
     text_match: TextMatch | str
     diversity: float | None
     diversity_depth: int | None
+    model: ModelStage | None
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,10 @@ class SearchParams:
 
     diversity: the last stage, maximal marginal relevance's lambda (1: by similarity alone; 0: most unlike the
     rows chosen), choosing k among the best diversity_depth rows of the stages before (default the server's
-    pgembed.stage_depth(k))."""
+    pgembed.stage_depth(k)).
+
+    model: a model stage (pgembed.reranking.ModelStage) after the exact distances (or the fusion): a re-ranker
+    scores its depth best candidates and the best by its scores go on (k, or diversity_depth for diversity)."""
 
     recall: float | None = None
     codec: str | None = None
@@ -68,6 +73,7 @@ class SearchParams:
     text_match: TextMatch = TextMatch.WEBSEARCH
     diversity: float | None = None
     diversity_depth: int | None = None
+    model: ModelStage | None = None
 
     def __post_init__(self) -> None:
         _check_number("recall", self.recall)
@@ -83,6 +89,8 @@ class SearchParams:
             raise InvalidInputError(f"codec must be a codec's name, got {self.codec!r}")
         object.__setattr__(self, "fusion", _fusion_weights(self.fusion))
         _check_number("diversity", self.diversity)
+        if self.model is not None and not isinstance(self.model, ModelStage):
+            raise InvalidInputError(f"model must be a pgembed.reranking.ModelStage, got {type(self.model).__name__}")
         for name in ("fusion_depth", "diversity_depth"):
             depth = getattr(self, name)
             if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)):
@@ -124,11 +132,17 @@ class SearchParams:
     def per_query_only(self) -> bool:
         """Knobs only a per-query plan honours: a batch does not scan under them."""
         return (self.recall is not None or self.codec is not None or self.plan is not PlanKind.AUTO
-                or self.refine is not None or not self.rerank or self.diversity is not None)
+                or self.refine is not None or not self.rerank or self.diversity is not None
+                or self.model is not None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "plan": self.plan.value, "text_match": self.text_match.value,
-                "fusion": {"vector": self.fusion[0], "text": self.fusion[1]}}
+        # A model stage holds a callable: described by name, not made again by from_dict.
+        model = None if self.model is None else {
+            "reranker": repr(self.model.reranker), "columns": list(self.model.columns), "depth": self.model.depth,
+            "batch_size": self.model.batch_size, "budget_ms": self.model.budget_ms}
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "plan": self.plan.value,
+                "text_match": self.text_match.value, "fusion": {"vector": self.fusion[0], "text": self.fusion[1]},
+                "model": model}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchParams:

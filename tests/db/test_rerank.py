@@ -1,0 +1,123 @@
+"""The model stage of search against a real server: a re-ranker (a plain Python function here; no
+cross-encoder ships offline in a package) orders the best candidates by its scores, in batches, within a time
+budget that skips it when spent, and its errors are raised, never swallowed; diversity then chooses among them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+import pgembed
+from pgembed.errors import InvalidInputError
+from pgembed.reranking import CrossEncoderReranker, ModelStage, RerankError, RerankQuery
+from tests.helpers import unit_vectors
+
+DIM = 16
+ROWS = 400
+WORDS = ["open", "file", "socket", "directory", "process", "signal", "memory", "thread"]
+
+
+def body(i: int) -> str:
+    return " ".join(WORDS[(i * p) % 8] for p in (1, 3, 5)) + f" row {i}"
+
+
+@pytest.fixture
+def docs(db: pgembed.Database) -> pgembed.Collection:
+    x = unit_vectors(ROWS, DIM, seed=8)
+    docs = db.create_collection("docs", DIM, attrs={"body": "text", "n": "integer"})
+    docs.ingest(np.arange(ROWS), x, {"body": [body(i) for i in range(ROWS)], "n": list(range(ROWS))})
+    docs.add_text_search("body")
+    return docs
+
+
+class WordOverlap:
+    """A real re-ranker: how many of the query's words the row's body holds (ties keep the order before)."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.seen: list[dict[str, Any]] = []
+
+    def __call__(self, query: RerankQuery, rows: Sequence[Mapping[str, Any]]) -> list[float]:
+        self.batches.append(len(rows))
+        self.seen.extend(dict(r) for r in rows)
+        words = set((query.text or "").split())
+        return [float(len(words & set(str(r["body"]).split()))) for r in rows]
+
+
+def test_the_model_orders_the_candidates_by_its_scores(docs: pgembed.Collection) -> None:
+    q = unit_vectors(1, DIM, seed=30)[0]
+    reranker = WordOverlap()
+    got = docs.search(q, 5, plan="exact", query_text="socket memory", columns=["n"],
+                      model=ModelStage(reranker, columns=("body",), depth=40, batch_size=16))
+    candidates = docs.search(q, 40, plan="exact", columns=["body"])
+    overlap = np.array([len({"socket", "memory"} & set(r["body"].split())) for r in candidates.rows or []])
+    want = candidates.ids[np.argsort(-overlap, kind="stable")[:5]]
+    assert got.ids.tolist() == want.tolist()
+    assert got.scores is not None and got.scores.tolist() == sorted(overlap, reverse=True)[:5]
+    assert reranker.batches == [16, 16, 8] and set(reranker.seen[0]) == {"id", "body"}
+    assert got.rows == [{"n": int(i)} for i in got.ids]
+    assert [s["stage"] for s in got.stages] == ["candidates", "model"]
+    assert got.stages[1]["n"] == 40 and got.stages[1]["kept"] == 5 and got.stages[1]["skipped"] is None
+
+
+def test_hybrid_then_model_then_diversity(docs: pgembed.Collection) -> None:
+    q = unit_vectors(1, DIM, seed=31)[0]
+    stage = ModelStage(WordOverlap(), columns=("body",), depth=30)
+    got = docs.search(q, 5, text="signal thread", model=stage, diversity=0.5, diversity_depth=12)
+    assert len(got) == 5 and [s["stage"] for s in got.stages] == ["candidates", "model", "diversity"]
+    assert got.stages[1]["kept"] == 12 and got.stages[2]["n"] == 12
+    modelled = docs.search(q, 12, text="signal thread", model=stage)
+    assert set(got.ids.tolist()) <= set(modelled.ids.tolist())  # diversity chose among the model's best 12
+
+
+def test_over_budget_the_stage_is_skipped_and_said(docs: pgembed.Collection) -> None:
+    q = unit_vectors(1, DIM, seed=32)[0]
+
+    def slow(query: RerankQuery, rows: Sequence[Mapping[str, Any]]) -> list[float]:
+        time.sleep(0.02)
+        return [float(r["id"]) for r in rows]
+
+    got = docs.search(q, 5, plan="exact", model=ModelStage(slow, depth=30, batch_size=10, budget_ms=5))
+    assert got.ids.tolist() == docs.search(q, 5, plan="exact").ids.tolist()
+    assert "over its budget of 5 ms after 10 of 30 rows" in got.stages[1]["skipped"]
+    done = docs.search(q, 5, plan="exact", model=ModelStage(slow, depth=30, batch_size=30, budget_ms=5000))
+    assert done.stages[1]["skipped"] is None and done.ids.tolist() == sorted(done.ids.tolist(), reverse=True)
+
+
+def test_errors_of_the_model_are_raised(docs: pgembed.Collection) -> None:
+    q = unit_vectors(1, DIM, seed=33)[0]
+
+    def broken(query: RerankQuery, rows: Sequence[Mapping[str, Any]]) -> list[float]:
+        raise ValueError("model weights missing")
+
+    with pytest.raises(RerankError, match="raised ValueError: model weights missing") as err:
+        docs.search(q, 5, model=ModelStage(broken))
+    assert isinstance(err.value.__cause__, ValueError)
+    with pytest.raises(RerankError, match="returned 1 scores for 30 rows"):
+        docs.search(q, 5, model=ModelStage(lambda query, rows: [1.0]))
+    with pytest.raises(RerankError, match="not finite"):
+        docs.search(q, 5, model=ModelStage(lambda query, rows: [float("nan")] * len(rows)))
+    with pytest.raises(RerankError, match="must return numbers"):
+        docs.search(q, 5, model=ModelStage(lambda query, rows: ["high"] * len(rows)))
+    with pytest.raises(RerankError, match="a cross-encoder scores the query's text"):
+        docs.search(q, 5, model=ModelStage(CrossEncoderReranker(object(), "body"), columns=("body",)))
+
+
+def test_bad_stages_are_named(docs: pgembed.Collection) -> None:
+    q = unit_vectors(1, DIM, seed=34)[0]
+    with pytest.raises(InvalidInputError, match="reranker must be callable"):
+        ModelStage("cross-encoder")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="depth must be a positive integer"):
+        ModelStage(WordOverlap(), depth=0)
+    with pytest.raises(InvalidInputError, match="budget_ms must be a positive number"):
+        ModelStage(WordOverlap(), budget_ms=-1)
+    with pytest.raises(InvalidInputError, match="columns are a list of column names"):
+        ModelStage(WordOverlap(), columns="body")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"the model stage's depth must be at least k \(5\), got 3"):
+        docs.search(q, 5, model=ModelStage(WordOverlap(), depth=3))
+    with pytest.raises(InvalidInputError, match="model must be a pgembed.reranking.ModelStage"):
+        docs.search(q, 5, model=WordOverlap())  # type: ignore[arg-type]
