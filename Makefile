@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup kernels kernels-sanitize demo test lint soak crash bench-recall bench-overhead bench-kernels bench-memory bench-ingest bench-search bench-workload bench-codecs dataset clean
+.PHONY: setup kernels kernels-sanitize demo test lint soak crash bench-recall bench-overhead bench-kernels bench-memory bench-relevance bench-ingest bench-search bench-workload bench-codecs dataset clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -98,6 +98,13 @@ bench-kernels: $(KERNELS)
 # pgvector's float32 HNSW and direct I/O, then all in memory; pgvector's configurations and pgembed's, same run.
 bench-memory: $(KERNELS)
 	$(BIN)/pgembed bench memory --dataset $(DATA) --out docs/results
+
+# docs/benchmarks.md, "Relevance" (issue 17): nDCG@10 and MRR@10 of vector, text and fused search on labelled
+# queries (docs/results/relevance/pydocs-minilm: `pgembed dataset relevance`), and on the shipped manpages-5k.
+bench-relevance: $(KERNELS)
+	$(BIN)/pgembed bench relevance --dataset $(DATA) --labels docs/results/relevance/pydocs-minilm --out docs/results
+	$(BIN)/pgembed bench relevance --dataset pgembed/tools/data/manpages-5k --labels pgembed/tools/data/manpages-5k \
+		--split all --out docs/results/relevance-manpages-5k
 
 # docs/benchmarks.md, "Compression benchmark and advisor" (issue 6): every codec and plain pgvector on DATA,
 # then the advisor's pick for each memory budget.

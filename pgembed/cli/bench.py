@@ -163,6 +163,27 @@ def cmd_memory(args: argparse.Namespace) -> None:
     emit(args, result, lambda r: print(json.dumps(r["summary"], indent=2, default=str)))
 
 
+def cmd_relevance(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from pgembed.tools.bench.relevance import run_relevance_bench
+
+    console = Console(stderr=True, quiet=args.json)
+    result = run_relevance_bench(args.dataset, args.labels, dsn=args.dsn, data_dir=args.data_dir, k=args.k,
+                                 split=None if args.split == "all" else args.split,
+                                 log=lambda m: console.print(m, highlight=False))
+    _keep(args, "relevance", result)
+
+    def render(r: dict[str, Any]) -> None:
+        k = r["k"]
+        for m in r["modes"]:
+            ndcg, mrr = m[f"ndcg@{k}"], m[f"mrr@{k}"]
+            print(f"{m['mode']:42} nDCG@{k} {ndcg:.3f}  MRR@{k} {mrr:.3f}  p50 {m['p50_ms']:.1f} ms  "
+                  f"p99 {m['p99_ms']:.1f} ms")
+
+    emit(args, result, render)
+
+
 def cmd_soak(args: argparse.Namespace) -> None:
     from pgembed.tools.reliability.soak import SoakConfig, run_soak
 
@@ -428,6 +449,14 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--twin-seconds", type=float, default=3.0,
                    help="about how long one timing of a twin takes (its prefix of the rows is sized so)")
     _keep_result_argument(p, "kernels.json")
+
+    p = subcommand("relevance", cmd_relevance, "nDCG and MRR of vector, full-text and fused (RRF) search on "
+                   "labelled queries (pgembed dataset relevance), and the latency each adds")
+    p.add_argument("--dataset", required=True, metavar="DIR", help="a dataset folder with texts.txt.gz")
+    p.add_argument("--labels", required=True, metavar="DIR", help="its relevance judgments (relevance_queries.*)")
+    p.add_argument("--split", default="test", choices=["test", "train", "all"])
+    p.add_argument("--k", type=int, default=10)
+    _keep_result_argument(p, "relevance.json")
 
     p = subcommand("memory", cmd_memory, "search when RAM is short: a server of its own with shared_buffers at a "
                    "fraction of plain pgvector's float32 HNSW index and direct I/O, every configuration of pgvector "

@@ -88,44 +88,75 @@ def load(db: pgembed.Database, dataset: Path, log: Callable[[str], None]) -> pge
     docs = db.create_collection(TABLE, ds.dim, attrs=types, metric=ds.metric)
     log(f"loading {n:,} rows of {dataset.name} into {TABLE}")
     docs.ingest(np.arange(n), ds.base, values)
-    started = time.perf_counter()
-    docs.add_text_search("body")
-    log(f"text search on body (GIN on to_tsvector('english', body)) built in {time.perf_counter() - started:.1f} s")
-    db.execute(benchmarks.vacuum_analyze(docs.info.table))
     return docs
+
+
+def _text_search(db: pgembed.Database, docs: pgembed.Collection, stored: bool,
+                 log: Callable[[str], None]) -> dict[str, Any]:
+    if docs.text_search() is not None:
+        docs.drop_text_search()
+    started = time.perf_counter()
+    docs.add_text_search("body", stored=stored)
+    seconds = time.perf_counter() - started
+    db.execute(benchmarks.vacuum_analyze(docs.info.table))
+    info = docs.describe()
+    log(f"text search on body ({'stored tsvector' if stored else 'expression'}) built in {seconds:.1f} s")
+    return {"stored": stored, "build_seconds": seconds, "index_bytes": info["text_search"]["bytes"],
+            "table_bytes": info["table_bytes"]}
+
+
+def _sweep(docs: pgembed.Collection, modes: Sequence[Mode], vectors: np.ndarray, texts: list[str],
+           chosen: list[int], k: int) -> tuple[dict[str, list[list[int]]], dict[str, list[float]]]:
+    for mode in modes:  # warm: each mode's statements prepared and the pages read once
+        mode.run(docs, vectors[chosen[0]], texts[chosen[0]], k)
+    found: dict[str, list[list[int]]] = {m.name: [] for m in modes}
+    seconds: dict[str, list[float]] = {m.name: [] for m in modes}
+    for turn, qid in enumerate(chosen):
+        for mode in (*modes[turn % len(modes):], *modes[:turn % len(modes)]):
+            started = time.perf_counter()
+            found[mode.name].append(mode.run(docs, vectors[qid], texts[qid], k))
+            seconds[mode.name].append(time.perf_counter() - started)
+    return found, seconds
 
 
 def run_relevance_bench(dataset: str | Path, labels: str | Path, *, dsn: str | None = None,
                         data_dir: str | Path | None = None, k: int = 10, split: str | None = "test",
-                        log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+                        limit: int | None = None, log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """Every mode on the labelled queries of `split` (None: all; `limit`: the first so many), with the text
+    index on the expression; then the text modes again with the tsvector stored (same answers checked, latency
+    measured)."""
     dataset, labels = Path(dataset), Path(labels)
     vectors, table, relevant = load_relevance(labels)
-    chosen = [i for i, s in enumerate(table["split"]) if split is None or s == split]
+    texts = [str(t) for t in table["text"]]
+    chosen = [i for i, s in enumerate(table["split"]) if split is None or s == split][:limit]
     with pgembed.connect(dsn, data_dir=data_dir, migrate=True) as db:
         docs = load(db, dataset, log)
-        for mode in MODES:  # warm: each mode's statements prepared and the pages read once
-            mode.run(docs, vectors[chosen[0]], table["text"][chosen[0]], k)
-        found: dict[str, list[list[int]]] = {m.name: [] for m in MODES}
-        seconds: dict[str, list[float]] = {m.name: [] for m in MODES}
+        forms = [_text_search(db, docs, False, log)]
         log(f"{len(chosen)} queries ({split or 'all'}), {len(MODES)} modes, interleaved")
-        for turn, qid in enumerate(chosen):
-            for mode in MODES[turn % len(MODES):] + MODES[:turn % len(MODES)]:
-                started = time.perf_counter()
-                found[mode.name].append(mode.run(docs, vectors[qid], table["text"][qid], k))
-                seconds[mode.name].append(time.perf_counter() - started)
-        describe = docs.describe()
+        found, seconds = _sweep(docs, MODES, vectors, texts, chosen, k)
+        rows_total = docs.count()
+        forms.append(_text_search(db, docs, True, log))
+        text_modes = [m for m in MODES if m.text_match is not None]
+        log(f"again with the tsvector stored: {len(text_modes)} text modes")
+        stored_found, stored_seconds = _sweep(docs, text_modes, vectors, texts, chosen, k)
     rows = []
     for mode in MODES:
         lists = found[mode.name]
         ms = np.array(seconds[mode.name]) * 1000
-        rows.append({
+        row = {
             "mode": mode.name, "text_match": mode.text_match, "fusion": list(mode.fusion), "text_only": mode.text_only,
             f"ndcg@{k}": float(np.mean([ndcg(r, relevant[q], k) for r, q in zip(lists, chosen, strict=True)])),
             f"mrr@{k}": float(np.mean([reciprocal_rank(r, relevant[q], k)
                                        for r, q in zip(lists, chosen, strict=True)])),
             "empty_lists": sum(1 for r in lists if not r), "mean_rows": float(np.mean([len(r) for r in lists])),
             "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-        })
+        }
+        if mode.name in stored_found:
+            stored_ms = np.array(stored_seconds[mode.name]) * 1000
+            row |= {"stored_p50_ms": float(np.percentile(stored_ms, 50)),
+                    "stored_p99_ms": float(np.percentile(stored_ms, 99)),
+                    "stored_same_answers": sum(a == b for a, b in zip(lists, stored_found[mode.name], strict=True))}
+        rows.append(row)
     return {"dataset": dataset.name, "labels": str(labels), "queries": len(chosen), "split": split, "k": k,
-            "rows": describe["rows"], "text_index_bytes": describe["text_search"]["bytes"],
-            "fusion_depth": f"pgembed.stage_depth({k})", "vector_plan": "exact", "modes": rows}
+            "rows": rows_total, "text_search": forms, "fusion_depth": f"pgembed.stage_depth({k})",
+            "vector_plan": "exact", "modes": rows}

@@ -107,7 +107,37 @@ def build_relevance(dataset_dir: str | Path, out_dir: str | Path, *, queries: in
             "how": "query: a base page's NAME description (after the dash), rendered by man-db from the page "
                    "installed on the build machine; relevant: that page's passages in the base"}
     (out / "relevance.json").write_text(json.dumps(meta, indent=2) + "\n")
+    _describe_in_readme(out, meta)
     return meta
+
+
+README_SECTION = "## Relevance judgments"
+
+
+def _describe_in_readme(out: Path, meta: dict[str, Any]) -> None:
+    """The folder's README (when it has one) says what the judgments are; a section written before is replaced."""
+    readme = out / "README.md"
+    if not readme.exists():
+        return
+    text = readme.read_text()
+    text = text[:text.index(README_SECTION)].rstrip() + "\n" if README_SECTION in text else text
+    readme.write_text(f"""{text}
+{README_SECTION}
+
+Built by `pgembed dataset relevance` (`pgembed.tools.datasets.relevance`, seed {meta['seed']}): {meta['queries']:,}
+labelled queries ({meta['train']:,} `train`, {meta['test']:,} `test`) and {meta['judgments']:,} judgments. Each query
+is one base page's NAME description, the words after the dash, embedded as the base was; its relevant rows are that
+page's passages in the base (median {meta['relevant_per_query_median']:g} a query). The NAME section is never a
+passage. Of the base's {meta['base_man_pages']:,} man pages, {meta['installed']:,} were installed on the build machine
+(man-db renders the NAME line), {meta['unique_descriptions']:,} had a description no other page shares.
+
+| file | content |
+| --- | --- |
+| `relevance_queries.npy` | float32, {meta['queries']:,} x dim: the descriptions' embeddings |
+| `relevance_queries.parquet` | qid, page, text, split (`train` / `test`) |
+| `qrels.parquet` | qid, id: a relevant base row of the query |
+| `relevance.json` | counts, seed, model, how they were made |
+""")
 
 
 def _base_texts(dataset_dir: Path, rows: int) -> set[str]:
