@@ -20,6 +20,7 @@ from pgembed.engine import batch, collections, rows
 from pgembed.engine import codecs as lifecycle
 from pgembed.engine import indexes as indexing
 from pgembed.engine import ingest as ingesting
+from pgembed.engine import relevance as relevance_models
 from pgembed.engine import search as searching
 from pgembed.engine import tune as tuning
 from pgembed.engine.advise import Advice
@@ -31,7 +32,7 @@ from pgembed.engine.tune import TuneResult
 from pgembed.planning.costs import CostModel
 from pgembed.planning.params import SearchKnobs, SearchParams
 from pgembed.planning.plans import Plan
-from pgembed.records import CodecInfo, CollectionInfo, IndexInfo, TextSearchInfo
+from pgembed.records import CodecInfo, CollectionInfo, IndexInfo, RelevanceModelInfo, TextSearchInfo
 from pgembed.vectors import as_matrix
 from pgembed.vocabulary import BatchStrategy, IndexMethod, Metric
 
@@ -227,6 +228,17 @@ class Collection:
         if explain:
             print(json.dumps([g.describe() for g in result.groups], indent=2, default=str))
         return result
+
+    def fit_relevance(self, queries: Any, relevant: Sequence[Iterable[Any]], *, depth: int = 50,
+                      l2: float = 1e-3) -> RelevanceModelInfo:
+        """Fit the relevance model of search(min_relevance=...) from labelled queries: `relevant[i]` holds the
+        keys relevant to queries[i]; each query's exact nearest `depth` rows are its labelled pairs. Stored as
+        a new version in the catalog (the one before retired). See pgembed.relevance."""
+        info, _model = relevance_models.fit(self.context, queries, relevant, depth=depth, l2=l2)
+        return info
+
+    def relevance_models(self) -> list[RelevanceModelInfo]:
+        return self._read(lambda: searching.relevance_models(self.context))
 
     def calibrate(self, **options: Any) -> CostModel:
         """The cost model's batch constants measured on this machine and collection (engine.batch.calibrate)."""

@@ -110,6 +110,17 @@ class TextSearchInfo:
 
 
 @dataclass(frozen=True)
+class RelevanceModelInfo:
+    """A version of a collection's relevance model (pgembed.relevance_models; pgembed/relevance.py)."""
+
+    id: int
+    version: int
+    state: str
+    fitted_queries: int
+    fitted_pairs: int
+
+
+@dataclass(frozen=True)
 class Tuned:
     """One row of pgembed.tuning: knobs that reached `recall_target` at `selectivity`."""
 

@@ -9,7 +9,15 @@ from psycopg.types.json import Jsonb
 
 from pgembed.codecs.base import Fitted
 from pgembed.db.session import Session
-from pgembed.records import CoarseSource, CodecInfo, CollectionInfo, IndexInfo, TextSearchInfo, Tuned
+from pgembed.records import (
+    CoarseSource,
+    CodecInfo,
+    CollectionInfo,
+    IndexInfo,
+    RelevanceModelInfo,
+    TextSearchInfo,
+    Tuned,
+)
 from pgembed.statements import catalog as q
 from pgembed.statements.encoders import stored_column
 from pgembed.vocabulary import CodecState, IndexMethod, Metric, Placement
@@ -141,3 +149,18 @@ def insert_text_search(session: Session, collection_id: int, info: TextSearchInf
 
 def delete_text_search(session: Session, collection_id: int) -> None:
     session.execute(q.DELETE_TEXT_SEARCH, (collection_id,))
+
+
+# -- relevance models -----------------------------------------------------------------------------------------
+def list_relevance_models(session: Session, collection_id: int) -> list[RelevanceModelInfo]:
+    with session.conn.cursor(row_factory=class_row(RelevanceModelInfo)) as cur:
+        return cur.execute(q.LIST_RELEVANCE_MODELS, (collection_id,)).fetchall()
+
+
+def insert_relevance_model(session: Session, collection_id: int, values: dict[str, Any]) -> RelevanceModelInfo:
+    """A new active version (the active one retired first); `values`: w_a, c_a, w_b, c_b, queries, pairs."""
+    session.execute(q.RETIRE_RELEVANCE_MODELS, (collection_id,))
+    with session.conn.cursor(row_factory=class_row(RelevanceModelInfo)) as cur:
+        row = cur.execute(q.INSERT_RELEVANCE_MODEL, {"collection_id": collection_id, **values}).fetchone()
+    assert row is not None
+    return row

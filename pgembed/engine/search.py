@@ -24,14 +24,16 @@ import psycopg
 from pgvector import HalfVector
 
 from pgembed.codecs import Codec
+from pgembed.db import catalog
 from pgembed.engine.context import CollectionContext, StaleCatalog
 from pgembed.engine.filters import server_refusals
-from pgembed.errors import InvalidInputError
+from pgembed.errors import InvalidInputError, SchemaError
 from pgembed.planning.filters import Filter, as_filter
 from pgembed.planning.params import SearchParams
 from pgembed.planning.plans import Pieces, Plan, PreparedHybrid, PreparedSearch
+from pgembed.records import RelevanceModelInfo
 from pgembed.reranking import RerankQuery, score
-from pgembed.statements.search import MMR, PREPARE_HYBRID, PREPARE_SEARCH, STAGE_DEPTH
+from pgembed.statements.search import MMR, PREPARE_HYBRID, PREPARE_SEARCH, RELEVANCE, STAGE_DEPTH
 from pgembed.vectors import as_query
 from pgembed.vocabulary import PlanKind, Storage
 
@@ -57,6 +59,9 @@ class SearchResult:
     # The stages after the candidates (model, diversity): each one's rows in and kept, milliseconds, and why a
     # model stage was skipped (its time budget), if it was.
     stages: tuple[dict[str, Any], ...] = ()
+    # With min_relevance: each row's relevance (the relevance model's), and how many rows it cut.
+    relevance: np.ndarray | None = None
+    below_relevance: int = 0
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -111,6 +116,8 @@ def search(ctx: CollectionContext, query: Any, k: int, where: Any, params: Searc
            ) -> SearchResult:
     q = as_query(query, ctx.info.dim, ctx.info.metric)
     f, k, wanted = as_filter(where), check_k(k), check_columns(columns)
+    if params.min_relevance is not None:
+        return cut_off(ctx, q, text, query_text, k, f, params, wanted)
     if params.model is not None or params.diversity is not None:
         return staged(ctx, q, text, text if query_text is None else query_text, k, f, params, wanted)
     if text is not None:
@@ -270,6 +277,34 @@ def staged(ctx: CollectionContext, q: np.ndarray, text: str | None, query_text: 
     return SearchResult(found.ids[order], found.distances[order], found.plan,
                         [{c: rows[i][c] for c in columns} for i in order] if columns else None, take(scores),
                         take(found.vector_ranks), take(found.text_ranks), tuple(stages))
+
+
+def cut_off(ctx: CollectionContext, q: np.ndarray, text: str | None, query_text: str | None, k: int,
+            where: Filter, params: SearchParams, columns: tuple[str, ...]) -> SearchResult:
+    """The search without the cut-off, then only its rows whose relevance is at least min_relevance."""
+    threshold = params.min_relevance
+    assert threshold is not None
+    if not 0 <= threshold <= 1:
+        raise InvalidInputError(f"min_relevance must be between 0 and 1, got {threshold!r}")
+    model = next((m for m in relevance_models(ctx) if m.state == "active"), None)
+    if model is None:
+        raise SchemaError(f"collection {ctx.info.name!r} has no relevance model: fit one first (fit_relevance)")
+    found = search(ctx, q, k, where, replace(params, min_relevance=None), columns, text, query_text)
+    relevance = np.asarray(ctx.session.value(RELEVANCE, (model.id, q, found.distances.tolist())) or [],
+                           dtype=np.float64)
+    keep = np.flatnonzero(relevance >= threshold)
+
+    def take(values: np.ndarray | None) -> np.ndarray | None:
+        return None if values is None else values[keep]
+
+    return SearchResult(found.ids[keep], found.distances[keep], found.plan,
+                        [found.rows[i] for i in keep] if found.rows is not None else None, take(found.scores),
+                        take(found.vector_ranks), take(found.text_ranks), found.stages, relevance[keep],
+                        len(found) - len(keep))
+
+
+def relevance_models(ctx: CollectionContext) -> list[RelevanceModelInfo]:
+    return ctx.cached(("relevance_models",), lambda: catalog.list_relevance_models(ctx.session, ctx.info.id))
 
 
 def _stage_depth(ctx: CollectionContext, where: Filter, depth: int | None, k: int, knob: str) -> int:

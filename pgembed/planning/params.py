@@ -36,6 +36,7 @@ class SearchKnobs(TypedDict, total=False):
     diversity: float | None
     diversity_depth: int | None
     model: ModelStage | None
+    min_relevance: float | None
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,10 @@ class SearchParams:
     pgembed.stage_depth(k)).
 
     model: a model stage (pgembed.reranking.ModelStage) after the exact distances (or the fusion): a re-ranker
-    scores its depth best candidates and the best by its scores go on (k, or diversity_depth for diversity)."""
+    scores its depth best candidates and the best by its scores go on (k, or diversity_depth for diversity).
+
+    min_relevance: the last word, a cut-off: only rows whose relevance (the collection's relevance model,
+    fit_relevance()) is at least this come back, possibly fewer than k."""
 
     recall: float | None = None
     codec: str | None = None
@@ -74,6 +78,7 @@ class SearchParams:
     diversity: float | None = None
     diversity_depth: int | None = None
     model: ModelStage | None = None
+    min_relevance: float | None = None
 
     def __post_init__(self) -> None:
         _check_number("recall", self.recall)
@@ -89,6 +94,7 @@ class SearchParams:
             raise InvalidInputError(f"codec must be a codec's name, got {self.codec!r}")
         object.__setattr__(self, "fusion", _fusion_weights(self.fusion))
         _check_number("diversity", self.diversity)
+        _check_number("min_relevance", self.min_relevance)
         if self.model is not None and not isinstance(self.model, ModelStage):
             raise InvalidInputError(f"model must be a pgembed.reranking.ModelStage, got {type(self.model).__name__}")
         for name in ("fusion_depth", "diversity_depth"):
@@ -133,7 +139,7 @@ class SearchParams:
         """Knobs only a per-query plan honours: a batch does not scan under them."""
         return (self.recall is not None or self.codec is not None or self.plan is not PlanKind.AUTO
                 or self.refine is not None or not self.rerank or self.diversity is not None
-                or self.model is not None)
+                or self.model is not None or self.min_relevance is not None)
 
     def to_dict(self) -> dict[str, Any]:
         # A model stage holds a callable: described by name, not made again by from_dict.

@@ -69,6 +69,17 @@ DELETE_TEXT_SEARCH = sql.SQL("DELETE FROM pgembed.text_search WHERE collection_i
 TEXT_CONFIG = sql.SQL("SELECT %s::pg_catalog.regconfig::pg_catalog.text")  # a configuration's qualified name
 TEXT_DOCUMENT = sql.SQL("SELECT pgembed._text_document(%s, %s, %s)")  # the indexed expression (sql/functions/text.sql)
 
+LIST_RELEVANCE_MODELS = sql.SQL(
+    "SELECT id, version, state, fitted_queries, fitted_pairs FROM pgembed.relevance_models "
+    "WHERE collection_id = %s ORDER BY version")
+RETIRE_RELEVANCE_MODELS = sql.SQL(
+    "UPDATE pgembed.relevance_models SET state = 'retired' WHERE collection_id = %s AND state = 'active'")
+INSERT_RELEVANCE_MODEL = sql.SQL(
+    "INSERT INTO pgembed.relevance_models (collection_id, version, state, w_a, c_a, w_b, c_b, fitted_queries, "
+    "fitted_pairs) SELECT %(collection_id)s, coalesce(max(version), 0) + 1, 'active', %(w_a)s, %(c_a)s, %(w_b)s, "
+    "%(c_b)s, %(queries)s, %(pairs)s FROM pgembed.relevance_models WHERE collection_id = %(collection_id)s "
+    "RETURNING id, version, state, fitted_queries, fitted_pairs")
+
 SEARCH_SOURCES = sql.SQL(
     "SELECT codec_id, name, column_name, sql_type, index_name, predicate, index_rows "
     "FROM pgembed.search_sources(%s)"

@@ -18,6 +18,7 @@ PREPARE_HYBRID = sql.SQL(  # sql/functions/text.sql
 )
 STAGE_DEPTH = sql.SQL("SELECT pgembed._stage_depth(%s, %s, %s)")  # sql/functions/rerank.sql
 MMR = sql.SQL("SELECT pgembed.mmr(%s, %s, %s, %s, %s)")
+RELEVANCE = sql.SQL("SELECT pgembed._relevance(%s, %s, %s)")
 CHECK_SEARCH_PARAMS = sql.SQL(
     "SELECT pgembed.check_search_params(%(k)s, %(recall)s, %(ef_search)s, %(oversample)s, %(plan)s, "
     "%(refine)s, %(refine_oversample)s, %(rerank)s)"

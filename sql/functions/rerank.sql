@@ -1,4 +1,5 @@
--- The stages after the candidates: diversity by maximal marginal relevance (Carbonell and Goldstein, SIGIR 1998).
+-- The stages after the candidates: diversity by maximal marginal relevance (Carbonell and Goldstein, SIGIR 1998),
+-- and a relevance cut-off by a query-adaptive map of distance to relevance (pgembed/relevance.py fits it).
 
 -- How many rows a stage before the last holds for k results, where the caller does not say: the fusion's
 -- lists (sql/functions/text.sql) and the candidates diversity chooses from.
@@ -76,4 +77,47 @@ BEGIN
         END LOOP;
     END LOOP;
     RETURN chosen;
+END $$;
+
+-- The relevance of rows at `distances` from `query` under relevance model model_id (pgembed/relevance.py, which
+-- evaluates the same formula): sigmoid(b - a * d), a = softplus(w_a . q + c_a), b = w_b . q + c_b, z clamped
+-- to [-60, 60].
+CREATE OR REPLACE FUNCTION pgembed._relevance(model_id integer, query vector, distances double precision[])
+    RETURNS double precision[] LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    m pgembed.relevance_models;
+    u double precision;
+    a double precision;
+    b double precision;
+BEGIN
+    SELECT * INTO m FROM pgembed.relevance_models AS x WHERE x.id = model_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no relevance model with id %', model_id USING ERRCODE = 'undefined_object';
+    END IF;
+    IF query IS NULL OR vector_dims(query) <> cardinality(m.w_a) THEN
+        RAISE EXCEPTION 'relevance model % takes queries of % dimensions, got %', model_id, cardinality(m.w_a),
+            coalesce(vector_dims(query)::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT sum(t.x * t.wa), sum(t.x * t.wb) INTO u, b
+    FROM unnest(query::real[]::double precision[], m.w_a, m.w_b) AS t(x, wa, wb);
+    u := u + m.c_a;
+    a := CASE WHEN u > 30 THEN u ELSE ln(1 + exp(u)) END;
+    b := b + m.c_b;
+    RETURN ARRAY(SELECT 1 / (1 + exp(-greatest(-60, least(60, b - a * r.d))))
+                 FROM unnest(distances) WITH ORDINALITY AS r(d, n) ORDER BY r.n);
+END $$;
+
+-- The relevance of rows at `distances` from `query`, by the collection's active relevance model.
+CREATE OR REPLACE FUNCTION pgembed.relevance(collection text, query vector, distances double precision[])
+    RETURNS double precision[] LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    c pgembed.collections := pgembed._collection(collection);
+    model_id integer;
+BEGIN
+    SELECT x.id INTO model_id FROM pgembed.relevance_models AS x WHERE x.collection_id = c.id AND x.state = 'active';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'collection % has no relevance model: fit one first (fit_relevance)', quote_literal(collection)
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    RETURN pgembed._relevance(model_id, query, distances);
 END $$;

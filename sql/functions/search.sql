@@ -112,7 +112,7 @@ CREATE OR REPLACE FUNCTION pgembed.search(
     refine_oversample double precision DEFAULT NULL, rerank boolean DEFAULT true, text text DEFAULT NULL,
     vector_weight double precision DEFAULT 1, text_weight double precision DEFAULT 1,
     fusion_depth integer DEFAULT NULL, text_match text DEFAULT 'websearch', diversity double precision DEFAULT NULL,
-    diversity_depth integer DEFAULT NULL
+    diversity_depth integer DEFAULT NULL, min_relevance double precision DEFAULT NULL
 ) RETURNS TABLE (id text, distance double precision, score double precision) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     c pgembed.collections := pgembed._collection(collection);
@@ -134,6 +134,24 @@ DECLARE
 BEGIN
     PERFORM pgembed.check_search_params(k, recall, ef_search, oversample, plan, refine, refine_oversample, rerank);
     PERFORM pgembed._check_query(c, query);
+    IF min_relevance IS NOT NULL THEN
+        -- The rows of the search without the cut-off whose relevance (the collection's relevance model) is at
+        -- least min_relevance: possibly fewer than k.
+        IF NOT (min_relevance BETWEEN 0 AND 1) THEN
+            RAISE EXCEPTION 'min_relevance must be between 0 and 1, got %', min_relevance
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        SELECT array_agg(s.id ORDER BY s.n), array_agg(s.distance ORDER BY s.n), array_agg(s.score ORDER BY s.n)
+        INTO ids, dists, scores
+        FROM pgembed.search(collection, query, k, filter, recall, codec, ef_search, oversample, plan, refine,
+                            refine_oversample, rerank, search.text, vector_weight, text_weight, fusion_depth,
+                            text_match, diversity, diversity_depth) WITH ORDINALITY AS s(id, distance, score, n);
+        RETURN QUERY SELECT u.id, u.distance, u.score
+                     FROM unnest(ids, dists, scores, pgembed.relevance(collection, query, coalesce(dists, '{}')))
+                          WITH ORDINALITY AS u(id, distance, score, relevance, n)
+                     WHERE u.relevance >= min_relevance ORDER BY u.n;
+        RETURN;
+    END IF;
     IF diversity IS NOT NULL THEN
         -- The search without diversity for depth rows, their vectors, and MMR's choice of k among them.
         depth := pgembed._stage_depth(diversity_depth, k, 'diversity_depth');

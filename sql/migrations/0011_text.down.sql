@@ -11,7 +11,7 @@ BEGIN
     SELECT string_agg(DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid), '; ') INTO users
     FROM pg_depend AS d JOIN pg_proc AS p ON d.refclassid = 'pg_proc'::regclass AND d.refobjid = p.oid
     WHERE p.pronamespace = 'pgembed'::regnamespace
-      AND p.proname IN ('search', '_prepare_hybrid', '_fusion_statement', 'text_query', '_text_document', '_text_search_of', '_check_fusion', 'stage_depth', '_stage_depth', 'mmr')
+      AND p.proname IN ('search', '_prepare_hybrid', '_fusion_statement', 'text_query', '_text_document', '_text_search_of', '_check_fusion', 'stage_depth', '_stage_depth', 'mmr', 'relevance', '_relevance')
       AND d.deptype = 'n'
       AND NOT (d.classid = 'pg_proc'::regclass
                AND (SELECT pronamespace FROM pg_proc WHERE oid = d.objid) = 'pgembed'::regnamespace);
@@ -22,7 +22,8 @@ BEGIN
 END $$;
 DROP FUNCTION IF EXISTS pgembed.search(text, vector, integer, jsonb, double precision, text, integer,
                                        double precision, text, text, double precision, boolean, text,
-                                       double precision, double precision, integer, text, double precision, integer);
+                                       double precision, double precision, integer, text, double precision, integer,
+                                       double precision);
 DROP FUNCTION IF EXISTS pgembed._prepare_hybrid(integer, jsonb, text, integer, double precision, text, integer,
                                                 double precision, text, text[], text, double precision, boolean,
                                                 double precision, double precision, integer, text);
@@ -36,5 +37,8 @@ DROP FUNCTION IF EXISTS pgembed.stage_depth(integer);
 DROP FUNCTION IF EXISTS pgembed._stage_depth(integer, integer, text);
 DROP FUNCTION IF EXISTS pgembed.mmr(vector, vector[], integer, double precision, text);
 DROP FUNCTION IF EXISTS pgembed._filter_matches(regclass, text, jsonb);
+DROP FUNCTION IF EXISTS pgembed.relevance(text, vector, double precision[]);
+DROP FUNCTION IF EXISTS pgembed._relevance(integer, vector, double precision[]);
+DROP TABLE IF EXISTS pgembed.relevance_models;
 DROP TABLE IF EXISTS pgembed.text_search;
 DELETE FROM pgembed.function_files;

@@ -25,6 +25,38 @@ CREATE POLICY owners_of_the_table ON pgembed.text_search FOR ALL
                    ON r.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.table_schema, c.table_name))
                    WHERE c.id = collection_id AND pg_catalog.pg_has_role(r.relowner, 'USAGE')));
 GRANT SELECT ON pgembed.text_search TO PUBLIC;
+
+-- A collection's relevance models (pgembed/relevance.py): the parameters of a map from a row's distance to the
+-- probability that it is relevant, a function of the query (sql/functions/rerank.sql evaluates it), versioned
+-- like a codec: a new fit retires the active one.
+CREATE TABLE IF NOT EXISTS pgembed.relevance_models (
+    id             integer          GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    collection_id  integer          NOT NULL REFERENCES pgembed.collections (id) ON DELETE CASCADE,
+    version        integer          NOT NULL CHECK (version >= 1),
+    state          text             NOT NULL CHECK (state IN ('active', 'retired')),
+    -- float8, not vector: the server computes what numpy fitted, to the same digits.
+    w_a            double precision[] NOT NULL,
+    c_a            double precision NOT NULL,
+    w_b            double precision[] NOT NULL,
+    c_b            double precision NOT NULL,
+    fitted_queries integer          NOT NULL,
+    fitted_pairs   integer          NOT NULL,
+    created_at     timestamptz      NOT NULL DEFAULT now(),
+    UNIQUE (collection_id, version),
+    CHECK (cardinality(w_a) = cardinality(w_b))
+);
+CREATE UNIQUE INDEX IF NOT EXISTS relevance_models_one_active ON pgembed.relevance_models (collection_id)
+    WHERE state = 'active';
+ALTER TABLE pgembed.relevance_models ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS readers_of_the_table ON pgembed.relevance_models;
+DROP POLICY IF EXISTS owners_of_the_table ON pgembed.relevance_models;
+CREATE POLICY readers_of_the_table ON pgembed.relevance_models FOR SELECT
+    USING (EXISTS (SELECT FROM pgembed.collections AS c WHERE c.id = collection_id));
+CREATE POLICY owners_of_the_table ON pgembed.relevance_models FOR ALL
+    USING (EXISTS (SELECT FROM pgembed.collections AS c JOIN pg_catalog.pg_class AS r
+                   ON r.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', c.table_schema, c.table_name))
+                   WHERE c.id = collection_id AND pg_catalog.pg_has_role(r.relowner, 'USAGE')));
+GRANT SELECT ON pgembed.relevance_models TO PUBLIC;
 -- Nothing of the user's (a view over pgembed.search(), say) may depend on the functions that go: named, the
 -- upgrade stops.
 DO $$

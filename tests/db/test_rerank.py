@@ -121,3 +121,58 @@ def test_bad_stages_are_named(docs: pgembed.Collection) -> None:
         docs.search(q, 5, model=ModelStage(WordOverlap(), depth=3))
     with pytest.raises(InvalidInputError, match="model must be a pgembed.reranking.ModelStage"):
         docs.search(q, 5, model=WordOverlap())  # type: ignore[arg-type]
+
+
+# -- relevance cut-off ----------------------------------------------------------------------------------------
+def test_relevance_model_fits_cuts_and_agrees_with_the_server(docs: pgembed.Collection, db: pgembed.Database) -> None:
+    x = unit_vectors(ROWS, DIM, seed=8)
+    # Labels with a query-dependent scale: for query i, its rows within a radius that depends on the query are
+    # relevant, so no single distance threshold fits all queries.
+    queries = unit_vectors(60, DIM, seed=40)
+    relevant = []
+    for q in queries:
+        distance = 1 - x @ q
+        radius = 0.25 + 0.5 * (q[0] > 0)
+        relevant.append(set(np.flatnonzero(distance < radius).tolist()))
+    info = docs.fit_relevance(queries, relevant, depth=40)
+    assert info.version == 1 and info.state == "active" and info.fitted_queries == 60 and info.fitted_pairs == 2400
+    from pgembed.engine.relevance import fit
+    second, model = fit(docs.context, queries, relevant, depth=40)
+    assert second.version == 2 and [m.state for m in docs.relevance_models()] == ["retired", "active"]
+    q = unit_vectors(1, DIM, seed=41)[0]
+    got = docs.search(q, 20, plan="exact", min_relevance=0.5)
+    full = docs.search(q, 20, plan="exact")
+    want = model.predict(q.astype(np.float64), full.distances)
+    assert got.relevance is not None
+    np.testing.assert_allclose(want[want >= 0.5], got.relevance, rtol=0, atol=1e-9)  # numpy's formula = server's
+    assert got.ids.tolist() == full.ids[want >= 0.5].tolist()
+    assert got.below_relevance == 20 - len(got) and len(got) < 20
+    server = db.execute("SELECT pgembed.relevance('docs', %s, %s)", (q, full.distances.tolist())).fetchone()[0]
+    np.testing.assert_allclose(server, want, rtol=0, atol=1e-9)
+    rows = db.execute("SELECT id FROM pgembed.search('docs', %s, 20, plan => 'exact', min_relevance => 0.5)",
+                      (q,)).fetchall()
+    assert [int(r[0]) for r in rows] == got.ids.tolist()
+    # The fitted map beats one raw threshold on these labels (query-dependent radius): accuracy on new queries.
+    fresh = unit_vectors(30, DIM, seed=42)
+    hits_model, hits_raw = 0, np.zeros(101)
+    thresholds = np.linspace(0, 1, 101)  # the best single distance threshold, chosen on these very queries
+    for f in fresh:
+        found = docs.search(f, 40, plan="exact")
+        truth = found.distances < 0.25 + 0.5 * (f[0] > 0)
+        hits_model += int(((model.predict(f.astype(np.float64), found.distances) >= 0.5) == truth).sum())
+        hits_raw += [((found.distances < t) == truth).sum() for t in thresholds]
+    assert hits_model > hits_raw.max()
+
+
+def test_relevance_errors_are_named(docs: pgembed.Collection, db: pgembed.Database) -> None:
+    q = unit_vectors(1, DIM, seed=43)[0]
+    with pytest.raises(pgembed.errors.SchemaError, match="has no relevance model: fit one first"):
+        docs.search(q, 5, min_relevance=0.5)
+    with pytest.raises(InvalidInputError, match="min_relevance must be between 0 and 1"):
+        docs.search(q, 5, min_relevance=1.5)
+    with pytest.raises(InvalidInputError, match="all relevant or all irrelevant"):
+        docs.fit_relevance(unit_vectors(3, DIM), [set(), set(), set()])
+    with pytest.raises(InvalidInputError, match="one collection of relevant keys per query"):
+        docs.fit_relevance(unit_vectors(3, DIM), [set()])
+    with pytest.raises(Exception, match="has no relevance model"):
+        db.execute("SELECT pgembed.relevance('docs', %s, '{0.1}')", (q,))

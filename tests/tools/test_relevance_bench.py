@@ -23,3 +23,8 @@ def test_relevance_bench_on_the_shipped_dataset(dsn: str) -> None:
             assert row["mean_rows"] == 10 and row["empty_lists"] == 0
     vector = result["modes"][0]
     assert vector["mode"] == "vector" and vector["ndcg@10"] > 0.2  # real queries find their pages' passages
+    cutoff = result["cutoff"]
+    assert cutoff["train_queries"] == 12 and cutoff["test_queries"] == 12 and len(cutoff["rows"]) == 4
+    for row in cutoff["rows"]:
+        for method in ("raw", "calibrated"):
+            assert 0 <= row[method]["precision"] <= 1 and 0 <= row[method]["recall"] <= 1

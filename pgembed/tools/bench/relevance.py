@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 import pgembed
+from pgembed.engine.relevance import fit, labelled_pairs
 from pgembed.engine.search import SearchResult
 from pgembed.statements import benchmarks
 from pgembed.tools.bench.search import load_attrs
@@ -119,6 +120,60 @@ def _sweep(docs: pgembed.Collection, modes: Sequence[Mode], vectors: np.ndarray,
     return found, seconds
 
 
+# -- the relevance cut-off -------------------------------------------------------------------------------------
+TARGET_RECALLS = (0.3, 0.5, 0.7)
+
+
+def _precision_recall(scores: list[np.ndarray], labels: list[np.ndarray], threshold: float) -> tuple[float, float]:
+    """Over every query's candidates: precision and recall of "score >= threshold" (recall of the relevant
+    rows among the candidates)."""
+    kept = sum(int((s >= threshold).sum()) for s in scores)
+    hits = sum(int(((s >= threshold) & (y > 0)).sum()) for s, y in zip(scores, labels, strict=True))
+    relevant = sum(int(y.sum()) for y in labels)
+    return (hits / kept if kept else 1.0), hits / relevant
+
+
+def _threshold_for_recall(scores: list[np.ndarray], labels: list[np.ndarray], recall: float) -> float:
+    """The highest threshold whose recall reaches `recall` on these queries."""
+    positives = np.sort(np.concatenate([s[y > 0] for s, y in zip(scores, labels, strict=True)]))[::-1]
+    return float(positives[min(len(positives) - 1, max(0, math.ceil(recall * len(positives)) - 1))])
+
+
+def _best_f1_threshold(scores: list[np.ndarray], labels: list[np.ndarray]) -> float:
+    grid = np.unique(np.quantile(np.concatenate(scores), np.linspace(0.0, 1.0, 401)))
+    f1 = [2 * p * r / (p + r) if p + r else 0.0 for p, r in (_precision_recall(scores, labels, t) for t in grid)]
+    return float(grid[int(np.argmax(f1))])
+
+
+def cutoff_figures(docs: pgembed.Collection, vectors: np.ndarray, relevant: list[set[int]], train: list[int],
+                   test: list[int], depth: int = 50) -> dict[str, Any]:
+    """The relevance model fitted on the train queries, against the best single raw-distance threshold chosen on
+    the same queries, both measured on the test queries' exact nearest `depth` rows."""
+    started = time.perf_counter()
+    info, model = fit(docs.context, vectors[train], [relevant[i] for i in train], depth=depth)
+    fit_seconds = time.perf_counter() - started
+    figures: dict[str, Any] = {"depth": depth, "train_queries": len(train), "test_queries": len(test),
+                               "model_version": info.version, "fit_seconds": fit_seconds, "rows": []}
+    pairs = {}
+    for split, ids in (("train", train), ("test", test)):
+        distances, labels = labelled_pairs(docs.context, vectors[ids], [relevant[i] for i in ids], depth)
+        calibrated = [model.predict(vectors[i].astype(np.float64), d) for i, d in zip(ids, distances, strict=True)]
+        pairs[split] = {"raw": [-d for d in distances], "calibrated": calibrated, "labels": labels}
+    train_pairs, test_pairs = pairs["train"], pairs["test"]
+    choices = [(f"recall {r} on train", {m: _threshold_for_recall(train_pairs[m], train_pairs["labels"], r)
+                                         for m in ("raw", "calibrated")}) for r in TARGET_RECALLS]
+    choices.append(("best F1 on train", {m: _best_f1_threshold(train_pairs[m], train_pairs["labels"])
+                                         for m in ("raw", "calibrated")}))
+    for rule, thresholds in choices:
+        row: dict[str, Any] = {"threshold chosen by": rule}
+        for method, threshold in thresholds.items():
+            precision, recall = _precision_recall(test_pairs[method], test_pairs["labels"], threshold)
+            row[method] = {"threshold": threshold if method == "calibrated" else -threshold,
+                           "precision": precision, "recall": recall}
+        figures["rows"].append(row)
+    return figures
+
+
 def run_relevance_bench(dataset: str | Path, labels: str | Path, *, dsn: str | None = None,
                         data_dir: str | Path | None = None, k: int = 10, split: str | None = "test",
                         limit: int | None = None, log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
@@ -139,6 +194,10 @@ def run_relevance_bench(dataset: str | Path, labels: str | Path, *, dsn: str | N
         text_modes = [m for m in MODES if m.text_match is not None]
         log(f"again with the tsvector stored: {len(text_modes)} text modes")
         stored_found, stored_seconds = _sweep(docs, text_modes, vectors, texts, chosen, k)
+        train = [i for i, s in enumerate(table["split"]) if s == "train"][:limit]
+        test = [i for i, s in enumerate(table["split"]) if s == "test"][:limit]
+        log(f"relevance cut-off: fitted on {len(train)} train queries, measured on {len(test)} test queries")
+        cutoff = cutoff_figures(docs, vectors, relevant, train, test)
     rows = []
     for mode in MODES:
         lists = found[mode.name]
@@ -159,4 +218,4 @@ def run_relevance_bench(dataset: str | Path, labels: str | Path, *, dsn: str | N
         rows.append(row)
     return {"dataset": dataset.name, "labels": str(labels), "queries": len(chosen), "split": split, "k": k,
             "rows": rows_total, "text_search": forms, "fusion_depth": f"pgembed.stage_depth({k})",
-            "vector_plan": "exact", "modes": rows}
+            "vector_plan": "exact", "modes": rows, "cutoff": cutoff}
