@@ -102,7 +102,8 @@ bench-memory: $(KERNELS)
 # docs/benchmarks.md, "Relevance" (issue 17): nDCG@10 and MRR@10 of vector, text and fused search on labelled
 # queries (docs/results/relevance/pydocs-minilm: `pgembed dataset relevance`), and on the shipped manpages-5k.
 bench-relevance: $(KERNELS)
-	$(BIN)/pgembed bench relevance --dataset $(DATA) --labels docs/results/relevance/pydocs-minilm --out docs/results
+	$(BIN)/pgembed bench relevance --dataset $(DATA) --labels docs/results/relevance/pydocs-minilm --limit 250 \
+		--out docs/results
 	$(BIN)/pgembed bench relevance --dataset pgembed/tools/data/manpages-5k --labels pgembed/tools/data/manpages-5k \
 		--split all --out docs/results/relevance-manpages-5k
 

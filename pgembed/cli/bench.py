@@ -170,7 +170,7 @@ def cmd_relevance(args: argparse.Namespace) -> None:
 
     console = Console(stderr=True, quiet=args.json)
     result = run_relevance_bench(args.dataset, args.labels, dsn=args.dsn, data_dir=args.data_dir, k=args.k,
-                                 split=None if args.split == "all" else args.split,
+                                 split=None if args.split == "all" else args.split, limit=args.limit,
                                  log=lambda m: console.print(m, highlight=False))
     _keep(args, "relevance", result)
 
@@ -455,6 +455,8 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--dataset", required=True, metavar="DIR", help="a dataset folder with texts.txt.gz")
     p.add_argument("--labels", required=True, metavar="DIR", help="its relevance judgments (relevance_queries.*)")
     p.add_argument("--split", default="test", choices=["test", "train", "all"])
+    p.add_argument("--limit", type=int, default=None, help="the first N queries of the split (and of train and "
+                   "test for the cut-off)")
     p.add_argument("--k", type=int, default=10)
     _keep_result_argument(p, "relevance.json")
 

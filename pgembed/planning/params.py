@@ -138,8 +138,13 @@ class SearchParams:
     def per_query_only(self) -> bool:
         """Knobs only a per-query plan honours: a batch does not scan under them."""
         return (self.recall is not None or self.codec is not None or self.plan is not PlanKind.AUTO
-                or self.refine is not None or not self.rerank or self.diversity is not None
-                or self.model is not None or self.min_relevance is not None)
+                or self.refine is not None or not self.rerank or self.later_stages)
+
+    @property
+    def later_stages(self) -> bool:
+        """Stages after the candidates' exact distances (a model, diversity, a relevance cut-off), which
+        engine.search.search() runs around the plan's statement."""
+        return self.model is not None or self.diversity is not None or self.min_relevance is not None
 
     def to_dict(self) -> dict[str, Any]:
         # A model stage holds a callable: described by name, not made again by from_dict.

@@ -48,6 +48,8 @@ DECLARE
     v text;
     op text;
     extra text;
+    -- The columns beside the vector in a subquery that selects the vector already (asked for, it is there once).
+    inner_extra text;
     k integer := (plan ->> 'k')::integer;
     code text;
     code_type text;
@@ -73,6 +75,7 @@ BEGIN
     v := format('%I', c.vector_column);
     op := pgembed._qualified_operator(pgembed.distance_operator(c.metric));
     extra := pgembed._column_list(tbl::regclass, columns);
+    inner_extra := pgembed._column_list(tbl::regclass, array_remove(columns, c.vector_column));
 
     exact := ARRAY[format('SELECT %s, distance%s FROM (SELECT %s, %s %s ', key, extra, key, v, op), 'q',
                    format(' AS distance%s FROM %s WHERE (%s) AND %s IS NOT NULL OFFSET 0) AS matching '
@@ -126,7 +129,7 @@ BEGIN
         -- The codes beside the vector: each candidate's heap row carries both.
         candidates := format('FROM %s WHERE %s AND (%s) ORDER BY %s %s ', tbl, settings, clause, code, code_op);
         body := ARRAY[format('SELECT %s, %s %s ', key, v, op), 'q',
-                      format(' AS distance%s FROM (SELECT %s, %s%s %s', extra, key, v, extra, candidates), 'qcode',
+                      format(' AS distance%s FROM (SELECT %s, %s%s %s', extra, key, v, inner_extra, candidates), 'qcode',
                       format('::%s LIMIT %s) AS candidates ORDER BY distance, %s LIMIT %s',
                              code_type, plan ->> 'candidates', key, k)];
     ELSE
@@ -148,7 +151,7 @@ BEGIN
                                   codes_alias, code, code_op), 'qcode',
                            format('::%s LIMIT %s', code_type, plan ->> 'candidates')];
         ELSE
-            stage := ARRAY[format('SELECT %1$s AS pgembed_key, %2$s%3$s%4$s, %5$s %6$s ', key, v, extra,
+            stage := ARRAY[format('SELECT %1$s AS pgembed_key, %2$s%3$s%4$s, %5$s %6$s ', key, v, inner_extra,
                                   CASE WHEN refine_col IS NOT NULL THEN format(', %I AS pgembed_refine', refine_col) ELSE '' END,
                                   code, code_op), 'qcode',
                            format('::%s AS pgembed_estimate FROM %s WHERE %s AND (%s) ORDER BY %s %s ',
@@ -164,7 +167,8 @@ BEGIN
                          format('SELECT pgembed_coarse.pgembed_key%s, %s AS pgembed_estimate FROM (',
                                 CASE WHEN companion THEN '' ELSE
                                     (SELECT string_agg(format(', pgembed_coarse.%I', u.name), '' ORDER BY u.n)
-                                     FROM unnest(ARRAY[c.vector_column] || columns) WITH ORDINALITY AS u(name, n)) END,
+                                     FROM unnest(ARRAY[c.vector_column] || array_remove(columns, c.vector_column))
+                                          WITH ORDINALITY AS u(name, n)) END,
                                 estimate),
                          stage,
                          format(') AS pgembed_coarse, (SELECT pgembed.%I(%L, ',

@@ -176,3 +176,13 @@ def test_relevance_errors_are_named(docs: pgembed.Collection, db: pgembed.Databa
         docs.fit_relevance(unit_vectors(3, DIM), [set()])
     with pytest.raises(Exception, match="has no relevance model"):
         db.execute("SELECT pgembed.relevance('docs', %s, '{0.1}')", (q,))
+
+
+def test_search_batch_runs_the_stages_for_each_query(docs: pgembed.Collection) -> None:
+    docs.add_codec("bq", "bq")
+    docs.create_index("bq", m=8, ef_construction=40)
+    queries = unit_vectors(6, DIM, seed=44)
+    batch = docs.search_batch(queries, 5, diversity=0.3, diversity_depth=20)
+    for i, q in enumerate(queries):
+        assert batch.ids[i].tolist() == docs.search(q, 5, diversity=0.3, diversity_depth=20).ids.tolist()
+    assert {g.kind.value for g in batch.groups} == {"each"}

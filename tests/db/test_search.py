@@ -508,3 +508,14 @@ def test_the_planners_answer_is_cached_per_filter_and_knobs(docs: pgembed.Collec
     docs.create_index("bq", "hnsw", m=8, ef_construction=40, where={"category": "news"})  # the catalog moved
     docs.search(q[0], 10, where={"year": {"$gte": 2020}})
     assert len(asked) == 3
+
+
+@pytest.mark.parametrize("knobs", [{}, {"refine": "bq"}, {"rerank": False}])
+def test_the_vector_column_can_be_asked_for_on_every_plan(docs: pgembed.Collection, knobs: dict) -> None:
+    q = unit_vectors(1, DIM, seed=50)[0]
+    for plan in ("exact", "index"):
+        got = docs.search(q, 5, plan=plan, columns=["embedding", "category"], **knobs)
+        x = docs.data[0]  # type: ignore[attr-defined]
+        assert len(got) == 5 and got.rows is not None
+        for key, row in zip(got.ids, got.rows, strict=True):
+            np.testing.assert_allclose(np.asarray(row["embedding"].to_numpy()), x[key], atol=1e-6)

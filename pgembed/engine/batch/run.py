@@ -200,7 +200,7 @@ def _choose(strategy: BatchStrategy, params: SearchParams, cost: CostModel, rows
     if strategy is BatchStrategy.EACH:
         return BatchStrategy.EACH, "asked for"
     if params.per_query_only:
-        return BatchStrategy.EACH, "recall, codec or plan given: per-query plans"
+        return BatchStrategy.EACH, "knobs only a per-query search honours (recall, codec, plan, stages): per query"
     return BatchStrategy.EACH, f"~{each_s:.3f}s <= ~{scan_s:.3f}s to scan ~{rows:.0f} rows"
 
 
@@ -210,7 +210,7 @@ def _search_each(worker: CollectionContext, q: np.ndarray, group: _Group, k: int
     (1.16-1.28x the speed of one statement a query in raw SQL, measured), else one by one."""
     prepared = group.prepared
     assert prepared is not None
-    if prepared.plan.kind is PlanKind.INDEX and len(q) > 1:
+    if prepared.plan.kind is PlanKind.INDEX and len(q) > 1 and not params.later_stages:
         try:
             return searching.search_many(worker, q, prepared)
         except searching.STALE_PLAN:
