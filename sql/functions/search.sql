@@ -177,7 +177,8 @@ BEGIN
         PERFORM pgembed._check_fusion(vector_weight, text_weight, fusion_depth, text_match);
         depth := pgembed._stage_depth(fusion_depth, k, 'fusion_depth');
         ids := ARRAY(SELECT s.id FROM pgembed.search(collection, query, depth, filter, recall, codec, ef_search,
-                                                     oversample, plan, refine, refine_oversample, rerank) AS s);
+                                                     oversample, plan, refine, refine_oversample, rerank)
+                                      WITH ORDINALITY AS s(id, distance, score, n) ORDER BY s.n);
         RETURN QUERY EXECUTE format(
             'SELECT s.%1$I::pg_catalog.text, s.distance, s.score FROM (%2$s) AS s '
             'ORDER BY s.score DESC, s.vector_rank NULLS LAST, s.text_rank NULLS LAST, s.%1$I',

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
 
 import pgembed
@@ -168,14 +169,19 @@ def test_relevance_errors_are_named(docs: pgembed.Collection, db: pgembed.Databa
     q = unit_vectors(1, DIM, seed=43)[0]
     with pytest.raises(pgembed.errors.SchemaError, match="has no relevance model: fit one first"):
         docs.search(q, 5, min_relevance=0.5)
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="has no relevance model"):
+        db.execute("SELECT pgembed.relevance('docs', %s, '{0.1}')", (q,))
+    db.conn.rollback()
+    queries = unit_vectors(10, DIM, seed=45)
+    docs.fit_relevance(queries, [{0, 1, 2, int(i)} for i in range(10)], depth=10)
+    nothing = docs.search(q, 5, where={"n": {"$lt": 0}}, min_relevance=0.5)
+    assert len(nothing) == 0 and nothing.below_relevance == 0
     with pytest.raises(InvalidInputError, match="min_relevance must be between 0 and 1"):
         docs.search(q, 5, min_relevance=1.5)
     with pytest.raises(InvalidInputError, match="all relevant or all irrelevant"):
         docs.fit_relevance(unit_vectors(3, DIM), [set(), set(), set()])
     with pytest.raises(InvalidInputError, match="one collection of relevant keys per query"):
         docs.fit_relevance(unit_vectors(3, DIM), [set()])
-    with pytest.raises(Exception, match="has no relevance model"):
-        db.execute("SELECT pgembed.relevance('docs', %s, '{0.1}')", (q,))
 
 
 def test_search_batch_runs_the_stages_for_each_query(docs: pgembed.Collection) -> None:
