@@ -192,8 +192,8 @@ def describe(ctx: CollectionContext) -> dict[str, Any]:
 
 
 def drop(ctx: CollectionContext, *, drop_table: bool = False) -> None:
-    """Forget the collection: its trigger, code columns (or companion table) and pgembed indexes go; the table
-    and its rows stay unless `drop_table`."""
+    """Forget the collection: its trigger, code columns (or companion table), pgembed indexes and text search
+    go; the table and its rows stay unless `drop_table`."""
     info = ctx.info
     companion = info.placement is Placement.COMPANION
     with ctx.session.transaction():
@@ -210,6 +210,11 @@ def drop(ctx: CollectionContext, *, drop_table: bool = False) -> None:
             for codec in ctx.codecs(include_retired=True) if not companion else []:
                 for column in codecs.column_names(ctx, codec):
                     ctx.session.execute(ddl.drop_column(info, column))
+            text = indexes.text_search(ctx)
+            if text is not None:  # its GIN index, and the generated tsvector column of stored=True
+                ctx.session.execute(ddl.drop_index(info.table_schema, text.index_name))
+                if text.tsvector_column is not None:
+                    ctx.session.execute(ddl.drop_column_named(info.table, text.tsvector_column))
         if companion:
             ctx.session.execute(ddl.drop_companion(info))
         catalog.delete_collection(ctx.session, info.id)

@@ -18,7 +18,7 @@ from pgembed.db import functions, migrate
 from pgembed.errors import CatalogError
 
 CATALOG_TABLES = {"collections", "codecs", "indexes", "tuning", "function_files", "kernel_choice",
-                  "fitted_parameters", "text_search"}
+                  "fitted_parameters", "text_search", "relevance_models"}
 
 
 def catalog_tables(conn: psycopg.Connection) -> set[str]:

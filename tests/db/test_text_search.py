@@ -280,3 +280,15 @@ def test_a_stored_tsvector_is_a_generated_column_dropped_with_the_search(db: pge
     db.execute("ALTER TABLE notes ADD COLUMN body_tsv int")
     with pytest.raises(SchemaError, match="has a column 'body_tsv' already"):
         docs.add_text_search("body", stored=True)
+
+
+def test_dropping_the_collection_takes_its_text_search(db: pgembed.Database) -> None:
+    x = unit_vectors(20, DIM, seed=7)
+    docs = db.create_collection("notes", DIM, attrs={"body": "text"})
+    docs.ingest(np.arange(20), x, {"body": [body(i) for i in range(20)]})
+    info = docs.add_text_search("body", stored=True)
+    docs.drop()
+    assert db.execute("SELECT to_regclass(%s)", (info.index_name,)).fetchone() == (None,)
+    columns = [r[0] for r in db.execute("SELECT attname FROM pg_attribute WHERE attrelid = 'notes'::regclass "
+                                        "AND attnum > 0 AND NOT attisdropped ORDER BY attnum").fetchall()]
+    assert columns == ["id", "embedding", "body"]
