@@ -28,3 +28,4 @@ def test_relevance_bench_on_the_shipped_dataset(dsn: str) -> None:
     for row in cutoff["rows"]:
         for method in ("raw", "calibrated"):
             assert 0 <= row[method]["precision"] <= 1 and 0 <= row[method]["recall"] <= 1
+        assert row["raw at equal recall"]["recall"] >= row["calibrated"]["recall"]
