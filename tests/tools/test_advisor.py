@@ -92,7 +92,10 @@ def test_add_codec_takes_a_recommendation_as_it_comes() -> None:
 def test_the_search_knobs_serialise_and_come_back() -> None:
     pick = advise_codec(ROWS, "64B").to_dict()
     assert pick["params"] == {"recall": None, "codec": None, "ef_search": 320, "oversample": 32.0, "plan": "index",
-                              "refine": None, "refine_oversample": None, "rerank": True}
+                              "refine": None, "refine_oversample": None, "rerank": True,
+                              "fusion": {"vector": 1.0, "text": 1.0}, "fusion_depth": None,
+                              "text_match": "websearch", "diversity": None, "diversity_depth": None, "model": None,
+                              "min_relevance": None}
     assert "search" not in pick
     assert SearchParams.from_dict(pick["params"]) == advise_codec(ROWS, "64B").params
     # A client-side scan is nothing search() can reproduce: every knob is left to the planner.
