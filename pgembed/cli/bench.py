@@ -171,12 +171,16 @@ def cmd_relevance(args: argparse.Namespace) -> None:
     console = Console(stderr=True, quiet=args.json)
     result = run_relevance_bench(args.dataset, args.labels, dsn=args.dsn, data_dir=args.data_dir, k=args.k,
                                  split=None if args.split == "all" else args.split, limit=args.limit,
-                                 cutoff_only=args.cutoff_only,
+                                 only=args.only,
                                  log=lambda m: console.print(m, highlight=False))
-    _keep(args, "relevance-cutoff" if args.cutoff_only else "relevance", result)
+    _keep(args, f"relevance-{args.only}" if args.only else "relevance", result)
 
     def render(r: dict[str, Any]) -> None:
-        for row in r["cutoff"]["rows"]:
+        for d in r.get("diversity", []):
+            gain = d[f"ndcg@{r['k']}"]
+            print(f"diversity {d['diversity']}: nDCG {gain:.3f}  pages {d['distinct_pages']:.2f}  "
+                  f"p50 {d['p50_ms']:.1f} ms  p99 {d['p99_ms']:.1f} ms  MMR p50 {d['mmr_p50_ms']} ms")
+        for row in r.get("cutoff", {}).get("rows", []):
             print(row["threshold chosen by"], *(f"{m}: P {row[m]['precision']:.3f} R {row[m]['recall']:.3f}"
                                                for m in ("raw", "calibrated", "raw at equal recall")))
         if "modes" not in r:
@@ -464,8 +468,9 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--limit", type=int, default=None, help="the first N queries of the split (and of train and "
                    "test for the cut-off)")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--cutoff-only", action="store_true", help="measure the relevance cut-off alone")
-    _keep_result_argument(p, "relevance.json (relevance-cutoff.json with --cutoff-only)")
+    p.add_argument("--only", default=None, choices=["cutoff", "diversity"],
+                   help="measure the relevance cut-off, or diversity (MMR), alone")
+    _keep_result_argument(p, "relevance.json (relevance-<only>.json with --only)")
 
     p = subcommand("memory", cmd_memory, "search when RAM is short: a server of its own with shared_buffers at a "
                    "fraction of plain pgvector's float32 HNSW index and direct I/O, every configuration of pgvector "

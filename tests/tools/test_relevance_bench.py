@@ -29,3 +29,11 @@ def test_relevance_bench_on_the_shipped_dataset(dsn: str) -> None:
         for method in ("raw", "calibrated"):
             assert 0 <= row[method]["precision"] <= 1 and 0 <= row[method]["recall"] <= 1
         assert row["raw at equal recall"]["recall"] >= row["calibrated"]["recall"]
+
+
+def test_diversity_figures_on_the_shipped_dataset(dsn: str) -> None:
+    folder = Path(str(resources.files("pgembed.tools.data").joinpath("manpages-5k")))
+    result = run_relevance_bench(folder, folder, dsn=dsn, split="test", limit=8, only="diversity")
+    rows = {d["diversity"]: d for d in result["diversity"]}
+    assert set(rows) == {None, 0.7, 0.5} and rows[None]["mmr_p50_ms"] is None and rows[0.5]["mmr_p50_ms"] > 0
+    assert rows[0.5]["distinct_pages"] >= rows[None]["distinct_pages"]  # MMR spreads the rows over pages

@@ -23,9 +23,11 @@ import numpy as np
 import pgembed
 from pgembed.engine.relevance import fit, labelled_pairs
 from pgembed.engine.search import SearchResult
+from pgembed.errors import InvalidInputError
 from pgembed.statements import benchmarks
 from pgembed.tools.bench.search import load_attrs
 from pgembed.tools.datasets.files import load_dataset_dir
+from pgembed.tools.datasets.folder import _pyarrow
 from pgembed.tools.datasets.relevance import load_relevance
 
 TABLE = "relevance_docs"
@@ -179,13 +181,48 @@ def cutoff_figures(docs: pgembed.Collection, vectors: np.ndarray, relevant: list
     return figures
 
 
+# -- diversity -------------------------------------------------------------------------------------------------
+DIVERSITY = (None, 0.7, 0.5)
+
+
+def diversity_figures(docs: pgembed.Collection, vectors: np.ndarray, relevant: list[set[int]], pages: list[str],
+                      chosen: list[int], k: int) -> list[dict[str, Any]]:
+    """Vector search with and without MMR (lambda 0.7, 0.5 over stage_depth(k) candidates), interleaved: nDCG,
+    the distinct pages among the k rows, the latency, and the MMR stage's own."""
+    def run(lam: float | None, qid: int) -> SearchResult:
+        return docs.search(vectors[qid], k, plan="exact", diversity=lam)
+
+    for lam in DIVERSITY:
+        run(lam, chosen[0])
+    found: dict[float | None, list[tuple[SearchResult, float]]] = {lam: [] for lam in DIVERSITY}
+    for turn, qid in enumerate(chosen):
+        for lam in (*DIVERSITY[turn % 3:], *DIVERSITY[:turn % 3]):
+            started = time.perf_counter()
+            result = run(lam, qid)
+            found[lam].append((result, (time.perf_counter() - started) * 1000))
+    rows = []
+    for lam in DIVERSITY:
+        results = found[lam]
+        ms = np.array([s for _, s in results])
+        stage = [r.stages[-1]["ms"] for r, _ in results if r.stages]
+        rows.append({
+            "diversity": lam, f"ndcg@{k}": float(np.mean([ndcg(r.ids.tolist(), relevant[q], k)
+                                                         for (r, _), q in zip(results, chosen, strict=True)])),
+            "distinct_pages": float(np.mean([len({pages[i] for i in r.ids.tolist()}) for r, _ in results])),
+            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "mmr_p50_ms": float(np.percentile(stage, 50)) if stage else None,
+            "mmr_p99_ms": float(np.percentile(stage, 99)) if stage else None,
+        })
+    return rows
+
+
 def run_relevance_bench(dataset: str | Path, labels: str | Path, *, dsn: str | None = None,
                         data_dir: str | Path | None = None, k: int = 10, split: str | None = "test",
-                        limit: int | None = None, cutoff_only: bool = False,
+                        limit: int | None = None, only: str | None = None,
                         log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     """Every mode on the labelled queries of `split` (None: all; `limit`: the first so many), with the text
     index on the expression; then the text modes again with the tsvector stored (same answers checked, latency
-    measured); then the relevance cut-off. `cutoff_only`: the cut-off alone."""
+    measured); then the relevance cut-off. `only`: "cutoff" or "diversity" alone."""
     dataset, labels = Path(dataset), Path(labels)
     vectors, table, relevant = load_relevance(labels)
     texts = [str(t) for t in table["text"]]
@@ -194,10 +231,19 @@ def run_relevance_bench(dataset: str | Path, labels: str | Path, *, dsn: str | N
         docs = load(db, dataset, log)
         train = [i for i, s in enumerate(table["split"]) if s == "train"][:limit]
         test = [i for i, s in enumerate(table["split"]) if s == "test"][:limit]
-        if cutoff_only:
+        if only == "cutoff":
             log(f"relevance cut-off: fitted on {len(train)} train queries, measured on {len(test)} test queries")
             return {"dataset": dataset.name, "labels": str(labels), "rows": docs.count(), "vector_plan": "exact",
                     "cutoff": cutoff_figures(docs, vectors, relevant, train, test)}
+        if only == "diversity":
+            log(f"diversity: {len(chosen)} queries, lambda {DIVERSITY[1:]} and none, interleaved")
+            pages = [str(p) for p in _pyarrow().parquet.read_table(dataset / "attrs.parquet").column("page")
+                     .to_pylist()]
+            return {"dataset": dataset.name, "labels": str(labels), "rows": docs.count(), "queries": len(chosen),
+                    "k": k, "depth": f"pgembed.stage_depth({k})", "vector_plan": "exact",
+                    "diversity": diversity_figures(docs, vectors, relevant, pages, chosen, k)}
+        if only is not None:
+            raise InvalidInputError(f"only takes cutoff or diversity, got {only!r}")
         forms = [_text_search(db, docs, False, log)]
         log(f"{len(chosen)} queries ({split or 'all'}), {len(MODES)} modes, interleaved")
         found, seconds = _sweep(docs, MODES, vectors, texts, chosen, k)
