@@ -33,7 +33,7 @@ from pgembed.planning.params import SearchParams
 from pgembed.planning.plans import Pieces, Plan, PreparedHybrid, PreparedSearch
 from pgembed.records import RelevanceModelInfo
 from pgembed.reranking import RerankQuery, score
-from pgembed.statements.search import MMR, PREPARE_HYBRID, PREPARE_SEARCH, RELEVANCE, STAGE_DEPTH
+from pgembed.statements.search import MMR_OF_ROWS, PREPARE_HYBRID, PREPARE_SEARCH, RELEVANCE, STAGE_DEPTH
 from pgembed.vectors import as_query
 from pgembed.vocabulary import PlanKind, Storage
 
@@ -238,11 +238,11 @@ def staged(ctx: CollectionContext, q: np.ndarray, text: str | None, query_text: 
            params: SearchParams, columns: tuple[str, ...]) -> SearchResult:
     """The stages after the candidates: the search without them fetches the first one's depth of rows (with
     the columns the later stages read), the model stage keeps the best by its scores, diversity chooses k by
-    MMR (pgembed.mmr). Each stage is timed in result.stages."""
-    model, diversity, vector = params.model, params.diversity, ctx.info.vector_column
+    MMR (pgembed._mmr_of_rows: the server reads their vectors). Each stage is timed in result.stages."""
+    model, diversity = params.model, params.diversity
     keep = _stage_depth(ctx, where, params.diversity_depth, k, "diversity_depth") if diversity is not None else k
     depth = _stage_depth(ctx, where, model.depth, keep, "the model stage's depth") if model is not None else keep
-    read = (*(model.columns if model is not None else ()), *((vector,) if diversity is not None else ()))
+    read = model.columns if model is not None else ()
     wanted = (*columns, *(c for c in dict.fromkeys(read) if c not in columns))
     started = time.perf_counter()
     found = search(ctx, q, depth, where, replace(params, model=None, diversity=None, diversity_depth=None), wanted,
@@ -264,9 +264,9 @@ def staged(ctx: CollectionContext, q: np.ndarray, text: str | None, query_text: 
                        "skipped": scored.skipped})
     if diversity is not None:
         started, offered = time.perf_counter(), len(order)
-        with server_refusals(ctx, where):
-            chosen = ctx.session.value(MMR, (q, [rows[i][vector] for i in order] or None, k, diversity,
-                                             ctx.info.metric.value))
+        with server_refusals(ctx, where):  # the server reads the candidates' vectors by key
+            chosen = ctx.session.value(MMR_OF_ROWS, (ctx.info.id, q, found.ids[order].tolist(), k, diversity)) \
+                if len(order) else []
         order = order[[p - 1 for p in chosen or []]]
         stages.append({"stage": "diversity", "n": offered, "kept": len(order),
                        "ms": (time.perf_counter() - started) * 1000})

@@ -17,7 +17,7 @@ PREPARE_HYBRID = sql.SQL(  # sql/functions/text.sql
     "%(rerank)s, %(vector_weight)s, %(text_weight)s, %(fusion_depth)s, %(text_match)s)"
 )
 STAGE_DEPTH = sql.SQL("SELECT pgembed._stage_depth(%s, %s, %s)")  # sql/functions/rerank.sql
-MMR = sql.SQL("SELECT pgembed.mmr(%s, %s, %s, %s, %s)")
+MMR_OF_ROWS = sql.SQL("SELECT pgembed._mmr_of_rows(%s, %s, %s, %s, %s)")  # sql/functions/rerank.sql
 RELEVANCE = sql.SQL("SELECT pgembed._relevance(%s, %s, %s)")
 CHECK_SEARCH_PARAMS = sql.SQL(
     "SELECT pgembed.check_search_params(%(k)s, %(recall)s, %(ef_search)s, %(oversample)s, %(plan)s, "

@@ -32,6 +32,10 @@ DECLARE
     -- Distances from a vector ($1) to every candidate ($2), in the candidates' order.
     to_all text;
     relevance double precision[];
+    -- Up to matrix_max candidates, every pair's similarity in one statement (row-major, n x n): a statement a
+    -- chosen candidate cost ~1 ms of PL/pgSQL each; above it, one row a chosen candidate (n x n would not fit).
+    matrix_max constant integer := 256;
+    similarities double precision[];
     redundancy double precision[];
     against double precision[];
     taken boolean[];
@@ -56,6 +60,10 @@ BEGIN
     op := pgembed._qualified_operator(pgembed.distance_operator(metric));
     to_all := format('SELECT array_agg(-(u.v %s $1) ORDER BY u.i) FROM unnest($2) WITH ORDINALITY AS u(v, i)', op);
     EXECUTE to_all INTO relevance USING query, vectors;
+    IF n <= matrix_max THEN
+        EXECUTE format('SELECT array_agg(-(a.v %s b.v) ORDER BY a.i, b.i) FROM unnest($1) WITH ORDINALITY AS a(v, i), '
+                       'unnest($1) WITH ORDINALITY AS b(v, i)', op) INTO similarities USING vectors;
+    END IF;
     redundancy := array_fill(0::double precision, ARRAY[n]);
     taken := array_fill(false, ARRAY[n]);
     FOR step IN 1 .. least(k, n) LOOP
@@ -70,13 +78,40 @@ BEGIN
         END LOOP;
         chosen := chosen || best;
         taken[best] := true;
-        EXECUTE to_all INTO against USING vectors[best], vectors;
+        IF similarities IS NOT NULL THEN
+            against := similarities[(best - 1) * n + 1 : best * n];
+        ELSE
+            EXECUTE to_all INTO against USING vectors[best], vectors;
+        END IF;
         FOR i IN 1 .. n LOOP
             -- The first chosen sets every candidate's redundancy; later ones raise it.
             redundancy[i] := CASE WHEN step = 1 THEN against[i] ELSE greatest(redundancy[i], against[i]) END;
         END LOOP;
     END LOOP;
     RETURN chosen;
+END $$;
+
+-- MMR over rows of collection collection_id given by their keys, best first (any array of keys: text, or the
+-- key's type): their vectors are read here, so a client sends keys, not vectors. Returns the chosen keys'
+-- subscripts in `keys`, in the order chosen; a row deleted since is left out of the candidates.
+CREATE OR REPLACE FUNCTION pgembed._mmr_of_rows(collection_id integer, query vector, keys anyarray, k integer,
+                                                lambda double precision) RETURNS integer[]
+    LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    c pgembed.collections;
+    present integer[];
+    vectors vector[];
+BEGIN
+    SELECT * INTO c FROM pgembed.collections AS x WHERE x.id = collection_id;
+    EXECUTE format('SELECT array_agg(s.n::pg_catalog.int4 ORDER BY s.n), array_agg(t.%1$I ORDER BY s.n) '
+                   'FROM unnest($1) WITH ORDINALITY AS s(id, n) JOIN %2$I.%3$I AS t ON t.%4$I = s.id::%5$s',
+                   c.vector_column, c.table_schema, c.table_name, c.key_column,
+                   (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute AS a
+                    WHERE a.attrelid = format('%I.%I', c.table_schema, c.table_name)::regclass
+                      AND a.attname = c.key_column))
+        INTO present, vectors USING keys;
+    RETURN ARRAY(SELECT present[u.p] FROM unnest(pgembed.mmr(query, vectors, k, lambda, c.metric))
+                 WITH ORDINALITY AS u(p, n) ORDER BY u.n);
 END $$;
 
 -- The relevance of rows at `distances` from `query` under relevance model model_id (pgembed/relevance.py, which

@@ -118,9 +118,7 @@ DECLARE
     c pgembed.collections := pgembed._collection(collection);
     depth integer;
     scores double precision[];
-    vectors vector[];
     picks integer[];
-    present integer[];
     prepared jsonb;
     p jsonb;
     qcode text;
@@ -153,24 +151,16 @@ BEGIN
         RETURN;
     END IF;
     IF diversity IS NOT NULL THEN
-        -- The search without diversity for depth rows, their vectors, and MMR's choice of k among them.
+        -- The search without diversity for depth rows, and MMR's choice of k among them.
         depth := pgembed._stage_depth(diversity_depth, k, 'diversity_depth');
         SELECT array_agg(s.id ORDER BY s.n), array_agg(s.distance ORDER BY s.n), array_agg(s.score ORDER BY s.n)
         INTO ids, dists, scores
         FROM pgembed.search(collection, query, depth, filter, recall, codec, ef_search, oversample, plan, refine,
                             refine_oversample, rerank, search.text, vector_weight, text_weight, fusion_depth,
                             text_match) WITH ORDINALITY AS s(id, distance, score, n);
-        -- A row deleted since leaves the candidates (present: the subscripts of those still there).
-        EXECUTE format('SELECT array_agg(s.n::pg_catalog.int4 ORDER BY s.n), array_agg(t.%1$I ORDER BY s.n) '
-                       'FROM unnest($1::pg_catalog.text[]) WITH ORDINALITY AS s(id, n) '
-                       'JOIN %2$I.%3$I AS t ON t.%4$I = s.id::%5$s',
-                       c.vector_column, c.table_schema, c.table_name, c.key_column,
-                       (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute AS a
-                        WHERE a.attrelid = format('%I.%I', c.table_schema, c.table_name)::regclass AND a.attname = c.key_column))
-            INTO present, vectors USING ids;
-        picks := pgembed.mmr(query, vectors, k, diversity, c.metric);
-        RETURN QUERY SELECT ids[present[u.p]], dists[present[u.p]], scores[present[u.p]]
-                     FROM unnest(picks) WITH ORDINALITY AS u(p, n) ORDER BY u.n;
+        picks := pgembed._mmr_of_rows(c.id, query, ids, k, diversity);
+        RETURN QUERY SELECT ids[u.p], dists[u.p], scores[u.p] FROM unnest(picks) WITH ORDINALITY AS u(p, n)
+                     ORDER BY u.n;
         RETURN;
     END IF;
     IF search.text IS NOT NULL THEN

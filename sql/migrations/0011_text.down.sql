@@ -11,7 +11,7 @@ BEGIN
     SELECT string_agg(DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid), '; ') INTO users
     FROM pg_depend AS d JOIN pg_proc AS p ON d.refclassid = 'pg_proc'::regclass AND d.refobjid = p.oid
     WHERE p.pronamespace = 'pgembed'::regnamespace
-      AND p.proname IN ('search', '_prepare_hybrid', '_fusion_statement', 'text_query', '_text_document', '_text_search_of', '_check_fusion', 'stage_depth', '_stage_depth', 'mmr', 'relevance', '_relevance')
+      AND p.proname IN ('search', '_prepare_hybrid', '_fusion_statement', 'text_query', '_text_document', '_text_search_of', '_check_fusion', 'stage_depth', '_stage_depth', 'mmr', '_mmr_of_rows', 'relevance', '_relevance')
       AND d.deptype = 'n'
       AND NOT (d.classid = 'pg_proc'::regclass
                AND (SELECT pronamespace FROM pg_proc WHERE oid = d.objid) = 'pgembed'::regnamespace);
@@ -35,6 +35,7 @@ DROP FUNCTION IF EXISTS pgembed._text_search_of(regclass, text);
 DROP FUNCTION IF EXISTS pgembed._check_fusion(double precision, double precision, integer, text);
 DROP FUNCTION IF EXISTS pgembed.stage_depth(integer);
 DROP FUNCTION IF EXISTS pgembed._stage_depth(integer, integer, text);
+DROP FUNCTION IF EXISTS pgembed._mmr_of_rows(integer, vector, anyarray, integer, double precision);
 DROP FUNCTION IF EXISTS pgembed.mmr(vector, vector[], integer, double precision, text);
 DROP FUNCTION IF EXISTS pgembed._filter_matches(regclass, text, jsonb);
 DROP FUNCTION IF EXISTS pgembed.relevance(text, vector, double precision[]);

@@ -241,6 +241,18 @@ def test_diversity_is_mmr_over_the_candidates(docs: pgembed.Collection, db: pgem
         assert got.ids.tolist() == candidates.ids[:8].tolist()
 
 
+def test_diversity_over_many_candidates(docs: pgembed.Collection, db: pgembed.Database) -> None:
+    """Above 256 candidates MMR reads one row of similarities a chosen candidate instead of the whole matrix:
+    the same choice."""
+    q = unit_vectors(1, DIM, seed=18)[0]
+    candidates = docs.search(q, 300, plan="exact")
+    x = docs.x  # type: ignore[attr-defined]
+    for depth in (256, 300):
+        got = docs.search(q, 6, plan="exact", diversity=0.4, diversity_depth=depth)
+        want = candidates.ids[:depth][mmr_reference(q, x[candidates.ids[:depth]], 6, 0.4)]
+        assert got.ids.tolist() == want.tolist()
+
+
 def test_diversity_over_a_hybrid_list_and_its_errors(docs: pgembed.Collection, db: pgembed.Database) -> None:
     q = unit_vectors(1, DIM, seed=17)[0]
     fused = docs.search(q, 30, text="open", fusion_depth=30)
