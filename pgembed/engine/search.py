@@ -94,16 +94,22 @@ def prepare(ctx: CollectionContext, where: Filter, k: int, params: SearchParams,
     def ask() -> PreparedSearch:
         with server_refusals(ctx, where):
             data = ctx.session.value(PREPARE_SEARCH, {
-                "collection_id": ctx.info.id, "filter": where.json, "clause": where.clause, "k": k,
-                "recall": params.recall, "codec": params.codec, "ef_search": params.ef_search,
-                "oversample": params.oversample, "plan": params.plan.value, "columns": list(columns),
-                "estimated_rows": estimated_rows, "only_index": only_index, "refine": params.refine,
-                "refine_oversample": params.refine_oversample, "rerank": params.rerank,
+                **_plan_arguments(ctx, where, k, params, columns), "estimated_rows": estimated_rows,
+                "only_index": only_index,
             })
         return PreparedSearch.from_json(data)
 
     key = ("prepared", where.identity, k, params, columns, estimated_rows, only_index)
     return ctx.cached(key, ask)
+
+
+def _plan_arguments(ctx: CollectionContext, where: Filter, k: int, params: SearchParams, columns: tuple[str, ...]
+                    ) -> dict[str, Any]:
+    """The arguments _prepare_search and _prepare_hybrid share: the collection, the filter, k and the plan's knobs."""
+    return {"collection_id": ctx.info.id, "filter": where.json, "clause": where.clause, "k": k,
+            "recall": params.recall, "codec": params.codec, "ef_search": params.ef_search,
+            "oversample": params.oversample, "plan": params.plan.value, "columns": list(columns),
+            "refine": params.refine, "refine_oversample": params.refine_oversample, "rerank": params.rerank}
 
 
 def explain(ctx: CollectionContext, k: int, where: Any, params: SearchParams) -> Plan:
@@ -198,10 +204,7 @@ def prepare_hybrid(ctx: CollectionContext, where: Filter, k: int, params: Search
     def ask() -> PreparedHybrid:
         with server_refusals(ctx, where):
             data = ctx.session.value(PREPARE_HYBRID, {
-                "collection_id": ctx.info.id, "filter": where.json, "clause": where.clause, "k": k,
-                "recall": params.recall, "codec": params.codec, "ef_search": params.ef_search,
-                "oversample": params.oversample, "plan": params.plan.value, "columns": list(columns),
-                "refine": params.refine, "refine_oversample": params.refine_oversample, "rerank": params.rerank,
+                **_plan_arguments(ctx, where, k, params, columns),
                 "vector_weight": params.fusion[0], "text_weight": params.fusion[1],
                 "fusion_depth": params.fusion_depth, "text_match": params.text_match.value,
             })
@@ -271,12 +274,7 @@ def staged(ctx: CollectionContext, q: np.ndarray, text: str | None, query_text: 
         stages.append({"stage": "diversity", "n": offered, "kept": len(order),
                        "ms": (time.perf_counter() - started) * 1000})
 
-    def take(values: np.ndarray | None) -> np.ndarray | None:
-        return None if values is None else values[order]
-
-    return SearchResult(found.ids[order], found.distances[order], found.plan,
-                        [{c: rows[i][c] for c in columns} for i in order] if columns else None, take(scores),
-                        take(found.vector_ranks), take(found.text_ranks), tuple(stages))
+    return _rows_of(found, order, columns, scores=scores, stages=tuple(stages))
 
 
 def cut_off(ctx: CollectionContext, q: np.ndarray, text: str | None, query_text: str | None, k: int,
@@ -293,14 +291,23 @@ def cut_off(ctx: CollectionContext, q: np.ndarray, text: str | None, query_text:
     relevance = np.asarray(ctx.session.value(RELEVANCE, (model.id, q, found.distances.tolist())) or [],
                            dtype=np.float64)
     keep = np.flatnonzero(relevance >= threshold)
+    return _rows_of(found, keep, columns, scores=found.scores, stages=found.stages, relevance=relevance[keep],
+                    below_relevance=len(found) - len(keep))
+
+
+def _rows_of(found: SearchResult, order: np.ndarray, columns: tuple[str, ...], *, scores: np.ndarray | None,
+             stages: tuple[dict[str, Any], ...], relevance: np.ndarray | None = None,
+             below_relevance: int = 0) -> SearchResult:
+    """`found`'s rows at positions `order`, in that order, each with `columns` only (a stage may have fetched
+    more); `scores` holds one per row of `found`, `relevance` one per row kept."""
+    rows = found.rows or [{} for _ in range(len(found))]
 
     def take(values: np.ndarray | None) -> np.ndarray | None:
-        return None if values is None else values[keep]
+        return None if values is None else values[order]
 
-    return SearchResult(found.ids[keep], found.distances[keep], found.plan,
-                        [found.rows[i] for i in keep] if found.rows is not None else None, take(found.scores),
-                        take(found.vector_ranks), take(found.text_ranks), found.stages, relevance[keep],
-                        len(found) - len(keep))
+    return SearchResult(found.ids[order], found.distances[order], found.plan,
+                        [{c: rows[i][c] for c in columns} for i in order] if columns else None, take(scores),
+                        take(found.vector_ranks), take(found.text_ranks), stages, relevance, below_relevance)
 
 
 def relevance_models(ctx: CollectionContext) -> list[RelevanceModelInfo]:

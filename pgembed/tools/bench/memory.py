@@ -18,7 +18,6 @@ buffered I/O). Reads per query are pg_stat_database's blks_read over the queries
 
 from __future__ import annotations
 
-import gzip
 import re
 import statistics
 import time
@@ -38,7 +37,7 @@ from pgembed.server import EmbeddedServer
 from pgembed.statements import benchmarks
 from pgembed.statements.benchmarks import Baseline
 from pgembed.tools.bench.search import load_attrs, relation_size, run_concurrently
-from pgembed.tools.datasets.files import Dataset
+from pgembed.tools.datasets.files import Dataset, base_texts
 
 TABLE = "memory_docs"
 IN_MEMORY_BUFFERS = "1GB"
@@ -137,21 +136,13 @@ class BudgetServer:
 
 
 # -- loading ---------------------------------------------------------------------------------------------------
-def _texts(folder: Path | None, n: int) -> list[str] | None:
-    path = folder / "texts.txt.gz" if folder is not None else None
-    if path is None or not path.exists():
-        return None
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return [next(f).rstrip("\n") for _ in range(n)]
-
-
 def load(db: pgembed.Database, ds: Dataset, folder: Path | None, codecs: Sequence[str],
          console: Console) -> dict[str, Any]:
     """The table, pgvector's three indexes and pgembed's companion codecs and index; their sizes and the cost
     of adding the codecs in each placement."""
     n = len(ds.base)
     types, values = load_attrs(ds.attrs_path, n) if ds.attrs_path else ({}, {})
-    body = _texts(folder, n)
+    body = base_texts(folder, n) if folder is not None else None
     if body is not None:
         types, values = {**types, "body": "text"}, {**values, "body": body}
     for name in (TABLE, TABLE + "_intable"):

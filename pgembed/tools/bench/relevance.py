@@ -10,7 +10,6 @@ from query to query.
 
 from __future__ import annotations
 
-import gzip
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from pgembed.engine.search import SearchResult
 from pgembed.errors import InvalidInputError
 from pgembed.statements import benchmarks
 from pgembed.tools.bench.search import load_attrs
-from pgembed.tools.datasets.files import load_dataset_dir
+from pgembed.tools.datasets.files import base_texts, load_dataset_dir
 from pgembed.tools.datasets.folder import _pyarrow
 from pgembed.tools.datasets.relevance import load_relevance
 
@@ -75,16 +74,14 @@ def reciprocal_rank(ranked: Sequence[int], relevant: set[int], k: int) -> float:
     return next((1.0 / (i + 1) for i, key in enumerate(ranked[:k]) if key in relevant), 0.0)
 
 
-def _texts(folder: Path, n: int) -> list[str]:
-    with gzip.open(folder / "texts.txt.gz", "rt", encoding="utf-8") as f:
-        return [next(f).rstrip("\n") for _ in range(n)]
-
-
 def load(db: pgembed.Database, dataset: Path, log: Callable[[str], None]) -> pgembed.Collection:
     ds = load_dataset_dir(dataset)
     n = len(ds.base)
     types, values = load_attrs(ds.attrs_path, n) if ds.attrs_path else ({}, {})
-    types, values = {**types, "body": "text"}, {**values, "body": _texts(dataset, n)}
+    body = base_texts(dataset, n)
+    if body is None:
+        raise InvalidInputError(f"{dataset} has no texts.txt.gz: the relevance bench searches the passages' text")
+    types, values = {**types, "body": "text"}, {**values, "body": body}
     if any(c.name == TABLE for c in db.collections()):
         db.collection(TABLE).drop(drop_table=True)
     db.session.execute(benchmarks.drop_table_if_exists(TABLE))

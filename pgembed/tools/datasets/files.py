@@ -7,6 +7,7 @@ distances, attribute `distance`); and the folder layout pgembed's own builders w
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -368,3 +369,13 @@ def describe_path(path: str | Path) -> dict[str, Any]:
     dtype = raw_dtype or {".fvecs": "float32", ".bvecs": "uint8"}.get(p.suffix.lower(), "?")
     return {"path": str(p), "rows": len(x), "dim": int(x.shape[1]), "dtype": dtype, "kind": "vectors",
             "unit_length": bool(np.allclose(np.linalg.norm(x[:10_000], axis=1), 1.0, atol=1e-2))}
+
+
+def base_texts(folder: str | Path, rows: int) -> list[str] | None:
+    """The texts of base rows 0..rows-1 from a dataset folder's texts.txt.gz (line i is row i; the queries'
+    texts follow them), or None when the folder has none."""
+    path = Path(folder) / "texts.txt.gz"
+    if not path.exists():
+        return None
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [next(f).rstrip("\n") for _ in range(rows)]

@@ -18,7 +18,6 @@ Files written to the output folder, beside the vectors when it is the dataset's 
 
 from __future__ import annotations
 
-import gzip
 import json
 import random
 from collections import Counter, defaultdict
@@ -30,6 +29,7 @@ import numpy as np
 
 from pgembed.errors import InvalidInputError
 from pgembed.tools.datasets import manpages
+from pgembed.tools.datasets.files import base_texts
 from pgembed.tools.datasets.folder import _pyarrow
 from pgembed.tools.datasets.text import MODEL, embed, load_model
 
@@ -85,8 +85,9 @@ def build_relevance(dataset_dir: str | Path, out_dir: str | Path, *, queries: in
     texts = [described[page] for page in chosen]
     log(f"{len(usable):,} pages with a description of their own; embedding {len(chosen):,} of them")
     vectors = embed(model if model is not None else load_model(), texts)
-    base_texts = _base_texts(dataset_dir, base_rows)
-    leaked = [t for t in texts if t in base_texts]
+    # A folder shipped without its texts is not checked: the NAME section is never a passage anyway.
+    passages = set(base_texts(dataset_dir, base_rows) or ())
+    leaked = [t for t in texts if t in passages]
     if leaked:
         raise InvalidInputError(f"{len(leaked)} description(s) are base passages too, e.g. {leaked[0]!r}")
     half = len(chosen) // 2
@@ -138,16 +139,6 @@ passage. Of the base's {meta['base_man_pages']:,} man pages, {meta['installed']:
 | `qrels.parquet` | qid, id: a relevant base row of the query |
 | `relevance.json` | counts, seed, model, how they were made |
 """)
-
-
-def _base_texts(dataset_dir: Path, rows: int) -> set[str]:
-    """The base's passages, to check no query is one of them (a folder shipped without its texts is not
-    checked: the NAME section is never a passage anyway)."""
-    path = dataset_dir / "texts.txt.gz"
-    if not path.exists():
-        return set()
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return {line.rstrip("\n") for _, line in zip(range(rows), f)}  # noqa: B905 (the file is longer: queries)
 
 
 def load_relevance(folder: str | Path) -> tuple[np.ndarray, dict[str, list[Any]], list[set[int]]]:
