@@ -62,3 +62,7 @@ class ConnectionLostError(PgembedError):
 
 class ConcurrentUseError(PgembedError):
     """A Database was used from a thread other than the one whose transaction is open on its connection."""
+
+
+class MissingDependencyError(PgembedError, ImportError):
+    """An optional dependency (an extra of pgembed) is needed for this and is not installed."""

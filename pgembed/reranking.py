@@ -2,7 +2,8 @@
 and vector, and the candidate rows' columns) and keeps the k best by its scores.
 
 A re-ranker is any callable `(query, rows) -> scores`, higher is better, one score a row: a function of
-yours, or an adapter such as CrossEncoderReranker for sentence-transformers' CrossEncoder. ModelStage says
+yours, or an adapter: CrossEncoderReranker for sentence-transformers' CrossEncoder, BiEncoderReranker for a
+sentence embedding model on the query's and the rows' texts. ModelStage says
 which columns the rows carry, how many candidates it sees, in which batches, and its time budget per query:
 past it the stage is skipped, the result keeps the order of the stage before and says so
 (SearchResult.stages). An error of the model is raised as RerankError, with the model's own as its cause.
@@ -120,3 +121,24 @@ class CrossEncoderReranker:
             raise InvalidInputError("a cross-encoder scores the query's text: search(..., text=...) gives it")
         pairs = [(query.text, "" if row[self.column] is None else str(row[self.column])) for row in rows]
         return list(self.model.predict(pairs, batch_size=len(pairs), show_progress_bar=False))
+
+
+@dataclass(frozen=True)
+class BiEncoderReranker:
+    """A sentence embedding model (sentence-transformers' SentenceTransformer, or anything with its encode())
+    on the query's text and each row's `column`: the cosine of the two embeddings. Worth it when the model is
+    another, stronger one than the model of the stored vectors, which the exact distance already ranks by.
+    batch_size: texts the model encodes at once (sorted by length, each batch padded to its longest)."""
+
+    model: Any
+    column: str
+    batch_size: int = 16
+
+    def __call__(self, query: RerankQuery, rows: Sequence[Mapping[str, Any]]) -> Sequence[float]:
+        if query.text is None:
+            raise InvalidInputError("a bi-encoder re-ranker scores the query's text: search(..., text=...) or "
+                                    "query_text=... gives it")
+        texts = [query.text, *("" if row[self.column] is None else str(row[self.column]) for row in rows)]
+        embedded = np.asarray(self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                                convert_to_numpy=True, show_progress_bar=False), dtype=np.float64)
+        return (embedded[1:] @ embedded[0]).tolist()

