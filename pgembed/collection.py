@@ -213,6 +213,7 @@ class Collection:
     def search_batch(self, queries: Any, k: int = 10, *, where: Any = None, params: SearchParams | None = None,
                      strategy: BatchStrategy | str = BatchStrategy.AUTO, workers: int | None = None,
                      cost: CostModel | None = None, progress: bool = False, explain: bool = False,
+                     texts: Sequence[str | None] | None = None, query_texts: Sequence[str | None] | None = None,
                      **knobs: Unpack[SearchKnobs]) -> BatchResult:
         """Answer a whole batch of queries (n x dim), planned together: `where` is one filter for all or a list
         of one per query. Queries are grouped by filter; a group whose rows are cheaper to read once than to
@@ -220,11 +221,13 @@ class Collection:
         through search()'s plan (`strategy` forces one way). `workers` > 1 adds connections from the same DSN,
         which carry this session's role and settings, or the batch is refused (see engine.batch.workers); inside
         the application's transaction the batch runs on its connection alone (result.connections says). The
-        plan of each group is in result.groups; `explain=True` prints them. See pgembed.engine.batch."""
+        plan of each group is in result.groups; `explain=True` prints them. `texts` and `query_texts` give each
+        query search()'s `text` and `query_text` (hybrid search, a model stage), and answer query by query.
+        See pgembed.engine.batch."""
         search_params = SearchParams.of(params, **knobs)
         result = self._read(lambda: batch.search_batch(self.context, queries, k, where=where, params=search_params,
                                                        strategy=strategy, cost=cost, workers=workers,
-                                                       progress=progress))
+                                                       progress=progress, texts=texts, query_texts=query_texts))
         if explain:
             print(json.dumps([g.describe() for g in result.groups], indent=2, default=str))
         return result

@@ -19,7 +19,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -92,13 +92,16 @@ Task = tuple[int, BatchStrategy, list[int]]  # (group number, strategy, query ro
 
 def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = None, params: SearchParams,
                  strategy: BatchStrategy | str = BatchStrategy.AUTO, cost: CostModel | None = None,
-                 workers: int | None = None, progress: bool = False) -> BatchResult:
+                 workers: int | None = None, progress: bool = False, texts: Sequence[str | None] | None = None,
+                 query_texts: Sequence[str | None] | None = None) -> BatchResult:
     """Answer every query of `queries` (n x dim); `where` is one filter for all, or a list of n filters.
 
     strategy: "auto" (the cost model chooses per group), "scan" (every group scanned: exact), or "each"
     (every query through search()'s plan, with `params`). Knobs that only a per-query plan honours (a recall
-    target, a codec, a forced plan) make every group "each". workers: connections working at once (default
-    1; see worker_contexts)."""
+    target, a codec, a forced plan, a later stage) make every group "each", and so do texts. texts: each query's
+    text for the full-text list (search()'s `text`); query_texts: each query's text for a model stage
+    (search()'s `query_text`, default its text). workers: connections working at once (default 1; see
+    worker_contexts)."""
     q = as_queries(queries, ctx.info.dim, ctx.info.metric)
     k = searching.check_k(k)
     try:
@@ -107,6 +110,7 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
         raise InvalidInputError(f"strategy must be one of {', '.join(s.value for s in BatchStrategy)}, "
                                 f"got {strategy!r}") from None
     n = q.shape[0]
+    texts, query_texts = _texts(texts, "texts", n), _texts(query_texts, "query_texts", n)
     if isinstance(where, list | tuple):
         if len(where) != n:
             raise InvalidInputError(f"got {len(where)} filters for {n} queries: give one, or one per query")
@@ -121,7 +125,7 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
         group.members.append(i)
         group.size += 1
     entries = list(groups.values())
-    copies = _answer_repeats_once(q, entries)
+    copies = _answer_repeats_once(q, entries, texts, query_texts)
 
     tasks: list[Task] = []
     plans: list[GroupPlan] = []
@@ -130,7 +134,8 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
         plan = group.prepared.plan
         rows = plan.estimated_rows if group.prepared.filtered and plan.estimated_rows is not None \
             else plan.total_rows or 0.0
-        kind, reason = _choose(strategy, params, cost, rows, len(group.members), ctx.info.dim)
+        kind, reason = _choose(strategy, params, cost, rows, len(group.members), ctx.info.dim,
+                               texts is not None or query_texts is not None)
         chunk = MAX_SCAN_QUERIES if kind is BatchStrategy.SCAN else EACH_CHUNK
         tasks += [(number, kind, group.members[i : i + chunk]) for i in range(0, len(group.members), chunk)]
         plans.append(GroupPlan(group.original, group.size, rows, kind, reason, unique=len(group.members)))
@@ -161,7 +166,8 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
             for i in unsure:  # ties past the kept rows
                 put(i, searching.run_exact(worker, group.prepared, q[i]))
         else:
-            for i, result in zip(members, _search_each(worker, q[members], group, k, params), strict=True):
+            for i, result in zip(members, _search_each(worker, q, members, group, k, params, texts, query_texts),
+                                 strict=True):
                 put(i, result)
         with timing:
             seconds[number] += time.perf_counter() - started
@@ -177,21 +183,39 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
     return BatchResult(ids, distances, counts, plans, connections)
 
 
-def _answer_repeats_once(q: np.ndarray, entries: list[_Group]) -> list[tuple[int, int]]:
-    """Leave one query row per distinct vector in each group; returns (row, the row whose answer it takes)."""
+def _texts(texts: Sequence[str | None] | None, name: str, n: int) -> list[str | None] | None:
+    if texts is None:
+        return None
+    if isinstance(texts, str) or not all(t is None or isinstance(t, str) for t in texts):
+        raise InvalidInputError(f"{name} is a list of one text (or None) a query, not {type(texts).__name__}")
+    if len(texts) != n:
+        raise InvalidInputError(f"got {len(texts)} {name} for {n} queries: give one a query")
+    return list(texts)
+
+
+def _answer_repeats_once(q: np.ndarray, entries: list[_Group], texts: list[str | None] | None,
+                         query_texts: list[str | None] | None) -> list[tuple[int, int]]:
+    """Leave one query row per distinct query (its vector, and its texts) in each group; returns (row, the row
+    whose answer it takes)."""
     copies: list[tuple[int, int]] = []
     for group in entries:
-        members = group.members
-        _, first, inverse = np.unique(q[members], axis=0, return_index=True, return_inverse=True)
-        if len(first) < len(members):
-            answered_by = [members[first[j]] for j in inverse.ravel()]
-            copies += [(i, source) for i, source in zip(members, answered_by, strict=True) if source != i]
-            group.members = sorted(members[j] for j in first)
+        first: dict[tuple[bytes, str | None, str | None], int] = {}
+        for i in group.members:
+            key = (q[i].tobytes(), None if texts is None else texts[i],
+                   None if query_texts is None else query_texts[i])
+            source = first.setdefault(key, i)
+            if source != i:
+                copies.append((i, source))
+        group.members = sorted(first.values())
     return copies
 
 
 def _choose(strategy: BatchStrategy, params: SearchParams, cost: CostModel, rows: float, queries: int,
-            dim: int) -> tuple[BatchStrategy, str]:
+            dim: int, with_texts: bool) -> tuple[BatchStrategy, str]:
+    if with_texts:
+        if strategy is BatchStrategy.SCAN:
+            raise InvalidInputError("a scan answers by the vectors alone: texts need strategy \"auto\" or \"each\"")
+        return BatchStrategy.EACH, "texts (full-text lists or a model stage's): per query"
     scan_s = cost.scan_seconds(rows, queries, dim)
     each_s = cost.each_seconds(queries)
     if strategy is BatchStrategy.SCAN or (strategy is BatchStrategy.AUTO and not params.per_query_only
@@ -204,12 +228,18 @@ def _choose(strategy: BatchStrategy, params: SearchParams, cost: CostModel, rows
     return BatchStrategy.EACH, f"~{each_s:.3f}s <= ~{scan_s:.3f}s to scan ~{rows:.0f} rows"
 
 
-def _search_each(worker: CollectionContext, q: np.ndarray, group: _Group, k: int, params: SearchParams
+def _search_each(worker: CollectionContext, queries: np.ndarray, members: list[int], group: _Group, k: int,
+                 params: SearchParams, texts: list[str | None] | None, query_texts: list[str | None] | None
                  ) -> list[searching.SearchResult]:
     """search() for each query of a group: together in one statement when the plan is an index plan
     (1.16-1.28x the speed of one statement a query in raw SQL, measured), else one by one."""
     prepared = group.prepared
     assert prepared is not None
+    q = queries[members]
+    if texts is not None or query_texts is not None:
+        return [searching.search(worker, queries[i], k, group.where, params,
+                                 text=None if texts is None else texts[i],
+                                 query_text=None if query_texts is None else query_texts[i]) for i in members]
     if prepared.plan.kind is PlanKind.INDEX and len(q) > 1 and not params.later_stages:
         try:
             return searching.search_many(worker, q, prepared)
