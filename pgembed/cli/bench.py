@@ -183,10 +183,10 @@ def cmd_relevance(args: argparse.Namespace) -> None:
         for row in r.get("cutoff", {}).get("rows", []):
             print(row["threshold chosen by"], *(f"{m}: P {row[m]['precision']:.3f} R {row[m]['recall']:.3f}"
                                                for m in ("raw", "calibrated", "raw at equal recall")))
-        if "modes" not in r:
+        if "modes" not in r and "model_stage" not in r:
             return
         k = r["k"]
-        for m in r["modes"]:
+        for m in r.get("modes", r.get("model_stage", [])):
             ndcg, mrr = m[f"ndcg@{k}"], m[f"mrr@{k}"]
             print(f"{m['mode']:42} nDCG@{k} {ndcg:.3f}  MRR@{k} {mrr:.3f}  p50 {m['p50_ms']:.1f} ms  "
                   f"p99 {m['p99_ms']:.1f} ms")
@@ -468,8 +468,9 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--limit", type=int, default=None, help="the first N queries of the split (and of train and "
                    "test for the cut-off)")
     p.add_argument("--k", type=int, default=10)
-    p.add_argument("--only", default=None, choices=["cutoff", "diversity"],
-                   help="measure the relevance cut-off, or diversity (MMR), alone")
+    p.add_argument("--only", default=None, choices=["cutoff", "diversity", "model"],
+                   help="measure the relevance cut-off, diversity (MMR), or the model stage (all-mpnet-base-v2, "
+                        "the rerank-model extra) alone")
     _keep_result_argument(p, "relevance.json (relevance-<only>.json with --only)")
 
     p = subcommand("memory", cmd_memory, "search when RAM is short: a server of its own with shared_buffers at a "

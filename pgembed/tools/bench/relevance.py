@@ -23,7 +23,9 @@ import pgembed
 from pgembed.engine.relevance import fit, labelled_pairs
 from pgembed.engine.search import SearchResult
 from pgembed.errors import InvalidInputError
+from pgembed.reranking import BiEncoderReranker, ModelStage
 from pgembed.statements import benchmarks
+from pgembed.tools import models
 from pgembed.tools.bench.search import load_attrs
 from pgembed.tools.datasets.files import base_texts, load_dataset_dir
 from pgembed.tools.datasets.folder import _pyarrow
@@ -34,19 +36,21 @@ TABLE = "relevance_docs"
 
 @dataclass(frozen=True)
 class Mode:
-    """One way to search: its name, the knobs, and whether only the text list counts."""
+    """One way to search: its name, the knobs, whether only the text list counts, and a model stage after."""
 
     name: str
     text_match: str | None  # None: vector only
     fusion: tuple[float, float] = (1.0, 1.0)
     text_only: bool = False
+    model: ModelStage | None = None
 
-    def run(self, docs: pgembed.Collection, q: np.ndarray, text: str, k: int) -> list[int]:
+    def run(self, docs: pgembed.Collection, q: np.ndarray, text: str, k: int) -> tuple[list[int], SearchResult]:
         if self.text_match is None:
-            return docs.search(q, k, plan="exact").ids.tolist()
-        result = docs.search(q, k, plan="exact", text=text, text_match=self.text_match,
+            result = docs.search(q, k, plan="exact", model=self.model, query_text=text)
+            return result.ids.tolist(), result
+        result = docs.search(q, k, plan="exact", text=text, text_match=self.text_match, model=self.model,
                              fusion={"vector": self.fusion[0], "text": self.fusion[1]})
-        return _text_list(result) if self.text_only else result.ids.tolist()
+        return (_text_list(result) if self.text_only else result.ids.tolist()), result
 
 
 def _text_list(result: SearchResult) -> list[int]:
@@ -105,18 +109,65 @@ def _text_search(db: pgembed.Database, docs: pgembed.Collection, stored: bool,
             "table_bytes": info["table_bytes"]}
 
 
+Sweep = tuple[dict[str, list[list[int]]], dict[str, list[float]], dict[str, list[SearchResult]]]
+
+
 def _sweep(docs: pgembed.Collection, modes: Sequence[Mode], vectors: np.ndarray, texts: list[str],
-           chosen: list[int], k: int) -> tuple[dict[str, list[list[int]]], dict[str, list[float]]]:
+           chosen: list[int], k: int) -> Sweep:
+    """Each query through every mode in turn (the order rotated): the lists, the seconds, the results."""
     for mode in modes:  # warm: each mode's statements prepared and the pages read once
         mode.run(docs, vectors[chosen[0]], texts[chosen[0]], k)
     found: dict[str, list[list[int]]] = {m.name: [] for m in modes}
     seconds: dict[str, list[float]] = {m.name: [] for m in modes}
+    results: dict[str, list[SearchResult]] = {m.name: [] for m in modes}
     for turn, qid in enumerate(chosen):
         for mode in (*modes[turn % len(modes):], *modes[:turn % len(modes)]):
             started = time.perf_counter()
-            found[mode.name].append(mode.run(docs, vectors[qid], texts[qid], k))
+            ranked, result = mode.run(docs, vectors[qid], texts[qid], k)
             seconds[mode.name].append(time.perf_counter() - started)
-    return found, seconds
+            found[mode.name].append(ranked)
+            results[mode.name].append(result)
+    return found, seconds, results
+
+
+def _quality(lists: list[list[int]], relevant: list[set[int]], chosen: list[int], k: int) -> dict[str, float]:
+    return {f"ndcg@{k}": float(np.mean([ndcg(r, relevant[q], k) for r, q in zip(lists, chosen, strict=True)])),
+            f"mrr@{k}": float(np.mean([reciprocal_rank(r, relevant[q], k)
+                                       for r, q in zip(lists, chosen, strict=True)]))}
+
+
+def _percentiles(ms: Sequence[float] | np.ndarray, prefix: str = "") -> dict[str, float | None]:
+    if not len(ms):
+        return {f"{prefix}p50_ms": None, f"{prefix}p99_ms": None}
+    return {f"{prefix}p50_ms": float(np.percentile(ms, 50)), f"{prefix}p99_ms": float(np.percentile(ms, 99))}
+
+
+# -- a model stage ---------------------------------------------------------------------------------------------
+# all-mpnet-base-v2 was fine-tuned on pairs of at most 128 tokens; longer passages are cut there.
+MODEL_MAX_TOKENS = 128
+
+
+def model_figures(docs: pgembed.Collection, stage: ModelStage, vectors: np.ndarray, texts: list[str],
+                  relevant: list[set[int]], chosen: list[int], k: int) -> list[dict[str, Any]]:
+    """Vector search and RRF hybrid search, each without and with the model stage, interleaved: nDCG@k, MRR@k,
+    the latency, and each stage's own (rows in, milliseconds)."""
+    modes = (Mode("vector", None), Mode("vector + model", None, model=stage),
+             Mode("RRF hybrid (every word)", "websearch"),
+             Mode("RRF hybrid (every word) + model", "websearch", model=stage))
+    found, seconds, results = _sweep(docs, modes, vectors, texts, chosen, k)
+    rows = []
+    for mode in modes:
+        row: dict[str, Any] = {"mode": mode.name, **_quality(found[mode.name], relevant, chosen, k),
+                               **_percentiles(np.array(seconds[mode.name]) * 1000)}
+        for name in ("candidates", "model"):
+            stages = [s for r in results[mode.name] for s in r.stages if s["stage"] == name]
+            if stages:
+                row[f"{name}_n"] = int(np.max([s["n"] for s in stages]))
+                row |= _percentiles([s["ms"] for s in stages], f"{name}_")
+        row["model_skipped"] = sum(1 for r in results[mode.name] for s in r.stages
+                                   if s["stage"] == "model" and s["skipped"])
+        rows.append(row)
+    return rows
 
 
 # -- the relevance cut-off -------------------------------------------------------------------------------------
@@ -206,11 +257,15 @@ def diversity_figures(docs: pgembed.Collection, vectors: np.ndarray, relevant: l
             "diversity": lam, f"ndcg@{k}": float(np.mean([ndcg(r.ids.tolist(), relevant[q], k)
                                                          for (r, _), q in zip(results, chosen, strict=True)])),
             "distinct_pages": float(np.mean([len({pages[i] for i in r.ids.tolist()}) for r, _ in results])),
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "mmr_p50_ms": float(np.percentile(stage, 50)) if stage else None,
-            "mmr_p99_ms": float(np.percentile(stage, 99)) if stage else None,
+            **_percentiles(ms), **_percentiles(stage, "mmr_"),
         })
     return rows
+
+
+def _torch_threads() -> int:
+    import torch  # type: ignore[import-not-found]
+
+    return int(torch.get_num_threads())
 
 
 def run_relevance_bench(dataset: str | Path, labels: str | Path, *, dsn: str | None = None,
@@ -219,7 +274,8 @@ def run_relevance_bench(dataset: str | Path, labels: str | Path, *, dsn: str | N
                         log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     """Every mode on the labelled queries of `split` (None: all; `limit`: the first so many), with the text
     index on the expression; then the text modes again with the tsvector stored (same answers checked, latency
-    measured); then the relevance cut-off. `only`: "cutoff" or "diversity" alone."""
+    measured); then the relevance cut-off. `only`: "cutoff", "diversity" or "model" (vector and hybrid search
+    with and without all-mpnet-base-v2 re-ranking, the rerank-model extra) alone."""
     dataset, labels = Path(dataset), Path(labels)
     vectors, table, relevant = load_relevance(labels)
     texts = [str(t) for t in table["text"]]
@@ -239,16 +295,30 @@ def run_relevance_bench(dataset: str | Path, labels: str | Path, *, dsn: str | N
             return {"dataset": dataset.name, "labels": str(labels), "rows": docs.count(), "queries": len(chosen),
                     "k": k, "depth": f"pgembed.stage_depth({k})", "vector_plan": "exact",
                     "diversity": diversity_figures(docs, vectors, relevant, pages, chosen, k)}
+        if only == "model":
+            model = models.load(models.Model.MPNET)
+            model.max_seq_length = MODEL_MAX_TOKENS
+            stage = ModelStage(BiEncoderReranker(model, "body"), columns=("body",), batch_size=64)
+            _text_search(db, docs, True, log)
+            log(f"model stage ({models.Model.MPNET.value}): {len(chosen)} queries, 4 modes, interleaved")
+            return {"dataset": dataset.name, "labels": str(labels), "rows": docs.count(), "queries": len(chosen),
+                    "split": split, "k": k, "vector_plan": "exact", "text_search": "stored tsvector",
+                    "model": {"name": models.Model.MPNET.value, "packages": models.package_versions(models.Model.MPNET),
+                              "scores": "cosine of the query text's and the passage's embeddings",
+                              "depth": f"pgembed.stage_depth({k})", "batch_size": stage.batch_size,
+                              "max_tokens": MODEL_MAX_TOKENS,
+                              "torch_threads": _torch_threads()},
+                    "model_stage": model_figures(docs, stage, vectors, texts, relevant, chosen, k)}
         if only is not None:
-            raise InvalidInputError(f"only takes cutoff or diversity, got {only!r}")
+            raise InvalidInputError(f"only takes cutoff, diversity or model, got {only!r}")
         forms = [_text_search(db, docs, False, log)]
         log(f"{len(chosen)} queries ({split or 'all'}), {len(MODES)} modes, interleaved")
-        found, seconds = _sweep(docs, MODES, vectors, texts, chosen, k)
+        found, seconds, _ = _sweep(docs, MODES, vectors, texts, chosen, k)
         rows_total = docs.count()
         forms.append(_text_search(db, docs, True, log))
         text_modes = [m for m in MODES if m.text_match is not None]
         log(f"again with the tsvector stored: {len(text_modes)} text modes")
-        stored_found, stored_seconds = _sweep(docs, text_modes, vectors, texts, chosen, k)
+        stored_found, stored_seconds, _ = _sweep(docs, text_modes, vectors, texts, chosen, k)
         log(f"relevance cut-off: fitted on {len(train)} train queries, measured on {len(test)} test queries")
         cutoff = cutoff_figures(docs, vectors, relevant, train, test)
     rows = []
@@ -257,16 +327,12 @@ def run_relevance_bench(dataset: str | Path, labels: str | Path, *, dsn: str | N
         ms = np.array(seconds[mode.name]) * 1000
         row = {
             "mode": mode.name, "text_match": mode.text_match, "fusion": list(mode.fusion), "text_only": mode.text_only,
-            f"ndcg@{k}": float(np.mean([ndcg(r, relevant[q], k) for r, q in zip(lists, chosen, strict=True)])),
-            f"mrr@{k}": float(np.mean([reciprocal_rank(r, relevant[q], k)
-                                       for r, q in zip(lists, chosen, strict=True)])),
+            **_quality(lists, relevant, chosen, k),
             "empty_lists": sum(1 for r in lists if not r), "mean_rows": float(np.mean([len(r) for r in lists])),
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            **_percentiles(ms),
         }
         if mode.name in stored_found:
-            stored_ms = np.array(stored_seconds[mode.name]) * 1000
-            row |= {"stored_p50_ms": float(np.percentile(stored_ms, 50)),
-                    "stored_p99_ms": float(np.percentile(stored_ms, 99)),
+            row |= {**_percentiles(np.array(stored_seconds[mode.name]) * 1000, "stored_"),
                     "stored_same_answers": sum(a == b for a, b in zip(lists, stored_found[mode.name], strict=True))}
         rows.append(row)
     return {"dataset": dataset.name, "labels": str(labels), "queries": len(chosen), "split": split, "k": k,
