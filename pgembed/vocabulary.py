@@ -96,6 +96,17 @@ class KernelMode(StrEnum):
     TWINS = "twins"  # the SQL twins in schema pgembed_twins: same results, slower
 
 
+class KernelBenchPart(StrEnum):
+    """The parts of `pgembed bench kernels` (pgembed.tools.bench.kernels), each runnable alone with --only."""
+
+    BUILD = "build"
+    ENCODE = "encode"
+    INGEST = "ingest"
+    ESTIMATORS = "estimators"  # the per-row estimators and the multi-query scan by estimate (estimate_topk)
+    MEMORY = "memory"
+    SEARCH_BATCH = "search_batch"
+
+
 class CrashScenario(StrEnum):
     """The long operations the crash suite kills the server in (pgembed.tools.reliability.crash)."""
 

@@ -15,7 +15,7 @@
 
 #include "utils/builtins.h"
 
-PG_MODULE_MAGIC_EXT(.name = "pgembed_kernels", .version = "1.0");
+PG_MODULE_MAGIC_EXT(.name = "pgembed_kernels", .version = "1.1");
 
 #define BYTE_CENTROIDS 256
 

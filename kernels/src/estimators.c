@@ -23,24 +23,8 @@
 #include "catalog/pg_type.h"
 #include "utils/memutils.h"
 
-#define TABLE_HEADER 12
 #define TABLE_VERSION 1
-#define TAG_BYTES 1
-#define TAG_INT8 2
-#define KIND_PQ 1
-#define KIND_BITS 2
-#define KIND_RABITQ 3
-#define BYTE_TOP 16777215.0		/* 2^24 - 1 */
-#define WEIGHT_TOP 1048575.0	/* 2^20 - 1 */
 #define MAX_CODE_BITS 128000	/* 8 bits a dimension of pgvector's largest vector */
-
-typedef struct Table
-{
-	const float8 *header;
-	const float8 *entries;
-	int			n;
-	int			metric;
-} Table;
 
 static const char *
 kind_name(double tag, double kind)
@@ -50,12 +34,10 @@ kind_name(double tag, double kind)
 	return kind == KIND_PQ ? "pq_lut" : (kind == KIND_BITS ? "bits_lut" : "rabitq_lut");
 }
 
-static Table
-arg_table(FunctionCallInfo fcinfo, int argno, int tag, int kind)
+QueryTable
+query_table_of(const float8 *h, int total, int tag, int kind)
 {
-	int			total;
-	const float8 *h = arg_float8_array(fcinfo, argno, "table", &total);
-	Table		table;
+	QueryTable	table;
 	long		expected;
 
 	if (total < TABLE_HEADER || (h[0] != TAG_BYTES && h[0] != TAG_INT8))
@@ -90,8 +72,17 @@ arg_table(FunctionCallInfo fcinfo, int argno, int tag, int kind)
 	return table;
 }
 
-static inline double
-entry(const float8 *entries, long i, double top)
+static QueryTable
+arg_table(FunctionCallInfo fcinfo, int argno, int tag, int kind)
+{
+	int			total;
+	const float8 *h = arg_float8_array(fcinfo, argno, "table", &total);
+
+	return query_table_of(h, total, tag, kind);
+}
+
+double
+table_entry(const float8 *entries, long i, double top)
 {
 	double		e = entries[i];
 
@@ -111,8 +102,8 @@ greatest_zero(double x)
 }
 
 /* Sum of the table's entries for these code bytes. */
-static double
-byte_sum(const Table *table, const uint8 *bytes, int nbytes, int centroids)
+double
+byte_sum(const QueryTable *table, const uint8 *bytes, int nbytes, int centroids)
 {
 	/* -0.0, IEEE's additive identity: a sum of -0.0 terms stays -0.0, as PostgreSQL's sum() leaves it */
 	double		acc[4] = {-0.0, -0.0, -0.0, -0.0};
@@ -123,9 +114,28 @@ byte_sum(const Table *table, const uint8 *bytes, int nbytes, int centroids)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("code byte %d is %d: the codebook has %d centroids", p + 1, bytes[p], centroids)));
-		acc[p & 3] += entry(table->entries, (long) p * 256 + bytes[p], BYTE_TOP);
+		acc[p & 3] += table_entry(table->entries, (long) p * 256 + bytes[p], BYTE_TOP);
 	}
 	return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+/* A PQ distance from its table's sum for the code: u1 sum, then the metric's formula. */
+double
+pq_value(const QueryTable *table, double sum)
+{
+	double		t = float8_mul(table->header[4], sum);
+
+	if (table->metric == METRIC_L2)
+		return pg_sqrt(greatest_zero(t));
+	if (table->metric == METRIC_COSINE)
+		return float8_pl(table->header[7], t);
+	return t;
+}
+
+double
+bits_value(const QueryTable *table, double sum)
+{
+	return float8_mul(table->header[4], sum);
 }
 
 PG_FUNCTION_INFO_V1(kernel_pq_distance);
@@ -134,30 +144,27 @@ kernel_pq_distance(PG_FUNCTION_ARGS)
 {
 	int			len;
 	const uint8 *code = arg_bytea(fcinfo, 0, &len);
-	Table		table = arg_table(fcinfo, 1, TAG_BYTES, KIND_PQ);
-	double		t;
+	QueryTable	table = arg_table(fcinfo, 1, TAG_BYTES, KIND_PQ);
 
-	if (len != table.n)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("the code has %d bytes; the table was made for %d", len, table.n)));
-	t = float8_mul(table.header[4], byte_sum(&table, code, len, (int) table.header[11]));
-	if (table.metric == METRIC_L2)
-		PG_RETURN_FLOAT8(pg_sqrt(greatest_zero(t)));
-	if (table.metric == METRIC_COSINE)
-		PG_RETURN_FLOAT8(float8_pl(table.header[7], t));
-	PG_RETURN_FLOAT8(t);
+	check_pq_code(&table, len);
+	PG_RETURN_FLOAT8(pq_value(&table, byte_sum(&table, code, len, (int) table.header[11])));
 }
 
-static const uint8 *
-code_bits(FunctionCallInfo fcinfo, int argno, const Table *table)
+void
+check_bits_code(const QueryTable *table, const VarBit *code)
 {
-	const VarBit *code = arg_varbit(fcinfo, argno);
-
 	if (VARBITLEN(code) != table->header[11])
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("the code has %d bits; the table was made for %.0f", VARBITLEN(code), table->header[11])));
+}
+
+static const uint8 *
+code_bits(FunctionCallInfo fcinfo, int argno, const QueryTable *table)
+{
+	const VarBit *code = arg_varbit(fcinfo, argno);
+
+	check_bits_code(table, code);
 	return VARBITS(code);
 }
 
@@ -165,17 +172,17 @@ PG_FUNCTION_INFO_V1(kernel_bits_distance);
 Datum
 kernel_bits_distance(PG_FUNCTION_ARGS)
 {
-	Table		table = arg_table(fcinfo, 1, TAG_BYTES, KIND_BITS);
+	QueryTable	table = arg_table(fcinfo, 1, TAG_BYTES, KIND_BITS);
 	const uint8 *bytes = code_bits(fcinfo, 0, &table);
 
-	PG_RETURN_FLOAT8(float8_mul(table.header[4], byte_sum(&table, bytes, table.n, 256)));
+	PG_RETURN_FLOAT8(bits_value(&table, byte_sum(&table, bytes, table.n, 256)));
 }
 
 PG_FUNCTION_INFO_V1(kernel_rabitq_distance);
 Datum
 kernel_rabitq_distance(PG_FUNCTION_ARGS)
 {
-	Table		table = arg_table(fcinfo, 2, TAG_BYTES, KIND_RABITQ);
+	QueryTable	table = arg_table(fcinfo, 2, TAG_BYTES, KIND_RABITQ);
 	const uint8 *bytes = code_bits(fcinfo, 0, &table);
 	const KVector *factors = arg_vector(fcinfo, 1, "factors");
 	const double *h = table.header;
@@ -202,50 +209,79 @@ kernel_rabitq_distance(PG_FUNCTION_ARGS)
 	}
 }
 
+/* T1 = sum w L, T2 = sum u L (cosine), T3 = sum v L^2 (l2, cosine) for the code L, every weight checked. */
+void
+sq8_sums(const QueryTable *table, const uint8 *code, double *T1, double *T2, double *T3)
+{
+	int			n = table->n;
+	double		t1[4] = {-0.0, -0.0, -0.0, -0.0};
+	double		t2[4] = {-0.0, -0.0, -0.0, -0.0};
+	double		t3[4] = {-0.0, -0.0, -0.0, -0.0};
+
+	for (int i = 0; i < n; i++)
+		t1[i & 3] += table_entry(table->entries, i, WEIGHT_TOP) * code[i];
+	if (table->metric == METRIC_COSINE)
+		for (int i = 0; i < n; i++)
+			t2[i & 3] += table_entry(table->entries, (long) n + i, WEIGHT_TOP) * code[i];
+	if (table->metric != METRIC_IP)
+		for (int i = 0; i < n; i++)
+			t3[i & 3] += table_entry(table->entries, 2L * n + i, WEIGHT_TOP) * ((double) code[i] * code[i]);
+	*T1 = (t1[0] + t1[1]) + (t1[2] + t1[3]);
+	*T2 = (t2[0] + t2[1]) + (t2[2] + t2[3]);
+	*T3 = (t3[0] + t3[1]) + (t3[2] + t3[3]);
+}
+
+/* An int8 distance from its three sums (sq8_query's formulas). */
+double
+sq8_value(const QueryTable *table, double T1, double T2, double T3)
+{
+	const double *h = table->header;
+	double		first = float8_pl(h[7], float8_mul(h[4], T1));	/* c0 + u1 T1 */
+	double		squared_norm;
+
+	if (table->metric == METRIC_IP)
+		return -first;
+	if (table->metric == METRIC_L2)
+		return pg_sqrt(greatest_zero(float8_pl(first, float8_mul(h[6], T3))));
+	squared_norm = float8_pl(float8_pl(h[8], float8_mul(h[5], T2)), float8_mul(h[6], T3));
+	/* CASE WHEN squared_norm > 0 (NaN counts as greater) THEN 1 - first / (c2 sqrt(..)) ELSE NaN */
+	if (float8_cmp_pg(squared_norm, 0) > 0)
+		return float8_mi(1, float8_div(first, float8_mul(h[9], pg_sqrt(squared_norm))));
+	return NAN;
+}
+
+void
+check_sq8_code(const QueryTable *table, int len)
+{
+	if (len != table->n)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("the code has %d bytes; the table was made for %d dimensions", len, table->n)));
+}
+
+void
+check_pq_code(const QueryTable *table, int len)
+{
+	if (len != table->n)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("the code has %d bytes; the table was made for %d", len, table->n)));
+}
+
 PG_FUNCTION_INFO_V1(kernel_sq8_distance);
 Datum
 kernel_sq8_distance(PG_FUNCTION_ARGS)
 {
 	int			len;
 	const uint8 *code = arg_bytea(fcinfo, 0, &len);
-	Table		table = arg_table(fcinfo, 1, TAG_INT8, 0);
-	const double *h = table.header;
-	double		t1[4] = {-0.0, -0.0, -0.0, -0.0};
-	double		t2[4] = {-0.0, -0.0, -0.0, -0.0};
-	double		t3[4] = {-0.0, -0.0, -0.0, -0.0};
+	QueryTable	table = arg_table(fcinfo, 1, TAG_INT8, 0);
 	double		T1;
 	double		T2;
 	double		T3;
 
-	if (len != table.n)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("the code has %d bytes; the table was made for %d dimensions", len, table.n)));
-	for (int i = 0; i < len; i++)
-		t1[i & 3] += entry(table.entries, i, WEIGHT_TOP) * code[i];
-	if (table.metric == METRIC_COSINE)
-		for (int i = 0; i < len; i++)
-			t2[i & 3] += entry(table.entries, (long) table.n + i, WEIGHT_TOP) * code[i];
-	if (table.metric != METRIC_IP)
-		for (int i = 0; i < len; i++)
-			t3[i & 3] += entry(table.entries, 2L * table.n + i, WEIGHT_TOP) * ((double) code[i] * code[i]);
-	T1 = (t1[0] + t1[1]) + (t1[2] + t1[3]);
-	T2 = (t2[0] + t2[1]) + (t2[2] + t2[3]);
-	T3 = (t3[0] + t3[1]) + (t3[2] + t3[3]);
-	{
-		double		first = float8_pl(h[7], float8_mul(h[4], T1));	/* c0 + u1 T1 */
-		double		squared_norm;
-
-		if (table.metric == METRIC_IP)
-			PG_RETURN_FLOAT8(-first);
-		if (table.metric == METRIC_L2)
-			PG_RETURN_FLOAT8(pg_sqrt(greatest_zero(float8_pl(first, float8_mul(h[6], T3)))));
-		squared_norm = float8_pl(float8_pl(h[8], float8_mul(h[5], T2)), float8_mul(h[6], T3));
-		/* CASE WHEN squared_norm > 0 (NaN counts as greater) THEN 1 - first / (c2 sqrt(..)) ELSE NaN */
-		if (float8_cmp_pg(squared_norm, 0) > 0)
-			PG_RETURN_FLOAT8(float8_mi(1, float8_div(first, float8_mul(h[9], pg_sqrt(squared_norm)))));
-		PG_RETURN_FLOAT8(NAN);
-	}
+	check_sq8_code(&table, len);
+	sq8_sums(&table, code, &T1, &T2, &T3);
+	PG_RETURN_FLOAT8(sq8_value(&table, T1, T2, T3));
 }
 
 /* --- the tables' builders --- */

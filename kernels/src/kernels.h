@@ -149,4 +149,72 @@ typedef enum PgvectorFunction
 extern double pgvector_call(PgvectorFunction f, const KVector *a, const KVector *b);
 extern FmgrInfo *pgvector_function(PgvectorFunction f);
 
+/*
+ * The estimators' query tables (estimators.c; the format is described there and in the twins'
+ * sql/functions/estimators.sql): parsed and checked, and the arithmetic each estimator does with one.
+ */
+#define TABLE_HEADER 12
+#define TAG_BYTES 1
+#define TAG_INT8 2
+#define KIND_PQ 1
+#define KIND_BITS 2
+#define KIND_RABITQ 3
+#define BYTE_TOP 16777215.0		/* 2^24 - 1 */
+#define WEIGHT_TOP 1048575.0	/* 2^20 - 1 */
+
+typedef struct QueryTable
+{
+	const float8 *header;
+	const float8 *entries;
+	int			n;				/* code bytes (byte tables) or dimensions (int8) */
+	int			metric;
+} QueryTable;
+
+/* `total` float8s at h as a table of this tag (and kind, for byte tables); raises when it is not one. */
+extern QueryTable query_table_of(const float8 *h, int total, int tag, int kind);
+/* Entry i, checked to be an integer of at most `top` (raises otherwise). */
+extern double table_entry(const float8 *entries, long i, double top);
+/* The entries for these code bytes, summed (every byte checked below `centroids`, every entry checked). */
+extern double byte_sum(const QueryTable *table, const uint8 *bytes, int nbytes, int centroids);
+extern double pq_value(const QueryTable *table, double sum);
+extern double bits_value(const QueryTable *table, double sum);
+extern void sq8_sums(const QueryTable *table, const uint8 *code, double *T1, double *T2, double *T3);
+extern double sq8_value(const QueryTable *table, double T1, double T2, double T3);
+/* A code of the length its table was made for, or an ERROR saying what it has. */
+extern void check_pq_code(const QueryTable *table, int len);
+extern void check_sq8_code(const QueryTable *table, int len);
+extern void check_bits_code(const QueryTable *table, const VarBit *code);
+
+/* The multi-query scans' top-k heaps (heaps.c): one per query, of (distance, key), worst first. */
+typedef struct Candidate
+{
+	double		distance;
+	Datum		key;
+} Candidate;
+
+typedef struct KeyHeaps
+{
+	int			nq;
+	int			k;
+	Candidate  *heaps;			/* nq heaps of up to k */
+	int		   *sizes;
+	MemoryContext context;		/* where entering keys are copied: the aggregate's */
+	int16		key_len;
+	bool		key_byval;
+	Oid			key_type;
+	Oid			collation;
+	FmgrInfo	key_cmp;
+} KeyHeaps;
+
+#define KEY_HEAPS_MAX_QUERIES 100000
+#define KEY_HEAPS_MAX_ENTRIES 10000000L
+
+extern void key_heaps_init(KeyHeaps *h, FunctionCallInfo fcinfo, int key_argno, int nq, int k,
+						   MemoryContext context);
+extern void key_heaps_offer(KeyHeaps *h, int q, double distance, Datum key);
+/* The distance above which nothing enters query q's heap (infinite while it holds fewer than k). */
+extern double key_heaps_threshold(const KeyHeaps *h, int q);
+/* Every heap sorted best first, as topk_rows (query_no[], id[] as key::text, distance[]). */
+extern Datum key_heaps_result(KeyHeaps *h, FunctionCallInfo fcinfo, const char *name);
+
 #endif

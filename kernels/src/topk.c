@@ -33,14 +33,6 @@
 #include "utils/typcache.h"
 
 #define BLOCK_ROWS 64
-#define MAX_QUERIES 100000
-#define MAX_HEAP_ENTRIES 10000000L
-
-typedef struct Candidate
-{
-	double		distance;
-	Datum		key;
-} Candidate;
 
 typedef struct TopkState
 {
@@ -54,8 +46,7 @@ typedef struct TopkState
 	Size		stride;			/* vector_size rounded up to a cache line */
 	char	   *queries;		/* nq KVector copies, back to back */
 	double	   *query_norms;
-	Candidate  *heaps;			/* nq heaps of up to k, worst first */
-	int		   *sizes;
+	KeyHeaps	top;
 	char	   *rows;			/* BLOCK_ROWS KVector copies */
 	double	   *row_norms;
 	Datum	   *row_keys;
@@ -65,11 +56,6 @@ typedef struct TopkState
 	const float **row_floats;
 	MemoryContext state_context;
 	MemoryContext block_context;
-	int16		key_len;
-	bool		key_byval;
-	Oid			key_type;
-	Oid			collation;
-	FmgrInfo	key_cmp;
 	long		scored;
 	long		checked;
 } TopkState;
@@ -86,86 +72,6 @@ aligned_copies(Size stride, int n)
 	uintptr_t	line = ((uintptr_t) block + CACHE_LINE - 1) & ~(uintptr_t) (CACHE_LINE - 1);
 
 	return (char *) (line + CACHE_LINE - offsetof(KVector, x));
-}
-
-/* (distance, key) order: PostgreSQL's float8 order (NaN last), then the key's btree order. */
-static int
-candidate_cmp(const TopkState *s, const Candidate *a, const Candidate *b)
-{
-	int			c = float8_cmp_pg(a->distance, b->distance);
-
-	if (c != 0)
-		return c;
-	return DatumGetInt32(FunctionCall2Coll((FmgrInfo *) &s->key_cmp, s->collation, a->key, b->key));
-}
-
-static void
-sift_down(const TopkState *s, Candidate *heap, int size, int i)
-{
-	for (;;)
-	{
-		int			worst = i;
-		int			l = 2 * i + 1;
-		int			r = l + 1;
-		Candidate	t;
-
-		if (l < size && candidate_cmp(s, &heap[l], &heap[worst]) > 0)
-			worst = l;
-		if (r < size && candidate_cmp(s, &heap[r], &heap[worst]) > 0)
-			worst = r;
-		if (worst == i)
-			return;
-		t = heap[i];
-		heap[i] = heap[worst];
-		heap[worst] = t;
-		i = worst;
-	}
-}
-
-static void
-offer(TopkState *s, int q, double distance, Datum key)
-{
-	Candidate  *heap = s->heaps + (Size) q * s->k;
-	int		   *size = &s->sizes[q];
-	Candidate	c = {distance, key};
-	MemoryContext old;
-
-	if (*size == s->k && candidate_cmp(s, &c, &heap[0]) >= 0)
-		return;
-	old = MemoryContextSwitchTo(s->state_context);
-	c.key = datumCopy(key, s->key_byval, s->key_len);
-	MemoryContextSwitchTo(old);
-	if (*size < s->k)
-	{
-		int			i = (*size)++;
-
-		heap[i] = c;
-		while (i > 0 && candidate_cmp(s, &heap[(i - 1) / 2], &heap[i]) < 0)
-		{
-			Candidate	t = heap[i];
-
-			heap[i] = heap[(i - 1) / 2];
-			heap[(i - 1) / 2] = t;
-			i = (i - 1) / 2;
-		}
-		return;
-	}
-	if (!s->key_byval)
-		pfree(DatumGetPointer(heap[0].key));
-	heap[0] = c;
-	sift_down(s, heap, *size, 0);
-}
-
-/* The distance above which a pair cannot enter query q's top k (infinite while it holds fewer than k). */
-static inline double
-threshold(const TopkState *s, int q)
-{
-	double		worst;
-
-	if (s->sizes[q] < s->k)
-		return INFINITY;
-	worst = s->heaps[(Size) q * s->k].distance;
-	return isnan(worst) ? INFINITY : worst;
 }
 
 /*
@@ -187,7 +93,7 @@ typedef struct Bound
 static Bound
 bound_for(const TopkState *s, int q)
 {
-	double		t = threshold(s, q);
+	double		t = key_heaps_threshold(&s->top, q);
 	double		qn = s->query_norms[q];
 	Bound		limit = {0, 0, !isfinite(t) || !(qn > 0) || !isfinite(qn)};
 
@@ -376,7 +282,7 @@ flush_block(TopkState *s)
 			if (dismissed(s, &limit, dots[r], qn, s->row_norms[r]))
 				continue;
 			s->checked++;
-			offer(s, q, pgvector_call(s->exact, QUERY(s, q), ROW(s, r)), s->row_keys[r]);
+			key_heaps_offer(&s->top, q, pgvector_call(s->exact, QUERY(s, q), ROW(s, r)), s->row_keys[r]);
 			limit = bound_for(s, q);
 		}
 	}
@@ -391,7 +297,6 @@ new_state(FunctionCallInfo fcinfo, MemoryContext context)
 	MemoryContext old = MemoryContextSwitchTo(context);
 	TopkState  *s = palloc0(sizeof(TopkState));
 	VectorList	queries;
-	TypeCacheEntry *key_type;
 
 	if (PG_ARGISNULL(3) || PG_ARGISNULL(4) || PG_ARGISNULL(5))
 		ereport(ERROR,
@@ -399,15 +304,7 @@ new_state(FunctionCallInfo fcinfo, MemoryContext context)
 	queries = arg_vector_array(fcinfo, 3, "queries");
 	s->k = PG_GETARG_INT32(4);
 	s->metric = arg_metric(fcinfo, 5);
-	if (queries.n < 1 || queries.n > MAX_QUERIES)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("a scan takes 1 to %d queries, got %d", MAX_QUERIES, queries.n)));
-	if (s->k < 1 || (long) s->k * queries.n > MAX_HEAP_ENTRIES)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("k must be at least 1, and queries x k at most %ld (got k = %d for %d queries)",
-						MAX_HEAP_ENTRIES, s->k, queries.n)));
+	key_heaps_init(&s->top, fcinfo, 1, queries.n, s->k, context);
 	s->nq = queries.n;
 	s->dim = queries.items[0]->dim;
 	s->vector_size = KVECTOR_SIZE(s->dim);
@@ -424,8 +321,6 @@ new_state(FunctionCallInfo fcinfo, MemoryContext context)
 		(s->metric == METRIC_IP ? PGV_NEGATIVE_INNER_PRODUCT : PGV_L2_DISTANCE);
 	pgvector_function(s->exact);
 	s->gamma = (s->dim + 2) * ldexp(1.0, -24) / (1 - (s->dim + 2) * ldexp(1.0, -24));
-	s->heaps = palloc(sizeof(Candidate) * s->nq * (Size) s->k);
-	s->sizes = palloc0(sizeof(int) * s->nq);
 	s->rows = aligned_copies(s->stride, BLOCK_ROWS);
 	s->row_norms = palloc(sizeof(double) * BLOCK_ROWS);
 	s->row_keys = palloc(sizeof(Datum) * BLOCK_ROWS);
@@ -436,17 +331,6 @@ new_state(FunctionCallInfo fcinfo, MemoryContext context)
 	s->row_floats = palloc(sizeof(float *) * BLOCK_ROWS);
 	s->state_context = context;
 	s->block_context = AllocSetContextCreate(context, "exact_topk block", ALLOCSET_DEFAULT_SIZES);
-	s->key_type = get_fn_expr_argtype(fcinfo->flinfo, 1);
-	if (!OidIsValid(s->key_type))
-		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH), errmsg("cannot tell the type of the key")));
-	get_typlenbyval(s->key_type, &s->key_len, &s->key_byval);
-	key_type = lookup_type_cache(s->key_type, TYPECACHE_CMP_PROC_FINFO);
-	if (!OidIsValid(key_type->cmp_proc))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("keys of type %s cannot be ordered", format_type_be(s->key_type))));
-	fmgr_info_copy(&s->key_cmp, &key_type->cmp_proc_finfo, context);
-	s->collation = PG_GET_COLLATION();
 	MemoryContextSwitchTo(old);
 	return s;
 }
@@ -473,17 +357,11 @@ kernel_exact_topk_step(PG_FUNCTION_ARGS)
 	memcpy(ROW(s, s->buffered), v, s->vector_size);
 	s->row_norms[s->buffered] = norm_of(v);
 	old = MemoryContextSwitchTo(s->block_context);
-	s->row_keys[s->buffered] = datumCopy(PG_GETARG_DATUM(1), s->key_byval, s->key_len);
+	s->row_keys[s->buffered] = datumCopy(PG_GETARG_DATUM(1), s->top.key_byval, s->top.key_len);
 	MemoryContextSwitchTo(old);
 	if (++s->buffered == BLOCK_ROWS)
 		flush_block(s);
 	PG_RETURN_POINTER(s);
-}
-
-static int
-candidate_qsort_cmp(const void *a, const void *b, void *arg)
-{
-	return candidate_cmp((const TopkState *) arg, (const Candidate *) a, (const Candidate *) b);
 }
 
 PG_FUNCTION_INFO_V1(kernel_exact_topk_final);
@@ -491,18 +369,6 @@ Datum
 kernel_exact_topk_final(PG_FUNCTION_ARGS)
 {
 	TopkState  *s;
-	TupleDesc	desc;
-	long		total = 0;
-	Datum	   *numbers;
-	Datum	   *ids;
-	Datum	   *distances;
-	Datum		values[3];
-	bool		nulls[3] = {false, false, false};
-	Oid			output;
-	Oid			cast;
-	bool		varlena;
-	FmgrInfo	out;
-	long		n = 0;
 
 	if (!AggCheckCallContext(fcinfo, NULL))
 		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("exact_topk is an aggregate")));
@@ -511,39 +377,5 @@ kernel_exact_topk_final(PG_FUNCTION_ARGS)
 	s = (TopkState *) PG_GETARG_POINTER(0);
 	flush_block(s);
 	elog(DEBUG1, "exact_topk: %ld pairs scored, %ld checked exactly", s->scored, s->checked);
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH), errmsg("exact_topk must return a composite")));
-	desc = BlessTupleDesc(desc);
-	for (int q = 0; q < s->nq; q++)
-		total += s->sizes[q];
-	numbers = palloc(sizeof(Datum) * Max(total, 1));
-	ids = palloc(sizeof(Datum) * Max(total, 1));
-	distances = palloc(sizeof(Datum) * Max(total, 1));
-	/* keys as `key::text` spells them (its cast where the type has one: char(n) trimmed, inet, boolean) */
-	if (find_coercion_pathway(TEXTOID, s->key_type, COERCION_EXPLICIT, &cast) != COERCION_PATH_FUNC)
-		cast = InvalidOid;
-	if (OidIsValid(cast))
-		fmgr_info(cast, &out);
-	else
-	{
-		getTypeOutputInfo(s->key_type, &output, &varlena);
-		fmgr_info(output, &out);
-	}
-	for (int q = 0; q < s->nq; q++)
-	{
-		Candidate  *heap = s->heaps + (Size) q * s->k;
-
-		qsort_arg(heap, s->sizes[q], sizeof(Candidate), candidate_qsort_cmp, s);
-		for (int i = 0; i < s->sizes[q]; i++, n++)
-		{
-			numbers[n] = Int32GetDatum(q + 1);
-			ids[n] = OidIsValid(cast) ? FunctionCall1Coll(&out, s->collation, heap[i].key)
-				: CStringGetTextDatum(OutputFunctionCall(&out, heap[i].key));
-			distances[n] = Float8GetDatum(heap[i].distance);
-		}
-	}
-	values[0] = PointerGetDatum(construct_array_builtin(numbers, (int) n, INT4OID));
-	values[1] = PointerGetDatum(construct_array_builtin(ids, (int) n, TEXTOID));
-	values[2] = PointerGetDatum(construct_array_builtin(distances, (int) n, FLOAT8OID));
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+	PG_RETURN_DATUM(key_heaps_result(&s->top, fcinfo, "exact_topk"));
 }

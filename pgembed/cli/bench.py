@@ -17,7 +17,7 @@ import pgembed
 from pgembed.cli._common import METRICS, Add, emit, float_list, int_list, table_console
 from pgembed.codecs.projection import PROJECTIONS
 from pgembed.errors import InvalidInputError
-from pgembed.vocabulary import CrashScenario, Placement
+from pgembed.vocabulary import CrashScenario, KernelBenchPart, Placement
 
 
 def split_specs(text: str) -> list[str]:
@@ -141,8 +141,8 @@ def cmd_kernels(args: argparse.Namespace) -> None:
 
     result = run_kernels_bench(args.dataset, dsn=args.dsn, data_dir=args.data_dir, rows=args.rows,
                                queries=args.queries, k=args.k, repeats=args.repeats,
-                               twin_seconds=args.twin_seconds, quiet=args.json)
-    _keep(args, "kernels", result)
+                               twin_seconds=args.twin_seconds, only=args.only, quiet=args.json)
+    _keep(args, f"kernels-{args.only}" if args.only else "kernels", result)
     emit(args, result, lambda _r: None)
 
 
@@ -458,7 +458,9 @@ def register(add: Add, parents: dict[str, argparse.ArgumentParser]) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--twin-seconds", type=float, default=3.0,
                    help="about how long one timing of a twin takes (its prefix of the rows is sized so)")
-    _keep_result_argument(p, "kernels.json")
+    p.add_argument("--only", default=None, choices=[p.value for p in KernelBenchPart],
+                   help="one part of the bench (its figures go to kernels-<part>.json)")
+    _keep_result_argument(p, "kernels.json (kernels-<only>.json with --only)")
 
     p = subcommand("relevance", cmd_relevance, "nDCG and MRR of vector, full-text and fused (RRF) search on "
                    "labelled queries (pgembed dataset relevance), and the latency each adds")

@@ -240,6 +240,7 @@ def count_distances(table: sql.Composable, key: str, column: str, operator: str,
 
 
 QUERY_TABLE = sql.SQL("SELECT pgembed.query_table(%s, %s, %s)")
+ESTIMATE_TOPK = sql.SQL("SELECT count(*) FROM pgembed.estimate_topk(%s, %s, %s::vector[], %s, %s::jsonb)")
 SEARCH_ONE = sql.SQL("SELECT id, distance FROM pgembed.search(%s, %s, %s, %s::jsonb)")
 SEARCH_BATCH = sql.SQL("SELECT query_no, id, distance FROM pgembed.search_batch(%s, %s, %s, %s::jsonb[])")
 SEARCH_PLAN_KIND = sql.SQL("SELECT pgembed.search_plan(%s, %s, %s, %s::jsonb) ->> 'kind'")

@@ -28,7 +28,7 @@ from pgembed.errors import PgembedError
 from pgembed.server import kernel_settings, kernels_dir, make_server_dirs
 
 EXTENSION = "pgembed_kernels"
-SOURCES = ("Makefile", f"{EXTENSION}.control", f"{EXTENSION}--1.0.sql", "src")
+SOURCES = ("Makefile", f"{EXTENSION}.control", "src")
 
 
 class KernelBuildError(PgembedError):
@@ -107,7 +107,8 @@ def build(pg_config: Path | None = None, *, sanitize: bool = False) -> Build:
     cflags = " ".join(accepted_cflags(compiler, shlex.split(_pg_config(pg_config, "--cflags"))))
     directory = Path(tempfile.mkdtemp(prefix="pgembed-kernels-"))
     source = resources.files("pgembed.kernels")
-    for name in SOURCES:
+    scripts = [p.name for p in source.iterdir() if p.name.startswith(f"{EXTENSION}--") and p.name.endswith(".sql")]
+    for name in (*SOURCES, *scripts):
         with resources.as_file(source.joinpath(name)) as path:
             if path.is_dir():
                 shutil.copytree(path, directory / name)

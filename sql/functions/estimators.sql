@@ -394,3 +394,74 @@ BEGIN
     END IF;
     RETURN t;
 END $$;
+
+-- The top k of each of many queries by a codec's distance estimator (the one a compact re-rank tier orders
+-- by), in one read of the codes of the rows `filter` keeps (and only of the rows with these `keys`, when
+-- given): with the C kernels, pgembed_kernels.estimate_topk over all the queries' tables at once; with the
+-- twins, one statement per query,
+--   SELECT key, <estimator>(code, pgembed.query_table(collection, codec, q)) FROM ... ORDER BY 2, key LIMIT k.
+-- The same rows, estimates and order either way; rows without a code are not ranked. Companion codes are read
+-- through the user's table, so its row-level security and privileges decide which rows are ranked.
+-- query_no: the query's subscript in `queries`; each query's rows best first.
+CREATE OR REPLACE FUNCTION pgembed.estimate_topk(
+    collection text, codec text, queries vector[], k integer DEFAULT 10, filter jsonb DEFAULT NULL,
+    keys text[] DEFAULT NULL
+) RETURNS TABLE (query_no integer, id text, distance double precision) LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    c pgembed.collections := pgembed._collection(collection);
+    x record;
+    tbl regclass;
+    clause text;
+    key_type text;
+    source text;
+    code text;
+    key text;
+    tables double precision[];
+    first integer := coalesce(array_lower(queries, 1), 1);
+BEGIN
+    PERFORM pgembed.check_search_params(k, NULL, NULL, NULL, 'exact');
+    PERFORM pgembed._check_queries(c, queries);
+    SELECT d.column_name, d.kind, d.estimator INTO x FROM pgembed.codecs AS d
+    WHERE d.collection_id = c.id AND d.name = codec AND d.state = 'active';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'collection % has no active codec named %', quote_literal(collection), quote_literal(codec)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF x.estimator IS NULL OR x.estimator = 'pgembed.rabitq_distance' THEN
+        RAISE EXCEPTION 'codec % (%) has no estimator to rank by here: pq, sq8, bq and bq2..bq4 have one (RaBitQ''s needs each row''s factors: ORDER BY pgembed.rabitq_distance)',
+            quote_literal(codec), x.kind USING ERRCODE = 'feature_not_supported';
+    END IF;
+    tbl := format('%I.%I', c.table_schema, c.table_name)::regclass;
+    clause := pgembed.filter_sql(tbl, filter);
+    IF keys IS NOT NULL THEN
+        SELECT format_type(a.atttypid, a.atttypmod) INTO key_type FROM pg_attribute AS a
+        WHERE a.attrelid = tbl AND a.attname = c.key_column;
+        clause := format('(%s) AND %I = ANY (%L::%s[])', clause, c.key_column, keys, key_type);
+    END IF;
+    IF c.placement = 'companion' THEN
+        -- pgembed's alias, never the user's table's own name (which a filter may qualify)
+        code := format('pgembed_codes_.%I', x.column_name);
+        key := format('pgembed_codes_.%I', c.key_column);
+        source := format('%s AS pgembed_codes_ WHERE %s IS NOT NULL AND EXISTS (SELECT FROM %s WHERE %s.%I = %s AND (%s))',
+                         format('pgembed.%I', 'codes_' || c.id), code, tbl, tbl, c.key_column, key, clause);
+    ELSE
+        code := format('%I', x.column_name);
+        key := format('%I', c.key_column);
+        source := format('%s WHERE (%s) AND %s IS NOT NULL', tbl, clause, code);
+    END IF;
+    IF pgembed._kernels_active() THEN
+        EXECUTE format('SELECT array(SELECT pgembed.%I(%L, u.q) FROM unnest($1) WITH ORDINALITY AS u(q, n) ORDER BY u.n)',
+                       'query_table_' || c.id, x.column_name) INTO tables USING queries;
+        RETURN QUERY EXECUTE format(
+            'SELECT (u.query_no + $2)::integer, u.id, u.distance FROM (SELECT pgembed_kernels.estimate_topk(%s, %s, $1, %s) AS r FROM %s) AS s, '
+            'unnest((s.r).query_no, (s.r).id, (s.r).distance) WITH ORDINALITY AS u(query_no, id, distance, n) ORDER BY u.n',
+            key, code, k, source) USING tables, first - 1;
+        RETURN;
+    END IF;
+    FOR i IN first .. first + cardinality(queries) - 1 LOOP
+        RETURN QUERY EXECUTE format(
+            'SELECT $2, %1$s::text, %2$s(%3$s, $1) AS distance FROM %4$s ORDER BY distance, %1$s LIMIT %5$s',
+            key, x.estimator, code, source, k)
+            USING pgembed.query_table(collection, codec, queries[i]), i;
+    END LOOP;
+END $$;

@@ -36,6 +36,11 @@ STATEMENTS["exact_topk"] = ("SELECT cardinality((pgembed_kernels.exact_topk(g * 
                             "ARRAY[%(query)s::vector, %(query)s::vector], 5, 'cosine')).id) = 10 "
                             "FROM (SELECT row_number() OVER () AS n, v FROM vs) AS r "
                             "CROSS JOIN generate_series(1, 10) AS g")
+STATEMENTS["estimate_topk"] = ("SELECT cardinality((pgembed_kernels.estimate_topk(g * 100000 + n, "
+                               "pgembed_kernels.encode_pq(v, %(columns)s::vector[], %(norms)s::vector[], 4), "
+                               "ARRAY[%(pq_table)s::float8[], %(pq_table)s::float8[]], 5)).id) = 10 "
+                               "FROM (SELECT row_number() OVER () AS n, v FROM vs) AS r "
+                               "CROSS JOIN generate_series(1, 10) AS g")
 
 
 def backend_memory(conn: psycopg.Connection, pid: int) -> tuple[int, int | None]:

@@ -31,7 +31,7 @@ from pgembed.statements import catalog as catalog_statements
 from pgembed.tools.bench.environment import describe_environment
 from pgembed.tools.bench.search import fresh_collection, load_attrs
 from pgembed.tools.datasets.files import load_dataset_dir
-from pgembed.vocabulary import KernelMode
+from pgembed.vocabulary import KernelBenchPart, KernelMode
 
 TABLE = "pgembed_bench_kernels"
 INGEST_TABLE = "pgembed_bench_kernels_ingest"
@@ -40,6 +40,10 @@ CODECS = ("f16", "bq", "bq2", "bq4", "sq8", "osq4", "pq48", "mrl128", "pca128", 
 INGEST_CODECS = ("pq48", "bq2", "f16")
 ESTIMATORS = (("pq48", "pq_distance"), ("sq8", "sq8_distance"), ("bq2", "bits_distance"),
               ("rabitq", "rabitq_distance"))
+# pgembed.estimate_topk: one read of the codes for this many queries at once
+SCAN_CODECS = ("pq48", "sq8", "bq2")
+SCAN_QUERIES = (1, 16, 64, 256)
+PARTS = tuple(KernelBenchPart)
 MODES = (KernelMode.KERNELS, KernelMode.TWINS)
 FIT_ROWS = 20_000
 
@@ -165,6 +169,26 @@ def measure_estimators(db: pgembed.Database, collection: pgembed.Collection, que
     return results
 
 
+def measure_estimate_topk(db: pgembed.Database, collection: pgembed.Collection, queries: np.ndarray, rows: int,
+                          k: int, repeats: int, twin_seconds: float, console: Console) -> dict[str, Any]:
+    """pgembed.estimate_topk's code distances/s (queries x rows / s): the kernels over every row, the twins (one
+    statement per query) over the rows with the first n keys; the query tables are made inside the timing."""
+    results: dict[str, Any] = {}
+    key = collection.info.key_column
+    for codec in SCAN_CODECS:
+        for nq in SCAN_QUERIES:
+            batch = list(queries[:nq])
+
+            def rate(n: int, codec: str = codec, batch: list[np.ndarray] = batch) -> float:
+                where = None if n >= rows else json.dumps({key: {"$lt": n}})
+                return len(batch) * n / _timed(db, q.ESTIMATE_TOPK, (collection.name, codec, batch, k, where))
+
+            samples, sizes = _interleaved(db, rate, rows, repeats, twin_seconds)
+            results[f"{codec} x {nq}"] = {"codec": codec, "queries": nq, **_summary(samples), "rows": sizes}
+            console.print(f"  estimate_topk {codec}, {nq} queries: {results[f'{codec} x {nq}']['per_s']}")
+    return results
+
+
 def _column(collection: pgembed.Collection, codec: str) -> str:
     return next(c.column_name for c in collection.codecs() if c.name == codec)
 
@@ -260,7 +284,12 @@ def _workloads(n: int) -> dict[str, list[str | None]]:
 
 def run_kernels_bench(dataset: str | Path, dsn: str | None = None, data_dir: str | Path | None = None, *,
                       rows: int = 20_000, queries: int = 1000, k: int = 10, repeats: int = 3,
-                      twin_seconds: float = 3.0, quiet: bool = False) -> dict[str, Any]:
+                      twin_seconds: float = 3.0, only: KernelBenchPart | str | None = None,
+                      quiet: bool = False) -> dict[str, Any]:
+    """Every part of the bench, or `only` one of them."""
+    if only is not None and only not in PARTS:
+        raise pgembed.InvalidInputError(f"only={only!r}: one of {', '.join(PARTS)}")
+    parts: tuple[KernelBenchPart, ...] = PARTS if only is None else (KernelBenchPart(only),)
     console = Console(quiet=quiet, stderr=True)
     ds = load_dataset_dir(dataset)
     base = np.ascontiguousarray(ds.base, dtype=np.float32)
@@ -276,8 +305,12 @@ def run_kernels_bench(dataset: str | Path, dsn: str | None = None, data_dir: str
     result: dict[str, Any] = {"benchmark": "kernels", "dataset": ds.name, "base_rows": len(base),
                               "dim": int(base.shape[1]), "queries": len(qs), "k": k, "repeats": repeats,
                               "encode_rows": rows, "twin_seconds": twin_seconds}
-    result["build"] = measure_build(repeats)
-    console.print(f"  build: {result['build']['median_s']} s")
+    if KernelBenchPart.BUILD in parts:
+        result["build"] = measure_build(repeats)
+        console.print(f"  build: {result['build']['median_s']} s")
+    if parts == (KernelBenchPart.BUILD,):
+        _render(result, console)
+        return result
     with pgembed.connect(dsn, data_dir=data_dir, migrate=True) as db:
         chosen = ensure_kernels(db.conn).active  # installed where it may be; the database's own binding, kept
         _bind(db, KernelMode.KERNELS)
@@ -286,19 +319,28 @@ def run_kernels_bench(dataset: str | Path, dsn: str | None = None, data_dir: str
         collection = fresh_collection(db, TABLE, base.shape[1], {c: types[c] for c in keep})
         collection.ingest(np.arange(len(base)), base, {c: values[c] for c in keep})
         db.session.execute(q.vacuum_analyze(collection.info.table))
-        result["encode"] = measure_encoders(db, sample, fit_queries, rows, repeats, twin_seconds, console)
-        result["ingest"] = measure_ingest(db, base, sample, rows, repeats, twin_seconds, console)
+        if KernelBenchPart.ENCODE in parts:
+            result["encode"] = measure_encoders(db, sample, fit_queries, rows, repeats, twin_seconds, console)
+        if KernelBenchPart.INGEST in parts:
+            result["ingest"] = measure_ingest(db, base, sample, rows, repeats, twin_seconds, console)
         _bind(db, KernelMode.KERNELS)
-        for spec in ("pq48", "sq8", "bq2", "rabitq"):
-            collection.add_codec(spec, spec, fit_on=sample)
-        db.session.execute(q.vacuum_analyze(collection.info.table))
-        result["estimators"] = measure_estimators(db, collection, qs[0], len(base), repeats, twin_seconds, console)
-        result["memory"] = measure_memory(db, collection, qs[0], len(base), console)
-        collection.create_index("bq2", "hnsw")
-        db.session.execute(q.create_btree(collection.info, "section"))
-        db.session.execute(q.vacuum_analyze(collection.info.table))
-        result["search_batch"] = measure_search_batch(db, collection, qs, _workloads(len(qs)), k,
-                                                      max(2, repeats - 1), console)
+        if {KernelBenchPart.ESTIMATORS, KernelBenchPart.MEMORY, KernelBenchPart.SEARCH_BATCH} & set(parts):
+            for spec in ("pq48", "sq8", "bq2", "rabitq"):
+                collection.add_codec(spec, spec, fit_on=sample)
+            db.session.execute(q.vacuum_analyze(collection.info.table))
+        if KernelBenchPart.ESTIMATORS in parts:
+            result["estimators"] = measure_estimators(db, collection, qs[0], len(base), repeats, twin_seconds,
+                                                      console)
+            result["estimate_topk"] = measure_estimate_topk(db, collection, qs, len(base), k, repeats,
+                                                            twin_seconds, console)
+        if KernelBenchPart.MEMORY in parts:
+            result["memory"] = measure_memory(db, collection, qs[0], len(base), console)
+        if KernelBenchPart.SEARCH_BATCH in parts:
+            collection.create_index("bq2", "hnsw")
+            db.session.execute(q.create_btree(collection.info, "section"))
+            db.session.execute(q.vacuum_analyze(collection.info.table))
+            result["search_batch"] = measure_search_batch(db, collection, qs, _workloads(len(qs)), k,
+                                                          max(2, repeats - 1), console)
         collection.drop(drop_table=True)
         _bind(db, chosen)
     _render(result, console)
@@ -309,21 +351,26 @@ def _render(result: dict[str, Any], console: Console) -> None:
     table = Table(title=f"kernels against twins on {result['dataset']} (one backend)")
     for column in ("measure", "kernels", "twins", "ratio"):
         table.add_column(column)
-    for spec, r in result["encode"].items():
+    for spec, r in result.get("encode", {}).items():
         table.add_row(f"encode {spec} rows/s", f"{r['per_s']['kernels']:,}", f"{r['per_s']['twins']:,}",
                       f"{r['kernel_over_twin']}x")
-    r = result["ingest"]
-    table.add_row("ingest pq48+bq2+f16 vectors/s", f"{r['per_s']['kernels']:,}", f"{r['per_s']['twins']:,}",
-                  f"{r['kernel_over_twin']}x")
-    for codec, r in result["estimators"].items():
+    if "ingest" in result:
+        r = result["ingest"]
+        table.add_row("ingest pq48+bq2+f16 vectors/s", f"{r['per_s']['kernels']:,}", f"{r['per_s']['twins']:,}",
+                      f"{r['kernel_over_twin']}x")
+    for codec, r in result.get("estimators", {}).items():
         per_s = r["per_s"]
         if "pgvector" in per_s:
             table.add_row(f"{codec} distances/s", f"{per_s['pgvector']:,}", "", "")
         else:
             table.add_row(f"{r['estimator']} ({codec}) distances/s", f"{per_s['kernels']:,}", f"{per_s['twins']:,}",
                           f"{r['kernel_over_twin']}x")
-    for workload, r in result["search_batch"].items():
+    for name, r in result.get("estimate_topk", {}).items():
+        table.add_row(f"estimate_topk {name} queries, distances/s", f"{r['per_s']['kernels']:,}",
+                      f"{r['per_s']['twins']:,}", f"{r['kernel_over_twin']}x")
+    for workload, r in result.get("search_batch", {}).items():
         table.add_row(f"search_batch {workload}: batch/loop", f"{r['batch_over_loop']['kernels']}x",
                       f"{r['batch_over_loop']['twins']}x", "")
-    table.add_row("build s (median)", f"{result['build']['median_s']}", "", "")
+    if "build" in result:
+        table.add_row("build s (median)", f"{result['build']['median_s']}", "", "")
     console.print(table)

@@ -1,4 +1,4 @@
--- pgembed_kernels 1.0. Each function's twin, with the same arguments and the same result for every input,
+-- pgembed_kernels 1.1. Each function's twin, with the same arguments and the same result for every input,
 -- is the function of the same name in schema pgembed_twins (pgembed's sql/functions/); pgembed.bind_kernels()
 -- points pgembed's own functions at one or the other.
 \echo Use "CREATE EXTENSION pgembed_kernels" to load this file. \quit
@@ -6,7 +6,7 @@
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 
 CREATE FUNCTION @extschema@.version() RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN '1.0';
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN '1.1';
 
 -- encoders
 CREATE FUNCTION @extschema@.encode_float16(v vector) RETURNS halfvec
@@ -60,5 +60,25 @@ CREATE AGGREGATE @extschema@.exact_topk(key anyelement, vec vector, queries vect
     SFUNC = @extschema@.exact_topk_step,
     STYPE = internal,
     FINALFUNC = @extschema@.exact_topk_final,
+    FINALFUNC_MODIFY = read_write
+);
+
+-- the multi-query scan by estimated distance (its twin: pgembed.estimate_topk's per-query statement)
+CREATE FUNCTION @extschema@.estimate_topk_step(internal, anyelement, bytea, double precision[], integer)
+    RETURNS internal AS 'MODULE_PATHNAME', 'kernel_estimate_topk_step' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION @extschema@.estimate_topk_step(internal, anyelement, varbit, double precision[], integer)
+    RETURNS internal AS 'MODULE_PATHNAME', 'kernel_estimate_topk_step' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION @extschema@.estimate_topk_final(internal) RETURNS @extschema@.topk_rows
+    AS 'MODULE_PATHNAME', 'kernel_estimate_topk_final' LANGUAGE c PARALLEL SAFE;
+CREATE AGGREGATE @extschema@.estimate_topk(key anyelement, code bytea, tables double precision[], k integer) (
+    SFUNC = @extschema@.estimate_topk_step,
+    STYPE = internal,
+    FINALFUNC = @extschema@.estimate_topk_final,
+    FINALFUNC_MODIFY = read_write
+);
+CREATE AGGREGATE @extschema@.estimate_topk(key anyelement, code varbit, tables double precision[], k integer) (
+    SFUNC = @extschema@.estimate_topk_step,
+    STYPE = internal,
+    FINALFUNC = @extschema@.estimate_topk_final,
     FINALFUNC_MODIFY = read_write
 );
