@@ -13,6 +13,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "nodes/pg_list.h"
+#include "nodes/primnodes.h"
 #include "utils/builtins.h"
 
 PG_MODULE_MAGIC_EXT(.name = "pgembed_kernels", .version = "1.1");
@@ -406,6 +408,338 @@ pq_nearest(const float *norms, const float *const *columns, const float *two_x, 
 	return pq_nearest_portable(norms, columns, two_x, sub, K);
 }
 
+/*
+ * --- a codebook prepared once for many rows ---
+ * When the codebook is a constant of the calling expression (a trigger's or a backfill's encoder call, whose
+ * fitted parameters the planner folds into constants), the first call keeps in flinfo->fn_extra an int8 copy of
+ * it (a scale a coordinate and sub-space, a quarter of the bytes) and a copy with each centroid's coordinates
+ * adjacent. A row's sub-space is then scored approximately from the int8 copy; only the centroids whose
+ * approximate score is within 2W of the least one, where W bounds |exact - approximate| for every centroid, get
+ * their exact score (the twin's float32 operations, in its order, on the same values) and compete, in index
+ * order. So the code byte is the one pq_nearest picks. Where a value leaves the range the bound is proved for
+ * (non-finite, or nonzero below 2^-60 or above 2^60), the sub-space takes pq_nearest.
+ *
+ * The bound, with u = 2^-24, g = (sub + 1) u / (1 - (sub + 1) u), t_k = 2 x_k, c the centroids, n their squared
+ * norms, s_k and L the scales and levels, w_k = fl(t_k s_k): exact float32 scores E_j are within
+ * g (max|n| + sum |t_k| max|c_k|) of the real n_j - sum t_k c_kj; the approximate A_j within
+ * g (max|n| + 127 sum |w_k|) of n_j - sum w_k L_kj, which is within u 127 sum |t_k| s_k + sum |t_k| d_k of that
+ * real score (d_k: the measured largest |c_kj - s_k L_kj|); products that underflow add at most 2^-149 each.
+ */
+#define PQ_RANGE_LOW 8.673617379884035e-19	/* 2^-60 */
+#define PQ_RANGE_HIGH 1.152921504606847e18	/* 2^60 */
+
+typedef struct PQPrepared
+{
+	Datum		columns;		/* the constant arguments it was made from */
+	Datum		norms;
+	int			m;
+	int			sub;
+	int			K;
+	float	   *centroids;		/* m x K x sub */
+	int8	   *levels;			/* m x sub x K */
+	float	   *scales;			/* m x sub */
+	double	   *deviation;		/* m x sub */
+	double	   *largest;		/* m x sub */
+	double	   *norm_largest;	/* m */
+} PQPrepared;
+
+static bool
+in_bound_range(double x)
+{
+	double		a = fabs(x);
+
+	return a == 0 || (a >= PQ_RANGE_LOW && a <= PQ_RANGE_HIGH);
+}
+
+static bool
+const_argument(FunctionCallInfo fcinfo, int argno)
+{
+	Node	   *expr = fcinfo->flinfo->fn_expr;
+	List	   *args;
+
+	if (expr == NULL || !IsA(expr, FuncExpr))
+		return false;
+	args = ((FuncExpr *) expr)->args;
+	return list_length(args) > argno && IsA(list_nth(args, argno), Const);
+}
+
+/* The prepared codebook for this call, or NULL: the arguments are not constants, or a value is out of range. */
+static PQPrepared *
+pq_prepared(FunctionCallInfo fcinfo, VectorList columns, VectorList norms, PQShape shape)
+{
+	PQPrepared *p = (PQPrepared *) fcinfo->flinfo->fn_extra;
+	MemoryContext old;
+	const int	m = shape.m;
+	const int	sub = shape.sub;
+	const int	K = shape.centroids;
+
+	if (p != NULL && p->columns == PG_GETARG_DATUM(1) && p->norms == PG_GETARG_DATUM(2) && p->sub == sub &&
+		p->m == m && p->K == K)
+		return p->centroids != NULL ? p : NULL;
+	if (!const_argument(fcinfo, 1) || !const_argument(fcinfo, 2) || !const_argument(fcinfo, 3) || K % 8 != 0)
+		return NULL;
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	if (p == NULL)
+		p = palloc0(sizeof(PQPrepared));
+	else if (p->centroids != NULL)
+	{
+		pfree(p->centroids);
+		pfree(p->levels);
+		pfree(p->scales);
+		pfree(p->deviation);
+		pfree(p->largest);
+		pfree(p->norm_largest);
+	}
+	p->columns = PG_GETARG_DATUM(1);
+	p->norms = PG_GETARG_DATUM(2);
+	p->m = m;
+	p->sub = sub;
+	p->K = K;
+	p->centroids = NULL;		/* until every value is found in range: then NULL means "not usable" */
+	fcinfo->flinfo->fn_extra = p;
+	for (int i = 0; i < m; i++)
+		for (int j = 0; j < K; j++)
+			if (!isfinite(norms.items[i]->x[j]) || fabs(norms.items[i]->x[j]) > PQ_RANGE_HIGH)
+			{
+				MemoryContextSwitchTo(old);
+				return NULL;
+			}
+	for (int i = 0; i < m * sub; i++)
+		for (int j = 0; j < K; j++)
+			if (!isfinite(columns.items[i]->x[j]) || !in_bound_range(columns.items[i]->x[j]))
+			{
+				MemoryContextSwitchTo(old);
+				return NULL;
+			}
+	p->centroids = palloc(sizeof(float) * (Size) m * K * sub);
+	p->levels = palloc((Size) m * sub * K);
+	p->scales = palloc(sizeof(float) * m * sub);
+	p->deviation = palloc(sizeof(double) * m * sub);
+	p->largest = palloc(sizeof(double) * m * sub);
+	p->norm_largest = palloc(sizeof(double) * m);
+	for (int s = 0; s < m; s++)
+	{
+		double		nl = 0;
+
+		for (int j = 0; j < K; j++)
+			nl = Max(nl, fabs((double) norms.items[s]->x[j]));
+		p->norm_largest[s] = nl;
+		for (int k = 0; k < sub; k++)
+		{
+			const float *c = columns.items[s * sub + k]->x;
+			int8	   *level = p->levels + ((Size) s * sub + k) * K;
+			double		largest = 0;
+			double		deviation = 0;
+			float		scale;
+
+			for (int j = 0; j < K; j++)
+			{
+				largest = Max(largest, fabs((double) c[j]));
+				p->centroids[((Size) s * K + j) * sub + k] = c[j];
+			}
+			scale = (float) (largest / 127);
+			for (int j = 0; j < K; j++)
+			{
+				double		l = scale > 0 ? rint((double) c[j] / scale) : 0;
+
+				l = Max(-127, Min(127, l));
+				level[j] = (int8) l;
+				deviation = Max(deviation, fabs((double) c[j] - (double) scale * l));
+			}
+			p->scales[s * sub + k] = scale;
+			p->deviation[s * sub + k] = deviation * (1 + 0x1p-40);
+			p->largest[s * sub + k] = largest;
+		}
+	}
+	MemoryContextSwitchTo(old);
+	elog(DEBUG1, "encode_pq: codebook prepared, %d sub-spaces of %d centroids", m, K);
+	return p;
+}
+
+/*
+ * scores[j] = n_j - sum_k w_k L_kj in float32, for one sub-space (any rounding: the bound covers one or two
+ * per step), and the least of them.
+ */
+static float
+pq_approximate_c(float *restrict scores, const float *norms, const int8 *restrict levels, const float *w, int sub,
+				 int K)
+{
+	float		least = INFINITY;
+
+	for (int j = 0; j < K; j++)
+		scores[j] = norms[j];
+	for (int k = 0; k < sub; k++)
+	{
+		const int8 *l = levels + (Size) k * K;
+		const float wk = w[k];
+
+		for (int j = 0; j < K; j++)
+			scores[j] = scores[j] - wk * (float) l[j];
+	}
+	for (int j = 0; j < K; j++)
+		least = scores[j] < least ? scores[j] : least;
+	return least;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(PGEMBED_SANITIZE)
+#define PQ_AVX2 1
+
+/* 64 centroids at a time in eight registers, every level of theirs read once, fused multiply-subtracts */
+__attribute__((target("avx2,fma")))
+static float
+pq_approximate_avx2(float *restrict scores, const float *norms, const int8 *restrict levels, const float *w,
+					int sub, int K)
+{
+	__m256		least = _mm256_set1_ps(INFINITY);
+	float		lanes[8];
+	float		out = INFINITY;
+
+	for (int c = 0; c < K; c += 64)
+	{
+		__m256		acc[8];
+
+		for (int r = 0; r < 8; r++)
+			acc[r] = _mm256_loadu_ps(norms + c + 8 * r);
+		for (int k = 0; k < sub; k++)
+		{
+			const int8 *l = levels + (Size) k * K + c;
+			__m256		wk = _mm256_set1_ps(w[k]);
+
+			for (int r = 0; r < 8; r++)
+			{
+				__m128i		bytes = _mm_loadl_epi64((const __m128i *) (l + 8 * r));
+
+				acc[r] = _mm256_fnmadd_ps(wk, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)), acc[r]);
+			}
+		}
+		for (int r = 0; r < 8; r++)
+		{
+			_mm256_storeu_ps(scores + c + 8 * r, acc[r]);
+			least = _mm256_min_ps(least, acc[r]);
+		}
+	}
+	_mm256_storeu_ps(lanes, least);
+	for (int l = 0; l < 8; l++)
+		out = lanes[l] < out ? lanes[l] : out;
+	return out;
+}
+
+/* mask[b] bit i: scores[8 b + i] <= limit */
+__attribute__((target("avx2")))
+static void
+pq_candidates_avx2(const float *scores, int K, float limit, uint8 *mask)
+{
+	__m256		l = _mm256_set1_ps(limit);
+
+	for (int b = 0; b < K / 8; b++)
+		mask[b] = (uint8) _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(scores + 8 * b), l, _CMP_LE_OQ));
+}
+#endif
+
+static void
+pq_candidates(const float *scores, int K, float limit, uint8 *mask)
+{
+#ifdef PQ_AVX2
+	if (K % 64 == 0 && __builtin_cpu_supports("avx2"))
+	{
+		pq_candidates_avx2(scores, K, limit, mask);
+		return;
+	}
+#endif
+	memset(mask, 0, (K + 7) / 8);
+	for (int j = 0; j < K; j++)
+		if (scores[j] <= limit)
+			mask[j / 8] |= (uint8) (1 << (j % 8));
+}
+
+static float
+pq_approximate(float *restrict scores, const float *norms, const int8 *restrict levels, const float *w, int sub,
+			   int K)
+{
+#ifdef PQ_AVX2
+	static int	has_avx2 = -1;
+
+	if (has_avx2 < 0)
+		has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+	if (has_avx2 && K % 64 == 0)
+		return pq_approximate_avx2(scores, norms, levels, w, sub, K);
+#endif
+	return pq_approximate_c(scores, norms, levels, w, sub, K);
+}
+
+static int
+pq_nearest_pruned(const PQPrepared *p, int s, const float *norms, const float *const *columns, const float *two_x)
+{
+	const int	sub = p->sub;
+	const int	K = p->K;
+	float		scores[BYTE_CENTROIDS];
+	float		w[64];
+	double		u = ldexp(1.0, -24);
+	double		g = (sub + 1) * u / (1 - (sub + 1) * u);
+	double		sum_tc = 0;
+	double		sum_w = 0;
+	double		sum_ts = 0;
+	double		quantized = 0;
+	double		bound;
+	float		least;
+	double		threshold;
+	float		limit;
+	uint8		mask[BYTE_CENTROIDS / 8];
+	int			best = -1;
+	float		best_score = INFINITY;
+
+	if (sub > 64)
+		return pq_nearest(norms, columns, two_x, sub, K);
+	for (int k = 0; k < sub; k++)
+	{
+		double		t = fabs((double) two_x[k]);
+
+		if (!isfinite(two_x[k]) || !in_bound_range(two_x[k]))
+			return pq_nearest(norms, columns, two_x, sub, K);
+		w[k] = two_x[k] * p->scales[s * sub + k];
+		sum_tc += t * p->largest[s * sub + k];
+		sum_w += fabs((double) w[k]) * 127;
+		sum_ts += t * p->scales[s * sub + k] * 127;
+		quantized += t * p->deviation[s * sub + k];
+	}
+	least = pq_approximate(scores, norms, p->levels + (Size) s * sub * K, w, sub, K);
+	if (!isfinite(least))
+		return pq_nearest(norms, columns, two_x, sub, K);
+	bound = (quantized + g * (p->norm_largest[s] + sum_tc) + g * (p->norm_largest[s] + sum_w) + u * sum_ts +
+			 (2 * sub + 2) * ldexp(1.0, -149)) * (1 + 0x1p-20);
+	threshold = (double) least + 2 * bound;
+	/* as a float no smaller, so that the float comparison keeps every centroid the exact one would */
+	limit = (float) threshold;
+	if ((double) limit < threshold)
+		limit = nextafterf(limit, INFINITY);
+	pq_candidates(scores, K, limit, mask);
+	for (int j = 0; j < K; j++)
+	{
+		const float *c;
+		float		score;
+
+		if (mask[j / 8] == 0)
+		{
+			j += 7 - j % 8;		/* the rest of this byte's centroids */
+			continue;
+		}
+		if (!(mask[j / 8] & (1 << (j % 8))))
+			continue;
+		c = p->centroids + ((Size) s * K + j) * sub;
+		score = norms[j];
+		for (int k = 0; k < sub; k++)
+			score = score - two_x[k] * c[k];
+		if (!isfinite(score))
+			return pq_nearest(norms, columns, two_x, sub, K);
+		if (score < best_score)
+		{
+			best_score = score;
+			best = j;
+		}
+	}
+	return best < 0 ? pq_nearest(norms, columns, two_x, sub, K) : best;
+}
+
 PG_FUNCTION_INFO_V1(kernel_encode_pq);
 Datum
 kernel_encode_pq(PG_FUNCTION_ARGS)
@@ -419,6 +753,7 @@ kernel_encode_pq(PG_FUNCTION_ARGS)
 	uint8	   *out = (uint8 *) VARDATA(code);
 	const float **rows = palloc(sizeof(float *) * shape.sub);
 	float	   *two_x = palloc(sizeof(float) * shape.sub);
+	PQPrepared *prepared = pq_prepared(fcinfo, columns, norms, shape);
 
 	for (int m = 0; m < shape.m; m++)
 	{
@@ -427,7 +762,8 @@ kernel_encode_pq(PG_FUNCTION_ARGS)
 			two_x[k] = 2.0f * v->x[m * shape.sub + k];
 			rows[k] = columns.items[m * shape.sub + k]->x;
 		}
-		out[m] = (uint8) pq_nearest(norms.items[m]->x, rows, two_x, shape.sub, K);
+		out[m] = (uint8) (prepared != NULL ? pq_nearest_pruned(prepared, m, norms.items[m]->x, rows, two_x)
+						  : pq_nearest(norms.items[m]->x, rows, two_x, shape.sub, K));
 	}
 	PG_RETURN_DATUM(result_datum(code, VARSIZE(code)));
 }

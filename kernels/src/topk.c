@@ -80,13 +80,15 @@ aligned_copies(Size stride, int n)
  * summation or fusing; pgvector's norms within gamma |q|^2 and gamma |x|^2. So a distance estimated from the
  * dot product is within 4 gamma (cosine), 4 gamma |q| |x| (ip) or 4 gamma (|q| + |x|)^2 (l2, squared) of
  * pgvector's, and a pair whose estimate is beyond the query's k-th distance by more than that cannot enter.
- * The tests below use 5 gamma: the extra gamma covers the float64 rounding of the tests themselves.
+ * The tests below use 6 gamma: one more covers the float64 rounding of the tests themselves, and one more the
+ * float32 products that underflow, each off by at most 2^-149 (about 4d of them in all, 9e-41 in 16,000
+ * dimensions), which norm_of keeps below 1e-10 of |q| |x| by taking only vectors of norm at least 1e-15.
  * Written as "dot < limit", so that a NaN dot is never dismissed; non-finite dots never are either.
  */
 typedef struct Bound
 {
-	double		a;				/* cosine: (1 - t - 5 gamma) |q|; ip: -t; l2: |q|^2 - t^2 */
-	double		b;				/* ip: 5 gamma |q|; l2: 5 gamma */
+	double		a;				/* cosine: (1 - t - 6 gamma) |q|; ip: -t; l2: |q|^2 - t^2 */
+	double		b;				/* ip: 6 gamma |q|; l2: 6 gamma */
 	bool		none;			/* nothing can be dismissed (fewer than k held, or a NaN k-th distance) */
 } Bound;
 
@@ -100,15 +102,15 @@ bound_for(const TopkState *s, int q)
 	switch (s->metric)
 	{
 		case METRIC_COSINE:
-			limit.a = (1 - t - 5 * s->gamma) * qn;
+			limit.a = (1 - t - 6 * s->gamma) * qn;
 			break;
 		case METRIC_IP:
 			limit.a = -t;
-			limit.b = 5 * s->gamma * qn;
+			limit.b = 6 * s->gamma * qn;
 			break;
 		default:
 			limit.a = qn * qn - t * t;
-			limit.b = 5 * s->gamma;
+			limit.b = 6 * s->gamma;
 			break;
 	}
 	return limit;
@@ -121,11 +123,11 @@ dismissed(const TopkState *s, const Bound *limit, float dot, double qn, double r
 		return false;
 	switch (s->metric)
 	{
-		case METRIC_COSINE:		/* 1 - dot / (|q| |x|) - 5 gamma > t */
+		case METRIC_COSINE:		/* 1 - dot / (|q| |x|) - 6 gamma > t */
 			return dot < limit->a * rn;
-		case METRIC_IP:			/* -dot - 5 gamma |q| |x| > t */
+		case METRIC_IP:			/* -dot - 6 gamma |q| |x| > t */
 			return dot < limit->a - limit->b * rn;
-		default:				/* |q|^2 + |x|^2 - 2 dot - 5 gamma (|q| + |x|)^2 > t^2 */
+		default:				/* |q|^2 + |x|^2 - 2 dot - 6 gamma (|q| + |x|)^2 > t^2 */
 			return 2.0 * dot < limit->a + rn * rn - limit->b * (qn + rn) * (qn + rn);
 	}
 }
@@ -242,10 +244,11 @@ score_block(const float *const *q, int nq, const float *const *r, int nr, int di
 }
 
 /*
- * |v| in float64, or NaN, so that no pair with v is ever dismissed, when a component lies outside the range
- * where the bound holds: the error bound assumes that float32 products and sums neither underflow nor
- * overflow (pgvector's norms of a vector of 1e-24s are 0), which holds for components of magnitude 1e-18 to
- * 1e16 (or 0) in up to 16,000 dimensions. Such rows and queries are checked exactly, one by one.
+ * |v| in float64, or NaN, so that no pair with v is ever dismissed, where the bound is not proved: a component
+ * above 1e16 (float32 products and sums could overflow in up to 16,000 dimensions), or a norm below 1e-15 (the
+ * products that underflow would no longer be negligible against |q| |x|). Tiny components in a vector of
+ * ordinary norm are fine: real embeddings have them (1e-34 in sentence-transformer output). Such rows and
+ * queries are checked exactly, one by one.
  */
 static double
 norm_of(const KVector *v)
@@ -256,11 +259,12 @@ norm_of(const KVector *v)
 	{
 		double		x = fabs((double) v->x[i]);
 
-		if (x != 0 && !(x >= 1e-18 && x <= 1e16))
+		if (!(x <= 1e16))
 			return NAN;
 		s += x * x;
 	}
-	return sqrt(s);
+	s = sqrt(s);
+	return s >= 1e-15 ? s : NAN;
 }
 
 static void

@@ -86,7 +86,7 @@ class PQCodec(Codec):
 
     estimator = "pgembed.pq_distance"
 
-    def _sql_codebook(self) -> tuple[Fitted, Fitted]:
+    def sql_codebook(self) -> tuple[Fitted, Fitted]:
         """The codebook as the SQL functions take it: one vector per dimension (its 256 centroids' values),
         one per sub-space (their squared norms)."""
         self._require_fitted()
@@ -96,11 +96,11 @@ class PQCodec(Codec):
         return fitted_vectors(columns), fitted_vectors(norms)
 
     def sql_encoder(self, source: SqlExpr = SOURCE) -> SqlExpr:
-        columns, norms = self._sql_codebook()
+        columns, norms = self.sql_codebook()
         return SqlCall("pgembed.encode_pq", (source, columns, norms, self.sub))
 
     def sql_query_table(self, query: SqlExpr, metric: str) -> SqlCall:
-        columns, norms = self._sql_codebook()
+        columns, norms = self.sql_codebook()
         return SqlCall("pgembed.pq_lut", (query, columns, norms, self.sub, metric))
 
     def params(self) -> dict[str, Any]:

@@ -225,6 +225,15 @@ def count_encoded(table: sql.Composable, key: str, expressions: Sequence[SqlExpr
     return sql.SQL("SELECT {} FROM {} WHERE {} < %s").format(counts, table, sql.Identifier(key))
 
 
+def count_pq_encoded_unfolded(table: sql.Composable, key: str, vector: str, sub: int) -> sql.Composed:
+    """pgembed.encode_pq for the rows whose key is below %s, its codebook (%s columns, %s norms) read from a
+    subquery instead of written into the statement: no longer constants, so every row reads the float codebook
+    (the kernel prepares a codebook only when it is a constant)."""
+    return sql.SQL("SELECT count(pgembed.encode_pq({}, p.c, p.n, {})) FROM {}, "
+                   "(SELECT %s::vector[] AS c, %s::vector[] AS n OFFSET 0) AS p WHERE {} < %s").format(
+        sql.Identifier(vector), sql.Literal(sub), table, sql.Identifier(key))
+
+
 def count_estimated(table: sql.Composable, key: str, estimator: str, arguments: Sequence[str],
                     times: int = 1) -> sql.Composed:
     """estimator(columns..., %s table) for the rows whose key is below %s, each row `times` times."""

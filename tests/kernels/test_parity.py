@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 
 from tests.helpers import vector_text
 
@@ -141,6 +142,51 @@ def test_pq_encoder_refuses_no_finite_vector(kernel_conn: psycopg.Connection, da
     assume(wrong != sub)
     assert both(kernel_conn, "encode_pq", [vector_text(v), columns, norms, wrong],
                 ["vector", "vector[]", "vector[]", "integer"])[0] == "error"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), m=st.integers(1, 4), sub=st.integers(1, 9), centroids=st.sampled_from([16, 64, 256]),
+       scale=st.sampled_from([1.0, 1e-3, 1e-20, 1e18]))
+def test_pq_encoder_with_a_constant_codebook_is_the_twins_on_every_row(kernel_conn: psycopg.Connection,
+                                                                       data: st.DataObject, m: int, sub: int,
+                                                                       centroids: int, scale: float) -> None:
+    """A codebook written into the statement (as a trigger's or a backfill's call has it) is prepared once for
+    all the rows, which are then scored from its int8 copy and re-checked exactly: the same code bytes."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    books = (rng.standard_normal((m, centroids, sub)) * scale).astype(np.float32)
+    if data.draw(st.booleans()):  # equal centroids: equal scores, the first index wins
+        books[:, centroids // 2] = books[:, 1]
+    columns = array_text(books.transpose(0, 2, 1).reshape(m * sub, centroids))
+    with np.errstate(over="ignore"):
+        norms = array_text(np.clip((books.astype(np.float64) ** 2).sum(2), 0, 3.4e38).astype(np.float32))
+    near = books[np.arange(m), rng.integers(0, centroids, m)].reshape(-1)  # rows near a centroid, and others
+    rows = [near, near + np.float32(1e-7) * scale] + [data.draw(vectors(m * sub)) for _ in range(10)]
+    rows += [(rng.standard_normal(m * sub) * scale).astype(np.float32) for _ in range(30)]
+    kernel_conn.execute("CREATE TEMP TABLE IF NOT EXISTS pq_rows (n integer, v vector)")
+    kernel_conn.execute("TRUNCATE pq_rows")
+    with kernel_conn.cursor().copy("COPY pq_rows (n, v) FROM STDIN") as copy:
+        for i, v in enumerate(rows):
+            copy.write_row([i, vector_text(np.asarray(v, np.float32))])
+    arguments = sql.SQL("v, {}::vector[], {}::vector[], {}").format(sql.Literal(columns), sql.Literal(norms),
+                                                                  sql.Literal(sub))
+    notices: list[str] = []
+
+    def keep(diagnostic: psycopg.errors.Diagnostic) -> None:
+        notices.append(diagnostic.message_primary or "")
+
+    kernel_conn.add_notice_handler(keep)
+    try:
+        kernel_conn.execute("SET client_min_messages = debug1")
+        kernel = kernel_conn.execute(sql.SQL("SELECT n, pgembed_kernels.encode_pq({}) FROM pq_rows ORDER BY n").format(
+            arguments)).fetchall()
+    finally:
+        kernel_conn.execute("RESET client_min_messages")
+        kernel_conn.remove_notice_handler(keep)
+    twin = kernel_conn.execute(sql.SQL("SELECT n, pgembed_twins.encode_pq({}) FROM pq_rows ORDER BY n").format(
+        arguments)).fetchall()
+    assert kernel == twin
+    in_range = 1e-18 < scale < 1e15
+    assert any("codebook prepared" in n for n in notices) == in_range, notices  # the prepared path ran
 
 
 def test_pq_underflow_of_the_old_sql_encoder_is_encoded(kernel_conn: psycopg.Connection) -> None:

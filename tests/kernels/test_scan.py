@@ -137,6 +137,35 @@ def test_scan_is_exact_for_tiny_and_huge_vectors(db: pgembed.Database, conn: psy
     assert scanned == one_at_a_time(conn, np.array(queries), 15, [None, None], plan="exact")
 
 
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+def test_tiny_components_of_ordinary_vectors_leave_the_bound_in_force(db: pgembed.Database, conn: psycopg.Connection,
+                                                                      metric: str) -> None:
+    """Regression: sentence-transformer output has components of 1e-34 (pydocs-minilm's held-out queries), and
+    the scan took any such query for one whose bound might fail, so it checked every row exactly (search_batch
+    at half speed). Their products underflow by at most 2^-149 each; the bound now allows for that."""
+    x = unit_vectors(3000, DIM, seed=12)
+    x[:, 5] = np.float32(1e-34)
+    db.create_collection("docs", DIM, metric=metric)
+    db.collection("docs").ingest(np.arange(3000), x)
+    queries = list(unit_vectors(3, DIM, seed=13))
+    for q in queries:
+        q[3] = np.float32(-3e-36)
+    counts: list[str] = []
+
+    def keep(diagnostic: psycopg.errors.Diagnostic) -> None:
+        if "exact_topk" in (diagnostic.message_primary or ""):
+            counts.append(diagnostic.message_primary or "")
+
+    conn.add_notice_handler(keep)
+    conn.execute("SET client_min_messages = debug1")
+    scanned = rows_of(conn, "SELECT * FROM pgembed.scan_topk('docs', %s, 10)", [queries])
+    conn.execute("RESET client_min_messages")
+    conn.remove_notice_handler(keep)
+    assert scanned == one_at_a_time(conn, np.array(queries), 10, [None] * 3, plan="exact")
+    scored, checked = (int(w) for w in counts[0].split() if w.isdigit())
+    assert scored == 9000 and checked < scored / 5, counts
+
+
 @pytest.mark.parametrize(("key_type", "keys"), [("char(6)", ["ab", "cd", "e"]), ("inet", ["10.0.0.1", "10.0.0.2",
                                                                                     "10.0.0.3"]),
                                                  ("boolean", ["true", "false"])])

@@ -25,6 +25,7 @@ from rich.table import Table
 
 import pgembed
 from pgembed.codecs import SOURCE, make_codec
+from pgembed.codecs.pq import PQCodec
 from pgembed.db.kernels import ensure_kernels
 from pgembed.statements import benchmarks as q
 from pgembed.statements import catalog as catalog_statements
@@ -38,11 +39,13 @@ INGEST_TABLE = "pgembed_bench_kernels_ingest"
 CODECS = ("f16", "bq", "bq2", "bq4", "sq8", "osq4", "pq48", "mrl128", "pca128", "pca128,bq2", "leanvec128",
           "rabitq")
 INGEST_CODECS = ("pq48", "bq2", "f16")
+UNFOLDED_PQ = "pq48"
 ESTIMATORS = (("pq48", "pq_distance"), ("sq8", "sq8_distance"), ("bq2", "bits_distance"),
               ("rabitq", "rabitq_distance"))
 # pgembed.estimate_topk: one read of the codes for this many queries at once
 SCAN_CODECS = ("pq48", "sq8", "bq2")
 SCAN_QUERIES = (1, 16, 64, 256)
+TWIN_SCAN_QUERIES = 16
 PARTS = tuple(KernelBenchPart)
 MODES = (KernelMode.KERNELS, KernelMode.TWINS)
 FIT_ROWS = 20_000
@@ -121,7 +124,25 @@ def measure_encoders(db: pgembed.Database, sample: np.ndarray, queries: np.ndarr
         samples, sizes = _interleaved(db, partial(_rate, db, statement, ()), rows, repeats, twin_seconds)
         results[spec] = {**_summary(samples), "rows": sizes}
         console.print(f"  encode {spec}: {results[spec]['per_s']}")
+        if spec == UNFOLDED_PQ and isinstance(codec, PQCodec):
+            results[f"{spec} (codebook not a constant)"] = _unfolded_pq(db, codec, table, rows, repeats)
     return results
+
+
+def _unfolded_pq(db: pgembed.Database, codec: PQCodec, table: sql.Identifier, rows: int,
+                 repeats: int) -> dict[str, Any]:
+    """The kernel with the codebook as a value read from a subquery, interleaved with the constant form: what
+    the prepared codebook (an int8 copy scored first, the few closest centroids re-checked exactly) is worth."""
+    columns, norms = codec.sql_codebook()
+    folded = q.count_encoded(table, "id", [codec.sql_encoder(SOURCE)], "embedding")
+    unfolded = q.count_pq_encoded_unfolded(table, "id", "embedding", codec.sub)
+    _bind(db, KernelMode.KERNELS)
+    pairs = [(_rate(db, folded, (), rows), _rate(db, unfolded, (columns.text, norms.text), rows))
+             for _ in range(repeats)]
+    constant, parameter = (round(statistics.median(x)) for x in zip(*pairs, strict=True))
+    return {"per_s": {"kernels": parameter}, "constant_per_s": constant,
+            "runs": {"kernels": [round(p) for _, p in pairs], "constant": [round(c) for c, _ in pairs]},
+            "constant_over_parameter": round(constant / parameter, 2), "rows": {"kernels": rows}}
 
 
 def measure_ingest(db: pgembed.Database, vectors: np.ndarray, sample: np.ndarray, rows: int, repeats: int,
@@ -171,21 +192,29 @@ def measure_estimators(db: pgembed.Database, collection: pgembed.Collection, que
 
 def measure_estimate_topk(db: pgembed.Database, collection: pgembed.Collection, queries: np.ndarray, rows: int,
                           k: int, repeats: int, twin_seconds: float, console: Console) -> dict[str, Any]:
-    """pgembed.estimate_topk's code distances/s (queries x rows / s): the kernels over every row, the twins (one
-    statement per query) over the rows with the first n keys; the query tables are made inside the timing."""
+    """pgembed.estimate_topk's code distances/s (queries x rows / s), the query tables made inside the timing:
+    the kernels over every row; the twins (one statement per query) over the rows of the first n keys, and only
+    for up to TWIN_SCAN_QUERIES queries, since their cost is per distance whatever the number of queries."""
     results: dict[str, Any] = {}
     key = collection.info.key_column
     for codec in SCAN_CODECS:
         for nq in SCAN_QUERIES:
             batch = list(queries[:nq])
 
-            def rate(n: int, codec: str = codec, batch: list[np.ndarray] = batch) -> float:
+            def rows_per_s(n: int, codec: str = codec, batch: list[np.ndarray] = batch) -> float:
                 where = None if n >= rows else json.dumps({key: {"$lt": n}})
-                return len(batch) * n / _timed(db, q.ESTIMATE_TOPK, (collection.name, codec, batch, k, where))
+                return n / _timed(db, q.ESTIMATE_TOPK, (collection.name, codec, batch, k, where))
 
-            samples, sizes = _interleaved(db, rate, rows, repeats, twin_seconds)
-            results[f"{codec} x {nq}"] = {"codec": codec, "queries": nq, **_summary(samples), "rows": sizes}
-            console.print(f"  estimate_topk {codec}, {nq} queries: {results[f'{codec} x {nq}']['per_s']}")
+            if nq <= TWIN_SCAN_QUERIES:
+                samples, sizes = _interleaved(db, rows_per_s, rows, repeats, twin_seconds)
+            else:
+                _bind(db, KernelMode.KERNELS)
+                samples = {KernelMode.KERNELS.value: [rows_per_s(rows) for _ in range(repeats)]}
+                sizes = {KernelMode.KERNELS.value: rows}
+            distances = {mode: [nq * r for r in rates] for mode, rates in samples.items()}
+            name = f"{codec} x {nq}"
+            results[name] = {"codec": codec, "queries": nq, **_summary(distances), "rows": sizes}
+            console.print(f"  estimate_topk {codec}, {nq} queries, distances/s: {results[name]['per_s']}")
     return results
 
 
@@ -352,8 +381,9 @@ def _render(result: dict[str, Any], console: Console) -> None:
     for column in ("measure", "kernels", "twins", "ratio"):
         table.add_column(column)
     for spec, r in result.get("encode", {}).items():
-        table.add_row(f"encode {spec} rows/s", f"{r['per_s']['kernels']:,}", f"{r['per_s']['twins']:,}",
-                      f"{r['kernel_over_twin']}x")
+        twins = r["per_s"].get("twins")
+        table.add_row(f"encode {spec} rows/s", f"{r['per_s']['kernels']:,}", f"{twins:,}" if twins else "",
+                      f"{r['kernel_over_twin']}x" if twins else "")
     if "ingest" in result:
         r = result["ingest"]
         table.add_row("ingest pq48+bq2+f16 vectors/s", f"{r['per_s']['kernels']:,}", f"{r['per_s']['twins']:,}",
@@ -366,8 +396,9 @@ def _render(result: dict[str, Any], console: Console) -> None:
             table.add_row(f"{r['estimator']} ({codec}) distances/s", f"{per_s['kernels']:,}", f"{per_s['twins']:,}",
                           f"{r['kernel_over_twin']}x")
     for name, r in result.get("estimate_topk", {}).items():
+        twins = r["per_s"].get("twins")
         table.add_row(f"estimate_topk {name} queries, distances/s", f"{r['per_s']['kernels']:,}",
-                      f"{r['per_s']['twins']:,}", f"{r['kernel_over_twin']}x")
+                      f"{twins:,}" if twins else "", f"{r['kernel_over_twin']}x" if twins else "")
     for workload, r in result.get("search_batch", {}).items():
         table.add_row(f"search_batch {workload}: batch/loop", f"{r['batch_over_loop']['kernels']}x",
                       f"{r['batch_over_loop']['twins']}x", "")
