@@ -15,7 +15,8 @@
  * queries, each table's entries are checked once, not on every call, and the int8 sums are vectorised.
  * An entry that is not a valid one is kept as NaN, and a NaN sum sends the row to the checking per-row code,
  * which raises its error. With several bad inputs the error raised may be another than the twin's first.
- * RaBitQ's estimator needs each row's factors and is not served here.
+ * RaBitQ's estimator needs each row's factors and is not served here. tables and k are read from the first row
+ * with a code.
  */
 #include "kernels.h"
 
@@ -126,6 +127,14 @@ new_state(FunctionCallInfo fcinfo, MemoryContext context)
 				 errmsg("the tables were made by %s, whose codes are %s; the codes given are %s",
 						table_maker(tag, kind), s->kind == CODE_BITS ? "bit strings" : "bytea",
 						format_type_be(code_type))));
+	per_query = s->kind == CODE_INT8 ? sizeof(double) * 3 * (Size) (length - TABLE_HEADER) / 3
+		: sizeof(float) * (Size) (length - TABLE_HEADER);
+	if ((double) (per_query + sizeof(float8) * length) * s->nq > MaxAllocSize / 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%d queries' tables would take %.0f MB in one scan, above %zu MB: split the queries",
+						s->nq, (double) (per_query + sizeof(float8) * length) * s->nq / 1048576,
+						MaxAllocSize / 2 / 1048576)));
 	s->tables = palloc(sizeof(QueryTable) * s->nq);
 	for (int q = 0; q < s->nq; q++)
 	{
@@ -141,11 +150,6 @@ new_state(FunctionCallInfo fcinfo, MemoryContext context)
 	s->n = s->tables[0].n;
 	s->centroids = s->kind == CODE_PQ ? (int) all[11] : 256;	/* pq: 1 to 256, as query_table_of checked */
 	per_query = s->kind == CODE_INT8 ? sizeof(double) * 3 * (Size) s->n : sizeof(float) * 256 * (Size) s->n;
-	if ((double) per_query * s->nq > MaxAllocSize / 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%d queries' tables would take %.0f MB in one scan, above %zu MB: split the queries",
-						s->nq, (double) per_query * s->nq / 1048576, MaxAllocSize / 2 / 1048576)));
 	if (s->kind == CODE_INT8)
 	{
 		const int	n = s->n;
@@ -373,9 +377,13 @@ kernel_estimate_topk_step(PG_FUNCTION_ARGS)
 
 	if (!AggCheckCallContext(fcinfo, &context))
 		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("estimate_topk is an aggregate")));
+	if (PG_ARGISNULL(2))		/* a row without a code is not ranked; the tables are read at the first code */
+	{
+		if (PG_ARGISNULL(0))
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(PG_GETARG_POINTER(0));
+	}
 	s = PG_ARGISNULL(0) ? new_state(fcinfo, context) : (EstimateState *) PG_GETARG_POINTER(0);
-	if (PG_ARGISNULL(2))
-		PG_RETURN_POINTER(s);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("a row's key is NULL: keys must not be NULL")));
