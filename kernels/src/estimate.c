@@ -401,12 +401,12 @@ kernel_estimate_topk_step(PG_FUNCTION_ARGS)
 
 		if (s->kind == CODE_PQ)
 		{
-			check_pq_code(&s->tables[0], len);
+			check_code_bytes(&s->tables[0], len);
 			buffer_row(s, code, PG_GETARG_DATUM(1));
 		}
 		else
 		{
-			check_sq8_code(&s->tables[0], len);
+			check_code_bytes(&s->tables[0], len);
 			buffer_row(s, code, PG_GETARG_DATUM(1));
 		}
 	}

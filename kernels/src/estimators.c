@@ -146,7 +146,7 @@ kernel_pq_distance(PG_FUNCTION_ARGS)
 	const uint8 *code = arg_bytea(fcinfo, 0, &len);
 	QueryTable	table = arg_table(fcinfo, 1, TAG_BYTES, KIND_PQ);
 
-	check_pq_code(&table, len);
+	check_code_bytes(&table, len);
 	PG_RETURN_FLOAT8(pq_value(&table, byte_sum(&table, code, len, (int) table.header[11])));
 }
 
@@ -250,22 +250,15 @@ sq8_value(const QueryTable *table, double T1, double T2, double T3)
 	return NAN;
 }
 
+/* A bytea code (pq, int8) of the length its table was made for: one byte a sub-space, or a dimension. */
 void
-check_sq8_code(const QueryTable *table, int len)
+check_code_bytes(const QueryTable *table, int len)
 {
 	if (len != table->n)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("the code has %d bytes; the table was made for %d dimensions", len, table->n)));
-}
-
-void
-check_pq_code(const QueryTable *table, int len)
-{
-	if (len != table->n)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("the code has %d bytes; the table was made for %d", len, table->n)));
+				 errmsg("the code has %d bytes; the table was made for %d%s", len, table->n,
+						table->header[0] == TAG_INT8 ? " dimensions" : "")));
 }
 
 PG_FUNCTION_INFO_V1(kernel_sq8_distance);
@@ -279,7 +272,7 @@ kernel_sq8_distance(PG_FUNCTION_ARGS)
 	double		T2;
 	double		T3;
 
-	check_sq8_code(&table, len);
+	check_code_bytes(&table, len);
 	sq8_sums(&table, code, &T1, &T2, &T3);
 	PG_RETURN_FLOAT8(sq8_value(&table, T1, T2, T3));
 }

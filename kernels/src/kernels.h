@@ -181,8 +181,7 @@ extern double bits_value(const QueryTable *table, double sum);
 extern void sq8_sums(const QueryTable *table, const uint8 *code, double *T1, double *T2, double *T3);
 extern double sq8_value(const QueryTable *table, double T1, double T2, double T3);
 /* A code of the length its table was made for, or an ERROR saying what it has. */
-extern void check_pq_code(const QueryTable *table, int len);
-extern void check_sq8_code(const QueryTable *table, int len);
+extern void check_code_bytes(const QueryTable *table, int len);
 extern void check_bits_code(const QueryTable *table, const VarBit *code);
 
 /* The multi-query scans' top-k heaps (heaps.c): one per query, of (distance, key), worst first. */

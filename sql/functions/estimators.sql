@@ -412,7 +412,6 @@ DECLARE
     x record;
     tbl regclass;
     clause text;
-    key_type text;
     source text;
     code text;
     key text;
@@ -432,12 +431,7 @@ BEGIN
             quote_literal(codec), x.kind USING ERRCODE = 'feature_not_supported';
     END IF;
     tbl := format('%I.%I', c.table_schema, c.table_name)::regclass;
-    clause := pgembed.filter_sql(tbl, filter);
-    IF keys IS NOT NULL THEN
-        SELECT format_type(a.atttypid, a.atttypmod) INTO key_type FROM pg_attribute AS a
-        WHERE a.attrelid = tbl AND a.attname = c.key_column;
-        clause := format('(%s) AND %I = ANY (%L::%s[])', clause, c.key_column, keys, key_type);
-    END IF;
+    clause := pgembed._scan_clause(c, filter, keys);
     IF c.placement = 'companion' THEN
         -- pgembed's alias, never the user's table's own name (which a filter may qualify)
         code := format('pgembed_codes_.%I', x.column_name);

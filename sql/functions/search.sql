@@ -221,22 +221,31 @@ CREATE OR REPLACE FUNCTION pgembed.scan_topk(
 ) RETURNS TABLE (query_no integer, id text, distance double precision) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     c pgembed.collections := pgembed._collection(collection);
-    tbl regclass;
     clause text;
-    key_type text;
 BEGIN
     PERFORM pgembed.check_search_params(k, NULL, NULL, NULL, 'exact');
     PERFORM pgembed._check_queries(c, queries);
-    tbl := format('%I.%I', c.table_schema, c.table_name)::regclass;
-    clause := pgembed.filter_sql(tbl, filter);
-    IF keys IS NOT NULL THEN
-        SELECT format_type(a.atttypid, a.atttypmod) INTO key_type FROM pg_attribute AS a
-        WHERE a.attrelid = tbl AND a.attname = c.key_column;
-        clause := format('(%s) AND %I = ANY (%L::%s[])', clause, c.key_column, keys, key_type);
-    END IF;
+    clause := pgembed._scan_clause(c, filter, keys);
     RETURN QUERY EXECUTE format('SELECT (s.n + $2)::integer, s.id, s.distance FROM (%s) AS s(n, id, distance)',
                                 pgembed._scan_text(pgembed._prepare_search(c.id, NULL, clause, k, NULL, NULL, NULL, NULL, 'exact')))
         USING array(SELECT unnest(queries)), array_lower(queries, 1) - 1;
+END $$;
+
+-- The WHERE clause of a scan over the collection's rows that `filter` keeps and, when `keys` is given, only
+-- those with these keys (compared as the key column's own type).
+CREATE OR REPLACE FUNCTION pgembed._scan_clause(c pgembed.collections, filter jsonb, keys text[]) RETURNS text
+    LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    tbl regclass := format('%I.%I', c.table_schema, c.table_name)::regclass;
+    clause text := pgembed.filter_sql(tbl, filter);
+    key_type text;
+BEGIN
+    IF keys IS NULL THEN
+        RETURN clause;
+    END IF;
+    SELECT format_type(a.atttypid, a.atttypmod) INTO key_type FROM pg_attribute AS a
+    WHERE a.attrelid = tbl AND a.attname = c.key_column;
+    RETURN format('(%s) AND %I = ANY (%L::%s[])', clause, c.key_column, keys, key_type);
 END $$;
 
 -- A prepared search's scan statement (its queries $1, numbered from 1 in its first column).
