@@ -81,7 +81,8 @@ arg_table(FunctionCallInfo fcinfo, int argno, int tag, int kind)
 	return query_table_of(h, total, tag, kind);
 }
 
-double
+/* Entry i, checked to be an integer of at most `top` (raises otherwise). */
+static inline double
 table_entry(const float8 *entries, long i, double top)
 {
 	double		e = entries[i];

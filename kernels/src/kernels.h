@@ -172,8 +172,6 @@ typedef struct QueryTable
 
 /* `total` float8s at h as a table of this tag (and kind, for byte tables); raises when it is not one. */
 extern QueryTable query_table_of(const float8 *h, int total, int tag, int kind);
-/* Entry i, checked to be an integer of at most `top` (raises otherwise). */
-extern double table_entry(const float8 *entries, long i, double top);
 /* The entries for these code bytes, summed (every byte checked below `centroids`, every entry checked). */
 extern double byte_sum(const QueryTable *table, const uint8 *bytes, int nbytes, int centroids);
 extern double pq_value(const QueryTable *table, double sum);
