@@ -427,14 +427,16 @@ pq_nearest(const float *norms, const float *const *columns, const float *two_x, 
  */
 #define PQ_RANGE_LOW 8.673617379884035e-19	/* 2^-60 */
 #define PQ_RANGE_HIGH 1.152921504606847e18	/* 2^60 */
+#define PQ_PREPARED_MAX_SUB 64				/* coordinates a sub-space, for a prepared codebook */
 
 typedef struct PQPrepared
 {
 	Datum		columns;		/* the constant arguments it was made from */
-	Datum		norms;
+	Datum		norms_datum;
 	int			m;
 	int			sub;
 	int			K;
+	float	   *norms;			/* m x K */
 	float	   *centroids;		/* m x K x sub */
 	int8	   *levels;			/* m x sub x K */
 	float	   *scales;			/* m x sub */
@@ -463,6 +465,18 @@ const_argument(FunctionCallInfo fcinfo, int argno)
 	return list_length(args) > argno && IsA(list_nth(args, argno), Const);
 }
 
+/* The codebook prepared at an earlier call for these very constant arguments, or NULL. */
+static PQPrepared *
+pq_prepared_again(FunctionCallInfo fcinfo)
+{
+	PQPrepared *p = (PQPrepared *) fcinfo->flinfo->fn_extra;
+
+	if (p != NULL && p->centroids != NULL && p->columns == PG_GETARG_DATUM(1) && p->norms_datum == PG_GETARG_DATUM(2)
+		&& p->sub == PG_GETARG_INT32(3))
+		return p;
+	return NULL;
+}
+
 /* The prepared codebook for this call, or NULL: the arguments are not constants, or a value is out of range. */
 static PQPrepared *
 pq_prepared(FunctionCallInfo fcinfo, VectorList columns, VectorList norms, PQShape shape)
@@ -473,16 +487,18 @@ pq_prepared(FunctionCallInfo fcinfo, VectorList columns, VectorList norms, PQSha
 	const int	sub = shape.sub;
 	const int	K = shape.centroids;
 
-	if (p != NULL && p->columns == PG_GETARG_DATUM(1) && p->norms == PG_GETARG_DATUM(2) && p->sub == sub &&
+	if (p != NULL && p->columns == PG_GETARG_DATUM(1) && p->norms_datum == PG_GETARG_DATUM(2) && p->sub == sub &&
 		p->m == m && p->K == K)
 		return p->centroids != NULL ? p : NULL;
-	if (!const_argument(fcinfo, 1) || !const_argument(fcinfo, 2) || !const_argument(fcinfo, 3) || K % 8 != 0)
+	if (!const_argument(fcinfo, 1) || !const_argument(fcinfo, 2) || !const_argument(fcinfo, 3) || K % 8 != 0 ||
+		sub > PQ_PREPARED_MAX_SUB)
 		return NULL;
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	if (p == NULL)
 		p = palloc0(sizeof(PQPrepared));
 	else if (p->centroids != NULL)
 	{
+		pfree(p->norms);
 		pfree(p->centroids);
 		pfree(p->levels);
 		pfree(p->scales);
@@ -491,11 +507,12 @@ pq_prepared(FunctionCallInfo fcinfo, VectorList columns, VectorList norms, PQSha
 		pfree(p->norm_largest);
 	}
 	p->columns = PG_GETARG_DATUM(1);
-	p->norms = PG_GETARG_DATUM(2);
+	p->norms_datum = PG_GETARG_DATUM(2);
 	p->m = m;
 	p->sub = sub;
 	p->K = K;
 	p->centroids = NULL;		/* until every value is found in range: then NULL means "not usable" */
+	p->norms = NULL;
 	fcinfo->flinfo->fn_extra = p;
 	for (int i = 0; i < m; i++)
 		for (int j = 0; j < K; j++)
@@ -511,6 +528,9 @@ pq_prepared(FunctionCallInfo fcinfo, VectorList columns, VectorList norms, PQSha
 				MemoryContextSwitchTo(old);
 				return NULL;
 			}
+	p->norms = palloc(sizeof(float) * (Size) m * K);
+	for (int s = 0; s < m; s++)
+		memcpy(p->norms + (Size) s * K, norms.items[s]->x, sizeof(float) * K);
 	p->centroids = palloc(sizeof(float) * (Size) m * K * sub);
 	p->levels = palloc((Size) m * sub * K);
 	p->scales = palloc(sizeof(float) * m * sub);
@@ -667,13 +687,60 @@ pq_approximate(float *restrict scores, const float *norms, const int8 *restrict 
 	return pq_approximate_c(scores, norms, levels, w, sub, K);
 }
 
+/* pq_nearest on the prepared copies: every centroid's exact score (the same values, operations and order) */
 static int
-pq_nearest_pruned(const PQPrepared *p, int s, const float *norms, const float *const *columns, const float *two_x)
+pq_nearest_copy(const PQPrepared *p, int s, const float *two_x)
 {
+	const int	sub = p->sub;
+	const float *norms = p->norms + (Size) s * p->K;
+	int			best = -1;
+	float		best_score = INFINITY;
+	float		first = 0;
+
+	for (int j = 0; j < p->K; j++)
+	{
+		const float *c = p->centroids + ((Size) s * p->K + j) * sub;
+		float		score = norms[j];
+
+		for (int k = 0; k < sub; k++)
+			score = score - two_x[k] * c[k];
+		if (j == 0)
+			first = score;
+		if (score < best_score)	/* never for NaN or +Inf */
+		{
+			best_score = score;
+			best = j;
+		}
+	}
+	if (best >= 0)
+		return best;
+	/* every score NaN or +Inf: PostgreSQL's order, NaN last */
+	best = 0;
+	best_score = first;
+	for (int j = 1; j < p->K; j++)
+	{
+		const float *c = p->centroids + ((Size) s * p->K + j) * sub;
+		float		score = norms[j];
+
+		for (int k = 0; k < sub; k++)
+			score = score - two_x[k] * c[k];
+		if (float8_lt_pg(score, best_score))
+		{
+			best = j;
+			best_score = score;
+		}
+	}
+	return best;
+}
+
+static int
+pq_nearest_pruned(const PQPrepared *p, int s, const float *two_x)
+{
+	const float *norms = p->norms + (Size) s * p->K;
 	const int	sub = p->sub;
 	const int	K = p->K;
 	float		scores[BYTE_CENTROIDS];
-	float		w[64];
+	float		w[PQ_PREPARED_MAX_SUB];
 	double		u = ldexp(1.0, -24);
 	double		g = (sub + 1) * u / (1 - (sub + 1) * u);
 	double		sum_tc = 0;
@@ -688,14 +755,12 @@ pq_nearest_pruned(const PQPrepared *p, int s, const float *norms, const float *c
 	int			best = -1;
 	float		best_score = INFINITY;
 
-	if (sub > 64)
-		return pq_nearest(norms, columns, two_x, sub, K);
 	for (int k = 0; k < sub; k++)
 	{
 		double		t = fabs((double) two_x[k]);
 
 		if (!isfinite(two_x[k]) || !in_bound_range(two_x[k]))
-			return pq_nearest(norms, columns, two_x, sub, K);
+			return pq_nearest_copy(p, s, two_x);
 		w[k] = two_x[k] * p->scales[s * sub + k];
 		sum_tc += t * p->largest[s * sub + k];
 		sum_w += fabs((double) w[k]) * 127;
@@ -704,7 +769,7 @@ pq_nearest_pruned(const PQPrepared *p, int s, const float *norms, const float *c
 	}
 	least = pq_approximate(scores, norms, p->levels + (Size) s * sub * K, w, sub, K);
 	if (!isfinite(least))
-		return pq_nearest(norms, columns, two_x, sub, K);
+		return pq_nearest_copy(p, s, two_x);
 	bound = (quantized + g * (p->norm_largest[s] + sum_tc) + g * (p->norm_largest[s] + sum_w) + u * sum_ts +
 			 (2 * sub + 2) * ldexp(1.0, -149)) * (1 + 0x1p-20);
 	threshold = (double) least + 2 * bound;
@@ -730,21 +795,44 @@ pq_nearest_pruned(const PQPrepared *p, int s, const float *norms, const float *c
 		for (int k = 0; k < sub; k++)
 			score = score - two_x[k] * c[k];
 		if (!isfinite(score))
-			return pq_nearest(norms, columns, two_x, sub, K);
+			return pq_nearest_copy(p, s, two_x);
 		if (score < best_score)
 		{
 			best_score = score;
 			best = j;
 		}
 	}
-	return best < 0 ? pq_nearest(norms, columns, two_x, sub, K) : best;
+	return best < 0 ? pq_nearest_copy(p, s, two_x) : best;
 }
 
-PG_FUNCTION_INFO_V1(kernel_encode_pq);
-Datum
-kernel_encode_pq(PG_FUNCTION_ARGS)
+/* A row's code from a prepared codebook: the arguments were checked when it was made, the vector is now. */
+static Datum
+encode_pq_prepared(const PQPrepared *p, const KVector *v)
 {
-	const KVector *v = arg_vector(fcinfo, 0, "v");
+	bytea	   *code;
+	uint8	   *out;
+	float		two_x[PQ_PREPARED_MAX_SUB];
+
+	if ((long) p->m * p->sub != v->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("the vector has %d dimensions; the codebook has %d sub-spaces of %d",
+						v->dim, p->m, p->sub)));
+	code = new_bytea(p->m);
+	out = (uint8 *) VARDATA(code);
+	for (int m = 0; m < p->m; m++)
+	{
+		for (int k = 0; k < p->sub; k++)
+			two_x[k] = 2.0f * v->x[m * p->sub + k];
+		out[m] = (uint8) pq_nearest_pruned(p, m, two_x);
+	}
+	return result_datum(code, VARSIZE(code));
+}
+
+/* A row's code from the arguments, read and checked; the codebook prepared for the next rows where it may be. */
+static Datum
+encode_pq_reading_arguments(FunctionCallInfo fcinfo, const KVector *v)
+{
 	VectorList	columns = arg_vector_array(fcinfo, 1, "columns");
 	VectorList	norms = arg_vector_array(fcinfo, 2, "norms");
 	PQShape		shape = pq_shape(v, columns, norms, PG_GETARG_INT32(3));
@@ -762,10 +850,22 @@ kernel_encode_pq(PG_FUNCTION_ARGS)
 			two_x[k] = 2.0f * v->x[m * shape.sub + k];
 			rows[k] = columns.items[m * shape.sub + k]->x;
 		}
-		out[m] = (uint8) (prepared != NULL ? pq_nearest_pruned(prepared, m, norms.items[m]->x, rows, two_x)
+		out[m] = (uint8) (prepared != NULL ? pq_nearest_pruned(prepared, m, two_x)
 						  : pq_nearest(norms.items[m]->x, rows, two_x, shape.sub, K));
 	}
-	PG_RETURN_DATUM(result_datum(code, VARSIZE(code)));
+	return result_datum(code, VARSIZE(code));
+}
+
+PG_FUNCTION_INFO_V1(kernel_encode_pq);
+Datum
+kernel_encode_pq(PG_FUNCTION_ARGS)
+{
+	const KVector *v = arg_vector(fcinfo, 0, "v");
+	PQPrepared *again = pq_prepared_again(fcinfo);
+
+	if (again != NULL)
+		PG_RETURN_DATUM(encode_pq_prepared(again, v));
+	PG_RETURN_DATUM(encode_pq_reading_arguments(fcinfo, v));
 }
 
 /*
