@@ -127,8 +127,8 @@ new_state(FunctionCallInfo fcinfo, MemoryContext context)
 				 errmsg("the tables were made by %s, whose codes are %s; the codes given are %s",
 						table_maker(tag, kind), s->kind == CODE_BITS ? "bit strings" : "bytea",
 						format_type_be(code_type))));
-	per_query = s->kind == CODE_INT8 ? sizeof(double) * 3 * (Size) (length - TABLE_HEADER) / 3
-		: sizeof(float) * (Size) (length - TABLE_HEADER);
+	/* the copies a query's table is made into: its entries as double (int8) or float (byte tables) */
+	per_query = (s->kind == CODE_INT8 ? sizeof(double) : sizeof(float)) * (Size) (length - TABLE_HEADER);
 	if ((double) (per_query + sizeof(float8) * length) * s->nq > MaxAllocSize / 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -149,7 +149,6 @@ new_state(FunctionCallInfo fcinfo, MemoryContext context)
 	}
 	s->n = s->tables[0].n;
 	s->centroids = s->kind == CODE_PQ ? (int) all[11] : 256;	/* pq: 1 to 256, as query_table_of checked */
-	per_query = s->kind == CODE_INT8 ? sizeof(double) * 3 * (Size) s->n : sizeof(float) * 256 * (Size) s->n;
 	if (s->kind == CODE_INT8)
 	{
 		const int	n = s->n;
