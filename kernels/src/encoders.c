@@ -417,13 +417,16 @@ pq_nearest(const float *norms, const float *const *columns, const float *two_x, 
  * approximate score is within 2W of the least one, where W bounds |exact - approximate| for every centroid, get
  * their exact score (the twin's float32 operations, in its order, on the same values) and compete, in index
  * order. So the code byte is the one pq_nearest picks. Where a value leaves the range the bound is proved for
- * (non-finite, or nonzero below 2^-60 or above 2^60), the sub-space takes pq_nearest.
+ * (non-finite, or nonzero below 2^-60 or above 2^60), every centroid of the sub-space gets its exact score
+ * (pq_nearest_copy). The later rows of the expression are encoded from these copies (and a copy of the norms)
+ * without reading the arguments again: being constants, they are the ones checked at the first call.
  *
  * The bound, with u = 2^-24, g = (sub + 1) u / (1 - (sub + 1) u), t_k = 2 x_k, c the centroids, n their squared
  * norms, s_k and L the scales and levels, w_k = fl(t_k s_k): exact float32 scores E_j are within
  * g (max|n| + sum |t_k| max|c_k|) of the real n_j - sum t_k c_kj; the approximate A_j within
  * g (max|n| + 127 sum |w_k|) of n_j - sum w_k L_kj, which is within u 127 sum |t_k| s_k + sum |t_k| d_k of that
- * real score (d_k: the measured largest |c_kj - s_k L_kj|); products that underflow add at most 2^-149 each.
+ * real score (d_k: the measured largest |c_kj - s_k L_kj|); products that underflow add at most 2^-149 each,
+ * and a w_k that underflows 2^-149 times 127 for each of its levels.
  */
 #define PQ_RANGE_LOW 8.673617379884035e-19	/* 2^-60 */
 #define PQ_RANGE_HIGH 1.152921504606847e18	/* 2^60 */
@@ -771,7 +774,7 @@ pq_nearest_pruned(const PQPrepared *p, int s, const float *two_x)
 	if (!isfinite(least))
 		return pq_nearest_copy(p, s, two_x);
 	bound = (quantized + g * (p->norm_largest[s] + sum_tc) + g * (p->norm_largest[s] + sum_w) + u * sum_ts +
-			 (2 * sub + 2) * ldexp(1.0, -149)) * (1 + 0x1p-20);
+			 (2 * sub + 2 + 127 * sub) * ldexp(1.0, -149)) * (1 + 0x1p-20);
 	threshold = (double) least + 2 * bound;
 	/* as a float no smaller, so that the float comparison keeps every centroid the exact one would */
 	limit = (float) threshold;
