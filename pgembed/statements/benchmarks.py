@@ -250,6 +250,9 @@ def count_distances(table: sql.Composable, key: str, column: str, operator: str,
 
 QUERY_TABLE = sql.SQL("SELECT pgembed.query_table(%s, %s, %s)")
 ESTIMATE_TOPK = sql.SQL("SELECT count(*) FROM pgembed.estimate_topk(%s, %s, %s::vector[], %s, %s::jsonb)")
+ESTIMATE_RERANK = sql.SQL("SELECT query_no, id, distance FROM pgembed.estimate_topk(%s, %s, %s::vector[], %s, "
+                          "candidates => %s)")
+SCAN_TOPK = sql.SQL("SELECT query_no, id, distance FROM pgembed.scan_topk(%s, %s::vector[], %s)")
 SEARCH_ONE = sql.SQL("SELECT id, distance FROM pgembed.search(%s, %s, %s, %s::jsonb)")
 SEARCH_BATCH = sql.SQL("SELECT query_no, id, distance FROM pgembed.search_batch(%s, %s, %s, %s::jsonb[])")
 SEARCH_PLAN_KIND = sql.SQL("SELECT pgembed.search_plan(%s, %s, %s, %s::jsonb) ->> 'kind'")

@@ -402,14 +402,18 @@ END $$;
 --   SELECT key, <estimator>(code, pgembed.query_table(collection, codec, q)) FROM ... ORDER BY 2, key LIMIT k.
 -- The same rows, estimates and order either way; rows without a code are not ranked. Companion codes are read
 -- through the user's table, so its row-level security and privileges decide which rows are ranked.
+-- With `candidates` (at least k), each query's candidates best by the estimate are then ranked by the exact
+-- distance from the user's rows, and its k best of them returned with that distance (the compact tier of a
+-- batch: codes read once for all the queries, the float vectors of the candidates only).
 -- query_no: the query's subscript in `queries`; each query's rows best first.
 CREATE OR REPLACE FUNCTION pgembed.estimate_topk(
     collection text, codec text, queries vector[], k integer DEFAULT 10, filter jsonb DEFAULT NULL,
-    keys text[] DEFAULT NULL
+    keys text[] DEFAULT NULL, candidates integer DEFAULT NULL
 ) RETURNS TABLE (query_no integer, id text, distance double precision) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     c pgembed.collections := pgembed._collection(collection);
     x record;
+    key_type text;
     tbl regclass;
     clause text;
     source text;
@@ -419,6 +423,25 @@ DECLARE
     first integer := coalesce(array_lower(queries, 1), 1);
 BEGIN
     PERFORM pgembed.check_search_params(k, NULL, NULL, NULL, 'exact');
+    IF candidates IS NOT NULL THEN
+        IF candidates < k THEN
+            RAISE EXCEPTION 'candidates must be at least k (%), got %', k, candidates
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        tbl := format('%I.%I', c.table_schema, c.table_name)::regclass;
+        SELECT format_type(a.atttypid, a.atttypmod) INTO key_type FROM pg_attribute AS a
+        WHERE a.attrelid = tbl AND a.attname = c.key_column;
+        -- the candidates' rows by key, under the caller's rights and policies; ties by key, as search() orders
+        RETURN QUERY EXECUTE format(
+            'SELECT r.query_no, r.id, r.distance FROM (SELECT e.query_no, t.%1$I::text AS id, t.%2$I %3$s $3[e.query_no] AS distance, '
+            'row_number() OVER (PARTITION BY e.query_no ORDER BY t.%2$I %3$s $3[e.query_no], t.%1$I) AS n '
+            'FROM pgembed.estimate_topk($1, $2, $3, $4, $5, $6) AS e JOIN %4$s AS t ON t.%1$I = e.id::%5$s '
+            'WHERE t.%2$I IS NOT NULL) AS r WHERE r.n <= %6$s ORDER BY r.query_no, r.n',
+            c.key_column, c.vector_column, pgembed._qualified_operator(pgembed.distance_operator(c.metric)), tbl,
+            key_type, k)
+            USING collection, codec, queries, candidates, filter, keys;
+        RETURN;
+    END IF;
     PERFORM pgembed._check_queries(c, queries);
     SELECT d.column_name, d.kind, d.estimator INTO x FROM pgembed.codecs AS d
     WHERE d.collection_id = c.id AND d.name = codec AND d.state = 'active';

@@ -20,7 +20,7 @@ from psycopg import sql
 import pgembed
 from tests.helpers import unit_vectors
 from tests.kernels.test_parity import FUZZ, corrupt, kernel_value, pq_parameters, vector_text
-from tests.kernels.test_scan import in_both_modes
+from tests.kernels.test_scan import in_both_modes, one_at_a_time
 
 DIM = 24
 ROWS = 400
@@ -85,6 +85,30 @@ def test_estimate_topk_is_each_querys_estimator_order_in_both_modes(db: pgembed.
         assert {key for _, key, _ in listed} == {"1", "2", "3", "50"}
 
 
+def test_estimate_topk_reranks_its_candidates_by_the_exact_distance(db: pgembed.Database,
+                                                                    conn: psycopg.Connection) -> None:
+    make_docs(db)
+    queries = list(unit_vectors(5, DIM, seed=15))
+    for codec in CODECS:
+        found = in_both_modes(db, conn, "SELECT * FROM pgembed.estimate_topk('docs', %s, %s, 5, candidates => 40)",
+                              [codec, queries])
+        # the definition: each query's 40 best by the estimator, then by the exact distance, ties by key
+        estimated = per_query(conn, codec, queries, 40)
+        expected = []
+        for i, q in enumerate(queries):
+            keys = [key for n, key, _ in estimated if n == i + 1]
+            expected += [(i + 1, key, d) for key, d in conn.execute(
+                "SELECT id::text, embedding <=> %s AS d FROM docs WHERE id = ANY (%s::bigint[]) ORDER BY d, id LIMIT 5",
+                [q, keys]).fetchall()]
+        assert found == expected
+    # as many candidates as rows: the exact top k
+    everything = in_both_modes(db, conn, "SELECT * FROM pgembed.estimate_topk('docs', 'sq8', %s, 5, candidates => %s)",
+                               [queries, ROWS])
+    assert everything == one_at_a_time(conn, np.array(queries), 5, [None] * 5, plan="exact")
+    with pytest.raises(psycopg.errors.DatabaseError, match="candidates must be at least k"):
+        conn.execute("SELECT * FROM pgembed.estimate_topk('docs', 'pq6', %s, 5, candidates => 4)", [queries])
+
+
 def test_estimate_topk_numbers_queries_by_their_subscripts(db: pgembed.Database, conn: psycopg.Connection) -> None:
     make_docs(db)
     queries = "[4:6]={" + ",".join(f'"{vector_text(q)}"' for q in unit_vectors(3, DIM, seed=13)) + "}"
@@ -134,6 +158,9 @@ def test_estimate_topk_ranks_only_the_rows_a_policy_shows(db: pgembed.Database, 
                                   [codec, queries])
             assert len(found) == 4 * (ROWS // 4)
             assert {int(key) % 4 for _, key, _ in found} == {2}
+            reranked = in_both_modes(db, conn, "SELECT * FROM pgembed.estimate_topk('docs', %s, %s, 10, "
+                                     "candidates => 30)", [codec, queries])
+            assert len(reranked) == 40 and {int(key) % 4 for _, key, _ in reranked} == {2}
     finally:
         conn.execute("RESET ROLE")
 

@@ -27,6 +27,7 @@ import pgembed
 from pgembed.codecs import SOURCE, make_codec
 from pgembed.codecs.pq import PQCodec
 from pgembed.db.kernels import ensure_kernels
+from pgembed.groundtruth import recall_at_k
 from pgembed.statements import benchmarks as q
 from pgembed.statements import catalog as catalog_statements
 from pgembed.tools.bench.environment import describe_environment
@@ -46,6 +47,8 @@ ESTIMATORS = (("pq48", "pq_distance"), ("sq8", "sq8_distance"), ("bq2", "bits_di
 SCAN_CODECS = ("pq48", "sq8", "bq2")
 SCAN_QUERIES = (1, 16, 64, 256)
 TWIN_SCAN_QUERIES = 16
+COMPACT_TIER_QUERIES = (64, 256)
+COMPACT_TIER_CANDIDATES = (40, 100)
 PARTS = tuple(KernelBenchPart)
 MODES = (KernelMode.KERNELS, KernelMode.TWINS)
 FIT_ROWS = 20_000
@@ -218,6 +221,46 @@ def measure_estimate_topk(db: pgembed.Database, collection: pgembed.Collection, 
     return results
 
 
+def measure_compact_tier(db: pgembed.Database, collection: pgembed.Collection, queries: np.ndarray, k: int,
+                         repeats: int, console: Console) -> dict[str, Any]:
+    """A batch's compact tier against the exact scan, kernels bound, interleaved: pgembed.estimate_topk with
+    `candidates` (codes for all the queries in one read, then the candidates' exact distances) and
+    pgembed.scan_topk (every row's exact distance); q/s, and recall@k against the exact scan's distances."""
+    _bind(db, KernelMode.KERNELS)
+    results: dict[str, Any] = {}
+    for nq in COMPACT_TIER_QUERIES:
+        batch = list(queries[:nq])
+        forms: dict[str, tuple[sql.Composable, tuple[Any, ...]]] = {"exact scan_topk": (q.SCAN_TOPK, (
+            collection.name, batch, k))}
+        for codec in SCAN_CODECS:
+            for candidates in COMPACT_TIER_CANDIDATES:
+                forms[f"{codec}, {candidates} candidates"] = (q.ESTIMATE_RERANK, (
+                    collection.name, codec, batch, k, candidates))
+        seconds: dict[str, list[float]] = {name: [] for name in forms}
+        answers: dict[str, list[tuple[Any, ...]]] = {}
+        for r in range(repeats):
+            for name in (list(forms) if r % 2 == 0 else list(forms)[::-1]):
+                statement, params = forms[name]
+                started = time.perf_counter()
+                answers[name] = db.session.rows(statement, params)
+                seconds[name].append(time.perf_counter() - started)
+        truth = _distances_by_query(answers["exact scan_topk"], nq)
+        for name, runs in seconds.items():
+            found = _distances_by_query(answers[name], nq)
+            results[f"{name} x {nq}"] = {
+                "queries": nq, "q_per_s": round(nq / statistics.median(runs), 1),
+                "runs_s": [round(x, 3) for x in runs], "recall_at_k": round(recall_at_k(found, truth, k), 4)}
+            console.print(f"  compact tier {name}, {nq} queries: {results[f'{name} x {nq}']}")
+    return results
+
+
+def _distances_by_query(rows: list[tuple[Any, ...]], nq: int) -> list[np.ndarray]:
+    by_query: list[list[float]] = [[] for _ in range(nq)]
+    for query_no, _key, distance in rows:
+        by_query[query_no - 1].append(distance)
+    return [np.asarray(d, dtype=np.float64) for d in by_query]
+
+
 def _column(collection: pgembed.Collection, codec: str) -> str:
     return next(c.column_name for c in collection.codecs() if c.name == codec)
 
@@ -362,6 +405,7 @@ def run_kernels_bench(dataset: str | Path, dsn: str | None = None, data_dir: str
                                                       console)
             result["estimate_topk"] = measure_estimate_topk(db, collection, qs, len(base), k, repeats,
                                                             twin_seconds, console)
+            result["compact_tier"] = measure_compact_tier(db, collection, qs, k, repeats, console)
         if KernelBenchPart.MEMORY in parts:
             result["memory"] = measure_memory(db, collection, qs[0], len(base), console)
         if KernelBenchPart.SEARCH_BATCH in parts:
@@ -399,6 +443,8 @@ def _render(result: dict[str, Any], console: Console) -> None:
         twins = r["per_s"].get("twins")
         table.add_row(f"estimate_topk {name} queries, distances/s", f"{r['per_s']['kernels']:,}",
                       f"{twins:,}" if twins else "", f"{r['kernel_over_twin']}x" if twins else "")
+    for name, r in result.get("compact_tier", {}).items():
+        table.add_row(f"{name}: q/s (recall@k)", f"{r['q_per_s']:,} ({r['recall_at_k']})", "", "")
     for workload, r in result.get("search_batch", {}).items():
         table.add_row(f"search_batch {workload}: batch/loop", f"{r['batch_over_loop']['kernels']}x",
                       f"{r['batch_over_loop']['twins']}x", "")
