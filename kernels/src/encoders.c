@@ -468,16 +468,20 @@ const_argument(FunctionCallInfo fcinfo, int argno)
 	return list_length(args) > argno && IsA(list_nth(args, argno), Const);
 }
 
+/* Whether p was made from this call's very arguments (constants: the same datums at every call). */
+static bool
+prepared_for(const PQPrepared *p, FunctionCallInfo fcinfo)
+{
+	return p->columns == PG_GETARG_DATUM(1) && p->norms_datum == PG_GETARG_DATUM(2) && p->sub == PG_GETARG_INT32(3);
+}
+
 /* The codebook prepared at an earlier call for these very constant arguments, or NULL. */
 static PQPrepared *
 pq_prepared_again(FunctionCallInfo fcinfo)
 {
 	PQPrepared *p = (PQPrepared *) fcinfo->flinfo->fn_extra;
 
-	if (p != NULL && p->centroids != NULL && p->columns == PG_GETARG_DATUM(1) && p->norms_datum == PG_GETARG_DATUM(2)
-		&& p->sub == PG_GETARG_INT32(3))
-		return p;
-	return NULL;
+	return p != NULL && p->centroids != NULL && prepared_for(p, fcinfo) ? p : NULL;
 }
 
 /* The prepared codebook for this call, or NULL: the arguments are not constants, or a value is out of range. */
@@ -490,32 +494,20 @@ pq_prepared(FunctionCallInfo fcinfo, VectorList columns, VectorList norms, PQSha
 	const int	sub = shape.sub;
 	const int	K = shape.centroids;
 
-	if (p != NULL && p->columns == PG_GETARG_DATUM(1) && p->norms_datum == PG_GETARG_DATUM(2) && p->sub == sub &&
-		p->m == m && p->K == K)
-		return p->centroids != NULL ? p : NULL;
+	/* made once an expression: its arguments are constants, so a second look finds the same ones */
+	if (p != NULL)
+		return p->centroids != NULL && prepared_for(p, fcinfo) ? p : NULL;
 	if (!const_argument(fcinfo, 1) || !const_argument(fcinfo, 2) || !const_argument(fcinfo, 3) || K % 8 != 0 ||
 		sub > PQ_PREPARED_MAX_SUB)
 		return NULL;
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-	if (p == NULL)
-		p = palloc0(sizeof(PQPrepared));
-	else if (p->centroids != NULL)
-	{
-		pfree(p->norms);
-		pfree(p->centroids);
-		pfree(p->levels);
-		pfree(p->scales);
-		pfree(p->deviation);
-		pfree(p->largest);
-		pfree(p->norm_largest);
-	}
+	p = palloc0(sizeof(PQPrepared));
 	p->columns = PG_GETARG_DATUM(1);
 	p->norms_datum = PG_GETARG_DATUM(2);
 	p->m = m;
 	p->sub = sub;
 	p->K = K;
-	p->centroids = NULL;		/* until every value is found in range: then NULL means "not usable" */
-	p->norms = NULL;
+	p->centroids = NULL;		/* until every value is found in range: NULL means "not usable" */
 	fcinfo->flinfo->fn_extra = p;
 	for (int i = 0; i < m; i++)
 		for (int j = 0; j < K; j++)
@@ -680,53 +672,35 @@ pq_approximate(float *restrict scores, const float *norms, const int8 *restrict 
 			   int K)
 {
 #ifdef PQ_AVX2
-	static int	has_avx2 = -1;
-
-	if (has_avx2 < 0)
-		has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
-	if (has_avx2 && K % 64 == 0)
+	if (K % 64 == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
 		return pq_approximate_avx2(scores, norms, levels, w, sub, K);
 #endif
 	return pq_approximate_c(scores, norms, levels, w, sub, K);
 }
 
-/* pq_nearest on the prepared copies: every centroid's exact score (the same values, operations and order) */
+/* Centroid j's exact score in sub-space s from the copies: pq_score's values, operations and order. */
+static inline float
+copy_score(const PQPrepared *p, int s, int j, const float *two_x)
+{
+	const float *c = p->centroids + ((Size) s * p->K + j) * p->sub;
+	float		score = p->norms[(Size) s * p->K + j];
+
+	for (int k = 0; k < p->sub; k++)
+		score = score - two_x[k] * c[k];
+	return score;
+}
+
+/* pq_nearest on the prepared copies: every centroid's exact score, the first least (NaN last, as PostgreSQL) */
 static int
 pq_nearest_copy(const PQPrepared *p, int s, const float *two_x)
 {
-	const int	sub = p->sub;
-	const float *norms = p->norms + (Size) s * p->K;
-	int			best = -1;
-	float		best_score = INFINITY;
-	float		first = 0;
+	int			best = 0;
+	float		best_score = copy_score(p, s, 0, two_x);
 
-	for (int j = 0; j < p->K; j++)
-	{
-		const float *c = p->centroids + ((Size) s * p->K + j) * sub;
-		float		score = norms[j];
-
-		for (int k = 0; k < sub; k++)
-			score = score - two_x[k] * c[k];
-		if (j == 0)
-			first = score;
-		if (score < best_score)	/* never for NaN or +Inf */
-		{
-			best_score = score;
-			best = j;
-		}
-	}
-	if (best >= 0)
-		return best;
-	/* every score NaN or +Inf: PostgreSQL's order, NaN last */
-	best = 0;
-	best_score = first;
 	for (int j = 1; j < p->K; j++)
 	{
-		const float *c = p->centroids + ((Size) s * p->K + j) * sub;
-		float		score = norms[j];
+		float		score = copy_score(p, s, j, two_x);
 
-		for (int k = 0; k < sub; k++)
-			score = score - two_x[k] * c[k];
 		if (float8_lt_pg(score, best_score))
 		{
 			best = j;
@@ -783,7 +757,6 @@ pq_nearest_pruned(const PQPrepared *p, int s, const float *two_x)
 	pq_candidates(scores, K, limit, mask);
 	for (int j = 0; j < K; j++)
 	{
-		const float *c;
 		float		score;
 
 		if (mask[j / 8] == 0)
@@ -793,10 +766,7 @@ pq_nearest_pruned(const PQPrepared *p, int s, const float *two_x)
 		}
 		if (!(mask[j / 8] & (1 << (j % 8))))
 			continue;
-		c = p->centroids + ((Size) s * K + j) * sub;
-		score = norms[j];
-		for (int k = 0; k < sub; k++)
-			score = score - two_x[k] * c[k];
+		score = copy_score(p, s, j, two_x);
 		if (!isfinite(score))
 			return pq_nearest_copy(p, s, two_x);
 		if (score < best_score)

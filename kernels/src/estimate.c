@@ -249,11 +249,7 @@ static double
 exact_dot(const double *w, const double *x, int n)
 {
 #ifdef HAVE_AVX2_DOT
-	static int	avx2 = -1;
-
-	if (avx2 < 0)
-		avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-	if (avx2)
+	if (__builtin_cpu_supports("avx2"))
 		return exact_dot_avx2(w, x, n);
 #endif
 	return exact_dot_c(w, x, n);
