@@ -34,6 +34,7 @@ class Storage(StrEnum):
     BIT = "bit"
     VARBIT = "varbit"
     BYTEA = "bytea"
+    INTEGER = "integer"  # a partitioning's cluster (ivf<n>)
 
     @classmethod
     def of(cls, sql_type: str) -> Storage:

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "access/tupmacs.h"
+#include "nodes/pg_list.h"
+#include "nodes/primnodes.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -258,4 +260,16 @@ float_to_half(float f)
 	if (half >= 0x7c00)
 		half = 0x7c00;
 	return (uint16) (sign | half);
+}
+
+bool
+arg_is_constant(FunctionCallInfo fcinfo, int argno)
+{
+	Node	   *expr = fcinfo->flinfo->fn_expr;
+	List	   *args;
+
+	if (expr == NULL || !IsA(expr, FuncExpr))
+		return false;
+	args = ((FuncExpr *) expr)->args;
+	return list_length(args) > argno && IsA(list_nth(args, argno), Const);
 }

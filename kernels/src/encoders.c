@@ -456,18 +456,6 @@ in_bound_range(double x)
 	return a == 0 || (a >= PQ_RANGE_LOW && a <= PQ_RANGE_HIGH);
 }
 
-static bool
-const_argument(FunctionCallInfo fcinfo, int argno)
-{
-	Node	   *expr = fcinfo->flinfo->fn_expr;
-	List	   *args;
-
-	if (expr == NULL || !IsA(expr, FuncExpr))
-		return false;
-	args = ((FuncExpr *) expr)->args;
-	return list_length(args) > argno && IsA(list_nth(args, argno), Const);
-}
-
 /* Whether p was made from this call's very arguments (constants: the same datums at every call). */
 static bool
 prepared_for(const PQPrepared *p, FunctionCallInfo fcinfo)
@@ -497,7 +485,7 @@ pq_prepared(FunctionCallInfo fcinfo, VectorList columns, VectorList norms, PQSha
 	/* made once an expression: its arguments are constants, so a second look finds the same ones */
 	if (p != NULL)
 		return p->centroids != NULL && prepared_for(p, fcinfo) ? p : NULL;
-	if (!const_argument(fcinfo, 1) || !const_argument(fcinfo, 2) || !const_argument(fcinfo, 3) || K % 8 != 0 ||
+	if (!arg_is_constant(fcinfo, 1) || !arg_is_constant(fcinfo, 2) || !arg_is_constant(fcinfo, 3) || K % 8 != 0 ||
 		sub > PQ_PREPARED_MAX_SUB)
 		return NULL;
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);

@@ -61,6 +61,8 @@ extern const float8 *arg_float8_array(FunctionCallInfo fcinfo, int argno, const 
 extern const uint8 *arg_bytea(FunctionCallInfo fcinfo, int argno, int *len);
 extern const VarBit *arg_varbit(FunctionCallInfo fcinfo, int argno);
 extern int	arg_metric(FunctionCallInfo fcinfo, int argno);
+/* Whether argument argno of the calling expression is a constant (the same datum at every call of it). */
+extern bool arg_is_constant(FunctionCallInfo fcinfo, int argno);
 
 extern void check_same_dims(int a, int b);
 extern void check_result_dims(long n, const char *what);

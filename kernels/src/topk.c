@@ -53,6 +53,7 @@ typedef struct TopkState
 	int			buffered;
 	float	   *dots;			/* nq x BLOCK_ROWS */
 	const float **query_floats;
+	const float **subset_floats;	/* a cluster's queries (probe_topk) */
 	const float **row_floats;
 	MemoryContext state_context;
 	MemoryContext block_context;
@@ -267,47 +268,63 @@ norm_of(const KVector *v)
 	return s >= 1e-15 ? s : NAN;
 }
 
+/*
+ * Score nr row copies (at rows, a stride apart, with their norms and keys) against the queries subset[0..nsub),
+ * or against every query when subset is NULL, and offer each pair that may enter its query's heap.
+ */
+static void
+score_rows(TopkState *s, char *rows, const double *norms, const Datum *keys, int nr, const int *subset, int nsub)
+{
+	for (int r = 0; r < nr; r++)
+		s->row_floats[r] = ((const KVector *) (rows + (Size) r * s->stride))->x;
+	if (subset != NULL)
+		for (int a = 0; a < nsub; a++)
+			s->subset_floats[a] = QUERY(s, subset[a])->x;
+	score_block(subset != NULL ? s->subset_floats : s->query_floats, nsub, s->row_floats, nr, s->dim, s->dots);
+	for (int a = 0; a < nsub; a++)
+	{
+		const int	q = subset != NULL ? subset[a] : a;
+		const float *dots = s->dots + (Size) a * BLOCK_ROWS;
+		double		qn = s->query_norms[q];
+		Bound		limit = bound_for(s, q);
+
+		for (int r = 0; r < nr; r++)
+		{
+			if (dismissed(s, &limit, dots[r], qn, norms[r]))
+				continue;
+			s->checked++;
+			key_heaps_offer(&s->top, q, pgvector_call(s->exact, QUERY(s, q),
+													  (const KVector *) (rows + (Size) r * s->stride)), keys[r]);
+			limit = bound_for(s, q);
+		}
+	}
+	s->scored += (long) nsub * nr;
+}
+
 static void
 flush_block(TopkState *s)
 {
 	if (s->buffered == 0)
 		return;
-	for (int r = 0; r < s->buffered; r++)
-		s->row_floats[r] = ROW(s, r)->x;
-	score_block(s->query_floats, s->nq, s->row_floats, s->buffered, s->dim, s->dots);
-	for (int q = 0; q < s->nq; q++)
-	{
-		const float *dots = s->dots + (Size) q * BLOCK_ROWS;
-		double		qn = s->query_norms[q];
-		Bound		limit = bound_for(s, q);
-
-		for (int r = 0; r < s->buffered; r++)
-		{
-			if (dismissed(s, &limit, dots[r], qn, s->row_norms[r]))
-				continue;
-			s->checked++;
-			key_heaps_offer(&s->top, q, pgvector_call(s->exact, QUERY(s, q), ROW(s, r)), s->row_keys[r]);
-			limit = bound_for(s, q);
-		}
-	}
-	s->scored += (long) s->nq * s->buffered;
+	score_rows(s, s->rows, s->row_norms, s->row_keys, s->buffered, NULL, s->nq);
 	s->buffered = 0;
 	MemoryContextReset(s->block_context);
 }
 
+/* The state of an aggregate whose queries are argument queries_arg, and k and metric arguments k_arg, k_arg + 1. */
 static TopkState *
-new_state(FunctionCallInfo fcinfo, MemoryContext context)
+new_state(FunctionCallInfo fcinfo, MemoryContext context, int queries_arg, int k_arg)
 {
 	MemoryContext old = MemoryContextSwitchTo(context);
 	TopkState  *s = palloc0(sizeof(TopkState));
 	VectorList	queries;
 
-	if (PG_ARGISNULL(3) || PG_ARGISNULL(4) || PG_ARGISNULL(5))
+	if (PG_ARGISNULL(queries_arg) || PG_ARGISNULL(k_arg) || PG_ARGISNULL(k_arg + 1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("queries, k and metric must not be NULL")));
-	queries = arg_vector_array(fcinfo, 3, "queries");
-	s->k = PG_GETARG_INT32(4);
-	s->metric = arg_metric(fcinfo, 5);
+	queries = arg_vector_array(fcinfo, queries_arg, "queries");
+	s->k = PG_GETARG_INT32(k_arg);
+	s->metric = arg_metric(fcinfo, k_arg + 1);
 	key_heaps_init(&s->top, fcinfo, 1, queries.n, s->k, context);
 	s->nq = queries.n;
 	s->dim = queries.items[0]->dim;
@@ -330,6 +347,7 @@ new_state(FunctionCallInfo fcinfo, MemoryContext context)
 	s->row_keys = palloc(sizeof(Datum) * BLOCK_ROWS);
 	s->dots = palloc(sizeof(float) * (Size) s->nq * BLOCK_ROWS);
 	s->query_floats = palloc(sizeof(float *) * s->nq);
+	s->subset_floats = palloc(sizeof(float *) * s->nq);
 	for (int i = 0; i < s->nq; i++)
 		s->query_floats[i] = QUERY(s, i)->x;
 	s->row_floats = palloc(sizeof(float *) * BLOCK_ROWS);
@@ -350,7 +368,7 @@ kernel_exact_topk_step(PG_FUNCTION_ARGS)
 
 	if (!AggCheckCallContext(fcinfo, &context))
 		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("exact_topk is an aggregate")));
-	s = PG_ARGISNULL(0) ? new_state(fcinfo, context) : (TopkState *) PG_GETARG_POINTER(0);
+	s = PG_ARGISNULL(0) ? new_state(fcinfo, context, 3, 4) : (TopkState *) PG_GETARG_POINTER(0);
 	if (PG_ARGISNULL(2))
 		PG_RETURN_POINTER(s);
 	if (PG_ARGISNULL(1))
@@ -382,4 +400,201 @@ kernel_exact_topk_final(PG_FUNCTION_ARGS)
 	flush_block(s);
 	elog(DEBUG1, "exact_topk: %ld pairs scored, %ld checked exactly", s->scored, s->checked);
 	PG_RETURN_DATUM(key_heaps_result(&s->top, fcinfo, "exact_topk"));
+}
+
+/*
+ * probe_topk: exact_topk where each query reads only the rows of the clusters it probes.
+ *
+ *   SELECT pgembed_kernels.probe_topk(id, embedding_ivf, embedding, $queries, $probes, $k, 'cosine') FROM docs
+ *   WHERE embedding_ivf = ANY ($every_probed_cluster)
+ *
+ * $probes holds each query's clusters, the same number for every query, query by query (a 2-D array reads the
+ * same). For each query it returns what `ORDER BY embedding <=> q, id LIMIT k` over the rows of its clusters
+ * returns (pgembed.probe_topk runs one or the other), by exact_topk's scoring and bound. A row is scored only
+ * against the queries that probe its cluster: rows wait in a block of their cluster, PROBE_BLOCK_ROWS at most, and
+ * a full block is scored against that cluster's queries at once. Every query keeps one heap over all its
+ * clusters, so its threshold tightens from the first cluster on. Rows without a cluster, or of a cluster no
+ * query probes, are skipped; a cluster listed twice for a query is read once for it.
+ * Memory: the blocks of the clusters met, PROBE_BLOCK_ROWS rows each, besides exact_topk's.
+ */
+#define PROBE_BLOCK_ROWS 32
+
+typedef struct ClusterBlock
+{
+	int32		cluster;
+	int			first;			/* its queries: probe_queries[first .. first + nq) */
+	int			nq;
+	char	   *rows;			/* NULL until a row of the cluster comes */
+	double	   *norms;
+	Datum	   *keys;
+	int			buffered;
+} ClusterBlock;
+
+typedef struct ProbeState
+{
+	TopkState  *topk;
+	ClusterBlock *blocks;		/* by cluster, ascending */
+	int			nblocks;
+	int		   *probe_queries;
+} ProbeState;
+
+typedef struct ProbePair
+{
+	int32		cluster;
+	int			query;
+} ProbePair;
+
+static int
+pair_cmp(const void *a, const void *b)
+{
+	const ProbePair *x = a;
+	const ProbePair *y = b;
+
+	if (x->cluster != y->cluster)
+		return x->cluster < y->cluster ? -1 : 1;
+	return (x->query > y->query) - (x->query < y->query);
+}
+
+static ProbeState *
+new_probe_state(FunctionCallInfo fcinfo, MemoryContext context)
+{
+	TopkState  *topk = new_state(fcinfo, context, 4, 6);
+	MemoryContext old = MemoryContextSwitchTo(context);
+	ProbeState *p = palloc0(sizeof(ProbeState));
+	int			n;
+	const int32 *probes;
+	ProbePair  *pairs;
+	int			npairs = 0;
+	int			per_query;
+
+	if (PG_ARGISNULL(5))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("probes must not be NULL")));
+	probes = arg_int4_array(fcinfo, 5, "probes", &n);
+	if (n == 0 || n % topk->nq != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("probes must list the same number of clusters, at least one, for each of the %d queries (got %d)",
+						topk->nq, n)));
+	per_query = n / topk->nq;
+	pairs = palloc(sizeof(ProbePair) * n);
+	for (int i = 0; i < n; i++)
+	{
+		pairs[i].cluster = probes[i];
+		pairs[i].query = i / per_query;
+	}
+	qsort(pairs, n, sizeof(ProbePair), pair_cmp);
+	p->probe_queries = palloc(sizeof(int) * n);
+	p->blocks = palloc0(sizeof(ClusterBlock) * n);
+	for (int i = 0; i < n; i++)
+	{
+		ClusterBlock *last = p->nblocks > 0 ? &p->blocks[p->nblocks - 1] : NULL;
+
+		if (i > 0 && pairs[i].cluster == pairs[i - 1].cluster && pairs[i].query == pairs[i - 1].query)
+			continue;			/* listed twice for this query */
+		if (last == NULL || last->cluster != pairs[i].cluster)
+		{
+			last = &p->blocks[p->nblocks++];
+			last->cluster = pairs[i].cluster;
+			last->first = npairs;
+		}
+		last->nq++;
+		p->probe_queries[npairs++] = pairs[i].query;
+	}
+	pfree(pairs);
+	p->topk = topk;
+	MemoryContextSwitchTo(old);
+	return p;
+}
+
+static ClusterBlock *
+block_of(ProbeState *p, int32 cluster)
+{
+	int			lo = 0;
+	int			hi = p->nblocks - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (p->blocks[mid].cluster == cluster)
+			return &p->blocks[mid];
+		if (p->blocks[mid].cluster < cluster)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
+}
+
+static void
+flush_cluster(ProbeState *p, ClusterBlock *b)
+{
+	TopkState  *s = p->topk;
+
+	if (b->buffered == 0)
+		return;
+	score_rows(s, b->rows, b->norms, b->keys, b->buffered, p->probe_queries + b->first, b->nq);
+	if (!s->top.key_byval)
+		for (int r = 0; r < b->buffered; r++)
+			pfree(DatumGetPointer(b->keys[r]));
+	b->buffered = 0;
+}
+
+PG_FUNCTION_INFO_V1(kernel_probe_topk_step);
+Datum
+kernel_probe_topk_step(PG_FUNCTION_ARGS)
+{
+	MemoryContext context;
+	ProbeState *p;
+	TopkState  *s;
+	ClusterBlock *b;
+	const KVector *v;
+	MemoryContext old;
+
+	if (!AggCheckCallContext(fcinfo, &context))
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("probe_topk is an aggregate")));
+	p = PG_ARGISNULL(0) ? new_probe_state(fcinfo, context) : (ProbeState *) PG_GETARG_POINTER(0);
+	s = p->topk;
+	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		PG_RETURN_POINTER(p);	/* no cluster, or no vector: a row no query reads */
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("a row's key is NULL: keys must not be NULL")));
+	b = block_of(p, PG_GETARG_INT32(2));
+	if (b == NULL)
+		PG_RETURN_POINTER(p);
+	v = arg_vector(fcinfo, 3, "the row's vector");
+	check_same_dims(s->dim, v->dim);
+	old = MemoryContextSwitchTo(context);
+	if (b->rows == NULL)
+	{
+		b->rows = aligned_copies(s->stride, PROBE_BLOCK_ROWS);
+		b->norms = palloc(sizeof(double) * PROBE_BLOCK_ROWS);
+		b->keys = palloc(sizeof(Datum) * PROBE_BLOCK_ROWS);
+	}
+	memcpy(b->rows + (Size) b->buffered * s->stride, v, s->vector_size);
+	b->norms[b->buffered] = norm_of(v);
+	b->keys[b->buffered] = datumCopy(PG_GETARG_DATUM(1), s->top.key_byval, s->top.key_len);
+	MemoryContextSwitchTo(old);
+	if (++b->buffered == PROBE_BLOCK_ROWS)
+		flush_cluster(p, b);
+	PG_RETURN_POINTER(p);
+}
+
+PG_FUNCTION_INFO_V1(kernel_probe_topk_final);
+Datum
+kernel_probe_topk_final(PG_FUNCTION_ARGS)
+{
+	ProbeState *p;
+
+	if (!AggCheckCallContext(fcinfo, NULL))
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("probe_topk is an aggregate")));
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	p = (ProbeState *) PG_GETARG_POINTER(0);
+	for (int i = 0; i < p->nblocks; i++)
+		flush_cluster(p, &p->blocks[i]);
+	elog(DEBUG1, "probe_topk: %ld pairs scored, %ld checked exactly, %d clusters", p->topk->scored,
+		 p->topk->checked, p->nblocks);
+	PG_RETURN_DATUM(key_heaps_result(&p->topk->top, fcinfo, "probe_topk"));
 }

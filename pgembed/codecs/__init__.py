@@ -6,6 +6,7 @@ from __future__ import annotations
 from pgembed.codecs.base import SOURCE, Codec, ExtraColumn, Source, SqlCall, SqlExpr
 from pgembed.codecs.binary import ThermometerCodec
 from pgembed.codecs.float16 import Float16Codec, Float32Codec
+from pgembed.codecs.partition import IVFCodec
 from pgembed.codecs.pq import PQCodec
 from pgembed.codecs.rabitq import RaBitQCodec
 from pgembed.codecs.scalar import Int8Codec, OSQCodec
@@ -20,6 +21,7 @@ __all__ = [
     "ExtraColumn",
     "Float16Codec",
     "Float32Codec",
+    "IVFCodec",
     "Int8Codec",
     "OSQCodec",
     "PQCodec",

@@ -23,7 +23,7 @@ from pgembed.errors import InvalidVectorsError, NotDecodableError
 from pgembed.vectors import as_matrix
 
 # How a code column is stored, which says how to read it back from PostgreSQL's text output.
-STORAGE = ("vector", "halfvec", "bit", "bytea")
+STORAGE = ("vector", "halfvec", "bit", "bytea", "integer")
 
 
 class Source:
@@ -168,6 +168,11 @@ class Codec(ABC):
         """The SQL call making a query's table for `estimator` (`metric`: cosine, ip or l2)."""
         return None
 
+    def sql_centroids(self) -> Fitted | None:
+        """A partitioning codec's centroids (its code is the nearest one's index), as the SQL functions that read
+        its clusters take them (pgembed.probe_topk); None for a codec that is not one."""
+        return None
+
     def extra_columns(self) -> list[ExtraColumn]:
         return []
 
@@ -239,6 +244,8 @@ def codes_from_sql_text(storage: str, texts: list[str | None], width: int) -> np
         return np.packbits(bits, axis=1)
     if storage == "bytea":
         return np.stack([np.frombuffer(bytes.fromhex(t[2:]), dtype=np.uint8) for t in texts if t is not None])
+    if storage == "integer":
+        return np.array([[int(t)] for t in texts if t is not None], dtype=np.int32).reshape(-1, 1)
     raise ValueError(f"unknown storage {storage!r}")
 
 

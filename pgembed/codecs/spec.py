@@ -1,6 +1,7 @@
 """Codec spec strings, composed like FAISS's index_factory: projections first, then one codec.
 
     f32 | f16 | bq | bq2 | bq3 | bq4 | sq8 | osq<b> | pq<M> | rabitq       a codec
+    ivf<n>                                                                  a partitioning: the nearest of n centroids
     mrl<m> | pca<m> | leanvec<m>                                            a projection to m dimensions
     "pca128,bq2"    PCA to 128 dimensions, then 2-bit thermometer codes (256 bits); "pca128+bq2" too
     "mrl256,f16"    the first 256 dimensions, renormalised, as halfvec(256)
@@ -20,6 +21,7 @@ import numpy as np
 from pgembed.codecs.base import SOURCE, Codec, ExtraColumn, SqlCall, SqlExpr
 from pgembed.codecs.binary import ThermometerCodec
 from pgembed.codecs.float16 import Float16Codec, Float32Codec
+from pgembed.codecs.partition import IVFCodec
 from pgembed.codecs.pq import PQCodec
 from pgembed.codecs.projection import PROJECTIONS, Projection
 from pgembed.codecs.rabitq import RaBitQCodec
@@ -28,7 +30,7 @@ from pgembed.errors import InvalidVectorsError, UnknownCodecError
 
 ALIASES = {"float16": "f16", "halfvec": "f16", "float32": "f32", "vector": "f32", "binary": "bq", "bit": "bq",
            "int8": "sq8", "bq1": "bq"}
-CODEC_FAMILIES = ("f32", "f16", "bq", "sq", "osq", "pq", "rabitq")
+CODEC_FAMILIES = ("f32", "f16", "bq", "sq", "osq", "pq", "rabitq", "ivf")
 _TOKEN = re.compile(r"^([a-z]+?)(\d+(?:\.\d+)?)?$")
 
 
@@ -55,11 +57,15 @@ def _codec_for(token: str, dim: int, spec: str) -> Codec:
             return PQCodec(dim, int(number) if number else max(1, dim // 8))
         if family == "rabitq" and number is None:
             return RaBitQCodec(dim)
+        if family == "ivf":
+            if number is None or "." in number:
+                raise InvalidVectorsError(f"{token} needs a whole number of lists, e.g. ivf256")
+            return IVFCodec(dim, int(number))
     except ValueError as err:
         raise CodecSpecError(f"in codec spec {spec!r}: {err}") from err
     except InvalidVectorsError as err:
         raise CodecSpecError(f"in codec spec {spec!r}: {err}") from err
-    known = "f32, f16, bq, bq2..bq4, sq8, osq<bits>, pq<M>, rabitq; projections mrl<m>, pca<m>, leanvec<m>"
+    known = "f32, f16, bq, bq2..bq4, sq8, osq<bits>, pq<M>, rabitq, ivf<lists>; projections mrl<m>, pca<m>, leanvec<m>"
     raise CodecSpecError(f"unknown codec {token!r} in spec {spec!r}; known: {known}")
 
 
@@ -89,6 +95,9 @@ def make_codec(spec: str, dim: int) -> Codec:
         if i != len(tokens) - 1:
             raise CodecSpecError(f"in codec spec {spec!r}: the codec {token!r} must come last, after projections")
         codec = _codec_for(token, width, spec)
+        if projections and isinstance(codec, IVFCodec):  # its clusters are the queries' too, unprojected
+            raise CodecSpecError(f"in codec spec {spec!r}: {token} partitions the vectors themselves, after no "
+                                 "projection")
         return Pipeline(dim, projections, codec) if projections else codec
     return Pipeline(dim, projections, Float32Codec(width))
 

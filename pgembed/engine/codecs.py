@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import psycopg
@@ -248,7 +248,7 @@ def _fill_companion(ctx: CollectionContext, *, progress: bool, batch_rows: int) 
     building = [c for c in ctx.codecs() if c.state is CodecState.BUILDING]
     if not building:
         return 0
-    assigned, _, _ = _targets(ctx)
+    assigned = _targets(ctx).assigned
     ids = {c.id for c in building}
     building_columns = {column for info in building for column in column_names(ctx, info)}
     building_targets = [t for t in assigned if t.column in building_columns]
@@ -340,6 +340,8 @@ def _activate(ctx: CollectionContext, info: CodecInfo) -> None:
         if (index.method, index.predicate) not in built:
             indexes.build(ctx, info.id, info.column_name, index.method, index.params,
                           concurrently=ctx.session.idle_autocommit, progress=False, predicate=index.predicate)
+    if load(ctx, info).sql_centroids() is not None:
+        indexes.build_cluster_index(ctx, info.id, info.column_name)
 
     def switch() -> None:
         _lock_for_codes(ctx)
@@ -370,48 +372,61 @@ def _take_names(ctx: CollectionContext, info: CodecInfo, previous: CodecInfo) ->
 
 # -- the trigger -------------------------------------------------------------------------------------------------
 def _codec_targets(ctx: CollectionContext, info: CodecInfo) -> tuple[list[ddl.CodeTarget], ddl.CodeTarget,
-                                                                       ddl.CodeTarget | None]:
-    """A codec version's columns with their encoders (main first), its query encoder, and its query table's."""
+                                                                       ddl.CodeTarget | None,
+                                                                       ddl.CentroidsTarget | None]:
+    """A codec version's columns with their encoders (main first), its query encoder, its query table's, and
+    its centroids (a partitioning codec's)."""
     codec = load(ctx, info)
     main = ddl.CodeTarget(info.column_name, codec.sql_encoder(), info.id)
     table = codec.sql_query_table(SOURCE, ctx.info.metric.value)
+    centroids = codec.sql_centroids()
     columns = [main, *(ddl.CodeTarget(info.column_name + e.suffix, codec.sql_extra_encoder(e.suffix), info.id)
                        for e in codec.extra_columns())]
-    return columns, main, ddl.CodeTarget(info.column_name, table, info.id) if table is not None else None
+    return (columns, main, ddl.CodeTarget(info.column_name, table, info.id) if table is not None else None,
+            ddl.CentroidsTarget(info.column_name, centroids, info.id) if centroids is not None else None)
 
 
-def _targets(ctx: CollectionContext) -> tuple[list[ddl.CodeTarget], list[ddl.CodeTarget], list[ddl.CodeTarget]]:
-    """Every column of every building or active codec, their query encoders, and their query tables'."""
-    assigned: list[ddl.CodeTarget] = []
-    queried: list[ddl.CodeTarget] = []
-    tables: list[ddl.CodeTarget] = []
+class _Targets(NamedTuple):
+    assigned: list[ddl.CodeTarget]  # every column of every building or active codec
+    queried: list[ddl.CodeTarget]  # their query encoders
+    tables: list[ddl.CodeTarget]  # their query tables'
+    centroids: list[ddl.CentroidsTarget]  # the partitioning codecs' centroids
+
+
+def _targets(ctx: CollectionContext) -> _Targets:
+    targets = _Targets([], [], [], [])
     for info in ctx.codecs():
-        columns, main, table = _codec_targets(ctx, info)
-        assigned += columns
-        queried.append(main)
+        columns, main, table, centroids = _codec_targets(ctx, info)
+        targets.assigned.extend(columns)
+        targets.queried.append(main)
         if table is not None:
-            tables.append(table)
-    return assigned, queried, tables
+            targets.tables.append(table)
+        if centroids is not None:
+            targets.centroids.append(centroids)
+    return targets
 
 
 def install_trigger(ctx: CollectionContext) -> None:
     """(Re)generate the collection's trigger (every column of every building or active codec) and its query
     encoder (their main columns) from the catalog; no codec left removes them."""
-    assigned, queried, tables = _targets(ctx)
+    assigned, queried, tables, centroids = _targets(ctx)
+    generated = [ddl.install_query_encoder(ctx.info, queried), ddl.install_query_tables(ctx.info, tables),
+                 ddl.install_partition_centroids(ctx.info, centroids)]
     if not assigned:
         statements = ddl.drop_trigger(ctx.info)
     elif ctx.info.placement is Placement.COMPANION:
-        statements = [*ddl.install_companion_trigger(ctx.info, assigned, ctx.session.pinned_path),
-                      ddl.install_query_encoder(ctx.info, queried), ddl.install_query_tables(ctx.info, tables)]
+        statements = [*ddl.install_companion_trigger(ctx.info, assigned, ctx.session.pinned_path), *generated]
     else:
-        statements = [*ddl.install_trigger(ctx.info, assigned, ctx.session.pinned_path),
-                      ddl.install_query_encoder(ctx.info, queried), ddl.install_query_tables(ctx.info, tables)]
+        statements = [*ddl.install_trigger(ctx.info, assigned, ctx.session.pinned_path), *generated]
     # What the generated SQL-standard functions name is bound now, under the pinned search_path.
     with ctx.session.pinned_search_path():
         # The parameters the generated functions name, before them (a trigger may fire in this transaction).
         for target in [*assigned, *queried, *tables]:
             for parameter in encoders.fitted_parameters(target.encoder):
                 catalog.store_fitted(ctx.session, target.codec_id, encoders.digest(parameter), parameter)
+        for partition in centroids:
+            catalog.store_fitted(ctx.session, partition.codec_id, encoders.digest(partition.centroids),
+                                 partition.centroids)
         for statement in statements:
             ctx.session.execute(statement)
     ctx.forget()

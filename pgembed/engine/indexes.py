@@ -126,6 +126,16 @@ def _drop_interrupted(ctx: CollectionContext, schema: str, name: str) -> None:
         ctx.session.execute(ddl.drop_index(schema, name, concurrently=ctx.session.idle_autocommit))
 
 
+def build_cluster_index(ctx: CollectionContext, codec_id: int, column: str) -> None:
+    """A partitioning codec version's B-tree on its clusters (pgembed.statements.ddl.create_cluster_index), built
+    concurrently where it can be; an interrupted build's invalid index is dropped and built again."""
+    _drop_interrupted(ctx, ctx.info.codes_schema, ddl.cluster_index_name(codec_id))
+    concurrently = ctx.session.idle_autocommit
+    statement = ddl.create_cluster_index(ctx.info, codec_id, column, concurrently=concurrently)
+    with nullcontext() if concurrently else ctx.session.transaction():
+        ctx.session.execute(statement)
+
+
 def drop_index(ctx: CollectionContext, index_name: str) -> None:
     index = next((i for i in list_indexes(ctx) if i.index_name == index_name), None)
     if index is None:

@@ -16,9 +16,10 @@ from typing import Any
 from psycopg import sql
 
 from pgembed.codecs import SqlExpr
+from pgembed.codecs.base import Fitted
 from pgembed.records import CollectionInfo
 from pgembed.statements.compose import after_key, literal_clause
-from pgembed.statements.encoders import render
+from pgembed.statements.encoders import render, render_fitted
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,15 @@ class CodeTarget:
         return render(self.encoder, source, stored_for=self.codec_id)
 
 
+@dataclass(frozen=True)
+class CentroidsTarget:
+    """A partitioning codec's column and its centroids (pgembed.codecs.base.Codec.sql_centroids)."""
+
+    column: str
+    centroids: Fitted
+    codec_id: int  # the codec version whose parameters they are
+
+
 def trigger_function(info: CollectionInfo) -> sql.Identifier:
     return sql.Identifier("pgembed", f"keep_codes_{info.id}")
 
@@ -44,6 +54,10 @@ def query_encoder(info: CollectionInfo) -> sql.Identifier:
 
 def query_tables(info: CollectionInfo) -> sql.Identifier:
     return sql.Identifier("pgembed", f"query_table_{info.id}")
+
+
+def partition_centroids(info: CollectionInfo) -> sql.Identifier:
+    return sql.Identifier("pgembed", f"centroids_{info.id}")
 
 
 def trigger_name(info: CollectionInfo) -> sql.Identifier:
@@ -287,6 +301,19 @@ def install_query_tables(info: CollectionInfo, targets: Sequence[CodeTarget]) ->
     ).format(query_tables(info), body)
 
 
+def install_partition_centroids(info: CollectionInfo, targets: Sequence[CentroidsTarget]) -> sql.Composed:
+    """pgembed.centroids_<id>(column): the centroids of a partitioning codec's column (read with the fitted
+    parameters' rights), NULL for any other column; what pgembed.probe_topk() probes."""
+    cases = sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN {}").format(sql.Literal(t.column), render_fitted(t.centroids, t.codec_id))
+        for t in targets)
+    body = sql.SQL("CASE code_column {} END").format(cases) if targets else sql.SQL("NULL::vector[]")
+    return sql.SQL(
+        "CREATE OR REPLACE FUNCTION {}(code_column text) RETURNS vector[] "
+        "LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN {}"
+    ).format(partition_centroids(info), body)
+
+
 def drop_trigger(info: CollectionInfo) -> list[sql.Composed]:
     return [
         sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger_name(info), info.table),
@@ -294,12 +321,25 @@ def drop_trigger(info: CollectionInfo) -> list[sql.Composed]:
         sql.SQL("DROP FUNCTION IF EXISTS {}()").format(trigger_function(info)),
         sql.SQL("DROP FUNCTION IF EXISTS {}(text, vector)").format(query_encoder(info)),
         sql.SQL("DROP FUNCTION IF EXISTS {}(text, vector)").format(query_tables(info)),
+        sql.SQL("DROP FUNCTION IF EXISTS {}(text)").format(partition_centroids(info)),
     ]
 
 
 def drop_generated_functions(info: CollectionInfo) -> list[sql.Composed]:
     """The collection's generated functions, once its table (and with it the trigger) is gone."""
     return drop_trigger(info)[2:]
+
+
+def cluster_index_name(codec_id: int) -> str:
+    return f"pgembed_clusters_{codec_id}"
+
+
+def create_cluster_index(info: CollectionInfo, codec_id: int, column: str, *, concurrently: bool) -> sql.Composed:
+    """The B-tree on a partitioning codec version's column, by which a batch reads a cluster's rows; it goes with
+    the column (a retired version's is dropped with it)."""
+    return sql.SQL("CREATE INDEX {} IF NOT EXISTS {} ON {} ({})").format(
+        sql.SQL("CONCURRENTLY") if concurrently else sql.SQL(""), sql.Identifier(cluster_index_name(codec_id)),
+        info.codes_table, sql.Identifier(column))
 
 
 def create_index(table: sql.Identifier, *, name: str, column: str, method: str, opclass: str, opclass_schema: str,

@@ -37,14 +37,19 @@ def render(expr: SqlExpr, source: sql.Composable, *, stored_for: int | None = No
                                     sql.SQL(", ").join(_argument(a, source, stored_for) for a in expr.args))
 
 
+def render_fitted(parameter: Fitted, stored_for: int | None) -> sql.Composable:
+    """A fitted parameter as a literal, or (with `stored_for`, a codec version's id) as its reader's call."""
+    if stored_for is None:
+        return sql.Literal(parameter.text)
+    return sql.SQL("{}({}, {})").format(sql.Identifier("pgembed", reader(parameter.sql_type)), sql.Literal(stored_for),
+                                        sql.Literal(digest(parameter)))
+
+
 def _argument(arg: object, source: sql.Composable, stored_for: int | None) -> sql.Composable:
     if isinstance(arg, Source | SqlCall):
         return render(arg, source, stored_for=stored_for)
     if isinstance(arg, Fitted):
-        if stored_for is None:
-            return sql.Literal(arg.text)
-        return sql.SQL("{}({}, {})").format(sql.Identifier("pgembed", reader(arg.sql_type)), sql.Literal(stored_for),
-                                            sql.Literal(digest(arg)))
+        return render_fitted(arg, stored_for)
     return sql.Literal(arg)
 
 

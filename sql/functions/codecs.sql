@@ -240,6 +240,18 @@ BEGIN
     RETURN result;
 END $$;
 
+-- IVF partitioning: the index (from 0) of the centroid nearest v by pgvector's l2_distance, the least index
+-- among equal distances. Finite vectors always have one (a distance beyond float32's range is infinite, and
+-- infinities tie by index).
+CREATE OR REPLACE FUNCTION pgembed_twins.encode_ivf(v vector, centroids vector[]) RETURNS integer
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    PERFORM pgembed_twins._check_array(centroids, 'centroids', true);
+    PERFORM pgembed_twins._check_dims(vector_dims(v), vector_dims(c))
+        FROM unnest(centroids) WITH ORDINALITY AS u(c, i) ORDER BY i;
+    RETURN (SELECT i - 1 FROM unnest(centroids) WITH ORDINALITY AS u(c, i) ORDER BY v <-> c, i LIMIT 1);
+END $$;
+
 -- Linear projection: one pgvector inner product a row (`<#>` is the negative inner product); where one is not
 -- finite in float32 (or v - centre overflows), every y_r = sum_i (v_i - centre_i) * row_r,i in float8, in
 -- order, saturated to float32's range.

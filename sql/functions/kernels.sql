@@ -7,7 +7,7 @@
 -- query pays nothing for the indirection. pgembed.bind_kernels() (re)generates them; migrate() calls it.
 
 CREATE OR REPLACE FUNCTION pgembed.kernels_wanted() RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN '1.1';
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN '1.2';
 
 -- Point every public twin's pgembed namesake at the kernel of the same signature (when `use_kernels` and the
 -- wanted version is installed) or at the twin. `remember`: record this as the database's choice

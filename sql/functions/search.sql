@@ -231,6 +231,86 @@ BEGIN
         USING array(SELECT unnest(queries)), array_lower(queries, 1) - 1;
 END $$;
 
+-- The top k of each query among the rows of its `probes` nearest clusters of a partitioning codec (ivf<n>),
+-- that `filter` keeps, by the exact distance: what a batch reads when it reads a cluster once for all the
+-- queries that probe it. A query's clusters are its `probes` nearest centroids by pgvector's l2_distance (ties:
+-- the lesser index), the clusters encode_ivf assigns rows by. With the C kernels, one exact_topk over the
+-- centroids finds every query's clusters, and one exact_topk per probed cluster ranks its rows for its queries
+-- (the rows through a B-tree on the codec's column, where there is one); the queries' lists are then merged.
+-- With the twins, one statement per query. The same rows, distances and order either way: each query's best
+-- first, ties by key, as search() orders. Rows are read from the user's table, under its row-level security.
+CREATE OR REPLACE FUNCTION pgembed.probe_topk(
+    collection text, codec text, queries vector[], k integer DEFAULT 10, probes integer DEFAULT 8,
+    filter jsonb DEFAULT NULL
+) RETURNS TABLE (query_no integer, id text, distance double precision) LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    c pgembed.collections := pgembed._collection(collection);
+    x record;
+    tbl regclass;
+    clause text;
+    centroids vector[];
+    clusters integer[];
+    in_cluster text;
+    cluster_of text;
+    op text;
+    first integer := coalesce(array_lower(queries, 1), 1);
+BEGIN
+    PERFORM pgembed.check_search_params(k, NULL, NULL, NULL, 'exact');
+    PERFORM pgembed._check_queries(c, queries);
+    SELECT d.column_name, d.kind, d.sql_type INTO x FROM pgembed.codecs AS d
+    WHERE d.collection_id = c.id AND d.name = codec AND d.state = 'active';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'collection % has no active codec named %', quote_literal(collection), quote_literal(codec)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    EXECUTE format('SELECT pgembed.%I(%L)', 'centroids_' || c.id, x.column_name) INTO centroids;
+    IF centroids IS NULL THEN
+        RAISE EXCEPTION 'codec % (%) is not a partitioning: probe_topk reads the clusters of an ivf<n> codec',
+            quote_literal(codec), x.kind USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF probes IS NULL OR probes < 1 OR probes > cardinality(centroids) THEN
+        RAISE EXCEPTION 'probes must be 1 to % (the clusters of codec %), got %', cardinality(centroids),
+            quote_literal(codec), coalesce(probes::text, 'NULL') USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    tbl := format('%I.%I', c.table_schema, c.table_name)::regclass;
+    clause := pgembed.filter_sql(tbl, filter);
+    op := pgembed._qualified_operator(pgembed.distance_operator(c.metric));
+    -- the rows of the clusters in %s (an integer[] expression), as the user's table's rows, and a row's cluster
+    IF c.placement = 'companion' THEN
+        in_cluster := format('%I IN (SELECT pgembed_codes_.%I FROM pgembed.%I AS pgembed_codes_ WHERE pgembed_codes_.%I = ANY (%%s))',
+                             c.key_column, c.key_column, 'codes_' || c.id, x.column_name);
+        cluster_of := format('(SELECT pgembed_codes_.%I FROM pgembed.%I AS pgembed_codes_ WHERE pgembed_codes_.%I = %s.%I)',
+                             x.column_name, 'codes_' || c.id, c.key_column, tbl, c.key_column);
+    ELSE
+        in_cluster := format('%I = ANY (%%s)', x.column_name);
+        cluster_of := format('%I', x.column_name);
+    END IF;
+    IF pgembed._kernels_active() THEN
+        -- every query's clusters by one exact scan of the centroids, then one read of the probed clusters' rows
+        EXECUTE format('SELECT array_agg(u.id::integer ORDER BY u.n) FROM (SELECT pgembed_kernels.exact_topk(z.i - 1, z.c, $1, %s, ''l2'') AS r '
+                       'FROM unnest($2) WITH ORDINALITY AS z(c, i)) AS s, unnest((s.r).id) WITH ORDINALITY AS u(id, n)', probes)
+            INTO clusters USING queries, centroids;
+        RETURN QUERY EXECUTE format(
+            'SELECT (u.query_no + $3)::integer, u.id, u.distance FROM (SELECT pgembed_kernels.probe_topk(%1$I, %2$s, %3$I, $1, $2, %4$s, %5$L) AS r '
+            'FROM %6$s WHERE (%7$s) AND %3$I IS NOT NULL AND %8$s) AS s, '
+            'unnest((s.r).query_no, (s.r).id, (s.r).distance) WITH ORDINALITY AS u(query_no, id, distance, n) ORDER BY u.n',
+            c.key_column, cluster_of, c.vector_column, k, c.metric, tbl, clause,
+            format(in_cluster, 'ARRAY(SELECT DISTINCT e FROM unnest($2) AS e)'))
+            USING array(SELECT unnest(queries)), clusters, first - 1;
+        RETURN;
+    END IF;
+    FOR i IN first .. first + cardinality(queries) - 1 LOOP
+        RETURN QUERY EXECUTE format(
+            'SELECT $2, m.%1$I::text, m.distance FROM (SELECT %1$I, %2$I %3$s $1 AS distance FROM %4$s '
+            'WHERE (%5$s) AND %2$I IS NOT NULL AND %6$s OFFSET 0) AS m ORDER BY m.distance, m.%1$I LIMIT %7$s',
+            c.key_column, c.vector_column, op, tbl, clause,
+            format(in_cluster, format('ARRAY(SELECT z.i::integer - 1 FROM unnest($3) WITH ORDINALITY AS z(c, i) '
+                                      'ORDER BY $1 %s z.c, z.i LIMIT %s)',
+                                      pgembed._qualified_operator('<->'), probes)), k)
+            USING queries[i], i, centroids;
+    END LOOP;
+END $$;
+
 -- The WHERE clause of a scan over the collection's rows that `filter` keeps and, when `keys` is given, only
 -- those with these keys (compared as the key column's own type).
 CREATE OR REPLACE FUNCTION pgembed._scan_clause(c pgembed.collections, filter jsonb, keys text[]) RETURNS text

@@ -19,7 +19,7 @@ def test_this_run_uses_what_it_asked_for(db: pgembed.Database) -> None:
     status = db.kernels()
     assert status.active is expected, status.reason
     if expected is KernelMode.KERNELS:
-        assert status.installed == status.wanted == "1.1"
+        assert status.installed == status.wanted == "1.2"
         assert "pgembed.encode_pq(vector,vector[],vector[],integer)" in status.functions
 
 

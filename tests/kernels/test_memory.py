@@ -21,6 +21,7 @@ CALLS = {
     "encode_pq": "pgembed_kernels.encode_pq(v, %(columns)s::vector[], %(norms)s::vector[], 4)",
     "encode_int8": "pgembed_kernels.encode_int8(v, %(lo)s::vector, %(inv)s::vector)",
     "encode_thermometer": "pgembed_kernels.encode_thermometer(v, %(levels)s::vector[])",
+    "encode_ivf": "pgembed_kernels.encode_ivf(v, %(rows)s::vector[])",
     "project": "pgembed_kernels.project(v, %(lo)s::vector, %(rows)s::vector[])",
     "rabitq_factors": "pgembed_kernels.rabitq_factors(v, %(lo)s::vector, v)",
     "pq_distance": "pgembed_kernels.pq_distance(pgembed_kernels.encode_pq(v, %(columns)s::vector[], "
@@ -34,6 +35,10 @@ STATEMENTS = {name: f"SELECT count({call}) = {ROWS * 10} FROM vs CROSS JOIN gene
               for name, call in CALLS.items()}
 STATEMENTS["exact_topk"] = ("SELECT cardinality((pgembed_kernels.exact_topk(g * 100000 + n, v, "
                             "ARRAY[%(query)s::vector, %(query)s::vector], 5, 'cosine')).id) = 10 "
+                            "FROM (SELECT row_number() OVER () AS n, v FROM vs) AS r "
+                            "CROSS JOIN generate_series(1, 10) AS g")
+STATEMENTS["probe_topk"] = ("SELECT cardinality((pgembed_kernels.probe_topk(g * 100000 + n, (n %% 16)::integer, v, "
+                            "ARRAY[%(query)s::vector, %(query)s::vector], ARRAY[1, 2, 3, 4], 5, 'l2')).id) = 10 "
                             "FROM (SELECT row_number() OVER () AS n, v FROM vs) AS r "
                             "CROSS JOIN generate_series(1, 10) AS g")
 STATEMENTS["estimate_topk"] = ("SELECT cardinality((pgembed_kernels.estimate_topk(g * 100000 + n, "

@@ -203,6 +203,72 @@ def test_pq_underflow_of_the_old_sql_encoder_is_encoded(kernel_conn: psycopg.Con
 
 
 @FUZZ
+@given(data=st.data(), dim=dims(), lists=st.sampled_from([1, 2, 3, 9, 40]))
+def test_ivf_encoder_is_the_twins_nearest_centroid(kernel_conn: psycopg.Connection, data: st.DataObject, dim: int,
+                                                   lists: int) -> None:
+    """Centroids at any scale, equal ones (the first wins), rows on a centroid, a rounding step off one, and
+    others: the kernel's pruned search returns the index of the twin's ORDER BY v <-> c, i LIMIT 1."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    centroids = [data.draw(vectors(dim)) for _ in range(lists)]
+    if lists > 1 and data.draw(st.booleans()):
+        centroids[-1] = centroids[0].copy()
+    on = centroids[rng.integers(lists)]
+    rows = [data.draw(vectors(dim)) for _ in range(6)] + [on, np.nextafter(on, np.float32(np.inf))]
+    for v in rows:
+        outcome = both(kernel_conn, "encode_ivf", [vector_text(v), array_text(centroids)], ["vector", "vector[]"])
+        assert outcome[0] == "ok" and 0 <= int(outcome[1]) < lists, outcome
+
+
+def ivf_rows(conn: psycopg.Connection, rows: list[np.ndarray]) -> None:
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS ivf_rows (n integer, v vector)")
+    conn.execute("TRUNCATE ivf_rows")
+    with conn.cursor().copy("COPY ivf_rows (n, v) FROM STDIN") as copy:
+        for i, v in enumerate(rows):
+            copy.write_row([i, vector_text(np.asarray(v, np.float32))])
+
+
+def measured_centroids(conn: psycopg.Connection, statement: sql.Composable) -> tuple[list[Any], list[int]]:
+    """The statement's rows, and the count of centroids each encode_ivf call measured with pgvector (DEBUG2)."""
+    notices: list[str] = []
+
+    def keep(diagnostic: psycopg.errors.Diagnostic) -> None:
+        notices.append(diagnostic.message_primary or "")
+
+    conn.add_notice_handler(keep)
+    try:
+        conn.execute("SET client_min_messages = debug2")
+        rows = conn.execute(statement).fetchall()
+    finally:
+        conn.execute("RESET client_min_messages")
+        conn.remove_notice_handler(keep)
+    return rows, [int(n.split()[1]) for n in notices if n.startswith("encode_ivf:")]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), scale=st.sampled_from([1.0, 1e-3, 1e-20, 1e-40, 1e18, 1e36]))
+def test_ivf_encoder_with_constant_centroids_is_the_twins_on_every_row(kernel_conn: psycopg.Connection,
+                                                                       data: st.DataObject, scale: float) -> None:
+    """Centroids written into the statement (as a trigger's call has them) are kept once for all the rows: the
+    same clusters as the twin's, with pgvector measuring few centroids a row where the bound can prune."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    centroids = (rng.standard_normal((32, 24)) * scale).astype(np.float32)
+    if data.draw(st.booleans()):
+        centroids[20] = centroids[3]
+    rows = [(c + rng.standard_normal(24) * 0.3 * scale).astype(np.float32) for c in centroids[rng.integers(0, 32, 40)]]
+    rows += [centroids[3], centroids[20]] + [data.draw(vectors(24)) for _ in range(6)]
+    ivf_rows(kernel_conn, rows)
+    literal = sql.Literal(array_text(centroids))
+    kernel, measured = measured_centroids(kernel_conn, sql.SQL(
+        "SELECT n, pgembed_kernels.encode_ivf(v, {}::vector[]) FROM ivf_rows ORDER BY n").format(literal))
+    twin = kernel_conn.execute(sql.SQL(
+        "SELECT n, pgembed_twins.encode_ivf(v, {}::vector[]) FROM ivf_rows ORDER BY n").format(literal)).fetchall()
+    assert kernel == twin
+    assert len(measured) == len(rows)
+    if 1e-30 < scale < 1e15:  # squared distances below 2^120: beyond, every centroid is measured
+        assert sum(measured[:40]) <= 2 * 40, measured
+
+
+@FUZZ
 @given(data=st.data(), dim=dims(), out=st.integers(1, 12))
 def test_projections_and_rabitq_factors(kernel_conn: psycopg.Connection, data: st.DataObject, dim: int,
                                         out: int) -> None:
@@ -348,6 +414,9 @@ def test_multidimensional_arrays_are_read_as_their_elements_in_both(kernel_conn:
     ("encode_pq", ["[1,2]", '{"[1,2]","[3,4]"}', '{"[1,2]",NULL}', 1],
      ["vector", "vector[]", "vector[]", "integer"]),
     ("encode_sq_bits", ["[1,2]", "[0,0]", "[1,1]", "{1,NULL}"], ["vector", "vector", "vector", "integer[]"]),
+    ("encode_ivf", ["[1,2]", "{}"], ["vector", "vector[]"]),
+    ("encode_ivf", ["[1,2]", '{"[1,2]",NULL}'], ["vector", "vector[]"]),
+    ("encode_ivf", ["[1,2]", '{"[1,2]","[1,2,3]"}'], ["vector", "vector[]"]),
     ("pq_distance", [b"\x01", "{}"], ["bytea", "double precision[]"]),
     ("pq_distance", [b"\x01", "{1,1,1,NULL,1,1,1,1,1,1,1,1}"], ["bytea", "double precision[]"]),
     ("bits_distance", ["101", "{1,1,1,1,1,1,1,1,1,1,1,1,1}"], ["varbit", "double precision[]"]),
@@ -387,8 +456,10 @@ def test_every_kernel_has_a_twin_of_the_same_signature(kernel_conn: psycopg.Conn
         FROM pg_proc AS p
         WHERE p.pronamespace = 'pgembed_kernels'::regnamespace
           AND p.proname NOT IN ('version', 'exact_topk_step', 'exact_topk_final', 'exact_topk',
-                                'estimate_topk_step', 'estimate_topk_final', 'estimate_topk')""").fetchall()
+                                'estimate_topk_step', 'estimate_topk_final', 'estimate_topk',
+                                'probe_topk_step', 'probe_topk_final', 'probe_topk')""").fetchall()
     assert len(rows) >= 17
     assert [r[0] for r in rows if r[2] != 1] == []
     # exact_topk is the scan behind pgembed.scan_topk(); its twin is that function's per-query statement,
-    # compared in tests/kernels/test_scan.py. estimate_topk's is pgembed.estimate_topk()'s (test_estimate.py).
+    # compared in tests/kernels/test_scan.py. estimate_topk's is pgembed.estimate_topk()'s (test_estimate.py),
+    # probe_topk's pgembed.probe_topk()'s (test_probe.py).

@@ -19,7 +19,7 @@ from hypothesis.extra.numpy import arrays
 from psycopg import sql
 
 import pgembed
-from pgembed.codecs import SOURCE, Codec, PQCodec, RaBitQCodec, SqlExpr, make_codec
+from pgembed.codecs import SOURCE, Codec, IVFCodec, PQCodec, RaBitQCodec, SqlExpr, make_codec
 from pgembed.codecs.base import codes_from_sql_text
 from pgembed.codecs.spec import Pipeline
 from pgembed.statements.encoders import render
@@ -123,6 +123,24 @@ def test_leanvec_fits_on_queries_too(db: pgembed.Database, sql_conn: psycopg.Con
     codec = add_and_write(db, sql_conn, "leanvec8", rows, queries=queries)
     from_sql = codes_from_sql_text("vector", stored(sql_conn, "embedding_c", len(rows)), 8)
     assert np.all(np.abs(from_sql - codec.encode(rows)) <= 1e-5)
+
+
+def test_ivf_clusters_agree_up_to_float_ties(db: pgembed.Database, sql_conn: psycopg.Connection) -> None:
+    """Rows written by another client get their cluster from the database: numpy's nearest centroid, except
+    where two centroids are equally near within float32 rounding (pgvector's distance decides there)."""
+    rows = embedding_like(300, seed=8)
+    codec = add_and_write(db, sql_conn, "ivf16", rows)
+    assert isinstance(codec, IVFCodec) and codec.centroids is not None
+    from_sql = codes_from_sql_text("integer", stored(sql_conn, "embedding_c", len(rows)), 1)[:, 0]
+    from_np = codec.encode(rows)[:, 0]
+    squared = ((rows[:, None, :].astype(np.float64) - codec.centroids[None]) ** 2).sum(2)
+    for i in np.nonzero(from_sql != from_np)[0]:
+        assert abs(squared[i, from_sql[i]] - squared[i, from_np[i]]) <= 1e-5 * squared[i, from_np[i]], i
+    assert np.mean(from_sql == from_np) > 0.99
+    # An UPDATE of the vector moves the row to its new cluster.
+    far = codec.centroids[(from_sql[0] + 1) % 16]
+    sql_conn.execute("UPDATE docs SET embedding = %s WHERE id = 0", (vector_text(far),))
+    assert sql_conn.execute("SELECT embedding_c FROM docs WHERE id = 0").fetchone() == ((from_sql[0] + 1) % 16,)
 
 
 def test_pq_codes_agree_up_to_float_ties(db: pgembed.Database, sql_conn: psycopg.Connection) -> None:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from pgembed.codecs import BinaryCodec, Float16Codec, load_codec, make_codec
+from pgembed.codecs import BinaryCodec, CodecSpecError, Float16Codec, load_codec, make_codec
 from pgembed.codecs.base import vector_literal
 from pgembed.errors import InvalidVectorsError, UnknownCodecError
 from pgembed.vectors import as_queries, as_query
@@ -189,3 +189,25 @@ def test_fit_errors() -> None:
         make_codec("leanvec8", 32).fit(_sample(100))
     with pytest.raises(InvalidVectorsError, match="dimension 16, expected 32"):
         make_codec("sq8", 32).fit(_sample(100, dim=16))
+
+
+def test_ivf_partitioning_is_the_nearest_centroid() -> None:
+    x = _sample(1000)
+    codec = make_codec("ivf16", 32).fit(x)
+    codes = codec.encode(x)
+    assert codes.shape == (1000, 1) and codes.dtype == np.int32 and codes.min() >= 0 and codes.max() < 16
+    assert codec.centroids is not None
+    nearest = np.argmin(((x[:, None, :].astype(np.float64) - codec.centroids[None]) ** 2).sum(2), axis=1)
+    assert np.array_equal(codes[:, 0], nearest)
+    assert len(np.unique(codes)) == 16  # k-means leaves no list empty on this sample
+    again = load_codec("ivf16", 32, codec.params())
+    assert np.array_equal(again.encode(x), codes)
+    np.testing.assert_array_equal(codec.decode(codes[:3]), codec.centroids[codes[:3, 0]])
+    assert codec.code_bytes == 4 and codec.sql_type() == "integer"
+    with pytest.raises(InvalidVectorsError, match="at least 16 rows"):
+        make_codec("ivf16", 32).fit(x[:10])
+    with pytest.raises(InvalidVectorsError, match="hold 16 centroids"):
+        load_codec("ivf8", 32, codec.params())
+    for bad, message in [("ivf", "whole number of lists"), ("ivf0", "1 to 1,000,000"), ("ivf1.5", "whole number")]:
+        with pytest.raises(CodecSpecError, match=message):
+            make_codec(bad, 32)

@@ -38,7 +38,7 @@ from pgembed.vocabulary import KernelBenchPart, KernelMode
 TABLE = "pgembed_bench_kernels"
 INGEST_TABLE = "pgembed_bench_kernels_ingest"
 CODECS = ("f16", "bq", "bq2", "bq4", "sq8", "osq4", "pq48", "mrl128", "pca128", "pca128,bq2", "leanvec128",
-          "rabitq")
+          "rabitq", "ivf320", "ivf1024")
 INGEST_CODECS = ("pq48", "bq2", "f16")
 UNFOLDED_PQ = "pq48"
 ESTIMATORS = (("pq48", "pq_distance"), ("sq8", "sq8_distance"), ("bq2", "bits_distance"),

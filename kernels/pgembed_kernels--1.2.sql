@@ -1,4 +1,4 @@
--- pgembed_kernels 1.1. Each function's twin, with the same arguments and the same result for every input,
+-- pgembed_kernels 1.2. Each function's twin, with the same arguments and the same result for every input,
 -- is the function of the same name in schema pgembed_twins (pgembed's sql/functions/); pgembed.bind_kernels()
 -- points pgembed's own functions at one or the other.
 \echo Use "CREATE EXTENSION pgembed_kernels" to load this file. \quit
@@ -6,7 +6,7 @@
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 
 CREATE FUNCTION @extschema@.version() RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN '1.1';
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN '1.2';
 
 -- encoders
 CREATE FUNCTION @extschema@.encode_float16(v vector) RETURNS halfvec
@@ -21,6 +21,8 @@ CREATE FUNCTION @extschema@.encode_sq_bits(v vector, lo vector, inv vector, bits
     AS 'MODULE_PATHNAME', 'kernel_encode_sq_bits' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION @extschema@.encode_pq(v vector, columns vector[], norms vector[], sub_dim integer) RETURNS bytea
     AS 'MODULE_PATHNAME', 'kernel_encode_pq' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.encode_ivf(v vector, centroids vector[]) RETURNS integer
+    AS 'MODULE_PATHNAME', 'kernel_encode_ivf' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION @extschema@.project(v vector, projection_rows vector[]) RETURNS vector
     AS 'MODULE_PATHNAME', 'kernel_project' LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION @extschema@.project(v vector, centre vector, projection_rows vector[]) RETURNS vector
@@ -60,6 +62,19 @@ CREATE AGGREGATE @extschema@.exact_topk(key anyelement, vec vector, queries vect
     SFUNC = @extschema@.exact_topk_step,
     STYPE = internal,
     FINALFUNC = @extschema@.exact_topk_final,
+    FINALFUNC_MODIFY = read_write
+);
+
+-- the multi-query exact scan of each query's clusters (its twin: pgembed.probe_topk's per-query statement)
+CREATE FUNCTION @extschema@.probe_topk_step(internal, anyelement, integer, vector, vector[], integer[], integer, text)
+    RETURNS internal AS 'MODULE_PATHNAME', 'kernel_probe_topk_step' LANGUAGE c PARALLEL SAFE;
+CREATE FUNCTION @extschema@.probe_topk_final(internal) RETURNS @extschema@.topk_rows
+    AS 'MODULE_PATHNAME', 'kernel_probe_topk_final' LANGUAGE c PARALLEL SAFE;
+CREATE AGGREGATE @extschema@.probe_topk(key anyelement, cluster integer, vec vector, queries vector[],
+                                        probes integer[], k integer, metric text) (
+    SFUNC = @extschema@.probe_topk_step,
+    STYPE = internal,
+    FINALFUNC = @extschema@.probe_topk_final,
     FINALFUNC_MODIFY = read_write
 );
 
