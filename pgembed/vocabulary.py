@@ -70,6 +70,7 @@ class BatchStrategy(StrEnum):
     AUTO = "auto"  # the cost model chooses per group
     SCAN = "scan"  # read the group's rows once, one matrix product for all its queries (exact)
     EACH = "each"  # every query through the planner of search()
+    PROBE = "probe"  # each query reads its `probes` nearest clusters of a partitioning codec (pgembed.probe_topk)
 
 
 class CodecState(StrEnum):
@@ -106,6 +107,7 @@ class KernelBenchPart(StrEnum):
     ESTIMATORS = "estimators"  # the per-row estimators and the multi-query scan by estimate (estimate_topk)
     MEMORY = "memory"
     SEARCH_BATCH = "search_batch"
+    PROBE = "probe"  # the scan of each query's clusters (probe_topk) against plain pgvector's HNSW, one query a time
 
 
 class CrashScenario(StrEnum):

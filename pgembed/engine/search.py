@@ -23,7 +23,7 @@ import numpy as np
 import psycopg
 from pgvector import HalfVector
 
-from pgembed.codecs import Codec
+from pgembed.codecs import Codec, load_codec
 from pgembed.db import catalog
 from pgembed.engine.context import CollectionContext, StaleCatalog
 from pgembed.engine.filters import server_refusals
@@ -33,9 +33,16 @@ from pgembed.planning.params import SearchParams
 from pgembed.planning.plans import Pieces, Plan, PreparedHybrid, PreparedSearch
 from pgembed.records import RelevanceModelInfo
 from pgembed.reranking import RerankQuery, score
-from pgembed.statements.search import MMR_OF_ROWS, PREPARE_HYBRID, PREPARE_SEARCH, RELEVANCE, STAGE_DEPTH
+from pgembed.statements.search import (
+    MMR_OF_ROWS,
+    PREPARE_HYBRID,
+    PREPARE_SEARCH,
+    RELEVANCE,
+    STAGE_DEPTH,
+    probe_topk,
+)
 from pgembed.vectors import as_query
-from pgembed.vocabulary import PlanKind, Storage
+from pgembed.vocabulary import CodecState, PlanKind, Storage
 
 # A codec re-fitted or dropped elsewhere since the catalog was read: the plan names a column that is gone, or a
 # codec version that is no longer active (pgembed._codec_in_force in its statement, or this process's catalog).
@@ -122,6 +129,9 @@ def search(ctx: CollectionContext, query: Any, k: int, where: Any, params: Searc
            ) -> SearchResult:
     q = as_query(query, ctx.info.dim, ctx.info.metric)
     f, k, wanted = as_filter(where), check_k(k), check_columns(columns)
+    if params.probes is not None:
+        raise InvalidInputError("probes is search_batch's knob (a batch's queries read their nearest clusters "
+                                "together); search() plans one query: leave it out")
     if params.min_relevance is not None:
         return cut_off(ctx, q, text, query_text, k, f, params, wanted)
     if params.model is not None or params.diversity is not None:
@@ -136,6 +146,35 @@ def search(ctx: CollectionContext, query: Any, k: int, where: Any, params: Searc
             raise
         ctx.forget()
         return run(ctx, prepare(ctx, f, k, params, wanted), q, wanted)
+
+
+def partitioning(ctx: CollectionContext) -> str:
+    """The name of the collection's partitioning codec (ivf<n>), which probes read; one there must be."""
+    names = [c.name for c in ctx.codecs() if c.state is CodecState.ACTIVE
+             and load_codec(c.kind, ctx.info.dim, c.params).sql_centroids() is not None]
+    if len(names) != 1:
+        raise SchemaError(f"probes read the clusters of a partitioning codec: collection {ctx.info.name!r} has "
+                          + ("none (add_codec('ivf', 'ivf320'), say)" if not names else
+                             f"{len(names)} ({', '.join(names)}): keep one"))
+    return names[0]
+
+
+def search_probed(ctx: CollectionContext, queries: np.ndarray, k: int, where: Filter, probes: int
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each query's k nearest keys and exact distances among the rows of its `probes` nearest clusters that
+    `where` (a filter of the language) keeps: pgembed.probe_topk, one read of those clusters for all queries."""
+    if where.clause is not None:
+        raise InvalidInputError("probes take a filter of the filter language (a dict), not a SQL expression")
+    codec = ctx.cached(("partitioning",), lambda: partitioning(ctx))
+    found: list[tuple[list[Any], list[float]]] = [([], []) for _ in range(len(queries))]
+    with server_refusals(ctx, where):
+        rows = ctx.session.rows(probe_topk(ctx.key_type()), {
+            "collection": ctx.info.name, "codec": codec, "qs": list(queries), "k": k, "probes": probes,
+            "filter": where.json})
+    for number, key, distance in rows:
+        found[number - 1][0].append(key)
+        found[number - 1][1].append(distance)
+    return [(np.array(keys), np.array(distances, dtype=np.float64)) for keys, distances in found]
 
 
 def run(ctx: CollectionContext, prepared: PreparedSearch, q: np.ndarray, columns: tuple[str, ...] = ()

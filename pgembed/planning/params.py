@@ -37,6 +37,7 @@ class SearchKnobs(TypedDict, total=False):
     diversity_depth: int | None
     model: ModelStage | None
     min_relevance: float | None
+    probes: int | None
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,12 @@ class SearchParams:
     scores its depth best candidates and the best by its scores go on (k, or diversity_depth for diversity).
 
     min_relevance: the last word, a cut-off: only rows whose relevance (the collection's relevance model,
-    fit_relevance()) is at least this come back, possibly fewer than k."""
+    fit_relevance()) is at least this come back, possibly fewer than k.
+
+    probes: a batch's knob (search_batch): each query of a group the planner would search through an index
+    reads instead the rows of its `probes` nearest clusters of the collection's partitioning codec (ivf<n>),
+    all the group's queries in one read of those clusters (pgembed.probe_topk), ranked by exact distance there;
+    the recall follows the share of clusters read. search() plans one query and refuses it."""
 
     recall: float | None = None
     codec: str | None = None
@@ -79,6 +85,7 @@ class SearchParams:
     diversity_depth: int | None = None
     model: ModelStage | None = None
     min_relevance: float | None = None
+    probes: int | None = None
 
     def __post_init__(self) -> None:
         _check_number("recall", self.recall)
@@ -97,7 +104,7 @@ class SearchParams:
         _check_number("min_relevance", self.min_relevance)
         if self.model is not None and not isinstance(self.model, ModelStage):
             raise InvalidInputError(f"model must be a pgembed.reranking.ModelStage, got {type(self.model).__name__}")
-        for name in ("fusion_depth", "diversity_depth"):
+        for name in ("fusion_depth", "diversity_depth", "probes"):
             depth = getattr(self, name)
             if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)):
                 raise InvalidInputError(f"{name} must be an integer, got {depth!r}")

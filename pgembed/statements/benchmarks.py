@@ -253,6 +253,7 @@ ESTIMATE_TOPK = sql.SQL("SELECT count(*) FROM pgembed.estimate_topk(%s, %s, %s::
 ESTIMATE_RERANK = sql.SQL("SELECT query_no, id, distance FROM pgembed.estimate_topk(%s, %s, %s::vector[], %s, "
                           "candidates => %s)")
 SCAN_TOPK = sql.SQL("SELECT query_no, id, distance FROM pgembed.scan_topk(%s, %s::vector[], %s)")
+PROBE_TOPK = sql.SQL("SELECT query_no, id, distance FROM pgembed.probe_topk(%s, %s, %s::vector[], %s, %s)")
 SEARCH_ONE = sql.SQL("SELECT id, distance FROM pgembed.search(%s, %s, %s, %s::jsonb)")
 SEARCH_BATCH = sql.SQL("SELECT query_no, id, distance FROM pgembed.search_batch(%s, %s, %s, %s::jsonb[])")
 SEARCH_PLAN_KIND = sql.SQL("SELECT pgembed.search_plan(%s, %s, %s, %s::jsonb) ->> 'kind'")

@@ -24,3 +24,11 @@ CHECK_SEARCH_PARAMS = sql.SQL(
     "%(refine)s, %(refine_oversample)s, %(rerank)s)"
 )
 COMPILE_FILTER = sql.SQL("SELECT pgembed.filter_sql(%s::regclass, %s::jsonb)")  # sql/functions/filters.sql
+
+
+def probe_topk(key_type: str) -> sql.Composed:
+    """Each query's k nearest rows among those of its %(probes)s nearest clusters of partitioning codec
+    %(codec)s that %(filter)s keeps (sql/functions/search.sql), keys in their own type (`key_type`, the key
+    column's format_type, from the catalog)."""
+    return sql.SQL("SELECT query_no, id::{}, distance FROM pgembed.probe_topk(%(collection)s, %(codec)s, "
+                   "%(qs)s::vector[], %(k)s, %(probes)s, %(filter)s::jsonb)").format(sql.SQL(key_type))

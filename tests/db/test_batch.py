@@ -14,7 +14,7 @@ import pgembed
 from pgembed.engine import search as searching
 from pgembed.errors import InvalidInputError
 from pgembed.planning.costs import CostModel
-from tests.helpers import categorised_docs, unit_vectors
+from tests.helpers import categorised_docs, unit_vectors, vector_text
 
 DIM = 16
 ROWS = 2000
@@ -293,6 +293,57 @@ def test_identical_queries_are_answered_once(docs: pgembed.Collection, monkeypat
     assert scanned.ids.tolist() == batch.ids.tolist()
 
 
+def test_probed_groups_read_each_querys_nearest_clusters(docs: pgembed.Collection,
+                                                        sql_conn: psycopg.Connection) -> None:
+    """strategy "probe": every group through pgembed.probe_topk. Probing every cluster is the exact answer;
+    fewer is probe_topk's answer, query by query; in "auto" only the groups the planner would search through
+    an index are probed."""
+    docs.add_codec("ivf", "ivf8")
+    q = unit_vectors(24, DIM, seed=40)
+    where = [WORKLOAD[i % len(WORKLOAD)] for i in range(24)]
+    everything = docs.search_batch(q, 10, where=where, strategy="probe", probes=8, workers=2)
+    assert everything.plan_mix() == {"probe": 24}
+    for i in range(24):
+        single = docs.search(q[i], 10, where=where[i], plan="exact")
+        assert everything.ids[i, : everything.counts[i]].tolist() == single.ids.tolist()
+        np.testing.assert_allclose(everything.distances[i, : everything.counts[i]], single.distances, atol=1e-6)
+    few = docs.search_batch(q, 10, where=where, strategy="probe", probes=2)
+    for i in range(24):
+        rows = sql_conn.execute("SELECT id::bigint, distance FROM pgembed.probe_topk('docs', 'ivf', ARRAY[%s::vector], "
+                                "10, 2, %s::jsonb)", [vector_text(q[i]), json.dumps(where[i]) if where[i] else None]
+                                ).fetchall()
+        assert few.ids[i, : few.counts[i]].tolist() == [r[0] for r in rows]
+    assert few.counts.sum() < everything.counts.sum() or not np.array_equal(few.ids, everything.ids)
+    auto = docs.search_batch(q, 10, where=where, probes=2)
+    for group in auto.groups:
+        planned = docs.explain(10, where=group.filter).kind
+        assert (group.kind.value == "probe") == (planned.value == "index"), (group.filter, planned)
+    assert "probe" in auto.plan_mix()
+
+
+def test_probes_are_refused_where_they_cannot_be_read(docs: pgembed.Collection) -> None:
+    q = unit_vectors(3, DIM, seed=41)
+    with pytest.raises(pgembed.SchemaError, match="has none"):
+        docs.search_batch(q, 5, strategy="probe", probes=2)
+    docs.add_codec("ivf", "ivf8")
+    with pytest.raises(InvalidInputError, match="give probes="):
+        docs.search_batch(q, 5, strategy="probe")
+    with pytest.raises(InvalidInputError, match="search_batch's knob"):
+        docs.search(q[0], 5, probes=2)
+    with pytest.raises(InvalidInputError, match="probes must be an integer"):
+        docs.search_batch(q, 5, probes=2.5)
+    with pytest.raises(InvalidInputError, match="probes must be 1 to 8"):
+        docs.search_batch(q, 5, strategy="probe", probes=9)
+    table = sa.table("docs", sa.column("year"))
+    with pytest.raises(InvalidInputError, match="not a SQL expression"):
+        docs.search_batch(q, 5, where=table.c.year > 2000, strategy="probe", probes=2)
+    # in "auto", a SQLAlchemy filter's group keeps the other plans
+    assert "probe" not in docs.search_batch(q, 5, where=table.c.year > 2000, probes=2).plan_mix()
+    docs.add_codec("ivf2", "ivf4")
+    with pytest.raises(pgembed.SchemaError, match="2 \\(ivf, ivf2\\): keep one"):
+        docs.search_batch(q, 5, strategy="probe", probes=2)
+
+
 def test_worker_connections_never_widen_what_the_caller_sees(db: pgembed.Database, dsn: str) -> None:
     """Under SET ROLE and a row-level security policy, search_batch(workers=3) answers from the caller's rows
     only: new connections would log in as the server role and see every tenant's rows."""
@@ -301,6 +352,7 @@ def test_worker_connections_never_widen_what_the_caller_sees(db: pgembed.Databas
     x = unit_vectors(600, DIM, seed=31)
     coll = db.create_collection("shared", DIM, attrs={"tenant": "text"})
     coll.ingest(np.arange(600), x, {"tenant": ["a" if i % 2 else "b" for i in range(600)]})
+    coll.add_codec("ivf", "ivf4")
     role = f"pgembed_tenant_{uuid.uuid4().hex[:8]}"
     db.execute(psycopg.sql.SQL("CREATE ROLE {}").format(psycopg.sql.Identifier(role)))
     try:
@@ -311,9 +363,9 @@ def test_worker_connections_never_widen_what_the_caller_sees(db: pgembed.Databas
             psycopg.sql.Identifier(role)))
         db.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(role)))
         q = unit_vectors(8, DIM, seed=32)
-        for strategy in ("scan", "each"):
+        for strategy in ("scan", "each", "probe"):
             batch = coll.search_batch(q, 5, strategy=strategy, plan="exact" if strategy == "each" else "auto",
-                                      workers=3)
+                                      workers=3, probes=4 if strategy == "probe" else None)
             keys = [int(k) for row in batch.ids for k in row if k is not None]
             assert keys and all(k % 2 == 1 for k in keys), strategy  # tenant 'a' rows only
     finally:

@@ -8,6 +8,9 @@ ways, chosen by the cost model (pgembed.planning.costs):
 - each: the group's queries go through search()'s plan (exact on few rows, HNSW on codes and re-rank, partial
   indexes). The plan depends on the filter and the knobs, not on the vector, so an index plan runs the
   group's queries together, one statement per EACH_CHUNK (engine.search.search_many).
+- probe (with the `probes` knob): the group's queries read their nearest clusters of the collection's
+  partitioning codec, all of them in one read of those clusters on the server (engine.search.search_probed):
+  exact distances over a share of the rows. In "auto", the groups the planner would search through an index.
 
 Within a group, identical query vectors are answered once and the answer copied: HQI's sharing of work in
 its exact form (sharing candidate lists between merely similar queries was measured not to reach recall 0.95
@@ -39,6 +42,7 @@ from pgembed.vectors import as_queries
 from pgembed.vocabulary import BatchStrategy, PlanKind
 
 EACH_CHUNK = 16  # per-query work is handed to the workers in chunks of this many queries
+PROBE_CHUNK = 4096  # a probed group's queries a statement: each statement reads the probed clusters once
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class GroupPlan:
     filter: Any  # the group's filter as given (a dict, a SQLAlchemy expression, or None)
     queries: int
     estimated_rows: float
-    kind: BatchStrategy  # SCAN or EACH
+    kind: BatchStrategy  # SCAN, EACH or PROBE
     reason: str
     seconds: float = 0.0  # measured
     unique: int | None = None  # distinct query vectors among them (each answered once)
@@ -96,12 +100,13 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
                  query_texts: Sequence[str | None] | None = None) -> BatchResult:
     """Answer every query of `queries` (n x dim); `where` is one filter for all, or a list of n filters.
 
-    strategy: "auto" (the cost model chooses per group), "scan" (every group scanned: exact), or "each"
-    (every query through search()'s plan, with `params`). Knobs that only a per-query plan honours (a recall
-    target, a codec, a forced plan, a later stage) make every group "each", and so do texts. texts: each query's
-    text for the full-text list (search()'s `text`); query_texts: each query's text for a model stage
-    (search()'s `query_text`, default its text). workers: connections working at once (default 1; see
-    worker_contexts)."""
+    strategy: "auto" (the cost model chooses per group; with params.probes, the groups the planner would search
+    through an index are probed), "scan" (every group scanned: exact), "each" (every query through search()'s
+    plan, with `params`), or "probe" (every group probed: params.probes clusters a query). Knobs that only a
+    per-query plan honours (a recall target, a codec, a forced plan, a later stage) make every group "each", and
+    so do texts. texts: each query's text for the full-text list (search()'s `text`); query_texts: each query's
+    text for a model stage (search()'s `query_text`, default its text). workers: connections working at once
+    (default 1; see worker_contexts)."""
     q = as_queries(queries, ctx.info.dim, ctx.info.metric)
     k = searching.check_k(k)
     try:
@@ -118,6 +123,7 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
     else:
         filters = [where] * n
     cost = cost or CostModel()
+    per_query = replace(params, probes=None)  # a batch's knob: search() plans one query without it
     groups: dict[str, _Group] = {}
     for i, original in enumerate(filters):
         compiled = as_filter(original)
@@ -135,8 +141,8 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
         rows = plan.estimated_rows if group.prepared.filtered and plan.estimated_rows is not None \
             else plan.total_rows or 0.0
         kind, reason = _choose(strategy, params, cost, rows, len(group.members), ctx.info.dim,
-                               texts is not None or query_texts is not None)
-        chunk = MAX_SCAN_QUERIES if kind is BatchStrategy.SCAN else EACH_CHUNK
+                               texts is not None or query_texts is not None, plan.kind, group.where)
+        chunk = {BatchStrategy.SCAN: MAX_SCAN_QUERIES, BatchStrategy.PROBE: PROBE_CHUNK}.get(kind, EACH_CHUNK)
         tasks += [(number, kind, group.members[i : i + chunk]) for i in range(0, len(group.members), chunk)]
         plans.append(GroupPlan(group.original, group.size, rows, kind, reason, unique=len(group.members)))
     # The biggest tasks first, so that the workers finish together.
@@ -165,8 +171,15 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
                 fallbacks[number] += len(unsure)
             for i in unsure:  # ties past the kept rows
                 put(i, searching.run_exact(worker, group.prepared, q[i]))
+        elif kind is BatchStrategy.PROBE:
+            assert params.probes is not None
+            for i, (keys, found) in zip(members, searching.search_probed(worker, q[members], k, group.where,
+                                                                         params.probes), strict=True):
+                counts[i] = len(keys)
+                ids[i, : counts[i]] = keys
+                distances[i, : counts[i]] = found
         else:
-            for i, result in zip(members, _search_each(worker, q, members, group, k, params, texts, query_texts),
+            for i, result in zip(members, _search_each(worker, q, members, group, k, per_query, texts, query_texts),
                                  strict=True):
                 put(i, result)
         with timing:
@@ -211,11 +224,18 @@ def _answer_repeats_once(q: np.ndarray, entries: list[_Group], texts: list[str |
 
 
 def _choose(strategy: BatchStrategy, params: SearchParams, cost: CostModel, rows: float, queries: int,
-            dim: int, with_texts: bool) -> tuple[BatchStrategy, str]:
+            dim: int, with_texts: bool, planned: PlanKind, where: Filter) -> tuple[BatchStrategy, str]:
     if with_texts:
-        if strategy is BatchStrategy.SCAN:
-            raise InvalidInputError("a scan answers by the vectors alone: texts need strategy \"auto\" or \"each\"")
+        if strategy in (BatchStrategy.SCAN, BatchStrategy.PROBE):
+            raise InvalidInputError(f"a {strategy.value} answers by the vectors alone: texts need strategy "
+                                    "\"auto\" or \"each\"")
         return BatchStrategy.EACH, "texts (full-text lists or a model stage's): per query"
+    if strategy is BatchStrategy.PROBE or (strategy is BatchStrategy.AUTO and params.probes is not None
+                                           and planned is PlanKind.INDEX and where.clause is None):
+        if params.probes is None:
+            raise InvalidInputError("strategy \"probe\" reads each query's nearest clusters: give probes=")
+        return BatchStrategy.PROBE, (f"the planner's index plan; instead each query reads its {params.probes} "
+                                     "nearest clusters, one read for the group")
     scan_s = cost.scan_seconds(rows, queries, dim)
     each_s = cost.each_seconds(queries)
     if strategy is BatchStrategy.SCAN or (strategy is BatchStrategy.AUTO and not params.per_query_only

@@ -27,7 +27,7 @@ import pgembed
 from pgembed.codecs import SOURCE, make_codec
 from pgembed.codecs.pq import PQCodec
 from pgembed.db.kernels import ensure_kernels
-from pgembed.groundtruth import recall_at_k
+from pgembed.groundtruth import exact_topk, recall_at_k, unit_rows
 from pgembed.statements import benchmarks as q
 from pgembed.statements import catalog as catalog_statements
 from pgembed.tools.bench.environment import describe_environment
@@ -49,6 +49,11 @@ SCAN_QUERIES = (1, 16, 64, 256)
 TWIN_SCAN_QUERIES = 16
 COMPACT_TIER_QUERIES = (64, 256)
 COMPACT_TIER_CANDIDATES = (40, 100)
+# the partitionings probe_topk reads, and the clusters a query reads in each; plain pgvector's HNSW beside them
+PROBE_CODECS = {"ivf320": (16, 32, 48, 64), "ivf1024": (32, 64, 96, 128)}
+PROBE_FIT_ROWS = 50_000
+PGVECTOR_EF = (40, 64, 100, 200)
+TWIN_PROBE_QUERIES = 50
 PARTS = tuple(KernelBenchPart)
 MODES = (KernelMode.KERNELS, KernelMode.TWINS)
 FIT_ROWS = 20_000
@@ -308,6 +313,94 @@ def measure_search_batch(db: pgembed.Database, collection: pgembed.Collection, q
     return results
 
 
+def measure_probe(db: pgembed.Database, collection: pgembed.Collection, base: np.ndarray, queries: np.ndarray,
+                  k: int, repeats: int, console: Console) -> dict[str, Any]:
+    """pgembed.probe_topk for all the queries at once, per partitioning and probes, against plain pgvector's
+    HNSW on the float32 column (m 16, ef_construction 64) one query at a time, each ef_search; interleaved,
+    `repeats` rounds in rotated order, the median. Recall@k against the exact scan (pgembed.scan_topk).
+    The twins answer the first TWIN_PROBE_QUERIES queries at one setting, checked equal to the kernels'."""
+    _bind(db, KernelMode.KERNELS)
+    batch = list(queries)
+    built: dict[str, float] = {}
+    for spec in PROBE_CODECS:
+        started = time.perf_counter()
+        collection.add_codec(spec, spec, fit_on=base[:PROBE_FIT_ROWS])
+        built[spec] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    plain = collection.create_index("vector", "hnsw", m=16, ef_construction=64).index_name
+    built["pgvector hnsw"] = round(time.perf_counter() - started, 1)
+    db.session.execute(q.vacuum_analyze(collection.info.table))
+    info = collection.info
+    # every form's rows judged by the same float64 distances (cosine: the collection's metric), ties within 1e-6
+    scoring, qn = unit_rows(base), unit_rows(queries)
+    truth = list(-exact_topk(scoring, qn, k, "ip")[1])
+
+    def distances(rows: list[tuple[Any, ...]]) -> list[np.ndarray]:
+        keys: list[list[int]] = [[] for _ in batch]
+        for query_no, key, *_ in rows:
+            keys[query_no - 1].append(int(key))
+        return [np.sort(-(qn[i] @ scoring[np.asarray(ids, dtype=np.int64)].T)) for i, ids in enumerate(keys)]
+
+    def probe(spec: str, probes: int) -> Callable[[], list[tuple[Any, ...]]]:
+        return lambda: db.session.rows(q.PROBE_TOPK, (collection.name, spec, batch, k, probes))
+
+    def pgvector(ef: int) -> Callable[[], list[tuple[Any, ...]]]:
+        statement = q.baseline_query(info, q.Baseline.HNSW_F32, k, tag=f"ef {ef}")
+
+        def run() -> list[tuple[Any, ...]]:
+            for setting in q.set_hnsw(ef):
+                db.session.execute(setting)
+            rows: list[tuple[Any, ...]] = []
+            for i, vector in enumerate(batch):
+                rows += [(i + 1, *r) for r in db.session.rows(statement, {"q": vector})]
+            return rows
+        return run
+
+    forms: dict[str, Callable[[], list[tuple[Any, ...]]]] = {f"pgvector hnsw, ef {ef}": pgvector(ef)
+                                                              for ef in PGVECTOR_EF}
+    for spec, settings in PROBE_CODECS.items():
+        forms.update({f"probe_topk {spec}, {p} probes": probe(spec, p) for p in settings})
+    seconds: dict[str, list[float]] = {name: [] for name in forms}
+    answers: dict[str, list[tuple[Any, ...]]] = {}
+    names = list(forms)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            started = time.perf_counter()
+            answers[name] = forms[name]()
+            seconds[name].append(time.perf_counter() - started)
+    for reset in q.RESET_HNSW:
+        db.session.execute(reset)
+    collection.drop_index(plain)
+    rows: dict[str, dict[str, Any]] = {}
+    for name, runs in seconds.items():
+        rows[name] = {"q_per_s": round(len(batch) / statistics.median(runs), 1),
+                      "runs_s": [round(x, 3) for x in runs],
+                      "recall_at_k": round(recall_at_k(distances(answers[name]), truth, k), 4)}
+        console.print(f"  {name}: {rows[name]}")
+    spec, probes = next(iter(PROBE_CODECS)), PROBE_CODECS[next(iter(PROBE_CODECS))][1]
+    few = batch[:TWIN_PROBE_QUERIES]
+    timed: dict[str, float] = {}
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    for mode in MODES:
+        _bind(db, mode)
+        started = time.perf_counter()
+        found[mode.value] = db.session.rows(q.PROBE_TOPK, (collection.name, spec, few, k, probes))
+        timed[mode.value] = round(len(few) / (time.perf_counter() - started), 1)
+    _bind(db, KernelMode.KERNELS)
+
+    def best(prefix: str) -> dict[str, Any] | None:
+        reaching = {n: r for n, r in rows.items() if n.startswith(prefix) and r["recall_at_k"] >= 0.95}
+        name = max(reaching, key=lambda n: reaching[n]["q_per_s"]) if reaching else None
+        return {"form": name, **reaching[name]} if name else None
+
+    ours, theirs = best("probe_topk"), best("pgvector")
+    return {"queries": len(batch), "k": k, "build_s": built, "forms": rows,
+            "best_at_0.95": {"probe_topk": ours, "pgvector": theirs,
+                             "ratio": round(ours["q_per_s"] / theirs["q_per_s"], 2) if ours and theirs else None},
+            "twins": {"queries": len(few), "form": f"{spec}, {probes} probes", "q_per_s": timed,
+                      "same_answers": _answers(found["kernels"]) == _answers(found["twins"])}}
+
+
 def _resident(pid: int) -> int | None:
     status = Path(f"/proc/{pid}/status")
     if not status.exists():
@@ -414,6 +507,8 @@ def run_kernels_bench(dataset: str | Path, dsn: str | None = None, data_dir: str
             db.session.execute(q.vacuum_analyze(collection.info.table))
             result["search_batch"] = measure_search_batch(db, collection, qs, _workloads(len(qs)), k,
                                                           max(2, repeats - 1), console)
+        if KernelBenchPart.PROBE in parts:
+            result["probe"] = measure_probe(db, collection, base, qs, k, repeats, console)
         collection.drop(drop_table=True)
         _bind(db, chosen)
     _render(result, console)
@@ -448,6 +543,8 @@ def _render(result: dict[str, Any], console: Console) -> None:
     for workload, r in result.get("search_batch", {}).items():
         table.add_row(f"search_batch {workload}: batch/loop", f"{r['batch_over_loop']['kernels']}x",
                       f"{r['batch_over_loop']['twins']}x", "")
+    for name, r in result.get("probe", {}).get("forms", {}).items():
+        table.add_row(f"{name}: q/s (recall@k)", f"{r['q_per_s']:,} ({r['recall_at_k']})", "", "")
     if "build" in result:
         table.add_row("build s (median)", f"{result['build']['median_s']}", "", "")
     console.print(table)
