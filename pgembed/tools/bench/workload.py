@@ -37,6 +37,8 @@ HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64
 PGVECTOR_EF = (40, 100, 400)
 LOOP_OVERSAMPLE = (5.0, 10.0, 20.0)
 WORKERS = 2  # search_batch's connections (the machine's cores); the loops are single-connection
+PARTITIONING = "ivf320"  # the batch's clusters for its probed groups (search_batch(probes=...))
+PROBES = (32, 48, 64)
 REPEATS = 2  # every configuration runs this many times (the machines are noisy); the best run counts
 
 
@@ -159,7 +161,7 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
             tracemalloc.start()
             started = time.perf_counter()
             batch = coll.search_batch(q, k, where=where, cost=model, workers=WORKERS, strategy=strategy,
-                                      oversample=knobs.get("oversample"))
+                                      oversample=knobs.get("oversample"), probes=knobs.get("probes"))
             seconds = time.perf_counter() - started
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
@@ -188,6 +190,16 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
             # "plan": "each" in the knobs, as results before search_batch's strategy argument recorded it.
             run_batch({"plan": "each", "oversample": LOOP_OVERSAMPLE[0], "repeat": repeat}, mode="batch-each",
                       strategy=BatchStrategy.EACH)
+        # The index-planned groups through the clusters of a partitioning codec instead (one read a group).
+        started = time.perf_counter()
+        coll.add_codec("ivf", PARTITIONING, fit_on=base[rng.choice(len(base), min(50_000, len(base)), replace=False)])
+        session.execute(benchmarks.vacuum_analyze(info.table))
+        partitioning_s = round(time.perf_counter() - started, 1)
+        for repeat in range(REPEATS):
+            for probes in PROBES:
+                run_batch({"probes": probes, "partitioning": PARTITIONING, "repeat": repeat}, mode="batch-probe")
+        coll.drop_codec("ivf")
+        session.execute(benchmarks.vacuum_analyze(info.table))
         # advise(...) + apply: partial indexes for the hot predicates; then the loop and the batch again.
         started = time.perf_counter()
         advice = coll.advise(workload, apply=True, partition=True)
@@ -203,7 +215,7 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
         coll.drop(drop_table=True)
 
     before = [r for r in rows if not r["knobs"].get("advised")]
-    best = {mode: _best(before, mode, target) for mode in ("batch", "loop", "pgvector-loop")}
+    best = {mode: _best(before, mode, target) for mode in ("batch", "batch-probe", "loop", "pgvector-loop")}
     advised = {mode: _best([r for r in rows if r["knobs"].get("advised")], mode, target) for mode in ("batch", "loop")}
     ratios: dict[str, float] = {}
 
@@ -212,6 +224,8 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
             ratios[name] = round(top["queries_per_s"] / bottom["queries_per_s"], 2)
 
     ratio("batch_over_pgvector_loop", best["batch"], best["pgvector-loop"])
+    ratio("batch_probe_over_pgvector_loop", best["batch-probe"], best["pgvector-loop"])
+    ratio("batch_probe_over_batch", best["batch-probe"], best["batch"])
     ratio("batch_over_loop", best["batch"], best["loop"])
     for mode in ("batch", "loop"):
         ratio(f"{mode}_advised_over_{mode}", advised[mode], best[mode])
@@ -222,7 +236,7 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
                            "filter_counts": Counter(w["filter"] for w in items).most_common(),
                            "generator": workload.get("generator")},
               "workload_definition": workload, "target_recall": target, "cost_model": cost_model,
-              "batch_workers": WORKERS,
+              "batch_workers": WORKERS, "partitioning": {"codec": PARTITIONING, "add_codec_s": partitioning_s},
               "rows": rows, "best": best, "best_after_advise": advised,
               "advice": advice.describe() if advice is not None else None, "advise_apply_s": advice_s,
               "ratios": ratios, "environment": environment}
