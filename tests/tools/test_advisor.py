@@ -95,7 +95,7 @@ def test_the_search_knobs_serialise_and_come_back() -> None:
                               "refine": None, "refine_oversample": None, "rerank": True,
                               "fusion": {"vector": 1.0, "text": 1.0}, "fusion_depth": None,
                               "text_match": "websearch", "diversity": None, "diversity_depth": None, "model": None,
-                              "min_relevance": None}
+                              "min_relevance": None, "probes": None}
     assert "search" not in pick
     assert SearchParams.from_dict(pick["params"]) == advise_codec(ROWS, "64B").params
     # A client-side scan is nothing search() can reproduce: every knob is left to the planner.

@@ -173,7 +173,7 @@ def test_workload_bench_through_the_cli(dsn: str, tmp_path: Path) -> None:
     assert code == 0
     result = json.loads(out.read_text())
     modes = {r["mode"] for r in result["rows"]}
-    assert modes == {"batch", "batch-each", "loop", "pgvector-loop"}
+    assert modes == {"batch", "batch-each", "batch-probe", "loop", "pgvector-loop"}
     batch = [r for r in result["rows"] if r["mode"] == "batch"]
     assert all(r["min_rows_returned"] >= 1 and r["peak_client_bytes"] > 0 for r in batch)
     assert sum(batch[0]["plan_mix"].values()) == 60
