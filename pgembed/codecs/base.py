@@ -168,9 +168,15 @@ class Codec(ABC):
         """The SQL call making a query's table for `estimator` (`metric`: cosine, ip or l2)."""
         return None
 
+    @property
+    def lists(self) -> int | None:
+        """How many clusters a partitioning codec (its code the index of the nearest centroid) has; None for a
+        codec that is not one."""
+        return None
+
     def sql_centroids(self) -> Fitted | None:
-        """A partitioning codec's centroids (its code is the nearest one's index), as the SQL functions that read
-        its clusters take them (pgembed.probe_topk); None for a codec that is not one."""
+        """A partitioning codec's centroids, as the SQL functions that read its clusters take them
+        (pgembed.probe_topk); None for a codec that is not one."""
         return None
 
     def extra_columns(self) -> list[ExtraColumn]:

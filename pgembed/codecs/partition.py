@@ -37,11 +37,15 @@ class IVFCodec(Codec):
         super().__init__(dim)
         if not 1 <= lists <= MAX_LISTS:
             raise InvalidVectorsError(f"ivf{lists}: the number of lists must be 1 to {MAX_LISTS:,}")
-        self.lists = lists
+        self._lists = lists
         self.min_fit_rows = lists  # type: ignore[misc]
         self.iterations = iterations
         self.seed = seed
         self.centroids: np.ndarray | None = None  # (lists, dim) float32
+
+    @property
+    def lists(self) -> int:
+        return self._lists
 
     @property
     def spec(self) -> str:

@@ -340,7 +340,7 @@ def _activate(ctx: CollectionContext, info: CodecInfo) -> None:
         if (index.method, index.predicate) not in built:
             indexes.build(ctx, info.id, info.column_name, index.method, index.params,
                           concurrently=ctx.session.idle_autocommit, progress=False, predicate=index.predicate)
-    if load(ctx, info).sql_centroids() is not None:
+    if load(ctx, info).lists is not None:  # a partitioning: its clusters are read by a B-tree
         indexes.build_cluster_index(ctx, info.id, info.column_name)
 
     def switch() -> None:

@@ -148,15 +148,29 @@ def search(ctx: CollectionContext, query: Any, k: int, where: Any, params: Searc
         return run(ctx, prepare(ctx, f, k, params, wanted), q, wanted)
 
 
-def partitioning(ctx: CollectionContext) -> str:
-    """The name of the collection's partitioning codec (ivf<n>), which probes read; one there must be."""
-    names = [c.name for c in ctx.codecs() if c.state is CodecState.ACTIVE
-             and load_codec(c.kind, ctx.info.dim, c.params).sql_centroids() is not None]
-    if len(names) != 1:
-        raise SchemaError(f"probes read the clusters of a partitioning codec: collection {ctx.info.name!r} has "
-                          + ("none (add_codec('ivf', 'ivf320'), say)" if not names else
-                             f"{len(names)} ({', '.join(names)}): keep one"))
-    return names[0]
+@dataclass(frozen=True)
+class Partitioning:
+    """The collection's partitioning codec (ivf<n>), which probes read: its name and number of clusters."""
+
+    codec: str
+    lists: int
+
+
+def partitioning(ctx: CollectionContext) -> Partitioning:
+    """The collection's one partitioning codec, or SchemaError."""
+    def find() -> Partitioning:
+        found = []
+        for info in ctx.codecs():
+            lists = load_codec(info.kind, ctx.info.dim, info.params).lists if info.state is CodecState.ACTIVE else None
+            if lists is not None:
+                found.append(Partitioning(info.name, lists))
+        if len(found) != 1:
+            raise SchemaError(f"probes read the clusters of a partitioning codec: collection {ctx.info.name!r} has "
+                              + ("none (add_codec('ivf', 'ivf320'), say)" if not found else
+                                 f"{len(found)} ({', '.join(p.codec for p in found)}): keep one"))
+        return found[0]
+
+    return ctx.cached(("partitioning",), find)
 
 
 def search_probed(ctx: CollectionContext, queries: np.ndarray, k: int, where: Filter, probes: int
@@ -165,7 +179,7 @@ def search_probed(ctx: CollectionContext, queries: np.ndarray, k: int, where: Fi
     `where` (a filter of the language) keeps: pgembed.probe_topk, one read of those clusters for all queries."""
     if where.clause is not None:
         raise InvalidInputError("probes take a filter of the filter language (a dict), not a SQL expression")
-    codec = ctx.cached(("partitioning",), lambda: partitioning(ctx))
+    codec = partitioning(ctx).codec
     found: list[tuple[list[Any], list[float]]] = [([], []) for _ in range(len(queries))]
     with server_refusals(ctx, where):
         rows = ctx.session.rows(probe_topk(ctx.key_type()), {

@@ -19,6 +19,11 @@ class CostModel:
     read_row_per_dim: float = 2.0e-9  # reading one row's vector over binary COPY and parsing it, per dimension
     score: float = 1.0e-10  # one multiply-add of the matrix product (numpy float32 on 2 cores)
     per_query: float = 1.5e-3  # one query through search(): round trip, index scan, re-rank
+    # search_batch, probed groups (pgembed.probe_topk): rows of the clusters some query probes * probe_row
+    # + queries * rows * probes / lists * probe_pair (measured: 1,000 queries, 102,135 rows, ivf320, 16 and 48
+    # probes: 0.52 and 0.70 s)
+    probe_row: float = 4.0e-6  # a row of a probed cluster read on the server and kept for scoring
+    probe_pair: float = 1.8e-8  # one (query, row) pair scored there: dot product, bound, the few exact checks
     # advise(): one query's cost by the plan the planner gives it
     exact_base: float = 1.0e-3  # an exact plan's fixed cost: round trip, planning, the filter's index lookup
     exact_row: float = 1.2e-6  # and per matching row (measured: 10,326 rows exact in 13.6 ms)
@@ -30,6 +35,14 @@ class CostModel:
 
     def each_seconds(self, queries: int) -> float:
         return queries * self.per_query
+
+    def probe_seconds(self, rows: float, queries: int, probes: int, lists: int) -> float:
+        """Each query reading its `probes` nearest of `lists` clusters of `rows` rows: the clusters some query
+        probes are read once (as if each query drew its clusters alike and at random), and each query scores
+        its share of the rows."""
+        share = min(1.0, probes / max(lists, 1))
+        touched = 1.0 - (1.0 - share) ** queries
+        return rows * touched * self.probe_row + queries * rows * share * self.probe_pair
 
     def query_seconds(self, kind: PlanKind, rows: float, selectivity: float) -> float:
         """One query: exact on `rows` matching rows, or HNSW skipping the rows its filter rejects (the

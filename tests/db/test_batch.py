@@ -314,11 +314,24 @@ def test_probed_groups_read_each_querys_nearest_clusters(docs: pgembed.Collectio
                                 ).fetchall()
         assert few.ids[i, : few.counts[i]].tolist() == [r[0] for r in rows]
     assert few.counts.sum() < everything.counts.sum() or not np.array_equal(few.ids, everything.ids)
-    auto = docs.search_batch(q, 10, where=where, probes=2)
+    # auto: an index-planned group is probed when the cost model finds it cheaper; an exact plan's never is
+    cheap = CostModel(probe_row=1e-12, probe_pair=1e-15)
+    auto = docs.search_batch(q, 10, where=where, probes=2, cost=cheap)
     for group in auto.groups:
         planned = docs.explain(10, where=group.filter).kind
         assert (group.kind.value == "probe") == (planned.value == "index"), (group.filter, planned)
-    assert "probe" in auto.plan_mix()
+    assert "probe" in auto.plan_mix() and all("clusters <" in g.reason for g in auto.groups if g.kind.value == "probe")
+    dear = CostModel(probe_row=1.0, probe_pair=1.0)
+    assert "probe" not in docs.search_batch(q, 10, where=where, probes=2, cost=dear).plan_mix()
+
+
+def test_calibrate_measures_the_probes_costs(docs: pgembed.Collection) -> None:
+    plain = docs.calibrate(rows=500, sample_queries=10)
+    assert plain.probe_row == CostModel().probe_row  # no partitioning: the defaults
+    docs.add_codec("ivf", "ivf8")
+    measured = docs.calibrate(rows=500, sample_queries=10)
+    assert measured.probe_row > 0 and measured.probe_pair > 0
+    assert (measured.probe_row, measured.probe_pair) != (CostModel().probe_row, CostModel().probe_pair)
 
 
 def test_probes_are_refused_where_they_cannot_be_read(docs: pgembed.Collection) -> None:

@@ -15,6 +15,7 @@ from pgembed.engine.context import CollectionContext
 from pgembed.engine.rows import sample_rows
 from pgembed.errors import InvalidInputError, SchemaError
 from pgembed.planning.costs import CostModel
+from pgembed.planning.filters import NO_FILTER
 from pgembed.planning.params import SearchParams
 
 
@@ -50,4 +51,30 @@ def calibrate(ctx: CollectionContext, *, sample_queries: int = 40, rows: int = 2
     # another process would move a plain mean, and the plans with it.
     trim = len(seconds) // 10
     kept = sorted(seconds)[trim : len(seconds) - trim]
-    return replace(base or CostModel(), read_row_per_dim=read_s, score=score_s, per_query=float(np.mean(kept)))
+    model = replace(base or CostModel(), read_row_per_dim=read_s, score=score_s, per_query=float(np.mean(kept)))
+    return _calibrate_probes(ctx, model, group)
+
+
+def _calibrate_probes(ctx: CollectionContext, model: CostModel, group: np.ndarray) -> CostModel:
+    """With a partitioning codec: probe_topk for the group at every cluster and at an eighth of them, whose
+    difference is the pairs' cost and whose rest the rows'. Without one, the model as it is."""
+    try:
+        part = searching.partitioning(ctx)
+    except SchemaError:
+        return model
+    rows = float(searching.prepare(ctx, NO_FILTER, 10, SearchParams()).plan.total_rows or 0)
+    if rows <= 0:
+        return model
+    times = {}
+    for probes in (part.lists, max(1, part.lists // 8)):
+        searching.search_probed(ctx, group[:2], 10, NO_FILTER, probes)  # plans and caches: not counted
+        started = time.perf_counter()
+        searching.search_probed(ctx, group, 10, NO_FILTER, probes)
+        times[probes] = time.perf_counter() - started
+    full, few = part.lists, max(1, part.lists // 8)
+    n = len(group)
+    pairs = n * rows * (1.0 - few / full)
+    pair_s = max((times[full] - times[few]) / pairs, 1e-12) if pairs > 0 else model.probe_pair
+    touched = 1.0 - (1.0 - few / full) ** n
+    row_s = max((times[few] - n * rows * (few / full) * pair_s) / (rows * touched), 1e-12)
+    return replace(model, probe_row=row_s, probe_pair=pair_s)

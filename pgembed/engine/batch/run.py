@@ -10,7 +10,8 @@ ways, chosen by the cost model (pgembed.planning.costs):
   group's queries together, one statement per EACH_CHUNK (engine.search.search_many).
 - probe (with the `probes` knob): the group's queries read their nearest clusters of the collection's
   partitioning codec, all of them in one read of those clusters on the server (engine.search.search_probed):
-  exact distances over a share of the rows. In "auto", the groups the planner would search through an index.
+  exact distances over a share of the rows. In "auto", a group the planner would search through an index, when
+  the cost model finds reading its queries' clusters cheaper than the other two ways.
 
 Within a group, identical query vectors are answered once and the answer copied: HQI's sharing of work in
 its exact form (sharing candidate lists between merely similar queries was measured not to reach recall 0.95
@@ -100,8 +101,8 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
                  query_texts: Sequence[str | None] | None = None) -> BatchResult:
     """Answer every query of `queries` (n x dim); `where` is one filter for all, or a list of n filters.
 
-    strategy: "auto" (the cost model chooses per group; with params.probes, the groups the planner would search
-    through an index are probed), "scan" (every group scanned: exact), "each" (every query through search()'s
+    strategy: "auto" (the cost model chooses per group; with params.probes, it may probe a group the planner
+    would search through an index), "scan" (every group scanned: exact), "each" (every query through search()'s
     plan, with `params`), or "probe" (every group probed: params.probes clusters a query). Knobs that only a
     per-query plan honours (a recall target, a codec, a forced plan, a later stage) make every group "each", and
     so do texts. texts: each query's text for the full-text list (search()'s `text`); query_texts: each query's
@@ -124,6 +125,7 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
         filters = [where] * n
     cost = cost or CostModel()
     per_query = replace(params, probes=None)  # a batch's knob: search() plans one query without it
+    lists = searching.partitioning(ctx).lists if params.probes is not None else None
     groups: dict[str, _Group] = {}
     for i, original in enumerate(filters):
         compiled = as_filter(original)
@@ -141,7 +143,7 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
         rows = plan.estimated_rows if group.prepared.filtered and plan.estimated_rows is not None \
             else plan.total_rows or 0.0
         kind, reason = _choose(strategy, params, cost, rows, len(group.members), ctx.info.dim,
-                               texts is not None or query_texts is not None, plan.kind, group.where)
+                               texts is not None or query_texts is not None, plan.kind, group.where, lists)
         chunk = {BatchStrategy.SCAN: MAX_SCAN_QUERIES, BatchStrategy.PROBE: PROBE_CHUNK}.get(kind, EACH_CHUNK)
         tasks += [(number, kind, group.members[i : i + chunk]) for i in range(0, len(group.members), chunk)]
         plans.append(GroupPlan(group.original, group.size, rows, kind, reason, unique=len(group.members)))
@@ -224,20 +226,26 @@ def _answer_repeats_once(q: np.ndarray, entries: list[_Group], texts: list[str |
 
 
 def _choose(strategy: BatchStrategy, params: SearchParams, cost: CostModel, rows: float, queries: int,
-            dim: int, with_texts: bool, planned: PlanKind, where: Filter) -> tuple[BatchStrategy, str]:
+            dim: int, with_texts: bool, planned: PlanKind, where: Filter, lists: int | None
+            ) -> tuple[BatchStrategy, str]:
     if with_texts:
         if strategy in (BatchStrategy.SCAN, BatchStrategy.PROBE):
             raise InvalidInputError(f"a {strategy.value} answers by the vectors alone: texts need strategy "
                                     "\"auto\" or \"each\"")
         return BatchStrategy.EACH, "texts (full-text lists or a model stage's): per query"
-    if strategy is BatchStrategy.PROBE or (strategy is BatchStrategy.AUTO and params.probes is not None
-                                           and planned is PlanKind.INDEX and where.clause is None):
+    if strategy is BatchStrategy.PROBE:
         if params.probes is None:
             raise InvalidInputError("strategy \"probe\" reads each query's nearest clusters: give probes=")
-        return BatchStrategy.PROBE, (f"the planner's index plan; instead each query reads its {params.probes} "
-                                     "nearest clusters, one read for the group")
+        return BatchStrategy.PROBE, "asked for"
     scan_s = cost.scan_seconds(rows, queries, dim)
     each_s = cost.each_seconds(queries)
+    # Probing answers approximately: only in place of the planner's index plan, itself approximate.
+    if (strategy is BatchStrategy.AUTO and params.probes is not None and lists is not None
+            and planned is PlanKind.INDEX and where.clause is None and not params.per_query_only):
+        probe_s = cost.probe_seconds(rows, queries, params.probes, lists)
+        if probe_s < min(scan_s, each_s):
+            return BatchStrategy.PROBE, (f"~{probe_s:.3f}s to read each query's {params.probes} nearest of {lists} "
+                                         f"clusters < ~{min(scan_s, each_s):.3f}s (the index plan's group)")
     if strategy is BatchStrategy.SCAN or (strategy is BatchStrategy.AUTO and not params.per_query_only
                                           and scan_s < each_s):
         return BatchStrategy.SCAN, f"~{rows:.0f} rows read once for {queries} queries: ~{scan_s:.3f}s < ~{each_s:.3f}s"

@@ -195,11 +195,16 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
         coll.add_codec("ivf", PARTITIONING, fit_on=base[rng.choice(len(base), min(50_000, len(base)), replace=False)])
         session.execute(benchmarks.vacuum_analyze(info.table))
         partitioning_s = round(time.perf_counter() - started, 1)
+        measured_without = model
+        model = coll.calibrate()  # with the probes' constants measured on the partitioning
+        probe_model = asdict(model)
+        console.print(f"cost model with {PARTITIONING}: {probe_model}")
         for repeat in range(REPEATS):
             for probes in PROBES:
                 run_batch({"probes": probes, "partitioning": PARTITIONING, "repeat": repeat}, mode="batch-probe")
         coll.drop_codec("ivf")
         session.execute(benchmarks.vacuum_analyze(info.table))
+        model = measured_without  # the advised runs compare with the first ones: the same model
         # advise(...) + apply: partial indexes for the hot predicates; then the loop and the batch again.
         started = time.perf_counter()
         advice = coll.advise(workload, apply=True, partition=True)
@@ -236,7 +241,8 @@ def run_workload_bench(base_path: str, queries_path: str, attrs_path: str, workl
                            "filter_counts": Counter(w["filter"] for w in items).most_common(),
                            "generator": workload.get("generator")},
               "workload_definition": workload, "target_recall": target, "cost_model": cost_model,
-              "batch_workers": WORKERS, "partitioning": {"codec": PARTITIONING, "add_codec_s": partitioning_s},
+              "batch_workers": WORKERS, "partitioning": {"codec": PARTITIONING, "add_codec_s": partitioning_s,
+                                                         "cost_model": probe_model},
               "rows": rows, "best": best, "best_after_advise": advised,
               "advice": advice.describe() if advice is not None else None, "advise_apply_s": advice_s,
               "ratios": ratios, "environment": environment}
