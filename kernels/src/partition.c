@@ -17,6 +17,12 @@
  * [L, U] = [(1 - g)(A - e) / (1 + g) - e, (1 + g)(A + e) / (1 - g) + e]. A centroid whose L exceeds the least U
  * cannot be the nearest. Where the least A is near float32's overflow (above 2^120), or not finite, every
  * centroid is measured by pgvector.
+ *
+ * Centroids that are a constant of the expression are kept once, and where the CPU has F16C and every
+ * coordinate is within half precision's range, also as halves: half the bytes to stream for every row. A is
+ * then the squared distance to the rounded centroid c', and the triangle inequality moves the bounds by
+ * r = |c - c'| (computed when kept, in float8, rounded up): |v - c| lies in [max(0, a - r), b + r], where
+ * [a, b] = [sqrt((A - e) / (1 + g)), sqrt((A + e) / (1 - g))] holds |v - c'|.
  */
 #include "kernels.h"
 
@@ -33,6 +39,8 @@ typedef struct IVFPrepared
 	Datum		centroids_datum;	/* the constant argument it was made from */
 	VectorList	centroids;		/* copies in the expression's memory */
 	int			dim;
+	uint16	   *halves;			/* the centroids rounded to half precision, back to back, or NULL */
+	double	   *rounding;		/* per centroid, |c - c'| rounded up */
 	float	   *approximate;	/* a squared distance per centroid, for the row at hand */
 	int		   *candidates;
 } IVFPrepared;
@@ -125,34 +133,90 @@ squared_distances(const float *v, VectorList centroids, int dim, float *out)
 	squared_distances_c(v, centroids, dim, out);
 }
 
-/* The nearest centroid as the twin picks it: approximate distances, the bound, pgvector on what is left. */
-static int32
-nearest_centroid(const KVector *v, VectorList centroids, float *approximate, int *candidates)
+/* Both sums' rounding: the factor g and the term e of the bound above, for d dimensions. */
+typedef struct Rounding
 {
-	const int	n = centroids.n;
+	double		g;
+	double		e;
+} Rounding;
+
+static Rounding
+rounding_for(int dim)
+{
 	const double u = ldexp(1.0, -24);
-	const double g = (v->dim + 3) * u / (1 - (v->dim + 3) * u);
-	const double e = v->dim * ldexp(1.0, -149);
-	double		least = INFINITY;
-	double		threshold = INFINITY;
+	Rounding	r = {(dim + 3) * u / (1 - (dim + 3) * u), dim * ldexp(1.0, -149)};
+
+	return r;
+}
+
+#ifdef HAVE_AVX2_PARTITION
+__attribute__((target("avx2,fma,f16c")))
+static float
+squared_distance_half_tail(const float *v, const uint16 *c, int dim)
+{
+	float		s = 0;
+
+	for (int i = 0; i < dim; i++)
+	{
+		float		t = v[i] - _cvtsh_ss(c[i]);
+
+		s += t * t;
+	}
+	return s;
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static void
+squared_distances_half(const float *v, const uint16 *halves, int n, int dim, float *out)
+{
+	int			j = 0;
+
+	for (; j + 4 <= n; j += 4)
+	{
+		const uint16 *c0 = halves + (Size) j * dim;
+		const uint16 *c1 = c0 + dim;
+		const uint16 *c2 = c1 + dim;
+		const uint16 *c3 = c2 + dim;
+		__m256		s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+		int			i = 0;
+
+		for (; i + 8 <= dim; i += 8)
+		{
+			__m256		x = _mm256_loadu_ps(v + i);
+			__m256		t0 = _mm256_sub_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (c0 + i))));
+			__m256		t1 = _mm256_sub_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (c1 + i))));
+			__m256		t2 = _mm256_sub_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (c2 + i))));
+			__m256		t3 = _mm256_sub_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (c3 + i))));
+
+			s0 = _mm256_fmadd_ps(t0, t0, s0);
+			s1 = _mm256_fmadd_ps(t1, t1, s1);
+			s2 = _mm256_fmadd_ps(t2, t2, s2);
+			s3 = _mm256_fmadd_ps(t3, t3, s3);
+		}
+		out[j] = horizontal_sum(s0) + squared_distance_half_tail(v + i, c0 + i, dim - i);
+		out[j + 1] = horizontal_sum(s1) + squared_distance_half_tail(v + i, c1 + i, dim - i);
+		out[j + 2] = horizontal_sum(s2) + squared_distance_half_tail(v + i, c2 + i, dim - i);
+		out[j + 3] = horizontal_sum(s3) + squared_distance_half_tail(v + i, c3 + i, dim - i);
+	}
+	for (; j < n; j++)
+		out[j] = squared_distance_half_tail(v, halves + (Size) j * dim, dim);
+}
+
+__attribute__((target("f16c")))
+static float
+half_value(uint16 h)
+{
+	return _cvtsh_ss(h);
+}
+#endif
+
+/* The centroids measured by pgvector, in index order: the nearest of them by (distance, index). */
+static int32
+measured_nearest(const KVector *v, VectorList centroids, const int *candidates, int ncandidates)
+{
 	double		best = 0;
 	int32		nearest = -1;
-	int			ncandidates = 0;
 
-	squared_distances(v->x, centroids, v->dim, approximate);
-	for (int j = 0; j < n; j++)
-		if (approximate[j] < least)
-			least = approximate[j];
-	if (least <= IVF_LARGE)
-	{
-		double		least_upper = (1 + g) * (least + e) / (1 - g) + e;
-
-		/* L_j <= least_upper, solved for A_j */
-		threshold = (least_upper + e) * (1 + g) / (1 - g) + e;
-	}
-	for (int j = 0; j < n; j++)
-		if (!(approximate[j] > threshold))	/* NaN stays a candidate */
-			candidates[ncandidates++] = j;
 	for (int c = 0; c < ncandidates; c++)
 	{
 		double		d = pgvector_call(PGV_L2_DISTANCE, v, centroids.items[candidates[c]]);
@@ -163,8 +227,81 @@ nearest_centroid(const KVector *v, VectorList centroids, float *approximate, int
 			nearest = candidates[c];
 		}
 	}
-	elog(DEBUG2, "encode_ivf: %d of %d centroids measured", ncandidates, n);
+	elog(DEBUG2, "encode_ivf: %d of %d centroids measured", ncandidates, centroids.n);
 	return nearest;
+}
+
+#ifdef HAVE_AVX2_PARTITION
+/* As nearest_centroid, from the centroids' halves and their rounding r (the bound above, moved by r). */
+static int32
+nearest_centroid_half(const KVector *v, const IVFPrepared *p)
+{
+	const int	n = p->centroids.n;
+	const Rounding r = rounding_for(v->dim);
+	float	   *a = p->approximate;
+	int			ncandidates = 0;
+	int			first = 0;
+	double		upper;
+	double		reach;
+	double		largest_rounding = 0;
+
+	squared_distances_half(v->x, p->halves, n, v->dim, a);
+	for (int j = 1; j < n; j++)
+		if (a[j] < a[first])
+			first = j;
+	if (!(a[first] <= IVF_LARGE))
+	{
+		for (int j = 0; j < n; j++)
+			p->candidates[j] = j;
+		return measured_nearest(v, p->centroids, p->candidates, n);
+	}
+	/* an upper bound on the least pgvector distance: the first centroid's U */
+	upper = sqrt((a[first] + r.e) / (1 - r.g)) + p->rounding[first];
+	upper = (1 + r.g) * upper * upper + r.e;
+	/* L_j <= upper needs |v - c_j| <= reach, so a_j <= reach + r_j */
+	reach = sqrt((upper + r.e) / (1 - r.g));
+	for (int j = 0; j < n; j++)
+		largest_rounding = Max(largest_rounding, p->rounding[j]);
+	for (int j = 0; j < n; j++)
+	{
+		double		bound = reach + largest_rounding;
+		double		low;
+
+		if ((double) a[j] > (1 + r.g) * bound * bound + r.e)
+			continue;			/* a_j > reach + r_j for every r_j: never a candidate */
+		low = sqrt(Max(0.0, (a[j] - r.e) / (1 + r.g))) - p->rounding[j];
+		if (low <= reach || isnan(a[j]))
+			p->candidates[ncandidates++] = j;
+	}
+	return measured_nearest(v, p->centroids, p->candidates, ncandidates);
+}
+#endif
+
+/* The nearest centroid as the twin picks it: approximate distances, the bound, pgvector on what is left. */
+static int32
+nearest_centroid(const KVector *v, VectorList centroids, float *approximate, int *candidates)
+{
+	const int	n = centroids.n;
+	const Rounding r = rounding_for(v->dim);
+	double		least = INFINITY;
+	double		threshold = INFINITY;
+	int			ncandidates = 0;
+
+	squared_distances(v->x, centroids, v->dim, approximate);
+	for (int j = 0; j < n; j++)
+		if (approximate[j] < least)
+			least = approximate[j];
+	if (least <= IVF_LARGE)
+	{
+		double		least_upper = (1 + r.g) * (least + r.e) / (1 - r.g) + r.e;
+
+		/* L_j <= least_upper, solved for A_j */
+		threshold = (least_upper + r.e) * (1 + r.g) / (1 - r.g) + r.e;
+	}
+	for (int j = 0; j < n; j++)
+		if (!(approximate[j] > threshold))	/* NaN stays a candidate */
+			candidates[ncandidates++] = j;
+	return measured_nearest(v, centroids, candidates, ncandidates);
 }
 
 static void
@@ -174,6 +311,53 @@ check_centroids(const KVector *v, VectorList centroids)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("centroids is empty")));
 	for (int j = 0; j < centroids.n; j++)
 		check_same_dims(v->dim, centroids.items[j]->dim);
+}
+
+/* The halves of the kept centroids and their rounding, where the CPU and the values allow (else halves NULL). */
+static void
+keep_halves(IVFPrepared *p)
+{
+#ifdef HAVE_AVX2_PARTITION
+	const Size	total = (Size) p->centroids.n * p->dim;
+
+	if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !__builtin_cpu_supports("f16c"))
+		return;
+	for (int j = 0; j < p->centroids.n; j++)
+		for (int i = 0; i < p->dim; i++)
+			if (!(fabsf(p->centroids.items[j]->x[i]) <= 65504.0f))
+				return;
+	p->halves = palloc(sizeof(uint16) * total);
+	p->rounding = palloc(sizeof(double) * p->centroids.n);
+	for (int j = 0; j < p->centroids.n; j++)
+	{
+		double		s = 0;
+		double		norm = 0;
+
+		for (int i = 0; i < p->dim; i++)
+		{
+			float		x = p->centroids.items[j]->x[i];
+			uint16		h = float_to_half(x);
+			double		t = (double) x - (double) half_value(h);
+
+			p->halves[(Size) j * p->dim + i] = h;
+			s += t * t;
+			norm += (double) x * x;
+		}
+		/* float8's own rounding of this sum and root is below 1e-13 of it; the margin covers it */
+		p->rounding[j] = sqrt(s) * (1 + 1e-12) + 1e-300;
+		if (p->rounding[j] > 1e-3 * sqrt(norm))
+		{
+			/* below half precision's range: the halves would prune nothing; the floats it is */
+			pfree(p->halves);
+			pfree(p->rounding);
+			p->halves = NULL;
+			p->rounding = NULL;
+			return;
+		}
+	}
+#else
+	(void) p;
+#endif
 }
 
 /* The centroids kept for this constant argument, made at the first call of the expression, or NULL. */
@@ -205,6 +389,7 @@ ivf_prepared(FunctionCallInfo fcinfo, const KVector *v)
 	}
 	p->approximate = palloc(sizeof(float) * centroids.n);
 	p->candidates = palloc(sizeof(int) * centroids.n);
+	keep_halves(p);
 	MemoryContextSwitchTo(old);
 	fcinfo->flinfo->fn_extra = p;
 	return p;
@@ -222,6 +407,10 @@ kernel_encode_ivf(PG_FUNCTION_ARGS)
 	{
 		/* the centroids were checked when they were kept; only the row's dimension can differ */
 		check_same_dims(v->dim, p->dim);
+#ifdef HAVE_AVX2_PARTITION
+		if (p->halves != NULL)
+			PG_RETURN_INT32(nearest_centroid_half(v, p));
+#endif
 		PG_RETURN_INT32(nearest_centroid(v, p->centroids, p->approximate, p->candidates));
 	}
 	centroids = arg_vector_array(fcinfo, 1, "centroids");
