@@ -380,12 +380,7 @@ DECLARE
     kind text;
     t double precision[];
 BEGIN
-    SELECT x.column_name, x.kind INTO code_column, kind FROM pgembed.codecs AS x
-    WHERE x.collection_id = c.id AND x.name = codec AND x.state = 'active';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'collection % has no active codec named %', quote_literal(collection), quote_literal(codec)
-            USING ERRCODE = 'undefined_object';
-    END IF;
+    SELECT x.column_name, x.kind INTO code_column, kind FROM pgembed._active_codec(c, codec) AS x;
     PERFORM pgembed._check_query(c, query);
     EXECUTE format('SELECT pgembed.%I(%L, $1)', 'query_table_' || c.id, code_column) INTO t USING query;
     IF t IS NULL THEN
@@ -443,12 +438,7 @@ BEGIN
         RETURN;
     END IF;
     PERFORM pgembed._check_queries(c, queries);
-    SELECT d.column_name, d.kind, d.estimator INTO x FROM pgembed.codecs AS d
-    WHERE d.collection_id = c.id AND d.name = codec AND d.state = 'active';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'collection % has no active codec named %', quote_literal(collection), quote_literal(codec)
-            USING ERRCODE = 'undefined_object';
-    END IF;
+    x := pgembed._active_codec(c, codec);
     IF x.estimator IS NULL OR x.estimator = 'pgembed.rabitq_distance' THEN
         RAISE EXCEPTION 'codec % (%) has no estimator to rank by here: pq, sq8, bq and bq2..bq4 have one (RaBitQ''s needs each row''s factors: ORDER BY pgembed.rabitq_distance)',
             quote_literal(codec), x.kind USING ERRCODE = 'feature_not_supported';

@@ -54,6 +54,20 @@ BEGIN
     RETURN c;
 END $$;
 
+-- The collection's active version of the codec named `codec`, or an error naming what is missing.
+CREATE OR REPLACE FUNCTION pgembed._active_codec(c pgembed.collections, codec text) RETURNS pgembed.codecs
+    LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    active pgembed.codecs;
+BEGIN
+    SELECT * INTO active FROM pgembed.codecs AS d WHERE d.collection_id = c.id AND d.name = codec AND d.state = 'active';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'collection % has no active codec named %', quote_literal(c.name), quote_literal(codec)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN active;
+END $$;
+
 -- A query vector fit for the collection: not NULL, its dimension, and not all zeros under cosine.
 CREATE OR REPLACE FUNCTION pgembed._check_query(c pgembed.collections, query vector) RETURNS void
     LANGUAGE plpgsql IMMUTABLE AS $$
@@ -245,7 +259,7 @@ CREATE OR REPLACE FUNCTION pgembed.probe_topk(
 ) RETURNS TABLE (query_no integer, id text, distance double precision) LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     c pgembed.collections := pgembed._collection(collection);
-    x record;
+    x pgembed.codecs;
     tbl regclass;
     clause text;
     centroids vector[];
@@ -257,12 +271,7 @@ DECLARE
 BEGIN
     PERFORM pgembed.check_search_params(k, NULL, NULL, NULL, 'exact');
     PERFORM pgembed._check_queries(c, queries);
-    SELECT d.column_name, d.kind, d.sql_type INTO x FROM pgembed.codecs AS d
-    WHERE d.collection_id = c.id AND d.name = codec AND d.state = 'active';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'collection % has no active codec named %', quote_literal(collection), quote_literal(codec)
-            USING ERRCODE = 'undefined_object';
-    END IF;
+    x := pgembed._active_codec(c, codec);
     EXECUTE format('SELECT pgembed.%I(%L)', 'centroids_' || c.id, x.column_name) INTO centroids;
     IF centroids IS NULL THEN
         RAISE EXCEPTION 'codec % (%) is not a partitioning: probe_topk reads the clusters of an ivf<n> codec',

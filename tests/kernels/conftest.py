@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from pgvector.psycopg import register_vector
+from psycopg import sql
 
 from pgembed.db.kernels import kernels_wanted_by_environment
 
@@ -23,3 +25,21 @@ def kernel_conn(server_dsn_for_module: str) -> Iterator[psycopg.Connection]:
                                        "builds it for the embedded server, `pgembed kernels install --pg-config` "
                                        "for the server of PGEMBED_TEST_DSN")
         yield conn
+
+
+@pytest.fixture
+def conn(dsn: str) -> Iterator[psycopg.Connection]:
+    """A connection to the test's own database (the db fixture's), vectors adapted."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        register_vector(c)
+        yield c
+
+
+@pytest.fixture
+def reader(conn: psycopg.Connection) -> Iterator[str]:
+    """A role of no rights of its own, dropped with what it was granted."""
+    name = f"reader_{uuid.uuid4().hex[:8]}"
+    conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(name)))
+    yield name
+    conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+    conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))

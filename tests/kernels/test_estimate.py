@@ -5,8 +5,6 @@ outcome on fuzzed tables and codes is, query by query, the per-row estimator's O
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -14,7 +12,6 @@ import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pgvector.psycopg import register_vector
 from psycopg import sql
 
 import pgembed
@@ -25,13 +22,6 @@ from tests.kernels.test_scan import in_both_modes, one_at_a_time
 DIM = 24
 ROWS = 400
 CODECS = ("pq6", "sq8", "bq2")
-
-
-@pytest.fixture
-def conn(dsn: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(dsn, autocommit=True) as c:
-        register_vector(c)
-        yield c
 
 
 def make_docs(db: pgembed.Database, metric: str = "cosine", key_type: str = "bigint",
@@ -129,15 +119,6 @@ def test_estimate_topk_refuses_what_it_cannot_rank(db: pgembed.Database, conn: p
     for k, message in ((0, "k"), (10, "queries is empty")):
         with pytest.raises(psycopg.errors.DatabaseError, match=message):
             conn.execute("SELECT * FROM pgembed.estimate_topk('docs', 'pq6', %s, %s)", [[] if k else list(q), k])
-
-
-@pytest.fixture
-def reader(conn: psycopg.Connection) -> Iterator[str]:
-    name = f"reader_{uuid.uuid4().hex[:8]}"
-    conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(name)))
-    yield name
-    conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-    conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
 
 @pytest.mark.parametrize("placement", ["table", "companion"])

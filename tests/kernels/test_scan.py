@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
-from pgvector.psycopg import register_vector
 
 import pgembed
 from pgembed import KernelMode
@@ -46,13 +45,6 @@ def one_at_a_time(conn: psycopg.Connection, queries: np.ndarray, k: int, filters
                              [q, k, filters[i], plan]).fetchall()
         out += [(i + 1, key, "NaN" if distance != distance else distance) for key, distance in found]
     return out
-
-
-@pytest.fixture
-def conn(dsn: str) -> Any:
-    with psycopg.connect(dsn, autocommit=True) as c:
-        register_vector(c)
-        yield c
 
 
 @pytest.mark.parametrize(("metric", "key_type"), [("cosine", "bigint"), ("l2", "text"), ("ip", "integer")])
