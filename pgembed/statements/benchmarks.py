@@ -120,7 +120,7 @@ def create_btree(info: CollectionInfo, column: str, name: str | None = None) -> 
 
 
 def baseline_query(info: CollectionInfo, method: Baseline, k: int, where: str | None = None, *,
-                   candidates: int = 0, tag: str = "") -> sql.Composed:
+                   candidates: int = 0, tag: str = "", binary: bool = False) -> sql.Composed:
     """The k nearest keys to %(q)s among the rows `where` keeps (None: all), as a pgvector user writes it;
     the bit baseline re-ranks its `candidates` nearest codes by exact distance. `tag` goes into a trailing
     comment: a prepared statement keeps its cached plan across SET changes, so each setting needs its own
@@ -136,6 +136,8 @@ def baseline_query(info: CollectionInfo, method: Baseline, k: int, where: str | 
         body = "SELECT {key} FROM {t} {w}ORDER BY ({v} {op} %(q)s::vector) + 0 LIMIT {k}"
     else:
         body = "SELECT {key} FROM {t} {w}ORDER BY {v} {op} %(q)s::vector LIMIT {k}"
+    if binary:  # the query in pgvector's binary format, as pgembed's own statements send it
+        body = body.replace("%(q)s", "%(q)b")
     statement = sql.SQL(body).format(key=info.key, t=info.table, w=filtered, v=info.vector, op=op,
                                      d=sql.Literal(info.dim), k=sql.Literal(k), c=sql.Literal(candidates))
     # Only word characters and a few signs reach the comment: nothing in a tag can close it.
@@ -253,7 +255,7 @@ ESTIMATE_TOPK = sql.SQL("SELECT count(*) FROM pgembed.estimate_topk(%s, %s, %s::
 ESTIMATE_RERANK = sql.SQL("SELECT query_no, id, distance FROM pgembed.estimate_topk(%s, %s, %s::vector[], %s, "
                           "candidates => %s)")
 SCAN_TOPK = sql.SQL("SELECT query_no, id, distance FROM pgembed.scan_topk(%s, %s::vector[], %s)")
-PROBE_TOPK = sql.SQL("SELECT query_no, id, distance FROM pgembed.probe_topk(%s, %s, %s::vector[], %s, %s)")
+PROBE_TOPK = sql.SQL("SELECT query_no, id, distance FROM pgembed.probe_topk(%s, %s, %b::vector[], %s, %s)")
 SEARCH_ONE = sql.SQL("SELECT id, distance FROM pgembed.search(%s, %s, %s, %s::jsonb)")
 SEARCH_BATCH = sql.SQL("SELECT query_no, id, distance FROM pgembed.search_batch(%s, %s, %s, %s::jsonb[])")
 SEARCH_PLAN_KIND = sql.SQL("SELECT pgembed.search_plan(%s, %s, %s, %s::jsonb) ->> 'kind'")

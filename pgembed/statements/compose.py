@@ -7,6 +7,11 @@ from functools import lru_cache
 from typing import Any
 
 from psycopg import sql
+from psycopg.adapt import PyFormat
+
+# The query vectors travel in pgvector's binary format: exact, and parsed without a float's text (1,000 384-d
+# queries: 0.36 s for a probed batch against 0.63 s as text, measured).
+BINARY_PARAMETERS = frozenset({"q", "qs"})
 
 
 class Pyformat(sql.Composable):
@@ -23,7 +28,12 @@ class Pyformat(sql.Composable):
 def from_pieces(pieces: Sequence[str]) -> sql.Composed:
     """A statement the server built as pieces (sql/functions/statements.sql): SQL text at even offsets,
     parameter names at odd ones, which become psycopg placeholders."""
-    return sql.Composed([Pyformat(p) if i % 2 == 0 else sql.Placeholder(p) for i, p in enumerate(pieces)])
+    return sql.Composed([Pyformat(p) if i % 2 == 0 else placeholder(p) for i, p in enumerate(pieces)])
+
+
+def placeholder(name: str) -> sql.Placeholder:
+    """A named parameter: binary for the query vectors (BINARY_PARAMETERS), psycopg's choice for the rest."""
+    return sql.Placeholder(name, PyFormat.BINARY if name in BINARY_PARAMETERS else PyFormat.AUTO)
 
 
 @lru_cache(maxsize=1024)

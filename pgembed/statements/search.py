@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from pgembed.statements.compose import placeholder
+
 PREPARE_SEARCH = sql.SQL(
     "SELECT pgembed._prepare_search(%(collection_id)s, %(filter)s::jsonb, %(clause)s, %(k)s, %(recall)s, "
     "%(codec)s, %(ef_search)s, %(oversample)s, %(plan)s, %(columns)s::text[], %(estimated_rows)s, "
@@ -31,4 +33,4 @@ def probe_topk(key_type: str) -> sql.Composed:
     %(codec)s that %(filter)s keeps (sql/functions/search.sql), keys in their own type (`key_type`, the key
     column's format_type, from the catalog)."""
     return sql.SQL("SELECT query_no, id::{}, distance FROM pgembed.probe_topk(%(collection)s, %(codec)s, "
-                   "%(qs)s::vector[], %(k)s, %(probes)s, %(filter)s::jsonb)").format(sql.SQL(key_type))
+                   "{}::vector[], %(k)s, %(probes)s, %(filter)s::jsonb)").format(sql.SQL(key_type), placeholder("qs"))

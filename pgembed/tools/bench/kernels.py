@@ -316,7 +316,8 @@ def measure_search_batch(db: pgembed.Database, collection: pgembed.Collection, q
 def measure_probe(db: pgembed.Database, collection: pgembed.Collection, base: np.ndarray, queries: np.ndarray,
                   k: int, repeats: int, console: Console) -> dict[str, Any]:
     """pgembed.probe_topk for all the queries at once, per partitioning and probes, against plain pgvector's
-    HNSW on the float32 column (m 16, ef_construction 64) one query at a time, each ef_search; interleaved,
+    HNSW on the float32 column (m 16, ef_construction 64) one query at a time, each ef_search (the queries sent
+    in pgvector's binary format by both); interleaved,
     `repeats` rounds in rotated order, the median. Recall@k against the exact scan (pgembed.scan_topk).
     The twins answer the first TWIN_PROBE_QUERIES queries at one setting, checked equal to the kernels'."""
     _bind(db, KernelMode.KERNELS)
@@ -345,7 +346,7 @@ def measure_probe(db: pgembed.Database, collection: pgembed.Collection, base: np
         return lambda: db.session.rows(q.PROBE_TOPK, (collection.name, spec, batch, k, probes))
 
     def pgvector(ef: int) -> Callable[[], list[tuple[Any, ...]]]:
-        statement = q.baseline_query(info, q.Baseline.HNSW_F32, k, tag=f"ef {ef}")
+        statement = q.baseline_query(info, q.Baseline.HNSW_F32, k, tag=f"ef {ef}", binary=True)
 
         def run() -> list[tuple[Any, ...]]:
             for setting in q.set_hnsw(ef):
