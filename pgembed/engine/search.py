@@ -40,6 +40,7 @@ from pgembed.statements.search import (
     RELEVANCE,
     STAGE_DEPTH,
     probe_topk,
+    server_scan,
 )
 from pgembed.vectors import as_query
 from pgembed.vocabulary import CodecState, PlanKind, Storage
@@ -186,6 +187,19 @@ def search_probed(ctx: CollectionContext, queries: np.ndarray, k: int, where: Fi
             "collection": ctx.info.name, "codec": codec, "qs": list(queries), "k": k, "probes": probes,
             "filter": where.json})
     for number, key, distance in rows:
+        found[number - 1][0].append(key)
+        found[number - 1][1].append(distance)
+    return [(np.array(keys), np.array(distances, dtype=np.float64)) for keys, distances in found]
+
+
+def scan_on_server(ctx: CollectionContext, queries: np.ndarray, prepared: PreparedSearch
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each query's exact top k over the rows of a prepared filter, in the kernels' one read of them on the
+    server (prepared.server_scan): the exact plan's answers, query by query, without shipping the rows."""
+    assert prepared.server_scan is not None
+    found: list[tuple[list[Any], list[float]]] = [([], []) for _ in range(len(queries))]
+    for number, key, distance in ctx.session.rows(server_scan(prepared.server_scan, ctx.key_type()),
+                                                  {"qs": list(queries)}):
         found[number - 1][0].append(key)
         found[number - 1][1].append(distance)
     return [(np.array(keys), np.array(distances, dtype=np.float64)) for keys, distances in found]

@@ -70,11 +70,14 @@ class PreparedSearch:
     exact: Pieces
     many: Pieces | None
     codec_id: int | None = None  # the codec version of an index plan's code column, which encodes the query
+    # the exact plan for many queries in one read of the rows, when that read is the kernels' (else None)
+    server_scan: Pieces | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PreparedSearch:
         return cls(data["clause"], Plan.from_json(data["plan"]), tuple(data["run"]), tuple(data["exact"]),
-                   tuple(data["many"]) if data.get("many") else None, data.get("codec_id"))
+                   tuple(data["many"]) if data.get("many") else None, data.get("codec_id"),
+                   tuple(data["scan"]) if data.get("scan_on_server") and data.get("scan") else None)
 
     @property
     def filtered(self) -> bool:

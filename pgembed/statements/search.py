@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from pgembed.statements.compose import placeholder
+from pgembed.statements.compose import from_pieces, placeholder
 
 PREPARE_SEARCH = sql.SQL(
     "SELECT pgembed._prepare_search(%(collection_id)s, %(filter)s::jsonb, %(clause)s, %(k)s, %(recall)s, "
@@ -34,3 +34,10 @@ def probe_topk(key_type: str) -> sql.Composed:
     column's format_type, from the catalog)."""
     return sql.SQL("SELECT query_no, id::{}, distance FROM pgembed.probe_topk(%(collection)s, %(codec)s, "
                    "{}::vector[], %(k)s, %(probes)s, %(filter)s::jsonb)").format(sql.SQL(key_type), placeholder("qs"))
+
+
+def server_scan(pieces: tuple[str, ...], key_type: str) -> sql.Composed:
+    """A prepared search's scan (sql/functions/statements.sql: every query's exact top k in one read of the rows),
+    keys in their own type, each query's rows best first, ties by key."""
+    return sql.SQL("SELECT s.query_no, s.id::{t}, s.distance FROM ({scan}) AS s "
+                   "ORDER BY s.query_no, s.distance, s.id::{t}").format(t=sql.SQL(key_type), scan=from_pieces(pieces))

@@ -35,10 +35,11 @@ BEGIN
                             refine_oversample, rerank);
     SELECT * INTO statements FROM pgembed._search_statements(c.id, chosen, clause, coalesce(columns, '{}'));
     -- codec_id: the codec version whose codes the plan reads, which encodes the query (a re-fit keeps the
-    -- column's name, not its codec).
+    -- column's name, not its codec). scan_on_server: the scan is the kernels' one read of the rows.
     RETURN jsonb_build_object('clause', clause, 'plan', chosen, 'run', to_jsonb(statements.run),
                               'exact', to_jsonb(statements.exact), 'many', to_jsonb(statements.many),
-                              'scan', to_jsonb(statements.scan), 'codec_id', statements.codec_id);
+                              'scan', to_jsonb(statements.scan), 'codec_id', statements.codec_id,
+                              'scan_on_server', pgembed._kernels_active());
 END $$;
 
 -- The collection named `collection`, or an error saying there is none.

@@ -14,6 +14,7 @@ import pgembed
 from pgembed.engine import search as searching
 from pgembed.errors import InvalidInputError
 from pgembed.planning.costs import CostModel
+from pgembed.vocabulary import KernelMode
 from tests.helpers import categorised_docs, unit_vectors, vector_text
 
 DIM = 16
@@ -257,14 +258,20 @@ def test_scan_breaks_ties_by_key_as_search_does(db: pgembed.Database) -> None:
     keys = np.random.default_rng(27).permutation(len(x))
     coll.ingest(keys, x)
     q = np.vstack([base[:3], unit_vectors(2, DIM, seed=28)])
-    for k in (7, 25, 40):
-        batch = coll.search_batch(q, k, strategy="scan")
-        # Every query's k-th row is one of 30 copies whose tie runs past the k + 10 rows a scan keeps
-        assert batch.groups[0].exact_fallbacks == len(q)
-        for i in range(len(q)):
-            exact = coll.search(q[i], k, plan="exact")
-            assert batch.ids[i].tolist() == exact.ids.tolist()
-            np.testing.assert_allclose(batch.distances[i], exact.distances, atol=1e-6)
+    on_server = db.kernels().active is KernelMode.KERNELS
+    for kernels in ([True, False] if on_server else [False]):
+        db.use_kernels(kernels)
+        coll = db.collection("dups")  # a fresh handle: its plans are asked for again
+        for k in (7, 25, 40):
+            batch = coll.search_batch(q, k, strategy="scan")
+            # Read out, every query's k-th row is one of 30 copies whose tie runs past the k + 10 rows a scan
+            # keeps, and the exact plan answers it again; the kernels' scan on the server keeps every tie.
+            assert batch.groups[0].exact_fallbacks == (0 if kernels else len(q))
+            for i in range(len(q)):
+                exact = coll.search(q[i], k, plan="exact")
+                assert batch.ids[i].tolist() == exact.ids.tolist()
+                np.testing.assert_allclose(batch.distances[i], exact.distances, atol=1e-6)
+    db.use_kernels(on_server)
 
 
 def test_identical_queries_are_answered_once(docs: pgembed.Collection, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,8 +3,9 @@
 Queries are grouped by filter (its identity, pgembed.planning.filters). Each group is answered one of two
 ways, chosen by the cost model (pgembed.planning.costs):
 
-- scan: the group's matching rows are read once (binary COPY, vectors parsed by numpy) and all the group's
-  queries scored with matrix products (scan.py): exact, and the read is shared by every query of the group.
+- scan: the group's matching rows are read once and all the group's queries scored together: where the kernels
+  are bound, on the server (the kernels' exact_topk: engine.search.scan_on_server), else read out (binary COPY,
+  vectors parsed by numpy) and scored with matrix products (scan.py); exact, the read shared by the group.
 - each: the group's queries go through search()'s plan (exact on few rows, HNSW on codes and re-rank, partial
   indexes). The plan depends on the filter and the knobs, not on the vector, so an index plan runs the
   group's queries together, one statement per EACH_CHUNK (engine.search.search_many).
@@ -167,7 +168,13 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
         group = entries[number]
         assert group.prepared is not None
         started = time.perf_counter()
-        if kind is BatchStrategy.SCAN:
+        if kind is BatchStrategy.SCAN and group.prepared.server_scan is not None:
+            for i, (keys, found) in zip(members, searching.scan_on_server(worker, q[members], group.prepared),
+                                        strict=True):
+                counts[i] = len(keys)
+                ids[i, : counts[i]] = keys
+                distances[i, : counts[i]] = found
+        elif kind is BatchStrategy.SCAN:
             unsure = scan_group(worker, q[members], k, group.prepared.clause, members, ids, distances, counts)
             with timing:
                 fallbacks[number] += len(unsure)
