@@ -67,11 +67,13 @@ typedef struct TopkState
 #define CACHE_LINE 64
 
 static char *
-aligned_copies(Size stride, int n)
+aligned_copies(Size stride, int n, char **allocated)
 {
 	char	   *block = palloc(stride * n + 2 * CACHE_LINE);
 	uintptr_t	line = ((uintptr_t) block + CACHE_LINE - 1) & ~(uintptr_t) (CACHE_LINE - 1);
 
+	if (allocated != NULL)
+		*allocated = block;		/* what pfree takes */
 	return (char *) (line + CACHE_LINE - offsetof(KVector, x));
 }
 
@@ -405,7 +407,7 @@ new_state(FunctionCallInfo fcinfo, MemoryContext context, int queries_arg, int k
 	s->dim = queries.items[0]->dim;
 	s->vector_size = KVECTOR_SIZE(s->dim);
 	s->stride = TYPEALIGN(CACHE_LINE, s->vector_size);
-	s->queries = aligned_copies(s->stride, s->nq);
+	s->queries = aligned_copies(s->stride, s->nq, NULL);
 	s->query_norms = palloc(sizeof(double) * s->nq);
 	for (int i = 0; i < s->nq; i++)
 	{
@@ -417,7 +419,7 @@ new_state(FunctionCallInfo fcinfo, MemoryContext context, int queries_arg, int k
 		(s->metric == METRIC_IP ? PGV_NEGATIVE_INNER_PRODUCT : PGV_L2_DISTANCE);
 	pgvector_function(s->exact);
 	s->gamma = (s->dim + 2) * ldexp(1.0, -24) / (1 - (s->dim + 2) * ldexp(1.0, -24));
-	s->rows = aligned_copies(s->stride, BLOCK_ROWS);
+	s->rows = aligned_copies(s->stride, BLOCK_ROWS, NULL);
 	s->row_norms = palloc(sizeof(double) * BLOCK_ROWS);
 	s->row_keys = palloc(sizeof(Datum) * BLOCK_ROWS);
 	s->dots = palloc(sizeof(float) * (Size) s->nq * BLOCK_ROWS);
@@ -490,9 +492,11 @@ kernel_exact_topk_final(PG_FUNCTION_ARGS)
  * a full block is scored against that cluster's queries at once. Every query keeps one heap over all its
  * clusters, so its threshold tightens from the first cluster on. Rows without a cluster, or of a cluster no
  * query probes, are skipped; a cluster listed twice for a query is read once for it.
- * Memory: the blocks of the clusters met, PROBE_BLOCK_ROWS rows each, besides exact_topk's.
+ * Memory: the blocks of the clusters met, PROBE_BLOCK_ROWS rows each, at most PROBE_BLOCK_MEMORY bytes of them:
+ * past that every waiting block is scored and its memory given back, besides exact_topk's.
  */
 #define PROBE_BLOCK_ROWS 32
+#define PROBE_BLOCK_MEMORY (64L * 1024 * 1024)	/* rows waiting in blocks, at most: then all are scored */
 
 typedef struct ClusterBlock
 {
@@ -500,6 +504,7 @@ typedef struct ClusterBlock
 	int			first;			/* its queries: probe_queries[first .. first + nq) */
 	int			nq;
 	char	   *rows;			/* NULL until a row of the cluster comes */
+	char	   *rows_block;		/* the allocation rows lie in */
 	double	   *norms;
 	Datum	   *keys;
 	int			buffered;
@@ -511,6 +516,7 @@ typedef struct ProbeState
 	ClusterBlock *blocks;		/* by cluster, ascending */
 	int			nblocks;
 	int		   *probe_queries;
+	Size		block_bytes;	/* of the blocks allocated now */
 } ProbeState;
 
 typedef struct ProbePair
@@ -615,6 +621,25 @@ flush_cluster(ProbeState *p, ClusterBlock *b)
 	b->buffered = 0;
 }
 
+/* Every waiting block scored, and every block's memory given back (they are made again as rows come). */
+static void
+release_blocks(ProbeState *p)
+{
+	for (int i = 0; i < p->nblocks; i++)
+	{
+		ClusterBlock *b = &p->blocks[i];
+
+		if (b->rows == NULL)
+			continue;
+		flush_cluster(p, b);
+		pfree(b->rows_block);
+		pfree(b->norms);
+		pfree(b->keys);
+		b->rows = NULL;
+	}
+	p->block_bytes = 0;
+}
+
 PG_FUNCTION_INFO_V1(kernel_probe_topk_step);
 Datum
 kernel_probe_topk_step(PG_FUNCTION_ARGS)
@@ -640,10 +665,13 @@ kernel_probe_topk_step(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(p);
 	v = arg_vector(fcinfo, 3, "the row's vector");
 	check_same_dims(s->dim, v->dim);
+	if (b->rows == NULL && p->block_bytes + s->stride * PROBE_BLOCK_ROWS > PROBE_BLOCK_MEMORY)
+		release_blocks(p);
 	old = MemoryContextSwitchTo(context);
 	if (b->rows == NULL)
 	{
-		b->rows = aligned_copies(s->stride, PROBE_BLOCK_ROWS);
+		p->block_bytes += s->stride * PROBE_BLOCK_ROWS;
+		b->rows = aligned_copies(s->stride, PROBE_BLOCK_ROWS, &b->rows_block);
 		b->norms = palloc(sizeof(double) * PROBE_BLOCK_ROWS);
 		b->keys = palloc(sizeof(Datum) * PROBE_BLOCK_ROWS);
 	}

@@ -36,13 +36,17 @@ class CostModel:
     def each_seconds(self, queries: int) -> float:
         return queries * self.per_query
 
-    def probe_seconds(self, rows: float, queries: int, probes: int, lists: int) -> float:
-        """Each query reading its `probes` nearest of `lists` clusters of `rows` rows: the clusters some query
-        probes are read once (as if each query drew its clusters alike and at random), and each query scores
-        its share of the rows."""
+    def probe_seconds(self, rows: float, matching: float, queries: int, probes: int, lists: int) -> float:
+        """Each query reading its `probes` nearest of `lists` clusters of a table of `rows` rows, `matching` of
+        them kept by the filter: the clusters some query probes are read once, every row of them (as if each
+        query drew its clusters alike and at random), and each query scores its share of the matching rows."""
         share = min(1.0, probes / max(lists, 1))
-        touched = 1.0 - (1.0 - share) ** queries
-        return rows * touched * self.probe_row + queries * rows * share * self.probe_pair
+        return rows * self.touched(share, queries) * self.probe_row + queries * matching * share * self.probe_pair
+
+    @staticmethod
+    def touched(share: float, queries: int) -> float:
+        """The share of clusters some of `queries` queries probes, each reading `share` of them at random."""
+        return 1.0 - (1.0 - share) ** queries
 
     def query_seconds(self, kind: PlanKind, rows: float, selectivity: float) -> float:
         """One query: exact on `rows` matching rows, or HNSW skipping the rows its filter rejects (the

@@ -38,6 +38,6 @@ def probe_topk(key_type: str) -> sql.Composed:
 
 def server_scan(pieces: tuple[str, ...], key_type: str) -> sql.Composed:
     """A prepared search's scan (sql/functions/statements.sql: every query's exact top k in one read of the rows),
-    keys in their own type, each query's rows best first, ties by key."""
-    return sql.SQL("SELECT s.query_no, s.id::{t}, s.distance FROM ({scan}) AS s "
-                   "ORDER BY s.query_no, s.distance, s.id::{t}").format(t=sql.SQL(key_type), scan=from_pieces(pieces))
+    keys in their own type, in the scan's order (each query's rows best first, ties by key in its collation)."""
+    return sql.SQL("SELECT s.query_no, s.id::{t}, s.distance FROM ({scan}) AS s").format(
+        t=sql.SQL(key_type), scan=from_pieces(pieces))

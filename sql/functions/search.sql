@@ -267,6 +267,7 @@ DECLARE
     clusters integer[];
     in_cluster text;
     cluster_of text;
+    flat vector[] := array(SELECT unnest(queries));  -- one dimension, subscripts from 1, as the kernels read them
     op text;
     first integer := coalesce(array_lower(queries, 1), 1);
 BEGIN
@@ -285,39 +286,39 @@ BEGIN
     tbl := format('%I.%I', c.table_schema, c.table_name)::regclass;
     clause := pgembed.filter_sql(tbl, filter);
     op := pgembed._qualified_operator(pgembed.distance_operator(c.metric));
-    -- the rows of the clusters in %s (an integer[] expression), as the user's table's rows, and a row's cluster
+    -- the rows of the clusters in an integer[] expression put after in_cluster (then a closing parenthesis), as
+    -- the user's table's rows, and a row's cluster
     IF c.placement = 'companion' THEN
-        in_cluster := format('%I IN (SELECT pgembed_codes_.%I FROM pgembed.%I AS pgembed_codes_ WHERE pgembed_codes_.%I = ANY (%%s))',
+        in_cluster := format('%I IN (SELECT pgembed_codes_.%I FROM pgembed.%I AS pgembed_codes_ WHERE pgembed_codes_.%I = ANY (',
                              c.key_column, c.key_column, 'codes_' || c.id, x.column_name);
         cluster_of := format('(SELECT pgembed_codes_.%I FROM pgembed.%I AS pgembed_codes_ WHERE pgembed_codes_.%I = %s.%I)',
                              x.column_name, 'codes_' || c.id, c.key_column, tbl, c.key_column);
     ELSE
-        in_cluster := format('%I = ANY (%%s)', x.column_name);
+        in_cluster := format('(%I = ANY (', x.column_name);
         cluster_of := format('%I', x.column_name);
     END IF;
     IF pgembed._kernels_active() THEN
         -- every query's clusters by one exact scan of the centroids, then one read of the probed clusters' rows
         EXECUTE format('SELECT array_agg(u.id::integer ORDER BY u.n) FROM (SELECT pgembed_kernels.exact_topk(z.i - 1, z.c, $1, %s, ''l2'') AS r '
                        'FROM unnest($2) WITH ORDINALITY AS z(c, i)) AS s, unnest((s.r).id) WITH ORDINALITY AS u(id, n)', probes)
-            INTO clusters USING queries, centroids;
+            INTO clusters USING flat, centroids;
         RETURN QUERY EXECUTE format(
             'SELECT (u.query_no + $3)::integer, u.id, u.distance FROM (SELECT pgembed_kernels.probe_topk(%1$I, %2$s, %3$I, $1, $2, %4$s, %5$L) AS r '
             'FROM %6$s WHERE (%7$s) AND %3$I IS NOT NULL AND %8$s) AS s, '
             'unnest((s.r).query_no, (s.r).id, (s.r).distance) WITH ORDINALITY AS u(query_no, id, distance, n) ORDER BY u.n',
             c.key_column, cluster_of, c.vector_column, k, c.metric, tbl, clause,
-            format(in_cluster, 'ARRAY(SELECT DISTINCT e FROM unnest($2) AS e)'))
-            USING array(SELECT unnest(queries)), clusters, first - 1;
+            in_cluster || 'ARRAY(SELECT DISTINCT e FROM unnest($2) AS e)))')
+            USING flat, clusters, first - 1;
         RETURN;
     END IF;
-    FOR i IN first .. first + cardinality(queries) - 1 LOOP
+    FOR i IN 1 .. cardinality(flat) LOOP
         RETURN QUERY EXECUTE format(
             'SELECT $2, m.%1$I::text, m.distance FROM (SELECT %1$I, %2$I %3$s $1 AS distance FROM %4$s '
             'WHERE (%5$s) AND %2$I IS NOT NULL AND %6$s OFFSET 0) AS m ORDER BY m.distance, m.%1$I LIMIT %7$s',
             c.key_column, c.vector_column, op, tbl, clause,
-            format(in_cluster, format('ARRAY(SELECT z.i::integer - 1 FROM unnest($3) WITH ORDINALITY AS z(c, i) '
-                                      'ORDER BY $1 %s z.c, z.i LIMIT %s)',
-                                      pgembed._qualified_operator('<->'), probes)), k)
-            USING queries[i], i, centroids;
+            in_cluster || format('ARRAY(SELECT z.i::integer - 1 FROM unnest($3) WITH ORDINALITY AS z(c, i) '
+                                 'ORDER BY $1 %s z.c, z.i LIMIT %s)))', pgembed._qualified_operator('<->'), probes), k)
+            USING flat[i], i + first - 1, centroids;
     END LOOP;
 END $$;
 

@@ -219,3 +219,14 @@ def test_probe_aggregate_refuses_what_it_cannot_read(kernel_conn: psycopg.Connec
                                        ([1, 1], 5, "l2", "different vector dimensions 3 and 4")):
         outcome = aggregate(kernel_conn, q, probes, k, metric)
         assert outcome[0] == "error" and message in outcome[1], (probes, outcome)
+
+
+def test_probe_aggregate_scores_its_blocks_early_past_its_memory(kernel_conn: psycopg.Connection) -> None:
+    """300 clusters of 2,000-d rows need more than the blocks' 64 MB at 32 rows each: the waiting blocks are
+    scored and given back when it is reached, and the answers are still each query's ORDER BY."""
+    rng = np.random.default_rng(51)
+    x = rng.standard_normal((900, 2000)).astype(np.float32)
+    fill_rows(kernel_conn, [(i, i % 300, x[i]) for i in range(900)])
+    queries = [rng.standard_normal(2000).astype(np.float32) for _ in range(3)]
+    probes = [list(range(300)) for _ in queries]
+    assert aggregate(kernel_conn, queries, probes, 7, "l2") == ("ok", ordered(kernel_conn, queries, probes, 7, "l2"))

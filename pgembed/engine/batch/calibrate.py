@@ -75,6 +75,6 @@ def _calibrate_probes(ctx: CollectionContext, model: CostModel, group: np.ndarra
     n = len(group)
     pairs = n * rows * (1.0 - few / full)
     pair_s = max((times[full] - times[few]) / pairs, 1e-12) if pairs > 0 else model.probe_pair
-    touched = 1.0 - (1.0 - few / full) ** n
+    touched = CostModel.touched(few / full, n)
     row_s = max((times[few] - n * rows * (few / full) * pair_s) / (rows * touched), 1e-12)
     return replace(model, probe_row=row_s, probe_pair=pair_s)

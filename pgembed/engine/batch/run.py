@@ -45,6 +45,7 @@ from pgembed.vocabulary import BatchStrategy, PlanKind
 
 EACH_CHUNK = 16  # per-query work is handed to the workers in chunks of this many queries
 PROBE_CHUNK = 4096  # a probed group's queries a statement: each statement reads the probed clusters once
+SERVER_HEAP_ENTRIES = 10_000_000  # queries x k a scan on the server holds at most (heaps.c KEY_HEAPS_MAX_ENTRIES)
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,11 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
         rows = plan.estimated_rows if group.prepared.filtered and plan.estimated_rows is not None \
             else plan.total_rows or 0.0
         kind, reason = _choose(strategy, params, cost, rows, len(group.members), ctx.info.dim,
-                               texts is not None or query_texts is not None, plan.kind, group.where, lists)
+                               texts is not None or query_texts is not None, plan.kind, group.where, lists,
+                               float(plan.total_rows or rows))
         chunk = {BatchStrategy.SCAN: MAX_SCAN_QUERIES, BatchStrategy.PROBE: PROBE_CHUNK}.get(kind, EACH_CHUNK)
+        if kind is BatchStrategy.PROBE or (kind is BatchStrategy.SCAN and group.prepared.server_scan is not None):
+            chunk = max(1, min(chunk, SERVER_HEAP_ENTRIES // max(k, params.probes or 1)))
         tasks += [(number, kind, group.members[i : i + chunk]) for i in range(0, len(group.members), chunk)]
         plans.append(GroupPlan(group.original, group.size, rows, kind, reason, unique=len(group.members)))
     # The biggest tasks first, so that the workers finish together.
@@ -187,6 +191,8 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
                 counts[i] = len(keys)
                 ids[i, : counts[i]] = keys
                 distances[i, : counts[i]] = found
+                if counts[i] < k:  # fewer than k in its clusters: k rows whenever k match, as search() does
+                    put(i, searching.run_exact(worker, group.prepared, q[i]))
         else:
             for i, result in zip(members, _search_each(worker, q, members, group, k, per_query, texts, query_texts),
                                  strict=True):
@@ -233,7 +239,7 @@ def _answer_repeats_once(q: np.ndarray, entries: list[_Group], texts: list[str |
 
 
 def _choose(strategy: BatchStrategy, params: SearchParams, cost: CostModel, rows: float, queries: int,
-            dim: int, with_texts: bool, planned: PlanKind, where: Filter, lists: int | None
+            dim: int, with_texts: bool, planned: PlanKind, where: Filter, lists: int | None, total_rows: float
             ) -> tuple[BatchStrategy, str]:
     if with_texts:
         if strategy in (BatchStrategy.SCAN, BatchStrategy.PROBE):
@@ -249,7 +255,7 @@ def _choose(strategy: BatchStrategy, params: SearchParams, cost: CostModel, rows
     # Probing answers approximately: only in place of the planner's index plan, itself approximate.
     if (strategy is BatchStrategy.AUTO and params.probes is not None and lists is not None
             and planned is PlanKind.INDEX and where.clause is None and not params.per_query_only):
-        probe_s = cost.probe_seconds(rows, queries, params.probes, lists)
+        probe_s = cost.probe_seconds(total_rows, rows, queries, params.probes, lists)
         if probe_s < min(scan_s, each_s):
             return BatchStrategy.PROBE, (f"~{probe_s:.3f}s to read each query's {params.probes} nearest of {lists} "
                                          f"clusters < ~{min(scan_s, each_s):.3f}s (the index plan's group)")
