@@ -41,6 +41,7 @@ typedef struct IVFPrepared
 	int			dim;
 	uint16	   *halves;			/* the centroids rounded to half precision, back to back, or NULL */
 	double	   *rounding;		/* per centroid, |c - c'| rounded up */
+	double		largest_rounding;	/* of them all */
 	float	   *approximate;	/* a squared distance per centroid, for the row at hand */
 	int		   *candidates;
 } IVFPrepared;
@@ -243,7 +244,6 @@ nearest_centroid_half(const KVector *v, const IVFPrepared *p)
 	int			first = 0;
 	double		upper;
 	double		reach;
-	double		largest_rounding = 0;
 
 	squared_distances_half(v->x, p->halves, n, v->dim, a);
 	for (int j = 1; j < n; j++)
@@ -261,10 +261,8 @@ nearest_centroid_half(const KVector *v, const IVFPrepared *p)
 	/* L_j <= upper needs |v - c_j| <= reach, so a_j <= reach + r_j */
 	reach = sqrt((upper + r.e) / (1 - r.g));
 	for (int j = 0; j < n; j++)
-		largest_rounding = Max(largest_rounding, p->rounding[j]);
-	for (int j = 0; j < n; j++)
 	{
-		double		bound = reach + largest_rounding;
+		double		bound = reach + p->largest_rounding;
 		double		low;
 
 		if ((double) a[j] > (1 + r.g) * bound * bound + r.e)
@@ -343,8 +341,9 @@ keep_halves(IVFPrepared *p)
 			s += t * t;
 			norm += (double) x * x;
 		}
-		/* float8's own rounding of this sum and root is below 1e-13 of it; the margin covers it */
-		p->rounding[j] = sqrt(s) * (1 + 1e-12) + 1e-300;
+		/* float8's own rounding of this sum and root is below d 2^-53 of it (2e-12 at 16,000 dimensions) */
+		p->rounding[j] = sqrt(s) * (1 + 1e-11) + 1e-300;
+		p->largest_rounding = Max(p->largest_rounding, p->rounding[j]);
 		if (p->rounding[j] > 1e-3 * sqrt(norm))
 		{
 			/* below half precision's range: the halves would prune nothing; the floats it is */

@@ -23,7 +23,7 @@ import numpy as np
 import psycopg
 from pgvector import HalfVector
 
-from pgembed.codecs import Codec, load_codec
+from pgembed.codecs import Codec, make_codec
 from pgembed.db import catalog
 from pgembed.engine.context import CollectionContext, StaleCatalog
 from pgembed.engine.filters import server_refusals
@@ -162,7 +162,7 @@ def partitioning(ctx: CollectionContext) -> Partitioning:
     def find() -> Partitioning:
         found = []
         for info in ctx.codecs():
-            lists = load_codec(info.kind, ctx.info.dim, info.params).lists if info.state is CodecState.ACTIVE else None
+            lists = make_codec(info.kind, ctx.info.dim).lists if info.state is CodecState.ACTIVE else None
             if lists is not None:
                 found.append(Partitioning(info.name, lists))
         if len(found) != 1:
@@ -181,11 +181,16 @@ def search_probed(ctx: CollectionContext, queries: np.ndarray, k: int, where: Fi
     if where.clause is not None:
         raise InvalidInputError("probes take a filter of the filter language (a dict), not a SQL expression")
     codec = partitioning(ctx).codec
-    found: list[tuple[list[Any], list[float]]] = [([], []) for _ in range(len(queries))]
     with server_refusals(ctx, where):
         rows = ctx.session.rows(probe_topk(ctx.key_type()), {
             "collection": ctx.info.name, "codec": codec, "qs": list(queries), "k": k, "probes": probes,
             "filter": where.json})
+    return _by_query(rows, len(queries))
+
+
+def _by_query(rows: list[tuple[Any, ...]], n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(query number from 1, key, distance) rows, each query's in order, as (keys, distances) per query."""
+    found: list[tuple[list[Any], list[float]]] = [([], []) for _ in range(n)]
     for number, key, distance in rows:
         found[number - 1][0].append(key)
         found[number - 1][1].append(distance)
@@ -197,12 +202,8 @@ def scan_on_server(ctx: CollectionContext, queries: np.ndarray, prepared: Prepar
     """Each query's exact top k over the rows of a prepared filter, in the kernels' one read of them on the
     server (prepared.server_scan): the exact plan's answers, query by query, without shipping the rows."""
     assert prepared.server_scan is not None
-    found: list[tuple[list[Any], list[float]]] = [([], []) for _ in range(len(queries))]
-    for number, key, distance in ctx.session.rows(server_scan(prepared.server_scan, ctx.key_type()),
-                                                  {"qs": list(queries)}):
-        found[number - 1][0].append(key)
-        found[number - 1][1].append(distance)
-    return [(np.array(keys), np.array(distances, dtype=np.float64)) for keys, distances in found]
+    return _by_query(ctx.session.rows(server_scan(prepared.server_scan, ctx.key_type()), {"qs": list(queries)}),
+                     len(queries))
 
 
 def run(ctx: CollectionContext, prepared: PreparedSearch, q: np.ndarray, columns: tuple[str, ...] = ()

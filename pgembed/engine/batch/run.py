@@ -140,7 +140,7 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
     tasks: list[Task] = []
     plans: list[GroupPlan] = []
     for number, group in enumerate(entries):
-        group.prepared = searching.prepare(ctx, group.where, k, params)
+        group.prepared = searching.prepare(ctx, group.where, k, per_query)
         plan = group.prepared.plan
         rows = plan.estimated_rows if group.prepared.filtered and plan.estimated_rows is not None \
             else plan.total_rows or 0.0
@@ -162,10 +162,10 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
     fallbacks = [0] * len(entries)
     timing = threading.Lock()
 
-    def put(i: int, result: searching.SearchResult) -> None:
-        counts[i] = len(result.ids)
-        ids[i, : counts[i]] = result.ids
-        distances[i, : counts[i]] = result.distances
+    def put(i: int, keys: np.ndarray, found: np.ndarray) -> None:
+        counts[i] = len(keys)
+        ids[i, : counts[i]] = keys
+        distances[i, : counts[i]] = found
 
     def run(worker: CollectionContext, task: Task) -> None:
         number, kind, members = task
@@ -175,28 +175,26 @@ def search_batch(ctx: CollectionContext, queries: Any, k: int, *, where: Any = N
         if kind is BatchStrategy.SCAN and group.prepared.server_scan is not None:
             for i, (keys, found) in zip(members, searching.scan_on_server(worker, q[members], group.prepared),
                                         strict=True):
-                counts[i] = len(keys)
-                ids[i, : counts[i]] = keys
-                distances[i, : counts[i]] = found
+                put(i, keys, found)
         elif kind is BatchStrategy.SCAN:
             unsure = scan_group(worker, q[members], k, group.prepared.clause, members, ids, distances, counts)
             with timing:
                 fallbacks[number] += len(unsure)
             for i in unsure:  # ties past the kept rows
-                put(i, searching.run_exact(worker, group.prepared, q[i]))
+                exact = searching.run_exact(worker, group.prepared, q[i])
+                put(i, exact.ids, exact.distances)
         elif kind is BatchStrategy.PROBE:
             assert params.probes is not None
             for i, (keys, found) in zip(members, searching.search_probed(worker, q[members], k, group.where,
                                                                          params.probes), strict=True):
-                counts[i] = len(keys)
-                ids[i, : counts[i]] = keys
-                distances[i, : counts[i]] = found
-                if counts[i] < k:  # fewer than k in its clusters: k rows whenever k match, as search() does
-                    put(i, searching.run_exact(worker, group.prepared, q[i]))
+                if len(keys) < k:  # fewer than k in its clusters: k rows whenever k match, as search() does
+                    exact = searching.run_exact(worker, group.prepared, q[i])
+                    keys, found = exact.ids, exact.distances
+                put(i, keys, found)
         else:
             for i, result in zip(members, _search_each(worker, q, members, group, k, per_query, texts, query_texts),
                                  strict=True):
-                put(i, result)
+                put(i, result.ids, result.distances)
         with timing:
             seconds[number] += time.perf_counter() - started
 
